@@ -1,1 +1,66 @@
-//! cascade-arch
+//! cascade-arch: typed architecture specifications (storage levels, compute units, energy tables,
+//! GPU figures) loaded from unit-checked TOML.
+//!
+//! ```
+//! let arch = cascade_arch::preset("fusemax").unwrap();
+//! assert_eq!(arch.peak_ops_per_s("pe2d", "mac"), Some(65536.0 * 940e6));
+//! ```
+
+pub mod spec;
+pub mod units;
+
+pub use spec::{
+    AccessEnergy, ArchError, Architecture, ComputeShape, ComputeUnit, GpuSpec, HbmTiming, Link,
+    OpCost, StorageKind, StorageLevel,
+};
+pub use units::{Bandwidth, Bytes, Duration, Energy, Frequency, UnitError};
+
+/// Embedded preset files: (name, file name, TOML text).
+const PRESETS: &[(&str, &str, &str)] = &[
+    (
+        "fusemax",
+        "presets/fusemax.toml",
+        include_str!("../presets/fusemax.toml"),
+    ),
+    (
+        "flat",
+        "presets/flat.toml",
+        include_str!("../presets/flat.toml"),
+    ),
+    (
+        "flat_edge",
+        "presets/flat_edge.toml",
+        include_str!("../presets/flat_edge.toml"),
+    ),
+    (
+        "h100",
+        "presets/h100.toml",
+        include_str!("../presets/h100.toml"),
+    ),
+];
+
+/// Names of the embedded presets.
+pub fn preset_names() -> Vec<&'static str> {
+    PRESETS.iter().map(|(name, _, _)| *name).collect()
+}
+
+/// The TOML source of an embedded preset, if it exists.
+pub fn preset_source(name: &str) -> Option<&'static str> {
+    PRESETS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, _, text)| *text)
+}
+
+/// Loads and validates an embedded preset (`fusemax`, `flat`, `flat_edge`, `h100`).
+pub fn preset(name: &str) -> Result<Architecture, ArchError> {
+    let (_, file, text) =
+        PRESETS
+            .iter()
+            .find(|(n, _, _)| *n == name)
+            .ok_or_else(|| ArchError::UnknownPreset {
+                name: name.to_string(),
+                known: preset_names().join(", "),
+            })?;
+    Architecture::from_toml_str(text, file)
+}
