@@ -1,1 +1,7 @@
-//! cascade
+//! cascade: cost models, mappers' back ends, hardware models and reports for Einsum
+//! cascades on accelerators.
+
+pub mod gpu;
+pub mod plot;
+#[cfg(feature = "cuda")]
+pub mod cuda;

@@ -1,0 +1,1 @@
+//! GPU (H100 tensor-core) models.
