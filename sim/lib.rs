@@ -1,7 +1,11 @@
-//! cascade: cost models, mappers' back ends, hardware models and reports for Einsum
-//! cascades on accelerators.
+//! cascade: cost models, hardware models, reports and the CLI for Einsum cascades
+//! on accelerators. See docs/ARCHITECTURE.md for the code map.
 
+pub mod analyze;
+pub mod cli;
 pub mod gpu;
 pub mod plot;
+pub mod workload;
+
 #[cfg(feature = "cuda")]
 pub mod cuda;

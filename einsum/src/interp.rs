@@ -209,7 +209,7 @@ fn allocate(c: &Cascade, shapes: &Shapes, e: &Einsum) -> Tensor {
         let st = out.strides();
         let n = out.shape[k];
         for (i, x) in out.data.iter_mut().enumerate() {
-            if (i / st[k]) % n == 0 {
+            if (i / st[k]).is_multiple_of(n) {
                 *x = v;
             }
         }

@@ -1,0 +1,170 @@
+//! `cascade analyze`: per-layer, per-Einsum op counts, footprints and passes of a workload.
+
+use crate::workload::{Instance, Point, Workload};
+use anyhow::{Context, Result};
+use cascade_einsum::analysis::OpCounts;
+use cascade_einsum::{analyze, bind, library, Analysis, AnalysisOptions};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct InstanceReport {
+    pub role: String,
+    pub analysis: Analysis,
+    /// Bytes of all inputs and outputs of the cascade (each once).
+    pub io_bytes: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PointReport {
+    pub point: Point,
+    pub layer: Vec<InstanceReport>,
+    /// Ops of one layer by kind.
+    pub layer_ops: OpCounts,
+    /// Ops of the whole model (layers × one layer), as u128: 1M-token points overflow u64.
+    pub model_ops: BTreeMap<String, u128>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct WorkloadReport {
+    pub workload: String,
+    pub layers: u64,
+    pub precision_bytes: u64,
+    pub points: Vec<PointReport>,
+}
+
+/// Analyse one cascade instance.
+pub fn analyze_instance(inst: &Instance, dtype_bytes: u64) -> Result<InstanceReport> {
+    let checked = library::load(&inst.cascade).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let c = &checked.cascade;
+    let shapes = bind(c, &inst.extents).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let analysis = analyze(
+        c,
+        &shapes,
+        &AnalysisOptions {
+            dtype_bytes,
+            routing: inst.routing.clone(),
+        },
+    );
+    let io_bytes = analysis
+        .tensors
+        .iter()
+        .filter(|t| t.kind == "input" || t.kind == "output")
+        .map(|t| t.touched_bytes)
+        .sum();
+    Ok(InstanceReport {
+        role: inst.role.clone(),
+        analysis,
+        io_bytes,
+    })
+}
+
+pub fn analyze_workload(w: &Workload) -> Result<WorkloadReport> {
+    let bytes = w.run.precision.bytes();
+    let mut points = Vec::new();
+    for pt in w.points() {
+        let mut layer = Vec::new();
+        let mut layer_ops = OpCounts::new();
+        for inst in w.layer(&pt) {
+            let r = analyze_instance(&inst, bytes)
+                .with_context(|| format!("{} ({})", inst.role, inst.cascade))?;
+            for (k, v) in &r.analysis.total_ops {
+                *layer_ops.entry(k.clone()).or_insert(0) += v;
+            }
+            layer.push(r);
+        }
+        let model_ops = layer_ops
+            .iter()
+            .map(|(k, v)| (k.clone(), *v as u128 * w.model.layers as u128))
+            .collect();
+        points.push(PointReport {
+            point: pt,
+            layer,
+            layer_ops,
+            model_ops,
+        });
+    }
+    Ok(WorkloadReport {
+        workload: w.name.clone(),
+        layers: w.model.layers,
+        precision_bytes: bytes,
+        points,
+    })
+}
+
+/// Engineering notation for big counts (`1.23e12`).
+pub fn eng(v: f64) -> String {
+    if v.abs() < 1e6 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.3e}")
+    }
+}
+
+/// Human-readable table of a workload report.
+pub fn render_text(r: &WorkloadReport) -> String {
+    let mut s = String::new();
+    writeln!(
+        s,
+        "workload {} — {} layers, {} B/element",
+        r.workload, r.layers, r.precision_bytes
+    )
+    .unwrap();
+    for p in &r.points {
+        writeln!(
+            s,
+            "\n{:?} batch {} seq {}",
+            p.point.phase, p.point.batch, p.point.seq_len
+        )
+        .unwrap();
+        writeln!(
+            s,
+            "  {:<10} {:<16} {:>12} {:>12} {:>12} {:>12}  passes",
+            "role", "cascade", "MACs", "other ops", "io bytes", "footprint"
+        )
+        .unwrap();
+        for i in &p.layer {
+            let a = &i.analysis;
+            let macs = a.op("mac");
+            let other: u64 = a
+                .total_ops
+                .iter()
+                .filter(|(k, _)| *k != "mac")
+                .map(|(_, v)| v)
+                .sum();
+            let foot: u64 = a.tensors.iter().map(|t| t.bytes).sum();
+            let passes: Vec<String> = a
+                .passes
+                .iter()
+                .filter(|(_, v)| **v > 1)
+                .map(|(k, v)| format!("{k}:{v}"))
+                .collect();
+            writeln!(
+                s,
+                "  {:<10} {:<16} {:>12} {:>12} {:>12} {:>12}  {}",
+                i.role,
+                a.cascade,
+                eng(macs as f64),
+                eng(other as f64),
+                eng(i.io_bytes as f64),
+                eng(foot as f64),
+                if passes.is_empty() {
+                    "1".to_string()
+                } else {
+                    passes.join(" ")
+                }
+            )
+            .unwrap();
+        }
+        let total: u128 = p.model_ops.values().sum();
+        writeln!(
+            s,
+            "  model total: {} MACs, {} ops of all kinds",
+            eng(*p.model_ops.get("mac").unwrap_or(&0) as f64),
+            eng(total as f64)
+        )
+        .unwrap();
+    }
+    s
+}

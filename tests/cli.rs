@@ -1,0 +1,142 @@
+//! End-to-end tests of the `cascade` binary: outputs, exit codes, located errors.
+
+use std::process::{Command, Output};
+
+fn cascade(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cascade"))
+        .args(args)
+        .output()
+        .expect("run cascade")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn tmp(name: &str, text: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("cascade-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.to_string_lossy().into_owned()
+}
+
+#[test]
+fn analyze_bert_base_json_gives_fusemax_qk_macs_and_passes() {
+    let o = cascade(&["analyze", "workloads/bert_base.toml", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let p0 = &v["points"][0];
+    assert_eq!(p0["point"]["seq_len"], 1024);
+    assert_eq!(p0["point"]["batch"], 64);
+    let attn = p0["layer"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["role"] == "attention")
+        .unwrap();
+    let a = &attn["analysis"];
+    assert_eq!(a["cascade"], "attention_1pass");
+    let bqk = a["einsums"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "BQK")
+        .unwrap();
+    assert_eq!(
+        bqk["ops"]["mac"].as_u64().unwrap(),
+        64 * 12 * 1024 * 1024 * 64
+    );
+    assert_eq!(a["passes"]["M"], 1);
+    // Six sequence lengths, 1K..1M.
+    assert_eq!(v["points"].as_array().unwrap().len(), 6);
+    assert_eq!(v["points"][5]["point"]["seq_len"], 1 << 20);
+}
+
+#[test]
+fn check_reports_passes_of_each_attention_cascade() {
+    for (name, passes) in [
+        ("attention_3pass", 3),
+        ("attention_2pass", 2),
+        ("attention_1pass", 1),
+    ] {
+        let o = cascade(&["check", name]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(
+            stdout(&o).contains(&format!("M: {passes}")),
+            "{name}: {}",
+            stdout(&o)
+        );
+    }
+}
+
+#[test]
+fn malformed_cascade_exits_nonzero_with_a_located_message() {
+    let f = tmp(
+        "bad.ein",
+        "input Q[E,P], K[E,M]\nQK[m,p] = Q[e,p] * KK[e,m]\noutput QK\n",
+    );
+    let o = cascade(&["check", &f]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(e.contains("bad.ein:2:20"), "{e}");
+    assert!(e.contains("unknown tensor `KK`"), "{e}");
+    assert!(e.contains("^^"), "{e}");
+    let f = tmp("syntax.ein", "input Q[E,P]\nX[p] = Q[e,p] +\noutput X\n");
+    let o = cascade(&["check", &f]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("syntax.ein:2:16"), "{}", stderr(&o));
+}
+
+#[test]
+fn bad_workloads_name_the_file_and_field() {
+    let good = std::fs::read_to_string("workloads/bert_base.toml").unwrap();
+    let f = tmp("typo.toml", &good.replace("d_model =", "dmodel ="));
+    let o = cascade(&["analyze", &f]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(e.contains("typo.toml:") && e.contains("dmodel"), "{e}");
+    let f = tmp("zero.toml", &good.replace("batch = 64", "batch = 0"));
+    let e = stderr(&cascade(&["analyze", &f]));
+    assert!(e.contains("zero.toml: run.batch: must be ≥ 1"), "{e}");
+    let f = tmp(
+        "units.toml",
+        &good.replace("batch = 64", "batch = \"64 seqs\""),
+    );
+    let e = stderr(&cascade(&["analyze", &f]));
+    assert!(
+        e.contains("units.toml:") && e.contains("invalid type"),
+        "{e}"
+    );
+    let e = stderr(&cascade(&["analyze", "no_such_workload"]));
+    assert!(
+        e.contains("unknown built-in workload `no_such_workload`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn eval_is_deterministic_and_seeded() {
+    let a = stdout(&cascade(&["eval", "attention_1pass", "--seed", "7"]));
+    let b = stdout(&cascade(&["eval", "attention_1pass", "--seed", "7"]));
+    let c = stdout(&cascade(&["eval", "attention_1pass", "--seed", "8"]));
+    assert!(a.contains("checksum"));
+    assert_eq!(a, b);
+    assert_ne!(a, c);
+    let o = cascade(&["eval", "attention_1pass", "--set", "M=10", "--set", "M0=4"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("not divisible"), "{}", stderr(&o));
+}
+
+#[test]
+fn default_job_runs_and_says_what_it_did() {
+    let o = cascade(&[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = stdout(&o);
+    assert!(s.contains("bert_base"));
+    assert!(s.contains("attention_3pass  3 pass(es)"), "{s}");
+}
