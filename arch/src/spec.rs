@@ -251,6 +251,11 @@ pub struct ComputeUnit {
     pub shape: ComputeShape,
     /// Supported ops (keys such as `mac`, `add`, `sub`, `mul`, `max`, `exp`, `div`) and their cost.
     pub ops: BTreeMap<String, OpCost>,
+    /// Op chains that issue as one pipelined operation, written `"producer>consumer"`:
+    /// `"sub>exp"` means an `exp(a - b)` costs the exp's cycles only (the subtraction
+    /// rides in the function unit's pipeline; its energy is still spent).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chains: Vec<String>,
 }
 
 impl ComputeUnit {
@@ -534,6 +539,17 @@ impl Architecture {
             for (op, cost) in &unit.ops {
                 if cost.cycles == 0 {
                     return Err(invalid(format!("{p}.ops.{op}.cycles"), "must be >= 1"));
+                }
+            }
+            for (k, chain) in unit.chains.iter().enumerate() {
+                let ok = chain
+                    .split_once('>')
+                    .is_some_and(|(a, b)| unit.ops.contains_key(a) && unit.ops.contains_key(b));
+                if !ok {
+                    return Err(invalid(
+                        format!("{p}.chains[{k}]"),
+                        format!("\"{chain}\" must be \"op>op\" over ops this unit supports"),
+                    ));
                 }
             }
         }
