@@ -1,0 +1,314 @@
+//! Analytical model of a fusion group on a spatial architecture (DRAM → global buffer →
+//! PE arrays): per-level traffic from the loop nest, capacity checks, compute cycles per
+//! unit with pipelining across loop steps, energy from action counts.
+//!
+//! * **Tiles and reuse.** A tensor kept at loop depth `k` holds, in the global buffer, the
+//!   part of it touched by the loops inside `k`; it is fetched once per iteration of the
+//!   loops outside `k`, except that loops irrelevant to it that sit inside its innermost
+//!   relevant loop reuse the held tile (Timeloop's rule). Inputs and outputs of a group
+//!   get keep depths greedily (best traffic saved per byte, while the buffer has room).
+//! * **Intermediates** of a fused group stream through the arrays when producer and
+//!   consumers step together; they must be buffered when a consumer waits for a whole
+//!   fiber (a later pass, FuseMax §III), skips a loop the producer steps, or the tensor
+//!   is carried over an iterative rank. A buffered intermediate that is spilled goes to
+//!   DRAM (written once, read by each consumer).
+//! * **Compute.** An Einsum on a unit takes Σ ops × cycles / used PEs (spatial factors of
+//!   ranks it iterates, with quantisation). Units work concurrently: each step of the
+//!   group's loop nest takes the slowest unit's share of the Einsums active in it; an
+//!   Einsum that does not iterate a loop runs only at that loop's last iteration (the
+//!   epilogue, e.g. 1-pass attention's final division).
+//! * **Latency** = max(compute, DRAM bytes / bandwidth) per group (transfers overlap
+//!   compute, as in the FuseMax artifact), groups in sequence.
+
+use cascade_mappings::model::{ArchP, CostModel, Energy, GroupEval, GroupPlan, Invalid, NONE};
+use cascade_mappings::problem::{Problem, Role};
+
+/// The analytical spatial-array model.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Analytical;
+
+impl CostModel for Analytical {
+    fn evaluate(&self, p: &Problem, a: &ArchP, g: &GroupPlan) -> Result<GroupEval, Invalid> {
+        evaluate(p, a, g)
+    }
+}
+
+struct Nest<'a> {
+    loops: &'a [(usize, u64)],
+    extents: Vec<u64>,
+}
+
+impl Nest<'_> {
+    /// Extent of a leaf rank inside loop depth `k`.
+    fn inside(&self, rank: usize, k: usize) -> u64 {
+        let outer: u64 = self.loops[..k].iter().filter(|l| l.0 == rank).map(|l| l.1).product();
+        self.extents[rank] / outer
+    }
+    /// Elements of tensor `t`'s tile at depth `k` (iterative dims hold one running value).
+    fn tile(&self, p: &Problem, t: usize, k: usize) -> f64 {
+        let tp = &p.tensors[t];
+        let mut n = 1.0;
+        for (d, &mask) in tp.dims.iter().enumerate() {
+            let _ = d;
+            if let Some(it) = tp.iterative {
+                if mask == 1 << it {
+                    continue;
+                }
+            }
+            for r in bits(mask) {
+                n *= self.inside(r, k) as f64;
+            }
+        }
+        n
+    }
+    /// Times tensor `t`'s tile at depth `k` is (re)fetched.
+    fn fetches(&self, p: &Problem, t: usize, k: usize) -> f64 {
+        let ranks = p.tensors[t].ranks;
+        let j = (0..k).rev().find(|&i| self.loops[i].1 > 1 && ranks & (1 << self.loops[i].0) != 0);
+        match j {
+            Some(j) => self.loops[..=j].iter().map(|l| l.1 as f64).product(),
+            None => 1.0,
+        }
+    }
+}
+
+fn bits(mut m: u32) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        if m == 0 {
+            None
+        } else {
+            let i = m.trailing_zeros() as usize;
+            m &= m - 1;
+            Some(i)
+        }
+    })
+}
+
+/// Evaluate one group mapping.
+pub fn evaluate(p: &Problem, a: &ArchP, g: &GroupPlan) -> Result<GroupEval, Invalid> {
+    let n = g.loops.len();
+    let bytes = p.dtype_bytes as f64;
+    // --- factors: loops × spatial must divide each extent (spatial may be partial).
+    let mut outer = vec![1u64; p.ranks.len()];
+    for &(r, f) in &g.loops {
+        outer[r] *= f;
+    }
+    for (r, rk) in p.ranks.iter().enumerate() {
+        if rk.extent % outer[r] != 0 {
+            return Err(Invalid::Factor { rank: r, product: outer[r], extent: rk.extent });
+        }
+    }
+    let nest = Nest { loops: &g.loops, extents: p.ranks.iter().map(|r| r.extent).collect() };
+    let in_group = |e: usize| g.einsums.contains(&e);
+
+    // --- compute per Einsum.
+    let mut unit_busy = vec![0.0; a.units.len()];
+    let mut compute_pj = vec![0.0; a.units.len()];
+    let mut rf_pj = 0.0;
+    let mut work = Vec::with_capacity(g.einsums.len()); // (unit, cycles, skipped-loop mask)
+    for (k, &e) in g.einsums.iter().enumerate() {
+        let ep = &p.einsums[e];
+        let u = g.binding[k];
+        let unit = &a.units[u];
+        let mut raw = 0.0;
+        let mut ops_total = 0.0;
+        for &(kind, count) in &ep.ops {
+            if count == 0 {
+                continue;
+            }
+            let Some(cyc) = unit.op_cycles[kind] else {
+                return Err(Invalid::Unsupported { einsum: e, unit: u, op: kind });
+            };
+            raw += count as f64 * cyc;
+            ops_total += count as f64;
+            compute_pj[u] += count as f64 * unit.op_energy_pj[kind];
+        }
+        for &(x, y, c) in &ep.chains {
+            if unit.chains.contains(&(x, y)) {
+                raw -= c as f64 * unit.op_cycles[x].unwrap_or(0.0);
+            }
+        }
+        // Two operand reads and one result write per op in the PE register file.
+        rf_pj += ops_total * (2.0 * a.rf_read_pj + a.rf_write_pj);
+        let mut used = 1.0;
+        for &(r, s) in &g.spatial[u] {
+            if r == NONE || ep.vars & (1 << r) == 0 {
+                continue;
+            }
+            let t = nest.inside(r, n);
+            let s_used = s.min(t).max(1);
+            let steps = t.div_ceil(s_used);
+            used *= t as f64 / steps as f64; // = s_used × quantisation efficiency
+        }
+        unit_busy[u] += raw / unit.pes as f64;
+        let skipped: u32 = (0..n).filter(|&i| g.loops[i].1 > 1 && ep.vars & (1 << g.loops[i].0) == 0).fold(0, |m, i| m | (1 << i));
+        work.push((u, raw / used, skipped));
+    }
+    // Pipelined steps: enumerate which of the "skippable" loops are at their last iteration.
+    let u_mask: u32 = work.iter().fold(0, |m, w| m | w.2);
+    let u_loops: Vec<usize> = bits(u_mask).collect();
+    let total_steps: f64 = g.loops.iter().map(|l| l.1 as f64).product();
+    let activations = |skipped: u32| -> f64 { total_steps / bits(skipped).map(|i| g.loops[i].1 as f64).product::<f64>() };
+    let mut compute = 0.0;
+    let mut per_unit = vec![0.0; a.units.len()];
+    for pat in 0u32..(1 << u_loops.len()) {
+        let mut last: u32 = 0;
+        let mut count = total_steps;
+        for (b, &i) in u_loops.iter().enumerate() {
+            let f = g.loops[i].1 as f64;
+            if pat & (1 << b) != 0 {
+                last |= 1 << i;
+                count /= f;
+            } else {
+                count = count / f * (f - 1.0);
+            }
+        }
+        per_unit.iter_mut().for_each(|x| *x = 0.0);
+        for &(u, cyc, skipped) in &work {
+            if skipped & !last == 0 {
+                per_unit[u] += cyc / activations(skipped);
+            }
+        }
+        compute += count * per_unit.iter().cloned().fold(0.0, f64::max);
+    }
+
+    // --- tensors of the group.
+    let mut dram: Vec<(usize, f64, f64)> = Vec::new();
+    let mut glb: Vec<(usize, f64, f64)> = Vec::new();
+    let mut keep: Vec<(usize, usize)> = Vec::new();
+    let mut glb_used = 0.0;
+    let mut io: Vec<(usize, bool)> = Vec::new(); // (tensor, is_output)
+    for (t, tp) in p.tensors.iter().enumerate() {
+        let produced_here = tp.producer.is_some_and(in_group);
+        let read_here = tp.consumers.iter().any(|&c| in_group(c));
+        if !produced_here {
+            if read_here {
+                io.push((t, false));
+            }
+            continue;
+        }
+        let leaves = tp.role == Role::Output || tp.consumers.iter().any(|&c| !in_group(c));
+        if leaves {
+            io.push((t, true));
+            continue;
+        }
+        // An intermediate of the group: does it need buffering, and at which depth?
+        let pe = tp.producer.unwrap();
+        let mut depth = n;
+        let mut buffered = false;
+        for &c in &tp.consumers {
+            let bnd = p.boundary(pe, c);
+            if bnd & tp.ranks != 0 {
+                buffered = true; // a later pass re-reads whole fibers of this tensor
+            }
+            for (i, &(r, f)) in g.loops.iter().enumerate() {
+                if f <= 1 {
+                    continue;
+                }
+                let rb = 1u32 << r;
+                let pass_wait = bnd & rb != 0;
+                let skips = p.einsums[pe].out_vars & rb != 0 && p.einsums[c].vars & rb == 0;
+                if pass_wait || skips {
+                    depth = depth.min(i);
+                    buffered = true;
+                }
+            }
+        }
+        if let Some(it) = tp.iterative {
+            buffered = true;
+            if let Some(i) = g.loops.iter().position(|&(r, f)| r == it && f > 1) {
+                depth = depth.min(i);
+            }
+        }
+        if !buffered {
+            continue; // streams through the arrays
+        }
+        let elems = nest.tile(p, t, depth) * nest.fetches(p, t, depth);
+        if g.spill & (1 << t) != 0 {
+            let full = tp.elems as f64 * bytes;
+            dram.push((t, full * tp.consumers.len() as f64, full));
+        } else {
+            glb_used += nest.tile(p, t, depth) * bytes;
+            keep.push((t, depth));
+            glb.push((t, elems * bytes * tp.consumers.len() as f64, elems * bytes));
+        }
+    }
+    if glb_used > a.glb_capacity {
+        return Err(Invalid::Capacity { need: glb_used, have: a.glb_capacity });
+    }
+    // Inputs and outputs: keep depths (explicit, or greedy from the innermost).
+    let mut depth: Vec<usize> = vec![n; io.len()];
+    if !g.keep.is_empty() {
+        for (j, &(t, _)) in io.iter().enumerate() {
+            match g.keep.iter().find(|k| k.0 == t) {
+                Some(&(_, d)) if d <= n => depth[j] = d,
+                Some(&(_, d)) => return Err(Invalid::Keep { tensor: t, depth: d }),
+                None => {}
+            }
+        }
+    }
+    let tile_b = |t: usize, k: usize| nest.tile(p, t, k) * bytes;
+    let traffic = |t: usize, k: usize| nest.tile(p, t, k) * nest.fetches(p, t, k) * bytes;
+    let mut used: f64 = glb_used + io.iter().zip(&depth).map(|(&(t, _), &k)| tile_b(t, k)).sum::<f64>();
+    if used > a.glb_capacity {
+        return Err(Invalid::Capacity { need: used, have: a.glb_capacity });
+    }
+    if g.keep.is_empty() {
+        loop {
+            let mut best: Option<(f64, usize, usize)> = None;
+            for (j, &(t, _)) in io.iter().enumerate() {
+                let (cur_tr, cur_tile) = (traffic(t, depth[j]), tile_b(t, depth[j]));
+                for k in 0..depth[j] {
+                    let extra = tile_b(t, k) - cur_tile;
+                    let saved = cur_tr - traffic(t, k);
+                    if saved <= 0.0 || used + extra > a.glb_capacity {
+                        continue;
+                    }
+                    let score = saved / extra.max(1.0);
+                    if best.is_none_or(|b| score > b.0) {
+                        best = Some((score, j, k));
+                    }
+                }
+            }
+            match best {
+                Some((_, j, k)) => {
+                    used += tile_b(io[j].0, k) - tile_b(io[j].0, depth[j]);
+                    depth[j] = k;
+                }
+                None => break,
+            }
+        }
+    }
+    for (j, &(t, is_out)) in io.iter().enumerate() {
+        let moved = traffic(t, depth[j]);
+        let full = p.tensors[t].elems as f64 * bytes;
+        if is_out {
+            // Partial results written more than once are read back to accumulate.
+            dram.push((t, (moved - full).max(0.0), moved));
+            glb.push((t, moved, moved));
+        } else {
+            dram.push((t, moved, 0.0));
+            glb.push((t, moved, moved));
+        }
+        keep.push((t, depth[j]));
+    }
+    let dram_bytes: f64 = dram.iter().map(|d| d.1 + d.2).sum();
+    let mem_cycles = dram_bytes / a.dram_bytes_per_cycle;
+    let energy = Energy {
+        dram: dram.iter().map(|d| d.1 * a.dram_read_pj_per_byte + d.2 * a.dram_write_pj_per_byte).sum(),
+        glb: glb.iter().map(|d| d.1 * a.glb_read_pj_per_byte + d.2 * a.glb_write_pj_per_byte).sum(),
+        rf: rf_pj,
+        compute: compute_pj,
+    };
+    Ok(GroupEval {
+        cycles: compute.max(mem_cycles),
+        compute_cycles: compute,
+        mem_cycles,
+        energy,
+        dram,
+        glb,
+        glb_bytes_used: used,
+        unit_busy,
+        keep,
+    })
+}

@@ -1,0 +1,3 @@
+//! Models of spatial architectures (FuseMax, FLAT): the analytical model used inside the
+//! mapper's search, and reports built from its evaluations.
+pub mod analytical;
