@@ -5,7 +5,9 @@
 pub mod mapping;
 pub mod model;
 pub mod problem;
+pub mod search;
 
 pub use mapping::{GroupMapping, Loop, Mapping, MappingError, Spatial};
 pub use model::{ArchP, CostModel, GroupEval, GroupPlan, Invalid, UnitP};
 pub use problem::Problem;
+pub use search::{search_group, Constraints, Found, Objective, Search, SearchError, StopReason};

@@ -124,6 +124,8 @@ pub enum Invalid {
     Capacity { need: f64, have: f64 },
     Factor { rank: usize, product: u64, extent: u64 },
     Keep { tensor: usize, depth: usize },
+    /// One rank unrolled over two dimensions of the same unit.
+    SpatialTwice { unit: usize, rank: usize },
 }
 
 impl Invalid {
@@ -142,6 +144,9 @@ impl Invalid {
                 "loop and spatial factors of rank {} multiply to {product}, which does not divide its extent {extent}",
                 p.ranks[*rank].name
             ),
+            Invalid::SpatialTwice { unit, rank } => {
+                format!("rank {} is unrolled over two dimensions of unit {}", p.ranks[*rank].name, a.units[*unit].name)
+            }
             Invalid::Keep { tensor, depth } => {
                 format!("tensor {} cannot be kept at loop depth {depth}", p.tensors[*tensor].name)
             }

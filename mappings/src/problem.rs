@@ -66,6 +66,8 @@ pub struct Problem {
     pub einsums: Vec<EinsumP>,
     pub op_kinds: Vec<String>,
     pub dtype_bytes: u64,
+    /// `boundaries[p][c]`: see [`Problem::boundary`] (precomputed for the inner loop).
+    pub boundaries: Vec<Vec<RankMask>>,
 }
 
 /// `(inner binary op, outer unary op)` pairs such as `exp(a - b)` → ("sub", "exp").
@@ -176,7 +178,10 @@ impl Problem {
                 pass: st.pass.clone(),
             });
         }
-        Problem { cascade: c.name.clone(), ranks, roots, tensors, einsums, op_kinds, dtype_bytes }
+        let mut p = Problem { cascade: c.name.clone(), ranks, roots, tensors, einsums, op_kinds, dtype_bytes, boundaries: vec![] };
+        let n = p.einsums.len();
+        p.boundaries = (0..n).map(|a| (0..n).map(|b| p.compute_boundary(a, b)).collect()).collect();
+        p
     }
 
     pub fn rank_index(&self, name: &str) -> Option<usize> {
@@ -192,6 +197,10 @@ impl Problem {
     /// Leaf ranks across which consumer `c` must wait for producer `p` to finish a whole
     /// fiber (a later pass over that rank's root).
     pub fn boundary(&self, p: usize, c: usize) -> RankMask {
+        self.boundaries[p][c]
+    }
+
+    fn compute_boundary(&self, p: usize, c: usize) -> RankMask {
         let (pe, ce) = (&self.einsums[p], &self.einsums[c]);
         let mut m = 0;
         for (i, root) in self.roots.iter().enumerate() {

@@ -33,33 +33,35 @@ impl CostModel for Analytical {
     }
 }
 
+/// The loop nest with `inside[k][r]` = extent of leaf rank r inside depth k, precomputed.
 struct Nest<'a> {
     loops: &'a [(usize, u64)],
-    extents: Vec<u64>,
+    inside: Vec<Vec<u64>>,
 }
 
-impl Nest<'_> {
+impl<'a> Nest<'a> {
+    fn new(loops: &'a [(usize, u64)], extents: &[u64]) -> Self {
+        let mut inside = Vec::with_capacity(loops.len() + 1);
+        let mut cur = extents.to_vec();
+        inside.push(cur.clone());
+        for &(r, f) in loops {
+            cur[r] /= f;
+            inside.push(cur.clone());
+        }
+        Nest { loops, inside }
+    }
     /// Extent of a leaf rank inside loop depth `k`.
     fn inside(&self, rank: usize, k: usize) -> u64 {
-        let outer: u64 = self.loops[..k].iter().filter(|l| l.0 == rank).map(|l| l.1).product();
-        self.extents[rank] / outer
+        self.inside[k][rank]
     }
     /// Elements of tensor `t`'s tile at depth `k` (iterative dims hold one running value).
     fn tile(&self, p: &Problem, t: usize, k: usize) -> f64 {
         let tp = &p.tensors[t];
-        let mut n = 1.0;
-        for (d, &mask) in tp.dims.iter().enumerate() {
-            let _ = d;
-            if let Some(it) = tp.iterative {
-                if mask == 1 << it {
-                    continue;
-                }
-            }
-            for r in bits(mask) {
-                n *= self.inside(r, k) as f64;
-            }
-        }
-        n
+        let mask = match tp.iterative {
+            Some(it) => tp.ranks & !(1 << it),
+            None => tp.ranks,
+        };
+        bits(mask).map(|r| self.inside[k][r] as f64).product()
     }
     /// Times tensor `t`'s tile at depth `k` is (re)fetched.
     fn fetches(&self, p: &Problem, t: usize, k: usize) -> f64 {
@@ -98,8 +100,17 @@ pub fn evaluate(p: &Problem, a: &ArchP, g: &GroupPlan) -> Result<GroupEval, Inva
             return Err(Invalid::Factor { rank: r, product: outer[r], extent: rk.extent });
         }
     }
-    let nest = Nest { loops: &g.loops, extents: p.ranks.iter().map(|r| r.extent).collect() };
-    let in_group = |e: usize| g.einsums.contains(&e);
+    for (u, dims) in g.spatial.iter().enumerate() {
+        for (i, &(r, _)) in dims.iter().enumerate() {
+            if r != NONE && dims[..i].iter().any(|&(r2, _)| r2 == r) {
+                return Err(Invalid::SpatialTwice { unit: u, rank: r });
+            }
+        }
+    }
+    let extents: Vec<u64> = p.ranks.iter().map(|r| r.extent).collect();
+    let nest = Nest::new(&g.loops, &extents);
+    let group_mask: u64 = g.einsums.iter().fold(0, |m, &e| m | (1 << e));
+    let in_group = |e: usize| group_mask & (1 << e) != 0;
 
     // --- compute per Einsum.
     let mut unit_busy = vec![0.0; a.units.len()];
@@ -176,8 +187,9 @@ pub fn evaluate(p: &Problem, a: &ArchP, g: &GroupPlan) -> Result<GroupEval, Inva
     let mut dram: Vec<(usize, f64, f64)> = Vec::new();
     let mut glb: Vec<(usize, f64, f64)> = Vec::new();
     let mut keep: Vec<(usize, usize)> = Vec::new();
-    let mut glb_used = 0.0;
+    let mut glb_used: f64 = 0.0;
     let mut io: Vec<(usize, bool)> = Vec::new(); // (tensor, is_output)
+    let mut live: Vec<(usize, usize, f64)> = Vec::new(); // (first, last position, bytes)
     for (t, tp) in p.tensors.iter().enumerate() {
         let produced_here = tp.producer.is_some_and(in_group);
         let read_here = tp.consumers.iter().any(|&c| in_group(c));
@@ -228,10 +240,18 @@ pub fn evaluate(p: &Problem, a: &ArchP, g: &GroupPlan) -> Result<GroupEval, Inva
             let full = tp.elems as f64 * bytes;
             dram.push((t, full * tp.consumers.len() as f64, full));
         } else {
-            glb_used += nest.tile(p, t, depth) * bytes;
+            // Live from its producer until its last consumer, whose output may take its place.
+            let pos = |e: usize| g.einsums.iter().position(|&x| x == e).unwrap();
+            let last = tp.consumers.iter().map(|&c| pos(c)).max().unwrap_or(pos(pe));
+            live.push((pos(pe), last, nest.tile(p, t, depth) * bytes));
             keep.push((t, depth));
             glb.push((t, elems * bytes * tp.consumers.len() as f64, elems * bytes));
         }
+    }
+    // Peak of buffered intermediates over the group's Einsum order (freed in place).
+    for k in 0..g.einsums.len() {
+        let at: f64 = live.iter().filter(|&&(a0, b0, _)| a0 <= k && (k < b0 || (k == a0 && a0 == b0))).map(|l| l.2).sum();
+        glb_used = glb_used.max(at);
     }
     if glb_used > a.glb_capacity {
         return Err(Invalid::Capacity { need: glb_used, have: a.glb_capacity });
@@ -247,8 +267,16 @@ pub fn evaluate(p: &Problem, a: &ArchP, g: &GroupPlan) -> Result<GroupEval, Inva
             }
         }
     }
-    let tile_b = |t: usize, k: usize| nest.tile(p, t, k) * bytes;
-    let traffic = |t: usize, k: usize| nest.tile(p, t, k) * nest.fetches(p, t, k) * bytes;
+    // Tile bytes and traffic of every input/output at every depth, computed once.
+    let tiles: Vec<Vec<f64>> = io.iter().map(|&(t, _)| (0..=n).map(|k| nest.tile(p, t, k) * bytes).collect()).collect();
+    let moves: Vec<Vec<f64>> = io
+        .iter()
+        .zip(&tiles)
+        .map(|(&(t, _), tl)| (0..=n).map(|k| tl[k] * nest.fetches(p, t, k)).collect())
+        .collect();
+    let io_pos = |t: usize| io.iter().position(|x| x.0 == t).unwrap();
+    let tile_b = |t: usize, k: usize| tiles[io_pos(t)][k];
+    let traffic = |t: usize, k: usize| moves[io_pos(t)][k];
     let mut used: f64 = glb_used + io.iter().zip(&depth).map(|(&(t, _), &k)| tile_b(t, k)).sum::<f64>();
     if used > a.glb_capacity {
         return Err(Invalid::Capacity { need: used, have: a.glb_capacity });
