@@ -11,7 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 pub type OpCounts = BTreeMap<String, u64>;
 
 fn bump(ops: &mut OpCounts, kind: &str, n: u64) {
-    *ops.entry(kind.to_string()).or_insert(0) += n;
+    let c = ops.entry(kind.to_string()).or_insert(0);
+    *c = c.saturating_add(n);
 }
 
 /// Token routing of a MoE layer: how many tokens each expert receives.
@@ -271,7 +272,7 @@ pub fn analyze(c: &Cascade, sh: &Shapes, opts: &AnalysisOptions) -> Analysis {
                 Reduce::TopK { var, k } => {
                     // A k-deep insertion over the fiber: about k compares per element.
                     let n = sh.extent(&rank_of(var));
-                    bump(&mut ops, "cmp", computed * (*k as u64).min(n));
+                    bump(&mut ops, "cmp", computed.saturating_mul((*k as u64).min(n)));
                 }
                 Reduce::None => {}
             }

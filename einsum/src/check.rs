@@ -633,6 +633,21 @@ impl Cx {
             );
             return None;
         }
+        // An Einsum may read its own output only at earlier elements of its
+        // iterative rank (`R[m1]` or `R[0]` while writing `R[m1+1]`).
+        if writer == Some(name.as_str()) {
+            let earlier = t.dims.iter().zip(&dims).any(|(d, di)| {
+                d.iterative && matches!(di, DimIndex::Var { shift: 0, .. } | DimIndex::Const(0))
+            });
+            if !earlier {
+                self.err(
+                    a.tensor.span,
+                    format!("dependency cycle: `{name}` reads its own result"),
+                    "only earlier elements of an iterative rank may be read",
+                );
+                return None;
+            }
+        }
         Some(ResolvedAccess {
             tensor: name.clone(),
             dims,

@@ -2,7 +2,7 @@
 //! (rank splits that do not divide, tensors of the wrong shape).
 
 use crate::diag::{CheckError, Diagnostic};
-use crate::ir::{Cascade, TensorInfo};
+use crate::ir::{rank_of, Cascade, TensorInfo};
 use crate::syntax::Span;
 use std::collections::BTreeMap;
 
@@ -26,7 +26,7 @@ impl Shapes {
     pub fn tensor_dims(&self, t: &TensorInfo) -> Vec<u64> {
         t.dims
             .iter()
-            .map(|d| self.extent(&d.rank) + u64::from(d.iterative))
+            .map(|d| self.extent(&d.rank).saturating_add(u64::from(d.iterative)))
             .collect()
     }
     pub fn tensor_elems(&self, t: &TensorInfo) -> u64 {
@@ -65,7 +65,8 @@ pub fn bind(c: &Cascade, given: &BTreeMap<String, u64>) -> Result<Shapes, CheckE
             let root = ext.get(&info.name).copied();
             let known: Vec<Option<u64>> = info.parts.iter().map(|p| ext.get(p).copied()).collect();
             let unknown = known.iter().filter(|k| k.is_none()).count();
-            let prod_known: u64 = known.iter().flatten().product();
+            // Saturating: absurd parts fail the size check below instead of overflowing.
+            let prod_known: u64 = known.iter().flatten().fold(1, |a, &b| a.saturating_mul(b));
             let split_text = format!("split {} = {}", info.name, info.parts.join(" * "));
             match (root, unknown) {
                 (None, 0) => {
@@ -110,8 +111,47 @@ pub fn bind(c: &Cascade, given: &BTreeMap<String, u64>) -> Result<Shapes, CheckE
             ));
         }
     }
-    Ok(Shapes { extents: ext })
+    let shapes = Shapes { extents: ext };
+    // Element and iteration-point counts must fit in u64 with room to spare: the
+    // analyses multiply them by bytes per element and per-point op counts.
+    fn fits(mut dims: impl Iterator<Item = u64>) -> bool {
+        dims.try_fold(1u64, |acc, d| {
+            acc.checked_mul(d).filter(|&p| p <= MAX_POINTS)
+        })
+        .is_some()
+    }
+    for t in c.tensors.values() {
+        if !fits(shapes.tensor_dims(t).into_iter()) {
+            return Err(shape_err(
+                c,
+                t.span,
+                format!(
+                    "shape mismatch after binding: tensor `{}` has more than 2^60 elements",
+                    t.name
+                ),
+                "too large",
+            ));
+        }
+    }
+    for e in &c.einsums {
+        if !fits(e.vars.iter().map(|v| shapes.extent(&rank_of(v)))) {
+            return Err(shape_err(
+                c,
+                e.output.span,
+                format!(
+                    "shape mismatch after binding: the iteration space of `{}` has more than 2^60 points",
+                    e.name
+                ),
+                "too large",
+            ));
+        }
+    }
+    Ok(shapes)
 }
+
+/// Largest element count of a tensor, or iteration space of an Einsum, that
+/// [`bind`] accepts (2^60).
+pub const MAX_POINTS: u64 = 1 << 60;
 
 /// Check that a tensor supplied for an input has the bound shape.
 pub fn check_input_shape(

@@ -1,0 +1,193 @@
+//! Op counts and footprints, with the numbers derived by hand, and the MoE analysis
+//! under balanced and skewed routing.
+
+use cascade_einsum::{analyze, bind, check_source, library, Analysis, AnalysisOptions, Routing};
+use std::collections::BTreeMap;
+
+fn ext(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
+    pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+}
+
+fn ops(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
+    ext(pairs)
+}
+
+fn opts(routing: Option<Routing>) -> AnalysisOptions {
+    AnalysisOptions {
+        dtype_bytes: 2,
+        routing,
+    }
+}
+
+fn tensor<'a>(a: &'a Analysis, name: &str) -> &'a cascade_einsum::analysis::TensorStats {
+    a.tensors.iter().find(|t| t.name == name).unwrap()
+}
+
+#[test]
+fn gemm_op_counts_and_footprints() {
+    let c = check_source(
+        "gemm.ein",
+        "input A[T,K], W[K,N]\noutput C[t,n] = A[t,k] * W[k,n]\n",
+    )
+    .unwrap()
+    .cascade;
+    let s = bind(&c, &ext(&[("T", 3), ("K", 5), ("N", 7)])).unwrap();
+    let a = analyze(&c, &s, &opts(None));
+    let e = a.einsum("C").unwrap();
+    // One MAC per point of T×K×N, nothing else.
+    assert_eq!(e.iteration_points, 105);
+    assert_eq!(e.computed_points, 105);
+    assert_eq!(e.ops, ops(&[("mac", 105)]));
+    assert_eq!(e.output_elems, 21);
+    assert_eq!(a.total_ops, ops(&[("mac", 105)]));
+    assert_eq!(tensor(&a, "A").bytes, 3 * 5 * 2);
+    assert_eq!(tensor(&a, "W").bytes, 5 * 7 * 2);
+    assert_eq!(tensor(&a, "C").bytes, 3 * 7 * 2);
+    assert_eq!(tensor(&a, "C").kind, "output");
+    assert_eq!(tensor(&a, "W").touched_bytes, tensor(&a, "W").bytes);
+    // One pass over every rank.
+    let passes: BTreeMap<String, u32> = ["K", "N", "T"].map(|r| (r.to_string(), 1)).into();
+    assert_eq!(a.passes, passes);
+}
+
+#[test]
+fn rmsnorm_counts_each_map_operator_over_its_own_indices() {
+    let c = library::load("rmsnorm").unwrap().cascade;
+    let (t, d) = (3u64, 8u64);
+    let s = bind(&c, &ext(&[("T", t), ("D", d)])).unwrap();
+    let a = analyze(&c, &s, &opts(None));
+    // SS[t] = X[t,d] * X[t,d]: a MAC per (t, d).
+    assert_eq!(a.einsum("SS").unwrap().ops, ops(&[("mac", t * d)]));
+    // R[t] = rsqrt(SS[t] / size(D) + eps): one div, add and rsqrt per token.
+    assert_eq!(
+        a.einsum("R").unwrap().ops,
+        ops(&[("add", t), ("div", t), ("rsqrt", t)])
+    );
+    // Y[t,d] = X[t,d] * R[t] * W[d]: two multiplies per (t, d).
+    assert_eq!(a.einsum("Y").unwrap().ops, ops(&[("mul", 2 * t * d)]));
+    assert_eq!(
+        a.total_ops,
+        ops(&[
+            ("mac", t * d),
+            ("add", t),
+            ("div", t),
+            ("rsqrt", t),
+            ("mul", 2 * t * d)
+        ])
+    );
+}
+
+#[test]
+fn zipf_routing_sums_to_tokens_times_k_and_respects_capacity() {
+    for experts in [1u64, 2, 3, 8, 16] {
+        for tokens in [1u64, 3, 4, 17, 64] {
+            for k in [1u64, 2, 4] {
+                for skew in [0.0, 0.5, 1.0, 2.0, 3.0, 8.0] {
+                    let r = Routing::zipf("X", experts, tokens, k, skew);
+                    let what = format!("experts {experts} tokens {tokens} k {k} skew {skew}");
+                    assert_eq!(r.expert_rank, "X");
+                    assert_eq!(r.tokens, tokens);
+                    assert_eq!(r.tokens_per_expert.len() as u64, experts, "{what}");
+                    assert_eq!(
+                        r.tokens_per_expert.iter().sum::<u64>(),
+                        tokens * k.min(experts),
+                        "{what}"
+                    );
+                    assert!(r.max_tokens() <= tokens, "{what}: {r:?}");
+                    // More popular experts never get fewer tokens.
+                    assert!(
+                        r.tokens_per_expert.windows(2).all(|w| w[0] >= w[1]),
+                        "{what}: {r:?}"
+                    );
+                    if skew == 0.0 {
+                        let min = *r.tokens_per_expert.iter().min().unwrap();
+                        assert!(r.max_tokens() - min <= 1, "{what}: not balanced {r:?}");
+                    }
+                }
+            }
+        }
+    }
+    // Exact values: 8 experts, 4 tokens, k = 2.
+    let balanced = Routing::zipf("X", 8, 4, 2, 0.0);
+    assert_eq!(balanced.tokens_per_expert, vec![1; 8]);
+    assert_eq!((balanced.active_experts(), balanced.max_tokens()), (8, 1));
+    // Skew 3: weights 1, 1/8, 1/27, …; expert 0 would take 7 of the 8 assignments
+    // but is capped at the 4 tokens; the other 4 go to experts 1 and 2 (3 + 1).
+    let skewed = Routing::zipf("X", 8, 4, 2, 3.0);
+    assert_eq!(skewed.tokens_per_expert, vec![4, 3, 1, 0, 0, 0, 0, 0]);
+    assert_eq!((skewed.active_experts(), skewed.max_tokens()), (3, 4));
+    // Fewer experts than k: every expert sees every token.
+    assert_eq!(
+        Routing::zipf("X", 2, 5, 4, 1.0).tokens_per_expert,
+        vec![5, 5]
+    );
+    // Balanced with a remainder: ties go to the lower index.
+    assert_eq!(
+        Routing::zipf("X", 8, 3, 2, 0.0).tokens_per_expert,
+        vec![1, 1, 1, 1, 1, 1, 0, 0]
+    );
+}
+
+#[test]
+fn moe_balanced_vs_skewed_routing() {
+    let c = library::load("moe").unwrap().cascade;
+    let (t, d, x, f) = (4u64, 4u64, 8u64, 6u64);
+    let s = bind(&c, &ext(&[("T", t), ("D", d), ("X", x), ("F", f)])).unwrap();
+    let dense = analyze(&c, &s, &opts(None));
+    let bal = analyze(&c, &s, &opts(Some(Routing::zipf("X", x, t, 2, 0.0))));
+    let skw = analyze(&c, &s, &opts(Some(Routing::zipf("X", x, t, 2, 3.0))));
+
+    // 4 tokens × top-2 = 8 routed (token, expert) pairs out of 32.
+    let pairs = t * 2;
+    for a in [&dense, &bal, &skw] {
+        // Router: a dense GEMM over T×D×X, and the top-2 compares.
+        assert_eq!(a.einsum("RL").unwrap().ops["mac"], t * d * x);
+        assert_eq!(a.einsum("G").unwrap().ops, ops(&[("cmp", t * x * 2)]));
+        for name in ["HG", "HU", "HO"] {
+            let e = a.einsum(name).unwrap();
+            assert_eq!(e.iteration_points, x * t * f * d, "{name}");
+            assert_eq!(e.computed_points, pairs * f * d, "{name}");
+            assert_eq!(e.ops, ops(&[("mac", pairs * f * d)]), "{name}");
+        }
+        // HA = silu(HG) * HU per routed (x, t, f): silu = exp + add + div + mul.
+        let n = pairs * f;
+        assert_eq!(
+            a.einsum("HA").unwrap().ops,
+            ops(&[("add", n), ("div", n), ("exp", n), ("mul", 2 * n)])
+        );
+        assert_eq!(a.einsum("HA").unwrap().output_elems, n);
+        // Combine: one MAC per routed pair and model dim.
+        assert_eq!(a.einsum("OUT").unwrap().ops, ops(&[("mac", pairs * d)]));
+        assert_eq!(
+            a.op("mac"),
+            t * d * x + 3 * pairs * f * d + pairs * d,
+            "expert MACs depend only on the number of routed tokens"
+        );
+    }
+    assert_eq!(bal.total_ops, skw.total_ops);
+    assert_eq!(dense.total_ops, bal.total_ops);
+
+    // Routing statistics on the masked Einsums.
+    for name in ["HG", "HU", "HA", "HO", "OUT"] {
+        assert_eq!(dense.einsum(name).unwrap().active_experts, None);
+        assert_eq!(bal.einsum(name).unwrap().active_experts, Some(8), "{name}");
+        assert_eq!(bal.einsum(name).unwrap().max_tokens_per_expert, Some(1));
+        assert_eq!(skw.einsum(name).unwrap().active_experts, Some(3), "{name}");
+        assert_eq!(skw.einsum(name).unwrap().max_tokens_per_expert, Some(4));
+    }
+    assert_eq!(bal.einsum("RL").unwrap().active_experts, None);
+
+    // Expert weights: 8 × 4 × 6 elements × 2 bytes = 384 bytes each; with skew only
+    // 3 of the 8 experts are read.
+    for w in ["WG", "WU", "WD"] {
+        assert_eq!(tensor(&bal, w).bytes, x * d * f * 2);
+        assert_eq!(tensor(&bal, w).touched_bytes, 384, "{w}");
+        assert_eq!(tensor(&skw, w).bytes, 384, "{w}");
+        assert_eq!(tensor(&skw, w).touched_bytes, 144, "{w}");
+        assert_eq!(tensor(&dense, w).touched_bytes, 384, "{w}");
+    }
+    // Router weights and activations are read whole either way.
+    for name in ["WR", "IN"] {
+        assert_eq!(tensor(&skw, name).touched_bytes, tensor(&skw, name).bytes);
+    }
+}
