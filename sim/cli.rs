@@ -34,6 +34,34 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Reproduce a paper's results by search (`fusemax`): writes reports/<paper>/.
+    Reproduce {
+        /// Which paper: `fusemax`.
+        paper: String,
+        /// Output directory (default reports/<paper>).
+        #[arg(long)]
+        out: Option<String>,
+        /// Only these sequence lengths (comma-separated), e.g. `--seq 1024,16384`.
+        #[arg(long, value_delimiter = ',')]
+        seq: Vec<u64>,
+    },
+    /// Predict one GPU operation from a one-line spec (see README, "GPU estimates").
+    Estimate {
+        /// Architecture TOML with a [gpu] section, or a preset name.
+        #[arg(long, default_value = "h100")]
+        arch: String,
+        /// e.g. "gemm m=4096 n=4096 k=4096 dtype=bf16".
+        #[arg(long)]
+        op: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the CUDA suite on the GPU (feature `cuda`), compare with the model, write reports.
+    Crosscheck {
+        /// Output directory for h100.csv / h100.md / plots.
+        #[arg(long, default_value = "reports/crosscheck")]
+        out: String,
+    },
     /// Run the reference interpreter on random inputs of a small instance; print checksums.
     Eval {
         /// A .ein file, or a built-in cascade name.
@@ -111,6 +139,38 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Some(Command::Reproduce { paper, out, seq }) => {
+            if paper != "fusemax" {
+                bail!("unknown paper `{paper}` (known: fusemax)");
+            }
+            let t = std::time::Instant::now();
+            let rows = crate::reproduce::run(if seq.is_empty() { None } else { Some(&seq) })?;
+            let s = crate::reproduce::summarize(&rows);
+            let dir = out.unwrap_or_else(|| "reports/fusemax".into());
+            crate::reproduce::write_reports(&rows, &s, Path::new(&dir))?;
+            let evals: u64 = rows.iter().map(|r| r.evaluations).sum();
+            let secs = t.elapsed().as_secs_f64();
+            println!("FuseMax reproduction: {} mapped points ({} models × seq × 3 designs), {evals} mappings evaluated in {secs:.2} s ({:.0}/s)", rows.len(), crate::workload::FUSEMAX_MODELS.len(), evals as f64 / secs);
+            print!("{}", crate::reproduce::render_summary(&s));
+            println!("reports written to {dir}/ (results.csv, summary.md, speedup/energy_ratio/utilization .png/.svg)");
+            Ok(())
+        }
+        Some(Command::Estimate { arch, op, json }) => {
+            let a = load_arch(&arch)?;
+            let gpu = a.gpu.as_ref().ok_or_else(|| anyhow::anyhow!("{arch}: architecture `{}` has no [gpu] section", a.name))?;
+            let op = crate::gpu::GpuOp::parse(&op).map_err(|e| anyhow::anyhow!("--op: {e}"))?;
+            let est = crate::gpu::try_estimate(&op, gpu).map_err(|e| anyhow::anyhow!("{e}"))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&est)?);
+            } else {
+                println!("{op}: {:.4e} s ({:?}-bound) on {}", est.seconds, est.bound, a.name);
+                for k in &est.kernels {
+                    println!("  {:<16} {:.4e} s  {:?}  {} CTAs in {} waves", k.name, k.seconds, k.bound, k.ctas, k.waves);
+                }
+            }
+            Ok(())
+        }
+        Some(Command::Crosscheck { out }) => crosscheck(Path::new(&out)),
         Some(Command::Eval { cascade, set, seed }) => {
             let c = load_cascade(&cascade)?;
             let cas = &c.cascade;
@@ -159,6 +219,25 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// An architecture from a TOML file or a preset name.
+pub fn load_arch(arg: &str) -> Result<cascade_arch::Architecture> {
+    if Path::new(arg).exists() {
+        Ok(cascade_arch::Architecture::load(arg)?)
+    } else {
+        cascade_arch::preset(arg).map_err(|e| anyhow::anyhow!("{arg}: no such file, and {e}"))
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn crosscheck(out: &Path) -> Result<()> {
+    crate::cuda::main_crosscheck(out).map_err(|e| anyhow::anyhow!("crosscheck: {e}"))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn crosscheck(_out: &Path) -> Result<()> {
+    bail!("crosscheck needs the CUDA backend: this binary was built without it; build with `cargo build --release --features cuda` and run on a machine with an NVIDIA GPU")
 }
 
 /// `cascade` with no arguments: analyse BERT-Base at its first point and show the

@@ -5,6 +5,7 @@ pub mod analyze;
 pub mod cli;
 pub mod gpu;
 pub mod plot;
+pub mod reproduce;
 pub mod spatial;
 pub mod workload;
 

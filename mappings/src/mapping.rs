@@ -39,6 +39,9 @@ pub struct GroupMapping {
     /// Derived by the model when empty.
     #[serde(default)]
     pub keep: BTreeMap<String, usize>,
+    /// Intermediates sent to DRAM instead of buffered on chip.
+    #[serde(default)]
+    pub spill: Vec<String>,
 }
 
 /// A mapping of a whole cascade instance onto an architecture.

@@ -8,6 +8,8 @@ use crate::problem::Problem;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
+use rustc_hash::FxHasher;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -78,8 +80,8 @@ pub struct Search {
     /// Evaluations across all restarts.
     pub budget: u64,
     pub restarts: usize,
-    /// Spaces at most this large are enumerated exhaustively.
-    pub exhaustive_limit: u64,
+    /// Kicks in a row without improvement before a restart stops.
+    pub patience: u32,
     pub constraints: Constraints,
 }
 
@@ -90,7 +92,7 @@ impl Default for Search {
             seed: 1,
             budget: 200_000,
             restarts: 8,
-            exhaustive_limit: 50_000,
+            patience: 12,
             constraints: Constraints::default(),
         }
     }
@@ -111,6 +113,10 @@ impl Search {
     }
     pub fn restarts(mut self, r: usize) -> Self {
         self.restarts = r.max(1);
+        self
+    }
+    pub fn patience(mut self, n: u32) -> Self {
+        self.patience = n.max(1);
         self
     }
     pub fn constraints(mut self, c: Constraints) -> Self {
@@ -269,7 +275,7 @@ impl Space {
         mul(s, 1 << self.spillable.len().min(20))
     }
 
-    fn plan(&self, p: &Problem, pt: &Point) -> GroupPlan {
+    fn plan(&self, pt: &Point) -> GroupPlan {
         let mut slots: Vec<(u32, usize, usize, u64)> = Vec::new(); // (priority, rank, slot, factor)
         for (r, &(i1, i2)) in pt.outer.iter().enumerate() {
             let o1 = self.divisors[r][i1];
@@ -291,7 +297,7 @@ impl Space {
         GroupPlan { einsums: self.einsums.clone(), loops, spatial, binding, spill, keep: vec![] }
     }
 
-    fn random(&self, p: &Problem, rng: &mut ChaCha8Rng) -> Point {
+    fn random(&self, rng: &mut ChaCha8Rng) -> Point {
         let outer = self
             .divisors
             .iter()
@@ -314,27 +320,114 @@ impl Space {
     /// A deterministic start: the largest spatial factors, first allowed units, every
     /// rank's extent as one outer loop in rank order, nothing spilled.
     fn heuristic(&self, p: &Problem) -> Point {
-        let spatial = self
+        // Spatial: per unit dimension, the rank carrying the most work of the Einsums
+        // that may run there, weighted by how many PEs it can fill.
+        let work = |e: usize| -> f64 { p.einsums[e].ops.iter().map(|&(_, n)| n as f64).sum() };
+        let spatial: Vec<Vec<usize>> = self
             .spatial
             .iter()
-            .map(|dims| {
-                let mut used: Vec<usize> = Vec::new();
+            .enumerate()
+            .map(|(u, dims)| {
+                let mut used: Vec<usize> = vec![NONE];
                 dims.iter()
                     .map(|c| {
-                        let best = (0..c.len()).filter(|&i| !used.contains(&c[i].0)).max_by_key(|&i| (c[i].1, std::cmp::Reverse(i))).unwrap_or(0);
+                        let score = |i: usize| -> f64 {
+                            let (r, f) = c[i];
+                            if used.contains(&r) {
+                                return -1.0;
+                            }
+                            let w: f64 = self
+                                .einsums
+                                .iter()
+                                .zip(&self.units)
+                                .filter(|(&e, units)| units.contains(&u) && p.einsums[e].vars & (1 << r) != 0)
+                                .map(|(&e, _)| work(e))
+                                .sum();
+                            w * f as f64
+                        };
+                        let best = (0..c.len()).max_by(|&x, &y| score(x).total_cmp(&score(y)).then(y.cmp(&x))).unwrap_or(0);
+                        if score(best) <= 0.0 {
+                            return c.iter().position(|x| x.0 == NONE).unwrap_or(0);
+                        }
                         used.push(c[best].0);
                         best
                     })
                     .collect()
             })
             .collect();
-        Point {
-            binding: vec![0; self.units.len()],
-            spatial,
-            outer: p.ranks.iter().enumerate().map(|(r, _)| (self.divisors[r].len() - 1, 0)).collect(),
-            order: (0..self.divisors.len() as u32 * 2).collect(),
-            spill: 0,
+        // Binding: the allowed unit whose spatial ranks the Einsum fills most.
+        let binding = self
+            .einsums
+            .iter()
+            .zip(&self.units)
+            .map(|(&e, units)| {
+                let fill = |u: usize| -> u64 {
+                    self.spatial[u].iter().zip(&spatial[u]).filter(|(c, &i)| c[i].0 != NONE && p.einsums[e].vars & (1 << c[i].0) != 0).map(|(c, &i)| c[i].1).product()
+                };
+                (0..units.len()).max_by_key(|&i| (fill(units[i]), std::cmp::Reverse(i))).unwrap_or(0)
+            })
+            .collect();
+        // Tiling: spatial ranks keep their spatial factor inside, reduced ranks stay whole
+        // inside, every other rank is stepped entirely by outer loops.
+        let reduced: u32 = self.einsums.iter().fold(0, |m, &e| m | (p.einsums[e].vars & !p.einsums[e].out_vars));
+        let outer = (0..p.ranks.len())
+            .map(|r| {
+                let f = self
+                    .spatial
+                    .iter()
+                    .zip(&spatial)
+                    .flat_map(|(dims, ch)| dims.iter().zip(ch).map(|(c, &i)| c[i]))
+                    .filter(|x| x.0 == r)
+                    .map(|x| x.1)
+                    .max();
+                let o = match f {
+                    Some(f) => p.ranks[r].extent / f,
+                    None if reduced & (1 << r) != 0 => 1,
+                    None => p.ranks[r].extent,
+                };
+                (self.divisors[r].iter().position(|&d| d == o).unwrap_or(0), 0)
+            })
+            .collect();
+        Point { binding, spatial, outer, order: (0..self.divisors.len() as u32 * 2).collect(), spill: 0 }
+    }
+
+    /// The heuristic point, then variants whose tile of each rank stepped by outer loops
+    /// and unrolled spatially is 2, 4, … times smaller.
+    fn heuristics(&self, p: &Problem) -> Vec<Point> {
+        let base = self.heuristic(p);
+        let shrink = |q: &Point, r: usize, up: usize| -> Option<Point> {
+            let (i1, i2) = q.outer[r];
+            (i1 + up < self.divisors[r].len()).then(|| {
+                let mut q = q.clone();
+                q.outer[r] = (i1 + up, i2.min(self.sub_divisors[r][i1 + up].len() - 1));
+                q
+            })
+        };
+        // Bases: the heuristic, and the heuristic with one rank kept whole inside the tile
+        // (a multi-pass fused group needs whole fibres of the passed rank on chip).
+        let mut bases = vec![base.clone()];
+        for r in 0..self.divisors.len() {
+            if base.outer[r].0 != 0 {
+                let mut q = base.clone();
+                q.outer[r] = (0, 0);
+                bases.push(q);
+            }
         }
+        let mut v = Vec::new();
+        for b in &bases {
+            v.push(b.clone());
+            for r in 0..self.divisors.len() {
+                if self.divisors[r][b.outer[r].0] == 1 && b.outer[r].0 == 0 && p.ranks[r].extent > 1 {
+                    // kept whole: also try stepping it
+                }
+                for up in 1..=10 {
+                    if let Some(q) = shrink(b, r, up) {
+                        v.push(q);
+                    }
+                }
+            }
+        }
+        v
     }
 
     /// Change one random digit of a point.
@@ -369,7 +462,7 @@ impl Space {
     }
 
     /// All single-digit changes of a point.
-    fn neighbours(&self, p: &Problem, pt: &Point) -> Vec<Point> {
+    fn neighbours(&self, pt: &Point) -> Vec<Point> {
         let mut v = Vec::new();
         for (k, u) in self.units.iter().enumerate() {
             for i in 0..u.len() {
@@ -448,9 +541,8 @@ pub fn search_group(
     let evals = AtomicU64::new(0);
     let valid = AtomicU64::new(0);
     let last_err = std::sync::Mutex::new(String::new());
-    let eval = |pt: &Point| -> Option<(f64, GroupPlan, GroupEval)> {
+    let eval = |plan: GroupPlan| -> Option<(f64, GroupPlan, GroupEval)> {
         evals.fetch_add(1, Ordering::Relaxed);
-        let plan = space.plan(p, pt);
         match model.evaluate(p, a, &plan) {
             Ok(e) => {
                 valid.fetch_add(1, Ordering::Relaxed);
@@ -470,7 +562,7 @@ pub fn search_group(
     // Iterated local search per restart: steepest descent over single-digit changes, then
     // a random kick of a few digits from the best point, until the budget or `patience`
     // kicks in a row bring nothing.
-    let patience = 12;
+    let patience = s.patience;
     let results: Vec<(Option<(f64, GroupPlan, GroupEval)>, bool)> = (0..s.restarts)
         .into_par_iter()
         .map(|k| {
@@ -478,21 +570,34 @@ pub fn search_group(
             let mut spent = 0u64;
             let mut best: Option<(Point, f64, GroupPlan, GroupEval)> = None;
             // Different points often give the same plan: evaluate each plan once.
-            let mut seen: std::collections::HashSet<GroupPlan> = std::collections::HashSet::new();
+            let mut seen: std::collections::HashSet<u64, BuildHasherDefault<FxHasher>> = Default::default();
             let mut try_point = |pt: &Point, spent: &mut u64| -> Option<(f64, GroupPlan, GroupEval)> {
-                let plan = space.plan(p, pt);
-                if !seen.insert(plan) {
+                let plan = space.plan(pt);
+                let mut h = FxHasher::default();
+                plan.hash(&mut h);
+                if !seen.insert(h.finish()) {
                     return None; // evaluated before: never an improvement
                 }
                 *spent += 1;
-                eval(pt)
+                eval(plan)
             };
             // Start: the heuristic point for restart 0, else random points until one is valid.
             let mut cur: Option<(Point, f64, GroupPlan, GroupEval)> = None;
+            if k == 0 {
+                // The heuristic point and its variants with smaller tiles (for when the
+                // heuristic's tiles overflow the buffer): start from the best valid one.
+                for pt in space.heuristics(p) {
+                    if let Some((sc, pl, ev)) = try_point(&pt, &mut spent) {
+                        if cur.as_ref().is_none_or(|c| sc < c.1) {
+                            cur = Some((pt, sc, pl, ev));
+                        }
+                    }
+                }
+            }
             let mut tries = 0;
             while cur.is_none() && spent < per_restart / 4 && tries < per_restart {
                 tries += 1;
-                let pt = if k == 0 && tries == 1 { space.heuristic(p) } else { space.random(p, &mut rng) };
+                let pt = space.random(&mut rng);
                 cur = try_point(&pt, &mut spent).map(|(sc, pl, ev)| (pt, sc, pl, ev));
             }
             let mut stale = 0;
@@ -501,7 +606,7 @@ pub fn search_group(
                 let mut here = c;
                 loop {
                     let mut step: Option<(Point, f64, GroupPlan, GroupEval)> = None;
-                    for q in space.neighbours(p, &here.0) {
+                    for q in space.neighbours(&here.0) {
                         if spent >= per_restart {
                             break;
                         }

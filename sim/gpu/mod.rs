@@ -1,1 +1,106 @@
-//! GPU (H100 tensor-core) models.
+//! GPU (H100 tensor-core) models: kernels as *mappings* onto SMs, tensor cores, shared memory,
+//! L2 and HBM, timed by two models that agree within 5% on the test suite.
+//!
+//! - [`op`]: [`GpuOp`] parsed from one-line specs (`gemm m=4096 n=4096 k=4096 dtype=bf16`),
+//!   with FLOP and minimum-byte counts.
+//! - [`mapping`]: [`GpuMapping`], one per kernel (CTA tile, stages, warps, split-K/KV,
+//!   swizzle, instruction class).
+//! - [`plan`]: an op and its mapping lowered to CTA grids, pipeline steps and operand streams —
+//!   the common input of both models.
+//! - [`analytical`]: closed-form per-wave model ([`predict`]).
+//! - [`cycle`]: discrete-event cycle-level simulation of the same mapping ([`simulate`]).
+//! - [`search`]: a small parallel mapper; [`estimate`] returns the fastest mapping's estimate.
+//!
+//! Hardware figures come from [`cascade_arch::GpuSpec`] (the `h100` preset; REFERENCES.md,
+//! "NVIDIA H100 SXM5 80GB"): 132 SMs, 4096 dense BF16 FLOP/clk/SM at the 1.83 GHz sustained
+//! clock (989 TFLOP/s), 228 KB shared memory and 256 KB registers per SM, 50 MB L2, HBM3 at
+//! 3.35 TB/s over 10 controllers, Accel-Sim SM90 latencies (L2 237 cycles, DRAM +194 cycles),
+//! kernel launch ≈ 3000 cycles. The L2 bandwidth (12 TB/s) is an estimate in the preset.
+//!
+//! Modelling assumptions (each documented where it is used):
+//! - sustained fraction of peak per instruction class: `wgmma` 0.85, `mma.sync` 0.65, CUDA-core
+//!   FFMA 0.8 ([`InstrClass::efficiency`]); HBM and L2 deliver their spec bandwidth;
+//! - an operand tile loaded by several concurrently resident CTAs comes from HBM once; tiles
+//!   survive between waves only when the kernel's shared operands fit in L2;
+//! - FlashAttention-2 runs softmax and matrix products back to back, FlashAttention-3 overlaps
+//!   them; exp runs on MUFU at 16/clk/SM;
+//! - register use = accumulators + 32 per thread; 1 KB of shared memory reserved per CTA.
+
+pub mod analytical;
+pub mod cycle;
+pub mod error;
+pub mod hw;
+pub mod mapping;
+pub mod op;
+pub mod plan;
+pub mod search;
+
+#[cfg(test)]
+mod tests;
+
+pub use analytical::{predict, Bound, GpuEstimate, KernelEstimate};
+pub use cycle::{simulate, CycleEstimate, CycleKernel};
+pub use error::GpuError;
+pub use hw::GpuParams;
+pub use mapping::{GpuMapping, InstrClass, KernelKind};
+pub use op::{AttnImpl, Dtype, GpuOp, OpParseError};
+pub use search::{estimate, try_estimate};
+
+/// The ops on which the analytical model and the cycle-level simulation are checked against
+/// each other (and, later, against H100 measurements): square GEMMs, decode GEMMs, MoE expert
+/// GEMMs and batched expert GEMMs, fused attention (FA2 and FA3, causal and not), unfused
+/// attention, GQA decode attention, copies and softmax.
+pub const SUITE: &[&str] = &[
+    "gemm m=512 n=512 k=512 dtype=bf16",
+    "gemm m=1024 n=1024 k=1024 dtype=bf16",
+    "gemm m=2048 n=2048 k=2048 dtype=bf16",
+    "gemm m=4096 n=4096 k=4096 dtype=bf16",
+    "gemm m=8192 n=8192 k=8192 dtype=bf16",
+    "gemm m=1 n=4096 k=4096 dtype=bf16",
+    "gemm m=8 n=4096 k=4096 dtype=bf16",
+    "gemm m=16 n=4096 k=4096 dtype=bf16",
+    "gemm m=32 n=4096 k=4096 dtype=bf16",
+    "gemm m=64 n=4096 k=4096 dtype=bf16",
+    "gemm m=1 n=14336 k=4096 dtype=bf16",
+    "gemm m=8 n=14336 k=4096 dtype=bf16",
+    "gemm m=16 n=14336 k=4096 dtype=bf16",
+    "gemm m=32 n=14336 k=4096 dtype=bf16",
+    "gemm m=64 n=14336 k=4096 dtype=bf16",
+    "gemm m=1 n=4096 k=14336 dtype=bf16",
+    "gemm m=16 n=4096 k=14336 dtype=bf16",
+    "gemm m=64 n=4096 k=14336 dtype=bf16",
+    "gemm m=512 n=14336 k=4096 dtype=bf16",
+    "gemm m=512 n=4096 k=14336 dtype=bf16",
+    "gemm m=4096 n=14336 k=4096 dtype=bf16",
+    "bmm batch=8 m=16 n=14336 k=4096 dtype=bf16",
+    "bmm batch=8 m=64 n=14336 k=4096 dtype=bf16",
+    "bmm batch=8 m=256 n=14336 k=4096 dtype=bf16",
+    "bmm batch=8 m=1024 n=14336 k=4096 dtype=bf16",
+    "bmm batch=8 m=4096 n=14336 k=4096 dtype=bf16",
+    "attention b=16 h=16 n=512 d=128 causal=0 impl=fa2",
+    "attention b=16 h=16 n=512 d=128 causal=1 impl=fa2",
+    "attention b=16 h=16 n=512 d=64 causal=0 impl=fa3",
+    "attention b=2 h=16 n=4096 d=128 causal=0 impl=fa2",
+    "attention b=2 h=16 n=4096 d=128 causal=1 impl=fa2",
+    "attention b=2 h=16 n=4096 d=128 causal=0 impl=fa3",
+    "attention b=2 h=16 n=4096 d=128 causal=1 impl=fa3",
+    "attention b=4 h=32 n=2048 d=64 causal=0 impl=fa2",
+    "attention b=4 h=32 n=2048 d=64 causal=1 impl=fa3",
+    "attention b=1 h=16 n=16384 d=128 causal=0 impl=fa2",
+    "attention b=1 h=16 n=16384 d=128 causal=1 impl=fa3",
+    "attention b=1 h=32 n=16384 d=64 causal=1 impl=fa2",
+    "attention_unfused b=1 h=32 n=1024 d=128",
+    "attention_unfused b=1 h=32 n=4096 d=128",
+    "attention_unfused b=4 h=16 n=2048 d=64 causal=1",
+    "decode_attention b=1 hq=32 hkv=8 l=1024 d=128",
+    "decode_attention b=1 hq=32 hkv=8 l=32768 d=128",
+    "decode_attention b=8 hq=32 hkv=8 l=4096 d=128",
+    "decode_attention b=64 hq=32 hkv=8 l=1024 d=128",
+    "decode_attention b=64 hq=32 hkv=8 l=32768 d=128",
+    "copy bytes=1048576",
+    "copy bytes=16777216",
+    "copy bytes=268435456",
+    "copy bytes=1073741824",
+    "softmax rows=65536 cols=4096 dtype=bf16",
+    "softmax rows=4096 cols=131072 dtype=fp32",
+];

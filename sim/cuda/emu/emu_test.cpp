@@ -1,0 +1,231 @@
+// Runs every kernel of sim/cuda/kernels/ on the CPU emulator (emu.h) on small
+// random problems and compares against float64 references. Exit code 1 on any
+// failure. Build and run: sim/cuda/emu/run_emu.sh
+#define CASCADE_EMU 1
+#include "emu.h"
+
+#include "../kernels/prelude.cuh"
+#include "../kernels/util.cu"
+#include "../kernels/gemm.cuh"
+#include "../kernels/gemm.cu"
+#include "../kernels/attn_unfused.cu"
+#include "../kernels/fa2.cu"
+#include "../kernels/decode.cu"
+
+#include <random>
+#include <string>
+
+static std::mt19937_64 rng(12345);
+static std::vector<u16> rand_bf16(size_t n, float scale) {
+  std::uniform_real_distribution<float> d(-scale, scale);
+  std::vector<u16> v(n);
+  for (auto& x : v) x = f2bf(d(rng));
+  return v;
+}
+static double rel_err(const std::vector<double>& out, const std::vector<double>& ref) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < out.size(); ++i) {
+    double e = out[i] - ref[i];
+    num += e * e;
+    den += ref[i] * ref[i];
+  }
+  return std::sqrt(num) / std::sqrt(den);
+}
+static int failures = 0;
+static void report(const std::string& name, double err, double tol) {
+  bool ok = err <= tol;  // NaN fails
+  printf("%-44s rel_err=%.3e  %s\n", name.c_str(), err, ok ? "ok" : "FAIL");
+  if (!ok) failures++;
+}
+template <class T>
+static std::vector<double> to_d(const std::vector<T>& v);
+template <>
+std::vector<double> to_d(const std::vector<u16>& v) {
+  std::vector<double> r(v.size());
+  for (size_t i = 0; i < v.size(); ++i) r[i] = bf2f(v[i]);
+  return r;
+}
+template <>
+std::vector<double> to_d(const std::vector<float>& v) {
+  return std::vector<double>(v.begin(), v.end());
+}
+
+static void test_gemm(int M, int N, int K, int batch) {
+  auto A = rand_bf16((size_t)batch * M * K, 1), B = rand_bf16((size_t)batch * K * N, 1);
+  std::vector<u16> C((size_t)batch * M * N, 0xffff);
+  const size_t smem = gemm_smem_bytes<128, 128, false, GEMM_STAGES>();
+  emu::launch({(unsigned)N / 128, (unsigned)M / 128, (unsigned)batch}, 256, smem, [&] {
+    gemm_bf16_nn_128x128(A.data(), B.data(), C.data(), M, N, K, (long long)M * K, (long long)K * N,
+                         (long long)M * N);
+  });
+  std::vector<double> ref(C.size());
+  for (int z = 0; z < batch; ++z)
+    for (int i = 0; i < M; ++i)
+      for (int j = 0; j < N; ++j) {
+        double s = 0;
+        for (int k = 0; k < K; ++k)
+          s += (double)bf2f(A[(size_t)z * M * K + i * K + k]) * bf2f(B[(size_t)z * K * N + k * N + j]);
+        ref[(size_t)z * M * N + i * N + j] = s;
+      }
+  report("gemm_bf16_nn_128x128 " + std::to_string(M) + "x" + std::to_string(N) + "x" + std::to_string(K) +
+             " b" + std::to_string(batch),
+         rel_err(to_d(C), ref), 1e-2);
+}
+
+// float64 attention for one head: q,k,v [n][d] -> o [n][d]
+static std::vector<double> attn_ref(const u16* q, const u16* k, const u16* v, int n, int d, bool causal) {
+  std::vector<double> o((size_t)n * d, 0.0), s(n);
+  const double scale = 1.0 / std::sqrt((double)d);
+  for (int i = 0; i < n; ++i) {
+    const int jn = causal ? i + 1 : n;
+    double mx = -1e300;
+    for (int j = 0; j < jn; ++j) {
+      double a = 0;
+      for (int e = 0; e < d; ++e) a += (double)bf2f(q[i * d + e]) * bf2f(k[j * d + e]);
+      s[j] = a * scale;
+      mx = std::max(mx, s[j]);
+    }
+    double sum = 0;
+    for (int j = 0; j < jn; ++j) {
+      s[j] = std::exp(s[j] - mx);
+      sum += s[j];
+    }
+    for (int j = 0; j < jn; ++j)
+      for (int e = 0; e < d; ++e) o[(size_t)i * d + e] += s[j] / sum * bf2f(v[j * d + e]);
+  }
+  return o;
+}
+
+static void test_unfused(int d) {
+  const int bh = 2, n = 256;
+  auto Q = rand_bf16((size_t)bh * n * d, 2), K = rand_bf16((size_t)bh * n * d, 1), V = rand_bf16((size_t)bh * n * d, 1);
+  std::vector<float> S((size_t)bh * n * n, NAN);
+  std::vector<u16> P((size_t)bh * n * n, 0xffff), O((size_t)bh * n * d, 0xffff);
+  const float scale = 1.0f / std::sqrt((float)d);
+  emu::launch({n / 128, n / 128, bh}, 256, gemm_smem_bytes<128, 128, true, GEMM_STAGES>(), [&] { attn_scores_nt(Q.data(), K.data(), S.data(), n, d, scale); });
+  emu::launch({(unsigned)(bh * n), 1, 1}, 256, 0, [&] { softmax_rows(S.data(), P.data(), n); });
+  const size_t pv_smem = d == 64 ? gemm_smem_bytes<128, 64, false, GEMM_STAGES>()
+                                 : gemm_smem_bytes<128, 128, false, GEMM_STAGES>();
+  emu::launch({1, n / 128, bh}, 256, pv_smem, [&] {
+    if (d == 64) attn_pv_d64(P.data(), V.data(), O.data(), n);
+    else attn_pv_d128(P.data(), V.data(), O.data(), n);
+  });
+  std::vector<double> sref(S.size()), oref;
+  for (int z = 0; z < bh; ++z)
+    for (int i = 0; i < n; ++i)
+      for (int j = 0; j < n; ++j) {
+        double a = 0;
+        for (int e = 0; e < d; ++e)
+          a += (double)bf2f(Q[((size_t)z * n + i) * d + e]) * bf2f(K[((size_t)z * n + j) * d + e]);
+        sref[((size_t)z * n + i) * n + j] = a * scale;
+      }
+  for (int z = 0; z < bh; ++z) {
+    auto o = attn_ref(&Q[(size_t)z * n * d], &K[(size_t)z * n * d], &V[(size_t)z * n * d], n, d, false);
+    oref.insert(oref.end(), o.begin(), o.end());
+  }
+  report("attn_scores_nt d=" + std::to_string(d), rel_err(to_d(S), sref), 1e-5);
+  report("unfused attention (3 kernels) d=" + std::to_string(d), rel_err(to_d(O), oref), 2e-2);
+}
+
+static void test_fa2(int d, int causal) {
+  const int bh = 2, n = 192;
+  auto Q = rand_bf16((size_t)bh * n * d, 2), K = rand_bf16((size_t)bh * n * d, 1), V = rand_bf16((size_t)bh * n * d, 1);
+  std::vector<u16> O((size_t)bh * n * d, 0xffff);
+  const float scale_log2 = (float)(1.0 / std::sqrt((double)d) * 1.4426950408889634);
+  const size_t smem = 5 * 64 * (d + 8) * 2;
+  emu::launch({n / 64, bh, 1}, 128, smem, [&] {
+    if (d == 64) fa2_fwd_d64(Q.data(), K.data(), V.data(), O.data(), n, scale_log2, causal);
+    else fa2_fwd_d128(Q.data(), K.data(), V.data(), O.data(), n, scale_log2, causal);
+  });
+  std::vector<double> oref;
+  for (int z = 0; z < bh; ++z) {
+    auto o = attn_ref(&Q[(size_t)z * n * d], &K[(size_t)z * n * d], &V[(size_t)z * n * d], n, d, causal);
+    oref.insert(oref.end(), o.begin(), o.end());
+  }
+  report("fa2_fwd d=" + std::to_string(d) + " causal=" + std::to_string(causal), rel_err(to_d(O), oref), 2e-2);
+}
+
+static void test_decode(int L, int chunk) {
+  const int B = 2, hkv = 2, hq = 8, D = 128, G = hq / hkv;
+  const int nsplit = (L + chunk - 1) / chunk;
+  auto q = rand_bf16((size_t)B * hq * D, 2), kc = rand_bf16((size_t)B * hkv * L * D, 1),
+       vc = rand_bf16((size_t)B * hkv * L * D, 1);
+  std::vector<float> po((size_t)B * hq * nsplit * D, NAN), pm((size_t)B * hq * nsplit, NAN),
+      pl((size_t)B * hq * nsplit, NAN);
+  std::vector<u16> out((size_t)B * hq * D, 0xffff);
+  const float scale = 1.0f / std::sqrt((float)D);
+  emu::launch({(unsigned)nsplit, (unsigned)hkv, (unsigned)B}, 128, 0, [&] {
+    decode_splitkv_g4_d128(q.data(), kc.data(), vc.data(), po.data(), pm.data(), pl.data(), hq, hkv, L, chunk,
+                           nsplit, scale);
+  });
+  emu::launch({(unsigned)hq, (unsigned)B, 1}, 128, 0,
+              [&] { decode_combine_d128(po.data(), pm.data(), pl.data(), out.data(), hq, nsplit); });
+  std::vector<double> ref;
+  for (int b = 0; b < B; ++b)
+    for (int h = 0; h < hq; ++h) {
+      const int kh = h / G;
+      const u16* kp = &kc[((size_t)b * hkv + kh) * L * D];
+      const u16* vp = &vc[((size_t)b * hkv + kh) * L * D];
+      const u16* qp = &q[((size_t)b * hq + h) * D];
+      std::vector<double> s(L);
+      double mx = -1e300;
+      for (int j = 0; j < L; ++j) {
+        double a = 0;
+        for (int e = 0; e < D; ++e) a += (double)bf2f(qp[e]) * bf2f(kp[(size_t)j * D + e]);
+        s[j] = a / std::sqrt((double)D);
+        mx = std::max(mx, s[j]);
+      }
+      double sum = 0;
+      for (auto& x : s) sum += (x = std::exp(x - mx));
+      for (int e = 0; e < D; ++e) {
+        double o = 0;
+        for (int j = 0; j < L; ++j) o += s[j] / sum * bf2f(vp[(size_t)j * D + e]);
+        ref.push_back(o);
+      }
+    }
+  report("decode splitkv L=" + std::to_string(L) + " chunk=" + std::to_string(chunk), rel_err(to_d(out), ref),
+         2e-2);
+}
+
+static void test_util() {
+  const long long n = 10000;
+  std::vector<u16> p(n, 0);
+  emu::launch({4, 1, 1}, 64, 0, [&] { fill_rand_bf16(p.data(), n, 42ull, 1.0f); });
+  double mn = 1e9, mx = -1e9, mean = 0;
+  for (auto v : p) {
+    double f = bf2f(v);
+    mn = std::min(mn, f);
+    mx = std::max(mx, f);
+    mean += f / n;
+  }
+  p[17] = 0x7fc0;
+  p[9999] = 0xff80;
+  u64 cnt = 0;
+  emu::launch({2, 1, 1}, 64, 0, [&] { count_nonfinite_bf16(p.data(), n, &cnt); });
+  printf("fill_rand_bf16 min=%.3f max=%.3f mean=%.4f  count_nonfinite=%llu (expect 2)\n", mn, mx, mean, cnt);
+  if (!(mn >= -1.0 && mx <= 1.0 && mn < -0.99 && mx > 0.99 && std::fabs(mean) < 0.05 && cnt == 2)) failures++;
+}
+
+int main(int argc, char** argv) {
+  const std::string only = argc > 1 ? argv[1] : "";
+  auto want = [&](const char* s) { return only.empty() || only == s; };
+  if (want("util")) test_util();
+  if (want("gemm")) {
+    test_gemm(256, 384, 224, 2);
+    test_gemm(128, 256, 32, 1);
+    test_gemm(128, 128, 64, 1);
+  }
+  if (want("smem")) {  // must match DYN_SMEM_TABLE in sim/cuda/gpu.rs
+    printf("gemm_bf16_nn_128x128 %d\n", gemm_smem_bytes<128, 128, false, GEMM_STAGES>());
+    printf("attn_scores_nt %d\n", gemm_smem_bytes<128, 128, true, GEMM_STAGES>());
+    printf("attn_pv_d64 %d\n", gemm_smem_bytes<128, 64, false, GEMM_STAGES>());
+    printf("attn_pv_d128 %d\n", gemm_smem_bytes<128, 128, false, GEMM_STAGES>());
+    printf("fa2_fwd_d64 %d\n", 5 * 64 * (64 + 8) * 2);
+    printf("fa2_fwd_d128 %d\n", 5 * 64 * (128 + 8) * 2);
+  }
+  if (want("unfused")) { test_unfused(64); test_unfused(128); }
+  if (want("fa2")) { test_fa2(64, 0); test_fa2(64, 1); test_fa2(128, 0); test_fa2(128, 1); }
+  if (want("decode")) { test_decode(1000, 256); test_decode(1000, 1024); test_decode(96, 64); }
+  printf("%s (%d failures)\n", failures ? "FAILED" : "ALL OK", failures);
+  return failures ? 1 : 0;
+}

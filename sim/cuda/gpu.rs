@@ -1,0 +1,811 @@
+//! Thin device layer over cudarc: one context and stream, NVRTC-built kernel
+//! modules, a cuBLAS handle, raw device buffers and event timing.
+//!
+//! Buffers are handled as raw device addresses (`u64`) so that rotation sets
+//! and batched strides are plain pointer arithmetic; bf16 data is `u16` bits.
+
+use std::collections::HashMap;
+use std::ffi::c_void;
+use std::sync::Arc;
+
+use cudarc::cublas::{result as bres, sys as bsys};
+use cudarc::driver::sys as dsys;
+use cudarc::driver::{
+    result as dres, CudaContext, CudaEvent, CudaFunction, CudaModule, CudaSlice, CudaStream,
+    DevicePtr, DeviceRepr, LaunchConfig, PushKernelArg,
+};
+use cudarc::nvrtc::{compile_ptx_with_opts, CompileError, CompileOptions, Ptx};
+
+use super::CudaError;
+
+const PRELUDE: &str = include_str!("kernels/prelude.cuh");
+const UTIL: &str = include_str!("kernels/util.cu");
+const GEMM_H: &str = include_str!("kernels/gemm.cuh");
+const GEMM: &str = include_str!("kernels/gemm.cu");
+const UNFUSED: &str = include_str!("kernels/attn_unfused.cu");
+const FA2: &str = include_str!("kernels/fa2.cu");
+const DECODE: &str = include_str!("kernels/decode.cu");
+
+/// Kernel families, each compiled as its own NVRTC program so that a build
+/// failure in one leaves the others usable: (family, sources, kernels).
+type Family = (
+    &'static str,
+    &'static [&'static str],
+    &'static [&'static str],
+);
+const FAMILIES: &[Family] = &[
+    (
+        "util",
+        &[PRELUDE, UTIL],
+        &[
+            "fill_rand_bf16",
+            "count_nonfinite_bf16",
+            "count_nonfinite_f32",
+        ],
+    ),
+    ("gemm", &[PRELUDE, GEMM_H, GEMM], &["gemm_bf16_nn_128x128"]),
+    (
+        "attn_unfused",
+        &[PRELUDE, GEMM_H, UNFUSED],
+        &[
+            "attn_scores_nt",
+            "softmax_rows",
+            "attn_pv_d64",
+            "attn_pv_d128",
+        ],
+    ),
+    ("fa2", &[PRELUDE, FA2], &["fa2_fwd_d64", "fa2_fwd_d128"]),
+    (
+        "decode",
+        &[PRELUDE, DECODE],
+        &["decode_splitkv_g4_d128", "decode_combine_d128"],
+    ),
+];
+
+/// Dynamic shared memory (bytes) of the kernels that use it; must match
+/// kernels/*.cu (`gemm_smem_bytes<BM, BN, B_NT, GEMM_STAGES>()` for the GEMM
+/// tiles, `5·64·(D+8)·2` for FA2). `sim/cuda/emu/run_emu.sh smem` prints the
+/// device-side values; the unit test below recomputes them.
+pub(crate) const DYN_SMEM_TABLE: &[(&str, u32)] = &[
+    ("gemm_bf16_nn_128x128", 75776),
+    ("attn_scores_nt", 81920),
+    ("attn_pv_d64", 59392),
+    ("attn_pv_d128", 75776),
+    ("fa2_fwd_d64", 46080),
+    ("fa2_fwd_d128", 87040),
+];
+
+/// Dynamic shared memory that kernel `name` is launched with.
+pub(crate) fn dyn_smem(name: &str) -> u32 {
+    DYN_SMEM_TABLE
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|&(_, b)| b)
+        .unwrap_or(0)
+}
+
+fn drv(e: dres::DriverError) -> CudaError {
+    CudaError::Driver(e.to_string())
+}
+fn blas_err(e: bres::CublasError) -> CudaError {
+    CudaError::Cublas(e.to_string())
+}
+
+/// A device allocation addressed by its raw pointer (freed on drop).
+pub(crate) struct DBuf {
+    _slice: CudaSlice<u8>,
+    pub ptr: u64,
+}
+
+impl DBuf {
+    /// Address of element `idx` of a buffer of `elem_bytes`-sized elements.
+    pub fn at(&self, idx: usize, elem_bytes: usize) -> u64 {
+        self.ptr + (idx * elem_bytes) as u64
+    }
+}
+
+/// One kernel argument.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum KArg {
+    /// device pointer
+    P(u64),
+    I(i32),
+    L(i64),
+    F(f32),
+    U(u64),
+}
+
+/// Timing summary of back-to-back launches (seconds).
+#[derive(Clone, Debug)]
+pub(crate) struct Timing {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    pub launches: usize,
+    /// Device-only time per launch from CUDA-graph replay (NaN if not measured).
+    pub graph_median: f64,
+    /// Why the graph replay could not be measured, if it was tried and failed.
+    pub graph_error: Option<String>,
+}
+
+/// Per-kernel resource usage read back from the loaded module.
+#[derive(Clone, Debug)]
+pub(crate) struct KernelInfo {
+    pub name: String,
+    pub regs: i32,
+    pub local_bytes: i32,
+    pub static_smem: i32,
+}
+
+pub(crate) struct Gpu {
+    pub ctx: Arc<CudaContext>,
+    pub stream: Arc<CudaStream>,
+    blas: bsys::cublasHandle_t,
+    funcs: HashMap<&'static str, CudaFunction>,
+    _modules: Vec<Arc<CudaModule>>,
+    /// (family, error text) for kernel families that failed to build/load.
+    pub module_errors: Vec<(String, String)>,
+    pub kernel_info: Vec<KernelInfo>,
+    pub sm_count: i32,
+    pub l2_bytes: i32,
+}
+
+impl Drop for Gpu {
+    fn drop(&mut self) {
+        let _ = self.stream.synchronize();
+        unsafe {
+            let _ = bres::destroy_handle(self.blas);
+        }
+    }
+}
+
+/// Checks that the CUDA driver, NVRTC and cuBLAS libraries can be loaded.
+pub(crate) fn check_libraries() -> Result<(), CudaError> {
+    let mut missing = Vec::new();
+    // SAFETY: these only try to dlopen the libraries.
+    unsafe {
+        if !dsys::is_culib_present() {
+            missing.push("libcuda (CUDA driver)");
+        }
+        if !cudarc::nvrtc::sys::is_culib_present() {
+            missing.push("libnvrtc (NVRTC)");
+        }
+        if !bsys::is_culib_present() {
+            missing.push("libcublas (cuBLAS)");
+        }
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(CudaError::NoGpu(format!(
+            "cannot load {}: no NVIDIA GPU/CUDA installation on this machine \
+             (the crosscheck suite needs a GPU machine with CUDA 13 libraries on the loader path)",
+            missing.join(", ")
+        )))
+    }
+}
+
+impl Gpu {
+    /// Creates the context on `ordinal`, builds all kernel families, creates the
+    /// cuBLAS handle. Libraries must have been checked with [`check_libraries`].
+    pub fn new(ordinal: usize, log: &mut dyn FnMut(&str)) -> Result<Gpu, CudaError> {
+        let ctx = CudaContext::new(ordinal).map_err(|e| {
+            CudaError::NoGpu(format!(
+                "cannot create a CUDA context on device {ordinal}: {e}"
+            ))
+        })?;
+        // Single stream, so no per-launch event bookkeeping in cudarc. A
+        // created (non-blocking) stream rather than the legacy default stream,
+        // because CUDA-graph capture is not possible on the legacy stream.
+        unsafe { ctx.disable_event_tracking() };
+        let stream = ctx
+            .new_stream()
+            .map_err(|e| CudaError::Driver(format!("cannot create a stream: {e}")))?;
+        let sm_count = ctx
+            .attribute(dsys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
+            .map_err(drv)?;
+        let l2_bytes = ctx
+            .attribute(dsys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE)
+            .map_err(drv)?;
+
+        let blas = bres::create_handle().map_err(blas_err)?;
+        unsafe { bres::set_stream(blas, stream.cu_stream() as bsys::cudaStream_t) }
+            .map_err(blas_err)?;
+
+        // Compile all families concurrently (NVRTC is thread-safe).
+        let t0 = std::time::Instant::now();
+        let compiled = compile_all();
+        log(&format!(
+            "NVRTC: built {} kernel families in {:.1} s",
+            FAMILIES.len(),
+            t0.elapsed().as_secs_f64()
+        ));
+
+        let mut funcs = HashMap::new();
+        let mut modules = Vec::new();
+        let mut module_errors = Vec::new();
+        let mut kernel_info = Vec::new();
+        for ((fam, ptx), &(_, _, names)) in compiled.into_iter().zip(FAMILIES) {
+            let ptx = match ptx {
+                Ok(p) => p,
+                Err(e) => {
+                    log(&format!(
+                        "ERROR: NVRTC failed for kernel family '{fam}':\n{e}"
+                    ));
+                    module_errors.push((fam.to_string(), e));
+                    continue;
+                }
+            };
+            let module = match ctx.load_module(ptx) {
+                Ok(m) => m,
+                Err(e) => {
+                    log(&format!("ERROR: loading module '{fam}' failed: {e}"));
+                    module_errors.push((fam.to_string(), format!("module load: {e}")));
+                    continue;
+                }
+            };
+            for &name in names {
+                match module.load_function(name) {
+                    Ok(f) => {
+                        use dsys::CUfunction_attribute as A;
+                        let info = KernelInfo {
+                            name: name.to_string(),
+                            regs: f.get_attribute(A::CU_FUNC_ATTRIBUTE_NUM_REGS).unwrap_or(-1),
+                            local_bytes: f
+                                .get_attribute(A::CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES)
+                                .unwrap_or(-1),
+                            static_smem: f
+                                .get_attribute(A::CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES)
+                                .unwrap_or(-1),
+                        };
+                        log(&format!(
+                            "  kernel {:<24} regs {:>3}  local(spill/stack) {:>4} B  static smem {:>6} B",
+                            info.name, info.regs, info.local_bytes, info.static_smem
+                        ));
+                        kernel_info.push(info);
+                        funcs.insert(name, f);
+                    }
+                    Err(e) => {
+                        module_errors.push((fam.to_string(), format!("function {name}: {e}")));
+                    }
+                }
+            }
+            modules.push(module);
+        }
+        // Opt the kernels into their (> 48 KB) dynamic shared memory.
+        for &(name, bytes) in DYN_SMEM_TABLE {
+            if let Some(f) = funcs.get(name) {
+                if let Err(e) = f.set_attribute(
+                    dsys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                    bytes as i32,
+                ) {
+                    module_errors
+                        .push((name.into(), format!("set max dynamic smem {bytes} B: {e}")));
+                    funcs.remove(name);
+                }
+            }
+        }
+        Ok(Gpu {
+            ctx,
+            stream,
+            blas,
+            funcs,
+            _modules: modules,
+            module_errors,
+            kernel_info,
+            sm_count,
+            l2_bytes,
+        })
+    }
+
+    pub fn device_name(&self) -> String {
+        self.ctx.name().unwrap_or_else(|_| "unknown".into())
+    }
+
+    pub fn compute_capability(&self) -> (i32, i32) {
+        self.ctx.compute_capability().unwrap_or((0, 0))
+    }
+
+    pub fn total_mem(&self) -> usize {
+        self.ctx.total_mem().unwrap_or(0)
+    }
+
+    /// CUDA version supported by the driver, e.g. "13.0".
+    pub fn driver_cuda_version(&self) -> String {
+        let mut v = 0i32;
+        let r = unsafe { dsys::cuDriverGetVersion(&mut v) };
+        if r == dsys::CUresult::CUDA_SUCCESS {
+            format!("{}.{}", v / 1000, (v % 1000) / 10)
+        } else {
+            "unknown".into()
+        }
+    }
+
+    pub fn nvrtc_version(&self) -> String {
+        let (mut a, mut b) = (0i32, 0i32);
+        let r = unsafe { cudarc::nvrtc::sys::nvrtcVersion(&mut a, &mut b) };
+        if r == cudarc::nvrtc::sys::nvrtcResult::NVRTC_SUCCESS {
+            format!("{a}.{b}")
+        } else {
+            "unknown".into()
+        }
+    }
+
+    pub fn cublas_version(&self) -> String {
+        let mut v = 0i32;
+        let r = unsafe { bsys::cublasGetVersion_v2(self.blas, &mut v) };
+        if r == bsys::cublasStatus_t::CUBLAS_STATUS_SUCCESS {
+            format!("{}.{}.{}", v / 10000, (v % 10000) / 100, v % 100)
+        } else {
+            "unknown".into()
+        }
+    }
+
+    pub fn sync(&self) -> Result<(), CudaError> {
+        self.stream.synchronize().map_err(drv)
+    }
+
+    pub fn alloc(&self, bytes: usize) -> Result<DBuf, CudaError> {
+        // SAFETY: contents are written (fill/poison) before being read.
+        let slice = unsafe { self.stream.alloc::<u8>(bytes.max(256)) }.map_err(drv)?;
+        let ptr = {
+            let (p, _sync) = slice.device_ptr(&self.stream);
+            p
+        };
+        Ok(DBuf { _slice: slice, ptr })
+    }
+
+    /// Launches kernel `name` (dynamic shared memory from [`DYN_SMEM_TABLE`]).
+    pub fn launch(
+        &self,
+        name: &str,
+        grid: (u32, u32, u32),
+        block: u32,
+        args: &[KArg],
+    ) -> Result<(), CudaError> {
+        let f = self.funcs.get(name).ok_or_else(|| {
+            CudaError::Kernel(format!(
+                "kernel '{name}' is not available (its module failed to build/load)"
+            ))
+        })?;
+        let mut b = self.stream.launch_builder(f);
+        for a in args {
+            match a {
+                KArg::P(v) | KArg::U(v) => {
+                    b.arg(v);
+                }
+                KArg::I(v) => {
+                    b.arg(v);
+                }
+                KArg::L(v) => {
+                    b.arg(v);
+                }
+                KArg::F(v) => {
+                    b.arg(v);
+                }
+            }
+        }
+        let cfg = LaunchConfig {
+            grid_dim: grid,
+            block_dim: (block, 1, 1),
+            shared_mem_bytes: dyn_smem(name),
+        };
+        // SAFETY: argument lists match the kernel signatures in kernels/*.cu;
+        // the callers check sizes/divisibility preconditions.
+        unsafe { b.launch(cfg) }.map_err(drv)?;
+        Ok(())
+    }
+
+    fn grid_for(&self, n: usize) -> u32 {
+        let blocks = n.div_ceil(256).max(1);
+        blocks.min(self.sm_count.max(1) as usize * 32) as u32
+    }
+
+    /// Fills `n` bf16 values at `ptr` with uniform(-scale, scale).
+    pub fn fill_rand_bf16(
+        &self,
+        ptr: u64,
+        n: usize,
+        seed: u64,
+        scale: f32,
+    ) -> Result<(), CudaError> {
+        self.launch(
+            "fill_rand_bf16",
+            (self.grid_for(n), 1, 1),
+            256,
+            &[
+                KArg::P(ptr),
+                KArg::L(n as i64),
+                KArg::U(seed),
+                KArg::F(scale),
+            ],
+        )
+    }
+
+    /// Fills `n` u16 at `ptr` with 0xFFFF (a bf16 NaN).
+    pub fn poison_u16(&self, ptr: u64, n: usize) -> Result<(), CudaError> {
+        unsafe { dsys::cuMemsetD16Async(ptr, 0xffff, n, self.stream.cu_stream()) }
+            .result()
+            .map_err(drv)
+    }
+
+    /// Fills `n` u32 at `ptr` with 0xFFFFFFFF (an f32 NaN).
+    pub fn poison_u32(&self, ptr: u64, n: usize) -> Result<(), CudaError> {
+        unsafe { dsys::cuMemsetD32Async(ptr, 0xffff_ffff, n, self.stream.cu_stream()) }
+            .result()
+            .map_err(drv)
+    }
+
+    /// Number of non-finite values among `n` elements (bf16 if `!f32`).
+    pub fn count_nonfinite(&self, ptr: u64, n: usize, f32: bool) -> Result<u64, CudaError> {
+        let counter = self.alloc(8)?;
+        unsafe { dsys::cuMemsetD32Async(counter.ptr, 0, 2, self.stream.cu_stream()) }
+            .result()
+            .map_err(drv)?;
+        let name = if f32 {
+            "count_nonfinite_f32"
+        } else {
+            "count_nonfinite_bf16"
+        };
+        self.launch(
+            name,
+            (self.grid_for(n), 1, 1),
+            256,
+            &[KArg::P(ptr), KArg::L(n as i64), KArg::P(counter.ptr)],
+        )?;
+        let v: Vec<u64> = self.download(counter.ptr, 1)?;
+        Ok(v[0])
+    }
+
+    /// Copies `count` elements at device address `ptr` to the host (synchronous).
+    pub fn download<T: DeviceRepr + Default + Clone>(
+        &self,
+        ptr: u64,
+        count: usize,
+    ) -> Result<Vec<T>, CudaError> {
+        self.sync()?;
+        let mut v = vec![T::default(); count];
+        unsafe { dres::memcpy_dtoh_sync(&mut v, ptr) }.map_err(drv)?;
+        Ok(v)
+    }
+
+    /// Device-to-device copy of `bytes` bytes, stream-ordered.
+    pub fn copy_dtod(&self, dst: u64, src: u64, bytes: usize) -> Result<(), CudaError> {
+        unsafe { dres::memcpy_dtod_async(dst, src, bytes, self.stream.cu_stream()) }.map_err(drv)
+    }
+
+    /// Row-major `C[m,n] = A[m,k] · B[k,n]`, bf16 in/out, fp32 compute
+    /// (column-major cuBLAS view: `Cᵀ = Bᵀ · Aᵀ`).
+    pub fn cublas_gemm(
+        &self,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: u64,
+        b: u64,
+        c: u64,
+    ) -> Result<(), CudaError> {
+        self.cublas_gemm_batched(1, m, n, k, a, b, c)
+    }
+
+    /// `batch` independent row-major GEMMs at strides `m·k`, `k·n`, `m·n`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn cublas_gemm_batched(
+        &self,
+        batch: usize,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: u64,
+        b: u64,
+        c: u64,
+    ) -> Result<(), CudaError> {
+        let alpha = 1.0f32;
+        let beta = 0.0f32;
+        let op = bsys::cublasOperation_t::CUBLAS_OP_N;
+        let ty = bsys::cudaDataType::CUDA_R_16BF;
+        unsafe {
+            if batch == 1 {
+                bres::gemm_ex(
+                    self.blas,
+                    op,
+                    op,
+                    n as i32,
+                    m as i32,
+                    k as i32,
+                    &alpha as *const f32 as *const c_void,
+                    b as *const c_void,
+                    ty,
+                    n as i32,
+                    a as *const c_void,
+                    ty,
+                    k as i32,
+                    &beta as *const f32 as *const c_void,
+                    c as *mut c_void,
+                    ty,
+                    n as i32,
+                    bsys::cublasComputeType_t::CUBLAS_COMPUTE_32F,
+                    bsys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
+                )
+            } else {
+                bres::gemm_strided_batched_ex(
+                    self.blas,
+                    op,
+                    op,
+                    n as i32,
+                    m as i32,
+                    k as i32,
+                    &alpha as *const f32 as *const c_void,
+                    b as *const c_void,
+                    ty,
+                    n as i32,
+                    (k * n) as i64,
+                    a as *const c_void,
+                    ty,
+                    k as i32,
+                    (m * k) as i64,
+                    &beta as *const f32 as *const c_void,
+                    c as *mut c_void,
+                    ty,
+                    n as i32,
+                    (m * n) as i64,
+                    batch as i32,
+                    bsys::cublasComputeType_t::CUBLAS_COMPUTE_32F,
+                    bsys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
+                )
+            }
+        }
+        .map_err(blas_err)
+    }
+
+    fn event(&self) -> Result<CudaEvent, CudaError> {
+        self.ctx
+            .new_event(Some(dsys::CUevent_flags::CU_EVENT_DEFAULT))
+            .map_err(drv)
+    }
+
+    /// Warm-up, then times back-to-back launches of `f(i)` (i = launch index,
+    /// used to rotate input sets) with one event between consecutive launches;
+    /// the launch count is chosen so the timed loop lasts about `target_s`
+    /// (clamped to `[min_launches, max_launches]`).
+    pub fn time_launches(
+        &self,
+        warmup: usize,
+        min_launches: usize,
+        max_launches: usize,
+        target_s: f64,
+        f: &mut dyn FnMut(usize) -> Result<(), CudaError>,
+    ) -> Result<Timing, CudaError> {
+        for i in 0..warmup.max(1) {
+            f(i)?;
+        }
+        self.sync()?;
+        // Estimate the per-launch time from a short probe.
+        let probe = 5usize;
+        let (e0, e1) = (self.event()?, self.event()?);
+        e0.record(&self.stream).map_err(drv)?;
+        for i in 0..probe {
+            f(i)?;
+        }
+        e1.record(&self.stream).map_err(drv)?;
+        e1.synchronize().map_err(drv)?;
+        let est = (e0.elapsed_ms(&e1).map_err(drv)? as f64 * 1e-3 / probe as f64).max(1e-7);
+        // Extra warm-up for very short kernels (clocks, caches, launch path).
+        if est < 50e-6 {
+            for i in 0..50 {
+                f(i)?;
+            }
+        }
+        let n = ((target_s / est).ceil() as usize)
+            .clamp(min_launches.max(1), max_launches.max(min_launches).max(1));
+        let events: Vec<CudaEvent> = (0..=n).map(|_| self.event()).collect::<Result<_, _>>()?;
+        events[0].record(&self.stream).map_err(drv)?;
+        for i in 0..n {
+            f(i)?;
+            events[i + 1].record(&self.stream).map_err(drv)?;
+        }
+        events[n].synchronize().map_err(drv)?;
+        self.sync()?;
+        let mut t: Vec<f64> = (0..n)
+            .map(|i| {
+                events[i]
+                    .elapsed_ms(&events[i + 1])
+                    .map(|ms| ms as f64 * 1e-3)
+            })
+            .collect::<Result<_, _>>()
+            .map_err(drv)?;
+        t.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+        Ok(Timing {
+            median: median_sorted(&t),
+            min: t[0],
+            max: t[n - 1],
+            launches: n,
+            graph_median: f64::NAN,
+            graph_error: None,
+        })
+    }
+
+    /// Device-only time per launch: captures `per_graph` launches of `f` into
+    /// one CUDA graph, replays it `replays` times with an event between
+    /// replays, and returns the median over replays of (replay time /
+    /// `per_graph`). This removes the host's per-launch cost, which dominates
+    /// the back-to-back timing of kernels shorter than ~10 µs.
+    pub fn graph_time(
+        &self,
+        per_graph: usize,
+        replays: usize,
+        f: &mut dyn FnMut(usize) -> Result<(), CudaError>,
+    ) -> Result<f64, CudaError> {
+        let (per_graph, replays) = (per_graph.max(1), replays.max(1));
+        self.sync()?;
+        self.stream
+            .begin_capture(dsys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_RELAXED)
+            .map_err(drv)?;
+        let mut err = None;
+        for i in 0..per_graph {
+            if let Err(e) = f(i) {
+                err = Some(e);
+                break;
+            }
+        }
+        // Always end the capture, also after an error.
+        let graph = self.stream.end_capture(dsys::CUgraphInstantiate_flags(0));
+        if let Some(e) = err {
+            return Err(e);
+        }
+        let graph = graph
+            .map_err(drv)?
+            .ok_or_else(|| CudaError::Driver("stream capture produced no graph".into()))?;
+        graph.upload().map_err(drv)?;
+        graph.launch().map_err(drv)?; // warm-up replay
+        self.sync()?;
+        let events: Vec<CudaEvent> = (0..=replays)
+            .map(|_| self.event())
+            .collect::<Result<_, _>>()?;
+        events[0].record(&self.stream).map_err(drv)?;
+        for r in 0..replays {
+            graph.launch().map_err(drv)?;
+            events[r + 1].record(&self.stream).map_err(drv)?;
+        }
+        events[replays].synchronize().map_err(drv)?;
+        self.sync()?;
+        let mut t: Vec<f64> = (0..replays)
+            .map(|r| {
+                events[r]
+                    .elapsed_ms(&events[r + 1])
+                    .map(|ms| ms as f64 * 1e-3 / per_graph as f64)
+            })
+            .collect::<Result<_, _>>()
+            .map_err(drv)?;
+        t.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+        Ok(median_sorted(&t))
+    }
+}
+
+/// NVRTC-compiles one kernel family for sm_90.
+fn compile_family(fam: &str, srcs: &[&str]) -> Result<Ptx, String> {
+    let opts = CompileOptions {
+        arch: Some("sm_90"),
+        options: vec!["--std=c++17".into()],
+        name: Some(format!("{fam}.cu")),
+        ..Default::default()
+    };
+    compile_ptx_with_opts(srcs.concat(), opts).map_err(compile_error_text)
+}
+
+/// Compiles every family (in parallel); needs only libnvrtc, no GPU.
+fn compile_all() -> Vec<(&'static str, Result<Ptx, String>)> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = FAMILIES
+            .iter()
+            .map(|&(fam, srcs, _)| s.spawn(move || (fam, compile_family(fam, srcs))))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or(("?", Err("NVRTC thread panicked".to_string())))
+            })
+            .collect()
+    })
+}
+
+fn median_sorted(t: &[f64]) -> f64 {
+    let n = t.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        t[n / 2]
+    } else {
+        0.5 * (t[n / 2 - 1] + t[n / 2])
+    }
+}
+
+fn compile_error_text(e: CompileError) -> String {
+    match e {
+        CompileError::CompileError {
+            nvrtc,
+            options,
+            log,
+        } => {
+            format!("{nvrtc:?} (options {options:?})\n{}", log.to_string_lossy())
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Recomputes kernels/gemm.cuh's `gemm_smem_bytes` and FA2's formula.
+    #[test]
+    fn dyn_smem_table_matches_kernel_formulas() {
+        let (bk, stages) = (32usize, 4usize);
+        let gemm = |bm: usize, bn: usize, nt: bool| {
+            (stages * (bm * (bk + 8) + if nt { bn * (bk + 8) } else { bk * (bn + 8) }) * 2) as u32
+        };
+        assert_eq!(dyn_smem("gemm_bf16_nn_128x128"), gemm(128, 128, false));
+        assert_eq!(dyn_smem("attn_scores_nt"), gemm(128, 128, true));
+        assert_eq!(dyn_smem("attn_pv_d64"), gemm(128, 64, false));
+        assert_eq!(dyn_smem("attn_pv_d128"), gemm(128, 128, false));
+        assert_eq!(dyn_smem("fa2_fwd_d64"), (5 * 64 * (64 + 8) * 2) as u32);
+        assert_eq!(dyn_smem("fa2_fwd_d128"), (5 * 64 * (128 + 8) * 2) as u32);
+        assert_eq!(dyn_smem("softmax_rows"), 0);
+        assert!(DYN_SMEM_TABLE.iter().all(|&(_, b)| b <= 227 * 1024));
+        assert!(src_contains("#define GEMM_STAGES 4") && src_contains("#define GEMM_BK 32"));
+    }
+
+    /// Compiles every kernel family with NVRTC when libnvrtc can be loaded
+    /// (no GPU needed; e.g. `LD_LIBRARY_PATH` pointing at the lib folder of the
+    /// `nvidia-cuda-nvrtc` wheel), and checks the PTX: the kernels are there,
+    /// the tensor-core / async-copy instructions are used, and no kernel keeps
+    /// an array in local memory. Skips with a message otherwise. With
+    /// `CASCADE_CUDA_DUMP_PTX=dir` the PTX is written there (for `ptxas -v`).
+    #[test]
+    fn nvrtc_compiles_all_kernel_families() {
+        if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
+            eprintln!("skipped: libnvrtc is not loadable on this machine");
+            return;
+        }
+        for ((fam, ptx), &(_, _, names)) in compile_all().into_iter().zip(FAMILIES) {
+            let ptx = ptx.unwrap_or_else(|e| panic!("NVRTC failed for {fam}:\n{e}"));
+            let text = ptx.to_src();
+            if let Ok(dir) = std::env::var("CASCADE_CUDA_DUMP_PTX") {
+                let _ = std::fs::create_dir_all(&dir);
+                std::fs::write(std::path::Path::new(&dir).join(format!("{fam}.ptx")), &text)
+                    .unwrap();
+            }
+            for name in names {
+                assert!(
+                    text.contains(&format!(".entry {name}(")),
+                    "{fam}: no entry {name}"
+                );
+            }
+            assert!(
+                !text.contains(".local"),
+                "{fam}: PTX uses local memory (stack array)"
+            );
+            if matches!(fam, "gemm" | "attn_unfused" | "fa2") {
+                for instr in [
+                    "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32",
+                    "ldmatrix.sync.aligned",
+                    "cp.async.cg.shared.global",
+                ] {
+                    assert!(text.contains(instr), "{fam}: no {instr}");
+                }
+            }
+        }
+    }
+
+    fn src_contains(s: &str) -> bool {
+        GEMM_H.contains(s)
+    }
+
+    #[test]
+    fn median() {
+        assert_eq!(median_sorted(&[1.0, 2.0, 10.0]), 2.0);
+        assert_eq!(median_sorted(&[1.0, 2.0, 3.0, 10.0]), 2.5);
+        assert!(median_sorted(&[]).is_nan());
+    }
+}

@@ -1,0 +1,258 @@
+//! `cascade::cuda` — measures real kernels on an NVIDIA GPU (H100) so the
+//! simulator's predictions can be cross-checked against them.
+//!
+//! Built only with the `cuda` cargo feature. cudarc loads the CUDA driver,
+//! NVRTC and cuBLAS at run time (`dynamic-loading`), so the crate builds on a
+//! machine without CUDA; [`run_suite`] then returns [`CudaError::NoGpu`].
+//!
+//! The suite (see [`suite`]) runs cuBLAS bf16 GEMMs (plain and strided
+//! batched), device-to-device copies, and our own NVRTC-compiled kernels
+//! (`kernels/*.cu`): a tensor-core GEMM (mma.sync + ldmatrix + cp.async), a
+//! three-kernel unfused attention, a fused FlashAttention-2 style attention and
+//! a split-KV GQA decode attention. Every case: fresh random inputs generated
+//! on the device, output poisoned with NaN before a checked launch, a full scan
+//! for unwritten (non-finite) outputs, a float64 CPU reference on a sampled
+//! subset of output rows ([`reference`]), then warm-up and ≥ 20 back-to-back
+//! launches timed with CUDA events (median reported). Inputs that would fit in
+//! L2 are rotated among several copies so the timing does not measure the
+//! cache.
+//!
+//! Op spec grammar written to [`Measurement::op`] (parsed by the model side):
+//! `gemm m= n= k= dtype=bf16`, `bmm batch= m= n= k= dtype=bf16`,
+//! `attention b= h= n= d= causal=0|1 impl=ours_fa2`,
+//! `attention_unfused b= h= n= d=`, `decode_attention b= hq= hkv= l= d=`,
+//! `copy bytes=`.
+//!
+//! Development without a GPU: `sim/cuda/emu/run_emu.sh` runs every kernel of
+//! `kernels/` in a CPU emulator of the PTX subset they use (mma.sync and
+//! ldmatrix fragment layouts, delayed cp.async, warp shuffles; AddressSanitizer
+//! on) against f64 references; the test
+//! `cuda::gpu::tests::nvrtc_compiles_all_kernel_families` NVRTC-compiles all
+//! families when libnvrtc is loadable (e.g. `LD_LIBRARY_PATH` at the lib folder
+//! of the `nvidia-cuda-nvrtc==13.0.*` wheel) and skips otherwise.
+
+mod gpu;
+pub mod reference;
+mod report;
+pub mod suite;
+
+use std::path::{Path, PathBuf};
+
+pub use report::{write_csv, write_markdown};
+
+/// Errors of the measurement backend.
+#[derive(Debug, thiserror::Error)]
+pub enum CudaError {
+    /// No usable GPU or CUDA libraries on this machine (not a bug: skip).
+    #[error("no GPU: {0}")]
+    NoGpu(String),
+    #[error("CUDA driver error: {0}")]
+    Driver(String),
+    #[error("cuBLAS error: {0}")]
+    Cublas(String),
+    #[error("kernel error: {0}")]
+    Kernel(String),
+    #[error("invalid case: {0}")]
+    Invalid(String),
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The measurement categories, in suite order.
+pub const CATEGORIES: [&str; 7] = [
+    "gemm_large",
+    "gemm_small",
+    "batched",
+    "attention_fused",
+    "attention_unfused",
+    "decode",
+    "copy",
+];
+
+/// Options of [`run_suite`]. `Default` is the full suite.
+#[derive(Clone, Debug)]
+pub struct SuiteOptions {
+    /// Small smoke-test subset instead of the full suite.
+    pub quick: bool,
+    /// Run only cases whose name contains this substring.
+    pub filter: Option<String>,
+    /// CUDA device ordinal.
+    pub device: usize,
+    /// Untimed launches before timing (more are added for kernels < 50 µs).
+    pub warmup_launches: usize,
+    /// Timed launches: at least this many ...
+    pub min_launches: usize,
+    /// ... at most this many ...
+    pub max_launches: usize,
+    /// ... aiming at this much timed GPU time per case (seconds).
+    pub target_seconds_per_case: f64,
+    /// Output rows checked against the f64 CPU reference per GEMM (and per pair
+    /// of experts for batched GEMM).
+    pub ref_rows: usize,
+    /// Query rows checked per sampled attention head.
+    pub ref_attention_rows: usize,
+    /// Attention heads (b, h pairs) checked per attention case.
+    pub ref_attention_heads: usize,
+    /// Batch entries checked per decode case (all query heads of each).
+    pub ref_decode_batches: usize,
+    /// Inputs are rotated among copies until one rotation spans at least this
+    /// many bytes (0: 4 × the device's L2 size).
+    pub rotate_bytes: usize,
+    /// Seed of the device-side random inputs and of the sampled rows.
+    pub seed: u64,
+}
+
+impl Default for SuiteOptions {
+    fn default() -> Self {
+        SuiteOptions {
+            quick: false,
+            filter: None,
+            device: 0,
+            warmup_launches: 3,
+            min_launches: 20,
+            max_launches: 200,
+            target_seconds_per_case: 0.05,
+            ref_rows: 64,
+            ref_attention_rows: 32,
+            ref_attention_heads: 3,
+            ref_decode_batches: 2,
+            rotate_bytes: 0,
+            seed: 0x5eed_cafe,
+        }
+    }
+}
+
+/// One measured case.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Measurement {
+    /// Unique case name, e.g. `cublas_gemm_m4096_n4096_k4096`.
+    pub case: String,
+    /// One of [`CATEGORIES`].
+    pub category: String,
+    /// Op spec in the grammar of the module docs.
+    pub op: String,
+    /// Implementation: `cublas`, `ours_mma`, `ours_unfused3`, `ours_fa2`,
+    /// `ours_splitkv`, `cuMemcpyDtoDAsync`.
+    pub impl_name: String,
+    /// Median / min / max seconds per launch (one launch = the whole op, e.g.
+    /// the three kernels of unfused attention). NaN if the case failed.
+    pub median_s: f64,
+    pub min_s: f64,
+    pub max_s: f64,
+    /// Number of timed launches.
+    pub launches: usize,
+    /// Device-only seconds per launch from CUDA-graph replay (20 launches
+    /// captured in one graph, median of 10 replays), measured for cases whose
+    /// back-to-back median is below 100 µs, where host launch cost dominates;
+    /// NaN otherwise. Not a CSV column (see the Markdown report).
+    pub graph_median_s: f64,
+    /// ‖out − ref‖₂ / ‖ref‖₂ over the sampled outputs (f64 reference).
+    pub rel_err: f64,
+    /// rel_err within the dtype tolerance and no unwritten outputs.
+    pub ok: bool,
+    /// Floating-point operations of one launch (2 per multiply-add).
+    pub flops: f64,
+    /// Minimum device-memory bytes of one launch (inputs read once, outputs
+    /// written once; for copies read + write).
+    pub bytes: f64,
+    /// What was checked, rotation sets, launch geometry, or the error.
+    pub notes: String,
+}
+
+impl Measurement {
+    /// Achieved TFLOP/s at the median (0 for copies).
+    pub fn tflops(&self) -> f64 {
+        self.flops / self.median_s / 1e12
+    }
+    /// Achieved GB/s (minimum bytes) at the median.
+    pub fn gbps(&self) -> f64 {
+        self.bytes / self.median_s / 1e9
+    }
+}
+
+/// Result of a suite run.
+#[derive(Clone, Debug, Default)]
+pub struct SuiteResult {
+    pub device: String,
+    /// Kernel driver version, e.g. `580.159.04`.
+    pub driver: String,
+    /// CUDA version supported by the driver, e.g. `13.0`.
+    pub cuda: String,
+    pub nvrtc: String,
+    pub cublas: String,
+    /// UTC date of the run, `YYYY-MM-DD`.
+    pub date: String,
+    /// UTC start time of the run, RFC 3339.
+    pub started_utc: String,
+    pub compute_capability: (i32, i32),
+    pub sm_count: i32,
+    pub l2_bytes: i64,
+    pub total_mem_bytes: u64,
+    /// Measured ceiling: large bf16 cuBLAS GEMM (8192³), TFLOP/s.
+    pub gemm_ceiling_tflops: Option<f64>,
+    /// Measured ceiling: 1 GiB device-to-device copy, GB/s counting read + write.
+    pub copy_ceiling_gbps: Option<f64>,
+    pub measurements: Vec<Measurement>,
+    /// Build information (kernel registers/spills), failures, methodology.
+    pub notes: Vec<String>,
+    pub wall_seconds: f64,
+}
+
+/// Tolerance on `rel_err` for bf16 operands (fp32 accumulation).
+pub const BF16_TOLERANCE: f64 = 2e-2;
+
+/// Runs the whole suite. Fails only if no GPU can be used at all (clear
+/// [`CudaError::NoGpu`] message when the libraries or the device are missing);
+/// failures of single cases are recorded in their [`Measurement`].
+pub fn run_suite(opts: &SuiteOptions) -> Result<SuiteResult, CudaError> {
+    suite::run(opts, &mut |_, _| {})
+}
+
+/// [`run_suite`] with a callback after every case (partial result so far, the
+/// new measurement), e.g. to write partial reports.
+pub fn run_suite_with(
+    opts: &SuiteOptions,
+    on_case: &mut dyn FnMut(&SuiteResult, &Measurement),
+) -> Result<SuiteResult, CudaError> {
+    suite::run(opts, on_case)
+}
+
+/// Runs the suite with default options and writes `h100.csv` and `h100.md`
+/// into `out_dir` (the CSV is rewritten after every case, so a partial run
+/// still leaves data). Progress goes to stderr. Environment overrides:
+/// `CASCADE_CUDA_FILTER=substring`, `CASCADE_CUDA_QUICK=1`.
+pub fn main_crosscheck(out_dir: &Path) -> Result<(), CudaError> {
+    std::fs::create_dir_all(out_dir).map_err(|e| CudaError::Io {
+        path: out_dir.to_path_buf(),
+        source: e,
+    })?;
+    let mut opts = SuiteOptions::default();
+    if let Ok(f) = std::env::var("CASCADE_CUDA_FILTER") {
+        if !f.is_empty() {
+            opts.filter = Some(f);
+        }
+    }
+    opts.quick = std::env::var("CASCADE_CUDA_QUICK")
+        .map(|v| v == "1")
+        .unwrap_or(false);
+    let csv = out_dir.join("h100.csv");
+    let md = out_dir.join("h100.md");
+    let mut write_err = None;
+    let res = run_suite_with(&opts, &mut |partial, _| {
+        if let Err(e) = write_csv(partial, &csv) {
+            write_err = Some(e);
+        }
+    })?;
+    write_csv(&res, &csv)?;
+    write_markdown(&res, &md)?;
+    if let Some(e) = write_err {
+        eprintln!("warning: a partial CSV write failed: {e}");
+    }
+    eprintln!("{}", report::summary_table(&res));
+    eprintln!("wrote {} and {}", csv.display(), md.display());
+    Ok(())
+}

@@ -1,0 +1,509 @@
+//! Cycle-level discrete-event simulation of a GPU mapping.
+//!
+//! The simulation replays the same [`KernelPlan`]s as the analytical model, event by event, in
+//! core-clock cycles:
+//!
+//! - **SMs and CTAs.** CTAs are dispatched in grid order. Because all SMs run the same kind of
+//!   CTA, one SM is simulated and the others are aggregated into it: the SM's slots (as many as
+//!   the occupancy allows) run *chunks* of up to one CTA per SM (`sms` consecutive CTAs), and a
+//!   slot takes the next chunk as soon as its previous one finishes (the hardware block
+//!   scheduler's greedy refill). A chunk's memory requests carry the bytes of all its CTAs, so
+//!   the shared servers see the whole GPU's traffic. For CTAs with different step counts
+//!   (causal attention) a chunk runs the average, as dynamic dispatch balances the SMs.
+//! - **CTA pipeline.** A CTA issues loads for its first `stages` steps, runs each step's
+//!   arithmetic on the SM's compute server once that step's tile has arrived (tensor cores or
+//!   CUDA cores, one step at a time; among the resident CTAs with a tile ready, the oldest goes
+//!   first, as the warp schedulers' greedy-then-oldest policy does), and reuses a buffer for
+//!   the load `stages` steps ahead when the step that used it finishes. After the last step it
+//!   writes its epilogue; the CTA ends when the stores are acknowledged by L2.
+//! - **Memory.** Every load and store passes the L2 server (bandwidth `l2_bandwidth`); L2
+//!   misses and all stores also pass the HBM channel servers (`hbm_channels` servers of
+//!   `hbm_bandwidth / hbm_channels` each; a chunk's request comes from all SMs and spreads
+//!   evenly across channels, as addresses interleave across controllers at fine granularity).
+//!   A load completes after its transfer plus the L2 hit latency, or the L2 + DRAM latency
+//!   when it missed. A store is done for the SM once L2 has taken it (plus the L2 latency);
+//!   its write-back waits in the channels' write buffers, which drain while no read is being
+//!   served (controllers favour reads), and the kernel ends when they are empty.
+//! - **L2 reuse.** A set (reference counts) of the operand tiles held by resident CTAs: a
+//!   tile already held by a running CTA is an L2 hit, otherwise a miss. When the kernel's
+//!   shared operands fit in L2, tiles are never dropped (each is fetched from HBM once).
+//! - **Launch.** Each kernel starts after the launch overhead; kernels run back to back.
+//!
+//! Events are per step per chunk (a load completion and a compute completion), so the event
+//! count is about `2 × total steps / SMs` — under 10⁶ for every op of the test suite.
+
+use super::error::GpuError;
+use super::hw::GpuParams;
+use super::mapping::GpuMapping;
+use super::op::GpuOp;
+use super::plan::{plan_op, KernelPlan, Key};
+use cascade_arch::GpuSpec;
+use serde::Serialize;
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+/// One kernel's simulated result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CycleKernel {
+    /// Kernel name.
+    pub name: String,
+    /// Seconds including the launch overhead.
+    pub seconds: f64,
+    /// Core cycles from the first CTA's start to the last CTA's end.
+    pub cycles: f64,
+    /// CTAs.
+    pub ctas: u64,
+    /// Events processed.
+    pub events: u64,
+    /// Bytes moved to and from HBM.
+    pub hbm_bytes: f64,
+    /// Bytes moved between SMs and L2.
+    pub l2_bytes: f64,
+}
+
+/// A simulated op.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CycleEstimate {
+    /// Seconds for the whole op (kernels back to back).
+    pub seconds: f64,
+    /// Per kernel.
+    pub kernels: Vec<CycleKernel>,
+    /// Events processed over all kernels.
+    pub events: u64,
+}
+
+/// Simulates `op` under `mapping` (one entry per kernel) on `spec`.
+pub fn simulate(
+    op: &GpuOp,
+    mapping: &[GpuMapping],
+    spec: &GpuSpec,
+) -> Result<CycleEstimate, GpuError> {
+    let hw = GpuParams::new(spec);
+    let plans = plan_op(op, mapping, &hw)?;
+    Ok(simulate_plans(&plans, &hw))
+}
+
+/// Simulates lowered kernels.
+pub fn simulate_plans(plans: &[KernelPlan], hw: &GpuParams) -> CycleEstimate {
+    let kernels: Vec<CycleKernel> = plans.iter().map(|p| simulate_kernel(p, hw)).collect();
+    CycleEstimate {
+        seconds: kernels.iter().map(|k| k.seconds).sum(),
+        events: kernels.iter().map(|k| k.events).sum(),
+        kernels,
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Loaded { slot: usize, step: u64 },
+    Computed { slot: usize },
+    Finished { slot: usize },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Event {
+    t: f64,
+    seq: u64,
+    kind: Kind,
+}
+
+impl PartialEq for Event {
+    fn eq(&self, o: &Self) -> bool {
+        self.cmp(o) == Ordering::Equal
+    }
+}
+impl Eq for Event {}
+impl PartialOrd for Event {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Event {
+    /// Reversed: the earliest event (then the first scheduled) is the heap's maximum.
+    fn cmp(&self, o: &Self) -> Ordering {
+        o.t.total_cmp(&self.t).then(o.seq.cmp(&self.seq))
+    }
+}
+
+/// One HBM channel: reads are served first-come first-served; writes (L2 write-backs) wait
+/// in a write buffer and drain whenever no read is being served, and at the end of the kernel
+/// (memory controllers prioritize reads and drain writes in batches).
+#[derive(Debug, Clone, Copy, Default)]
+struct Channel {
+    /// When the reads reserved so far are done.
+    free: f64,
+    /// Write bytes waiting.
+    debt: f64,
+    /// Time up to which idle periods have drained the write buffer.
+    drained_to: f64,
+}
+
+impl Channel {
+    /// Drains the write buffer during the idle time before `now`.
+    fn drain(&mut self, now: f64, cyc_per_byte: f64) {
+        let idle_from = self.free.max(self.drained_to);
+        if now > idle_from {
+            self.debt = (self.debt - (now - idle_from) / cyc_per_byte).max(0.0);
+            self.drained_to = now;
+        }
+    }
+
+    /// When everything, writes included, has passed the channel.
+    fn end(&self, cyc_per_byte: f64) -> f64 {
+        self.free.max(self.drained_to) + self.debt * cyc_per_byte
+    }
+}
+
+/// Bandwidth servers: HBM channels and L2 (FIFO for everything between SMs and L2).
+struct Memory {
+    channels: Vec<Channel>,
+    cyc_per_byte_channel: f64,
+    l2_free: f64,
+    cyc_per_byte_l2: f64,
+    hbm_bytes: f64,
+    l2_bytes: f64,
+}
+
+impl Memory {
+    fn l2(&mut self, now: f64, bytes: f64) -> f64 {
+        if bytes <= 0.0 {
+            return now;
+        }
+        self.l2_bytes += bytes;
+        self.l2_free = self.l2_free.max(now) + bytes * self.cyc_per_byte_l2;
+        self.l2_free
+    }
+
+    /// A load issued at `now` of `hbm` bytes from HBM (L2 misses) and `l2` bytes through L2;
+    /// returns when its data has passed both.
+    fn load(&mut self, now: f64, hbm: f64, l2: f64) -> f64 {
+        let mut done = self.l2(now, l2);
+        if hbm > 0.0 {
+            self.hbm_bytes += hbm;
+            let per = hbm / self.channels.len() as f64 * self.cyc_per_byte_channel;
+            let cpb = self.cyc_per_byte_channel;
+            for ch in &mut self.channels {
+                ch.drain(now, cpb);
+                ch.free = ch.free.max(now) + per;
+                done = done.max(ch.free);
+            }
+        }
+        done
+    }
+
+    /// A store issued at `now`: done for the SM when L2 has taken it; its write-back joins the
+    /// channels' write buffers.
+    fn store(&mut self, now: f64, bytes: f64) -> f64 {
+        let done = self.l2(now, bytes);
+        if bytes > 0.0 {
+            self.hbm_bytes += bytes;
+            let per = bytes / self.channels.len() as f64;
+            let cpb = self.cyc_per_byte_channel;
+            for ch in &mut self.channels {
+                ch.drain(now, cpb);
+                ch.debt += per;
+            }
+        }
+        done
+    }
+
+    /// When the last write-back has reached HBM.
+    fn drained(&self) -> f64 {
+        self.channels
+            .iter()
+            .map(|c| c.end(self.cyc_per_byte_channel))
+            .fold(0.0, f64::max)
+    }
+}
+
+/// Reference counts of the operand tiles held by resident CTAs.
+struct L2Set {
+    persist: bool,
+    row: Vec<u32>,
+    col: Vec<u32>,
+    group: Vec<u32>,
+}
+
+impl L2Set {
+    fn new(p: &KernelPlan) -> L2Set {
+        let o = &p.order;
+        let has = |k: Key| p.streams.iter().any(|s| s.key == k);
+        let len = |k: Key, n: u64| if has(k) { n as usize } else { 0 };
+        L2Set {
+            persist: p.persist,
+            row: vec![0; len(Key::Row, o.groups * o.rows)],
+            col: vec![0; len(Key::Col, o.groups * o.cols)],
+            group: vec![0; len(Key::Group, o.groups)],
+        }
+    }
+
+    fn counter(&mut self, p: &KernelPlan, key: Key, i: u64) -> Option<&mut u32> {
+        let (g, r, c) = p.order.coords(i);
+        match key {
+            Key::Cta => None,
+            Key::Row => Some(&mut self.row[(g * p.order.rows + r) as usize]),
+            Key::Col => Some(&mut self.col[(g * p.order.cols + c) as usize]),
+            Key::Group => Some(&mut self.group[g as usize]),
+        }
+    }
+
+    /// Registers CTAs `[a, b)`; returns (miss bytes, all stream bytes), both step-weighted.
+    fn acquire(&mut self, p: &KernelPlan, a: u64, b: u64) -> (f64, f64) {
+        let (mut miss, mut all) = (0.0, 0.0);
+        for i in a..b {
+            let steps = p.steps_of(i) as f64;
+            for s in &p.streams {
+                let bytes = s.bytes * steps;
+                all += bytes;
+                match self.counter(p, s.key, i) {
+                    None => miss += bytes,
+                    Some(c) => {
+                        if *c == 0 {
+                            miss += bytes;
+                        }
+                        *c += 1;
+                    }
+                }
+            }
+        }
+        (miss, all)
+    }
+
+    fn release(&mut self, p: &KernelPlan, a: u64, b: u64) {
+        if self.persist {
+            return;
+        }
+        for i in a..b {
+            for s in &p.streams {
+                if let Some(c) = self.counter(p, s.key, i) {
+                    *c -= 1;
+                }
+            }
+        }
+    }
+}
+
+/// A chunk running in a slot.
+#[derive(Debug, Clone, Default)]
+struct Run {
+    range: (u64, u64),
+    steps: u64,
+    load_hbm: f64,
+    load_l2: f64,
+    first_extra: f64,
+    write_step: f64,
+    epilogue: f64,
+    miss_latency: bool,
+    next_load: u64,
+    next_compute: u64,
+    ready: Vec<bool>,
+    chunk: u64,
+    last_store: f64,
+}
+
+struct Sim<'a> {
+    p: &'a KernelPlan,
+    hw: &'a GpuParams,
+    heap: BinaryHeap<Event>,
+    seq: u64,
+    events: u64,
+    mem: Memory,
+    l2: L2Set,
+    compute_busy: bool,
+    step_cyc: f64,
+    l2_lat: f64,
+    miss_lat: f64,
+    slots: Vec<Option<Run>>,
+    next_chunk: u64,
+    chunks: u64,
+    end: f64,
+}
+
+impl Sim<'_> {
+    fn push(&mut self, t: f64, kind: Kind) {
+        self.seq += 1;
+        self.heap.push(Event {
+            t,
+            seq: self.seq,
+            kind,
+        });
+    }
+
+    fn start_chunk(&mut self, slot: usize, now: f64) {
+        let sms = u64::from(self.hw.sms);
+        let (a, b) = self.p.chunk_range(self.next_chunk, sms);
+        self.next_chunk += 1;
+        let n = (b - a) as f64;
+        let total_steps = self.p.steps_sum(a, b);
+        let steps = ((total_steps as f64 / n).round() as u64).max(1);
+        let (miss, all) = self.l2.acquire(self.p, a, b);
+        let resident = self.p.resident * n;
+        let per = steps as f64;
+        let run = Run {
+            range: (a, b),
+            steps,
+            load_hbm: miss / per,
+            load_l2: all / per,
+            first_extra: resident,
+            write_step: self.p.write_per_step * total_steps as f64 / per,
+            epilogue: self.p.epilogue * n,
+            miss_latency: miss + resident > 0.0,
+            ready: vec![false; self.p.stages as usize],
+            chunk: self.next_chunk - 1,
+            ..Run::default()
+        };
+        let first = run.steps.min(u64::from(self.p.stages));
+        self.slots[slot] = Some(run);
+        for _ in 0..first {
+            self.issue_load(slot, now);
+        }
+    }
+
+    fn issue_load(&mut self, slot: usize, now: f64) {
+        let run = self.slots[slot].as_mut().expect("slot runs a chunk");
+        let step = run.next_load;
+        run.next_load += 1;
+        let extra = if step == 0 { run.first_extra } else { 0.0 };
+        let (hbm, l2) = (run.load_hbm + extra, run.load_l2 + extra);
+        let lat = if run.miss_latency {
+            self.miss_lat
+        } else {
+            self.l2_lat
+        };
+        let done = self.mem.load(now, hbm, l2) + lat;
+        self.push(done, Kind::Loaded { slot, step });
+    }
+
+    /// Starts the next step on the SM's compute server if it is idle: among the resident
+    /// CTAs whose next step's tile has arrived, the oldest goes first (greedy-then-oldest).
+    fn dispatch_compute(&mut self, now: f64) {
+        if self.compute_busy {
+            return;
+        }
+        let stages = u64::from(self.p.stages);
+        let pick = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| {
+                let r = r.as_ref()?;
+                let ready = r.next_compute < r.steps && r.ready[(r.next_compute % stages) as usize];
+                ready.then_some((r.chunk, i))
+            })
+            .min();
+        if let Some((_, slot)) = pick {
+            let run = self.slots[slot].as_mut().expect("slot runs a chunk");
+            let idx = (run.next_compute % stages) as usize;
+            run.ready[idx] = false;
+            self.compute_busy = true;
+            self.push(now + self.step_cyc, Kind::Computed { slot });
+        }
+    }
+
+    fn compute_done(&mut self, slot: usize, now: f64) {
+        self.compute_busy = false;
+        let (write, more_loads, finished, epilogue) = {
+            let run = self.slots[slot].as_mut().expect("slot runs a chunk");
+            run.next_compute += 1;
+            (
+                run.write_step,
+                run.next_load < run.steps,
+                run.next_compute == run.steps,
+                run.epilogue,
+            )
+        };
+        if write > 0.0 {
+            let done = self.mem.store(now, write) + self.l2_lat;
+            let run = self.slots[slot].as_mut().expect("slot runs a chunk");
+            run.last_store = run.last_store.max(done);
+        }
+        if more_loads {
+            self.issue_load(slot, now);
+        }
+        if finished {
+            let stored = if epilogue > 0.0 {
+                self.mem.store(now, epilogue) + self.l2_lat
+            } else {
+                now
+            };
+            let last = self.slots[slot].as_ref().map_or(now, |r| r.last_store);
+            self.push(stored.max(last), Kind::Finished { slot });
+        }
+        self.dispatch_compute(now);
+    }
+
+    fn cta_done(&mut self, slot: usize, now: f64) {
+        let run = self.slots[slot].take().expect("slot runs a chunk");
+        self.l2.release(self.p, run.range.0, run.range.1);
+        self.end = self.end.max(now);
+        if self.next_chunk < self.chunks {
+            self.start_chunk(slot, now);
+        }
+        self.dispatch_compute(now);
+    }
+
+    fn run(&mut self) {
+        let slots = self.slots.len();
+        for s in 0..slots {
+            if self.next_chunk < self.chunks {
+                self.start_chunk(s, 0.0);
+            }
+        }
+        while let Some(ev) = self.heap.pop() {
+            self.events += 1;
+            match ev.kind {
+                Kind::Loaded { slot, step } => {
+                    let stages = self.p.stages as u64;
+                    let run = self.slots[slot].as_mut().expect("slot runs a chunk");
+                    run.ready[(step % stages) as usize] = true;
+                    self.dispatch_compute(ev.t);
+                }
+                Kind::Computed { slot } => self.compute_done(slot, ev.t),
+                Kind::Finished { slot } => self.cta_done(slot, ev.t),
+            }
+        }
+    }
+}
+
+fn simulate_kernel(p: &KernelPlan, hw: &GpuParams) -> CycleKernel {
+    let clock = hw.clock_hz;
+    let sms = u64::from(hw.sms);
+    let chunks = p.chunks(sms);
+    let mut sim = Sim {
+        p,
+        hw,
+        heap: BinaryHeap::new(),
+        seq: 0,
+        events: 0,
+        mem: Memory {
+            channels: vec![Channel::default(); hw.hbm_channels as usize],
+            cyc_per_byte_channel: clock * f64::from(hw.hbm_channels) / hw.hbm_bw,
+            l2_free: 0.0,
+            cyc_per_byte_l2: clock / hw.l2_bw,
+            hbm_bytes: 0.0,
+            l2_bytes: 0.0,
+        },
+        l2: L2Set::new(p),
+        compute_busy: false,
+        step_cyc: p.step_s * clock,
+        l2_lat: hw.l2_latency_s * clock,
+        miss_lat: hw.miss_latency_s * clock,
+        slots: vec![None; (p.occupancy as u64).min(chunks).max(1) as usize],
+        next_chunk: 0,
+        chunks,
+        end: 0.0,
+    };
+    sim.run();
+    // The kernel is over when its last CTA has finished and its write-backs have reached HBM
+    // (a back-to-back launch would otherwise find them still queued).
+    sim.end = sim.end.max(sim.mem.drained());
+    CycleKernel {
+        name: p.name.clone(),
+        seconds: hw.launch_s + sim.end / clock,
+        cycles: sim.end,
+        ctas: p.ctas(),
+        events: sim.events,
+        hbm_bytes: sim.mem.hbm_bytes,
+        l2_bytes: sim.mem.l2_bytes,
+    }
+}

@@ -1,0 +1,901 @@
+//! GPU operations, parsed from one-line specs.
+//!
+//! Grammar: an op name followed by `key=value` pairs separated by whitespace, keys in any order:
+//!
+//! ```text
+//! gemm m=4096 n=4096 k=4096 [dtype=bf16]
+//! bmm batch=8 m=512 n=14336 k=4096 [dtype=bf16]
+//! attention b=8 h=16 n=4096 d=128 [m=4096] [causal=0|1] [impl=fa2|fa3] [dtype=bf16]
+//! attention_unfused b=8 h=16 n=4096 d=128 [m=4096] [causal=0|1] [dtype=bf16]
+//! decode_attention b=8 hq=32 hkv=8 l=4096 d=128 [dtype=bf16]
+//! copy bytes=1073741824          (an integer, optionally with KiB/MiB/GiB/KB/MB/GB: bytes=1GiB)
+//! softmax rows=65536 cols=4096 [dtype=bf16]
+//! ```
+//!
+//! `dtype` is one of `bf16` (default), `fp16`, `fp8`, `tf32`, `fp32`. Attention is self-attention
+//! (queries = keys = `n`) unless `m` gives a different key/value length; `causal` defaults to 0
+//! and `impl` to `fa2`. Head dimensions are limited to 256 (the largest FlashAttention-2/3
+//! support). Errors name the bad key or value; parsing never panics.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Errors from parsing an op spec.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OpParseError {
+    /// The spec is empty.
+    #[error("empty op spec")]
+    Empty,
+    /// The first word is not an op name.
+    #[error("unknown op `{0}`; expected one of gemm, bmm, attention, attention_unfused, decode_attention, copy, softmax")]
+    UnknownOp(String),
+    /// A word is not of the form `key=value`.
+    #[error("{op}: `{token}` is not a key=value pair")]
+    NotKeyValue {
+        /// The op name.
+        op: String,
+        /// The offending word.
+        token: String,
+    },
+    /// A key the op does not take.
+    #[error("{op}: unknown key `{key}` (accepted keys: {accepted})")]
+    UnknownKey {
+        /// The op name.
+        op: String,
+        /// The key.
+        key: String,
+        /// The keys this op takes.
+        accepted: String,
+    },
+    /// A key given twice.
+    #[error("{op}: key `{key}` given twice")]
+    DuplicateKey {
+        /// The op name.
+        op: String,
+        /// The key.
+        key: String,
+    },
+    /// A required key is missing.
+    #[error("{op}: missing key `{key}`")]
+    MissingKey {
+        /// The op name.
+        op: String,
+        /// The key.
+        key: String,
+    },
+    /// A value does not parse or is out of range.
+    #[error("{op}: bad value `{value}` for `{key}`: {expected}")]
+    BadValue {
+        /// The op name.
+        op: String,
+        /// The key.
+        key: String,
+        /// The value as written.
+        value: String,
+        /// What was expected.
+        expected: String,
+    },
+}
+
+/// Element datatype.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dtype {
+    /// bfloat16 (2 bytes).
+    Bf16,
+    /// IEEE half (2 bytes).
+    Fp16,
+    /// 8-bit float (1 byte).
+    Fp8,
+    /// TensorFloat-32, stored as fp32 (4 bytes), multiplied on tensor cores.
+    Tf32,
+    /// fp32 (4 bytes), multiplied on CUDA cores.
+    Fp32,
+}
+
+impl Dtype {
+    /// Bytes per element.
+    pub fn bytes(self) -> f64 {
+        match self {
+            Dtype::Bf16 | Dtype::Fp16 => 2.0,
+            Dtype::Fp8 => 1.0,
+            Dtype::Tf32 | Dtype::Fp32 => 4.0,
+        }
+    }
+
+    /// Bytes per element of an op's output. fp8 GEMMs and attention write bf16, as cuBLASLt's
+    /// fp8 GEMMs and FlashAttention-3's fp8 forward do; every other dtype writes itself.
+    pub fn out_bytes(self) -> f64 {
+        match self {
+            Dtype::Fp8 => 2.0,
+            d => d.bytes(),
+        }
+    }
+
+    /// The key of [`cascade_arch::GpuSpec::tensor_flops_per_clk_per_sm`] giving this dtype's
+    /// dense matrix rate (`fp32_fma` for fp32: CUDA cores).
+    pub fn spec_key(self) -> &'static str {
+        match self {
+            Dtype::Bf16 => "bf16",
+            Dtype::Fp16 => "fp16",
+            Dtype::Fp8 => "fp8",
+            Dtype::Tf32 => "tf32",
+            Dtype::Fp32 => "fp32_fma",
+        }
+    }
+
+    /// Whether tensor cores multiply this dtype (all but fp32).
+    pub fn on_tensor_cores(self) -> bool {
+        self != Dtype::Fp32
+    }
+
+    /// The spec spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dtype::Bf16 => "bf16",
+            Dtype::Fp16 => "fp16",
+            Dtype::Fp8 => "fp8",
+            Dtype::Tf32 => "tf32",
+            Dtype::Fp32 => "fp32",
+        }
+    }
+}
+
+/// FlashAttention implementation of the fused attention op.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttnImpl {
+    /// FlashAttention-2: `mma.sync`, softmax not overlapped with the matrix products.
+    Fa2,
+    /// FlashAttention-3: `wgmma`, softmax overlapped with the matrix products (ping-pong).
+    Fa3,
+}
+
+impl AttnImpl {
+    /// The spec spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            AttnImpl::Fa2 => "fa2",
+            AttnImpl::Fa3 => "fa3",
+        }
+    }
+}
+
+/// One GPU operation (one or more kernels).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum GpuOp {
+    /// `C[m,n] = A[m,k]·B[k,n]` (cuBLAS-style, wgmma).
+    Gemm {
+        /// Rows of A and C.
+        m: u64,
+        /// Columns of B and C.
+        n: u64,
+        /// Reduction length.
+        k: u64,
+        /// Operand dtype.
+        dtype: Dtype,
+    },
+    /// `batch` independent GEMMs, each with its own A and B (MoE experts: `C[e] = A[e]·W[e]`).
+    Bmm {
+        /// Number of GEMMs.
+        batch: u64,
+        /// Rows of each A and C.
+        m: u64,
+        /// Columns of each B and C.
+        n: u64,
+        /// Reduction length.
+        k: u64,
+        /// Operand dtype.
+        dtype: Dtype,
+    },
+    /// Fused attention forward (FlashAttention): `O = softmax(Q·Kᵀ/√d)·V` per (batch, head).
+    Attention {
+        /// Batch.
+        b: u64,
+        /// Heads.
+        h: u64,
+        /// Query length.
+        n: u64,
+        /// Key/value length (= `n` for self-attention).
+        m: u64,
+        /// Head dimension.
+        d: u64,
+        /// Causal mask (aligned to the bottom-right corner when `m != n`).
+        causal: bool,
+        /// Implementation.
+        imp: AttnImpl,
+        /// Operand dtype.
+        dtype: Dtype,
+    },
+    /// Unfused attention: `S = Q·Kᵀ` to HBM, softmax, `O = P·V` (three kernels).
+    AttentionUnfused {
+        /// Batch.
+        b: u64,
+        /// Heads.
+        h: u64,
+        /// Query length.
+        n: u64,
+        /// Key/value length.
+        m: u64,
+        /// Head dimension.
+        d: u64,
+        /// Causal mask (applied in the softmax; the GEMMs compute every score).
+        causal: bool,
+        /// Operand dtype.
+        dtype: Dtype,
+    },
+    /// Decode attention with grouped-query heads: one query per (batch, query head) against a
+    /// KV cache of `l` positions per (batch, KV head).
+    DecodeAttention {
+        /// Batch.
+        b: u64,
+        /// Query heads.
+        hq: u64,
+        /// Key/value heads (divides `hq`).
+        hkv: u64,
+        /// KV-cache length.
+        l: u64,
+        /// Head dimension.
+        d: u64,
+        /// Operand dtype.
+        dtype: Dtype,
+    },
+    /// Device-to-device copy of `bytes` bytes.
+    Copy {
+        /// Bytes copied.
+        bytes: u64,
+    },
+    /// Row softmax of a `rows × cols` matrix.
+    Softmax {
+        /// Rows.
+        rows: u64,
+        /// Columns (softmax length).
+        cols: u64,
+        /// Element dtype.
+        dtype: Dtype,
+    },
+}
+
+/// Largest head dimension accepted (FlashAttention-2/3 support head dimensions up to 256).
+pub const MAX_HEAD_DIM: u64 = 256;
+
+struct Fields<'a> {
+    op: &'a str,
+    map: BTreeMap<&'a str, &'a str>,
+}
+
+impl<'a> Fields<'a> {
+    fn bad(&self, key: &str, value: &str, expected: &str) -> OpParseError {
+        OpParseError::BadValue {
+            op: self.op.to_string(),
+            key: key.to_string(),
+            value: value.to_string(),
+            expected: expected.to_string(),
+        }
+    }
+
+    fn raw(&self, key: &str) -> Result<&'a str, OpParseError> {
+        self.map
+            .get(key)
+            .copied()
+            .ok_or_else(|| OpParseError::MissingKey {
+                op: self.op.to_string(),
+                key: key.to_string(),
+            })
+    }
+
+    fn pos_int(&self, key: &str, value: &str) -> Result<u64, OpParseError> {
+        const EXPECTED: &str = "expected a positive integer";
+        if value.is_empty() || !value.bytes().all(|c| c.is_ascii_digit()) {
+            return Err(self.bad(key, value, EXPECTED));
+        }
+        match value.parse::<u64>() {
+            Ok(0) => Err(self.bad(key, value, "must be > 0")),
+            Ok(v) => Ok(v),
+            Err(_) => Err(self.bad(key, value, "integer too large")),
+        }
+    }
+
+    fn int(&self, key: &str) -> Result<u64, OpParseError> {
+        let v = self.raw(key)?;
+        self.pos_int(key, v)
+    }
+
+    fn opt_int(&self, key: &str) -> Result<Option<u64>, OpParseError> {
+        match self.map.get(key) {
+            Some(v) => self.pos_int(key, v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn bytes(&self, key: &str) -> Result<u64, OpParseError> {
+        let v = self.raw(key)?;
+        const UNITS: [(&str, u64); 6] = [
+            ("KiB", 1 << 10),
+            ("MiB", 1 << 20),
+            ("GiB", 1 << 30),
+            ("KB", 1_000),
+            ("MB", 1_000_000),
+            ("GB", 1_000_000_000),
+        ];
+        for (suffix, mul) in UNITS {
+            if let Some(num) = v.strip_suffix(suffix) {
+                let n = self.pos_int(key, num).map_err(|_| {
+                    self.bad(
+                        key,
+                        v,
+                        "expected a positive integer, optionally followed by KiB, MiB, GiB, KB, MB or GB",
+                    )
+                })?;
+                return n
+                    .checked_mul(mul)
+                    .ok_or_else(|| self.bad(key, v, "integer too large"));
+            }
+        }
+        self.pos_int(key, v).map_err(|e| match e {
+            OpParseError::BadValue { expected, .. } if expected.starts_with("expected") => self
+                .bad(
+                key,
+                v,
+                "expected a positive integer, optionally followed by KiB, MiB, GiB, KB, MB or GB",
+            ),
+            e => e,
+        })
+    }
+
+    fn dtype(&self) -> Result<Dtype, OpParseError> {
+        match self.map.get("dtype") {
+            None => Ok(Dtype::Bf16),
+            Some(&v) => match v {
+                "bf16" => Ok(Dtype::Bf16),
+                "fp16" => Ok(Dtype::Fp16),
+                "fp8" => Ok(Dtype::Fp8),
+                "tf32" => Ok(Dtype::Tf32),
+                "fp32" => Ok(Dtype::Fp32),
+                _ => Err(self.bad("dtype", v, "expected one of bf16, fp16, fp8, tf32, fp32")),
+            },
+        }
+    }
+
+    fn flag(&self, key: &str) -> Result<bool, OpParseError> {
+        match self.map.get(key) {
+            None => Ok(false),
+            Some(&"0") => Ok(false),
+            Some(&"1") => Ok(true),
+            Some(&v) => Err(self.bad(key, v, "expected 0 or 1")),
+        }
+    }
+
+    fn head_dim(&self) -> Result<u64, OpParseError> {
+        let d = self.int("d")?;
+        if d > MAX_HEAD_DIM {
+            let v = self.raw("d")?;
+            return Err(self.bad("d", v, "head dimension must be at most 256"));
+        }
+        Ok(d)
+    }
+}
+
+impl GpuOp {
+    /// Parses a one-line spec (see the module documentation for the grammar).
+    pub fn parse(spec: &str) -> Result<GpuOp, OpParseError> {
+        let mut words = spec.split_whitespace();
+        let op = words.next().ok_or(OpParseError::Empty)?;
+        let accepted: &[&str] = match op {
+            "gemm" => &["m", "n", "k", "dtype"],
+            "bmm" => &["batch", "m", "n", "k", "dtype"],
+            "attention" => &["b", "h", "n", "m", "d", "causal", "impl", "dtype"],
+            "attention_unfused" => &["b", "h", "n", "m", "d", "causal", "dtype"],
+            "decode_attention" => &["b", "hq", "hkv", "l", "d", "dtype"],
+            "copy" => &["bytes"],
+            "softmax" => &["rows", "cols", "dtype"],
+            _ => return Err(OpParseError::UnknownOp(op.to_string())),
+        };
+        let mut map = BTreeMap::new();
+        for token in words {
+            let (key, value) = match token.split_once('=') {
+                Some((k, v)) if !k.is_empty() => (k, v),
+                _ => {
+                    return Err(OpParseError::NotKeyValue {
+                        op: op.to_string(),
+                        token: token.to_string(),
+                    })
+                }
+            };
+            if !accepted.contains(&key) {
+                return Err(OpParseError::UnknownKey {
+                    op: op.to_string(),
+                    key: key.to_string(),
+                    accepted: accepted.join(", "),
+                });
+            }
+            if map.insert(key, value).is_some() {
+                return Err(OpParseError::DuplicateKey {
+                    op: op.to_string(),
+                    key: key.to_string(),
+                });
+            }
+        }
+        let f = Fields { op, map };
+        Ok(match op {
+            "gemm" => GpuOp::Gemm {
+                m: f.int("m")?,
+                n: f.int("n")?,
+                k: f.int("k")?,
+                dtype: f.dtype()?,
+            },
+            "bmm" => GpuOp::Bmm {
+                batch: f.int("batch")?,
+                m: f.int("m")?,
+                n: f.int("n")?,
+                k: f.int("k")?,
+                dtype: f.dtype()?,
+            },
+            "attention" => {
+                let n = f.int("n")?;
+                let imp = match f.map.get("impl") {
+                    None | Some(&"fa2") => AttnImpl::Fa2,
+                    Some(&"fa3") => AttnImpl::Fa3,
+                    Some(&v) => return Err(f.bad("impl", v, "expected fa2 or fa3")),
+                };
+                GpuOp::Attention {
+                    b: f.int("b")?,
+                    h: f.int("h")?,
+                    n,
+                    m: f.opt_int("m")?.unwrap_or(n),
+                    d: f.head_dim()?,
+                    causal: f.flag("causal")?,
+                    imp,
+                    dtype: f.dtype()?,
+                }
+            }
+            "attention_unfused" => {
+                let n = f.int("n")?;
+                GpuOp::AttentionUnfused {
+                    b: f.int("b")?,
+                    h: f.int("h")?,
+                    n,
+                    m: f.opt_int("m")?.unwrap_or(n),
+                    d: f.head_dim()?,
+                    causal: f.flag("causal")?,
+                    dtype: f.dtype()?,
+                }
+            }
+            "decode_attention" => {
+                let hq = f.int("hq")?;
+                let hkv = f.int("hkv")?;
+                if hkv > hq || hq % hkv != 0 {
+                    let v = f.raw("hkv")?;
+                    return Err(f.bad("hkv", v, "must divide hq"));
+                }
+                GpuOp::DecodeAttention {
+                    b: f.int("b")?,
+                    hq,
+                    hkv,
+                    l: f.int("l")?,
+                    d: f.head_dim()?,
+                    dtype: f.dtype()?,
+                }
+            }
+            "copy" => GpuOp::Copy {
+                bytes: f.bytes("bytes")?,
+            },
+            "softmax" => GpuOp::Softmax {
+                rows: f.int("rows")?,
+                cols: f.int("cols")?,
+                dtype: f.dtype()?,
+            },
+            _ => unreachable!("op names were checked above"),
+        })
+    }
+
+    /// The op's datatype (`bf16` for copies, whose bytes have no type).
+    pub fn dtype(&self) -> Dtype {
+        match *self {
+            GpuOp::Gemm { dtype, .. }
+            | GpuOp::Bmm { dtype, .. }
+            | GpuOp::Attention { dtype, .. }
+            | GpuOp::AttentionUnfused { dtype, .. }
+            | GpuOp::DecodeAttention { dtype, .. }
+            | GpuOp::Softmax { dtype, .. } => dtype,
+            GpuOp::Copy { .. } => Dtype::Bf16,
+        }
+    }
+
+    /// Useful floating-point operations: `2mnk` per GEMM; `4·b·h·n·m·d` for attention (two
+    /// matrix products), halved when causal (the FlashAttention benchmarks' convention); decode
+    /// `4·b·hq·l·d`; softmax 5 per element (max, subtract, exp, sum, scale); copies 0. Softmax
+    /// work inside attention is not counted (the usual TFLOP/s convention).
+    pub fn flops(&self) -> f64 {
+        let f = |x: u64| x as f64;
+        match *self {
+            GpuOp::Gemm { m, n, k, .. } => 2.0 * f(m) * f(n) * f(k),
+            GpuOp::Bmm { batch, m, n, k, .. } => 2.0 * f(batch) * f(m) * f(n) * f(k),
+            GpuOp::Attention {
+                b,
+                h,
+                n,
+                m,
+                d,
+                causal,
+                ..
+            }
+            | GpuOp::AttentionUnfused {
+                b,
+                h,
+                n,
+                m,
+                d,
+                causal,
+                ..
+            } => {
+                let full = 4.0 * f(b) * f(h) * f(n) * f(m) * f(d);
+                if causal {
+                    full / 2.0
+                } else {
+                    full
+                }
+            }
+            GpuOp::DecodeAttention { b, hq, l, d, .. } => 4.0 * f(b) * f(hq) * f(l) * f(d),
+            GpuOp::Copy { .. } => 0.0,
+            GpuOp::Softmax { rows, cols, .. } => 5.0 * f(rows) * f(cols),
+        }
+    }
+
+    /// Minimum device-memory traffic: every input read once and every output written once
+    /// (outputs of fp8 ops are bf16, see [`Dtype::out_bytes`]). Unfused attention has the same
+    /// minimum as fused attention; its extra traffic shows in the estimates.
+    pub fn min_bytes(&self) -> f64 {
+        let f = |x: u64| x as f64;
+        match *self {
+            GpuOp::Gemm { m, n, k, dtype } => {
+                (f(m) * f(k) + f(k) * f(n)) * dtype.bytes() + f(m) * f(n) * dtype.out_bytes()
+            }
+            GpuOp::Bmm {
+                batch,
+                m,
+                n,
+                k,
+                dtype,
+            } => {
+                f(batch)
+                    * ((f(m) * f(k) + f(k) * f(n)) * dtype.bytes()
+                        + f(m) * f(n) * dtype.out_bytes())
+            }
+            GpuOp::Attention {
+                b,
+                h,
+                n,
+                m,
+                d,
+                dtype,
+                ..
+            }
+            | GpuOp::AttentionUnfused {
+                b,
+                h,
+                n,
+                m,
+                d,
+                dtype,
+                ..
+            } => {
+                let bh = f(b) * f(h);
+                bh * f(d) * ((f(n) + 2.0 * f(m)) * dtype.bytes() + f(n) * dtype.out_bytes())
+            }
+            GpuOp::DecodeAttention {
+                b,
+                hq,
+                hkv,
+                l,
+                d,
+                dtype,
+            } => {
+                f(b) * f(d)
+                    * (f(hq) * dtype.bytes()
+                        + 2.0 * f(hkv) * f(l) * dtype.bytes()
+                        + f(hq) * dtype.out_bytes())
+            }
+            GpuOp::Copy { bytes } => 2.0 * f(bytes),
+            GpuOp::Softmax { rows, cols, dtype } => f(rows) * f(cols) * 2.0 * dtype.bytes(),
+        }
+    }
+}
+
+impl fmt::Display for GpuOp {
+    /// The canonical spec, which [`GpuOp::parse`] reads back to an equal op.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            GpuOp::Gemm { m, n, k, dtype } => {
+                write!(f, "gemm m={m} n={n} k={k} dtype={}", dtype.name())
+            }
+            GpuOp::Bmm {
+                batch,
+                m,
+                n,
+                k,
+                dtype,
+            } => write!(
+                f,
+                "bmm batch={batch} m={m} n={n} k={k} dtype={}",
+                dtype.name()
+            ),
+            GpuOp::Attention {
+                b,
+                h,
+                n,
+                m,
+                d,
+                causal,
+                imp,
+                dtype,
+            } => {
+                write!(f, "attention b={b} h={h} n={n} ")?;
+                if m != n {
+                    write!(f, "m={m} ")?;
+                }
+                write!(
+                    f,
+                    "d={d} causal={} impl={} dtype={}",
+                    u8::from(causal),
+                    imp.name(),
+                    dtype.name()
+                )
+            }
+            GpuOp::AttentionUnfused {
+                b,
+                h,
+                n,
+                m,
+                d,
+                causal,
+                dtype,
+            } => {
+                write!(f, "attention_unfused b={b} h={h} n={n} ")?;
+                if m != n {
+                    write!(f, "m={m} ")?;
+                }
+                write!(
+                    f,
+                    "d={d} causal={} dtype={}",
+                    u8::from(causal),
+                    dtype.name()
+                )
+            }
+            GpuOp::DecodeAttention {
+                b,
+                hq,
+                hkv,
+                l,
+                d,
+                dtype,
+            } => write!(
+                f,
+                "decode_attention b={b} hq={hq} hkv={hkv} l={l} d={d} dtype={}",
+                dtype.name()
+            ),
+            GpuOp::Copy { bytes } => write!(f, "copy bytes={bytes}"),
+            GpuOp::Softmax { rows, cols, dtype } => {
+                write!(f, "softmax rows={rows} cols={cols} dtype={}", dtype.name())
+            }
+        }
+    }
+}
+
+impl std::str::FromStr for GpuOp {
+    type Err = OpParseError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        GpuOp::parse(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> GpuOp {
+        GpuOp::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    fn err(s: &str) -> String {
+        GpuOp::parse(s).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn parses_every_op() {
+        assert_eq!(
+            p("gemm m=4096 n=4096 k=4096 dtype=bf16"),
+            GpuOp::Gemm {
+                m: 4096,
+                n: 4096,
+                k: 4096,
+                dtype: Dtype::Bf16
+            }
+        );
+        assert_eq!(
+            p("gemm k=3 m=1 n=2"),
+            GpuOp::Gemm {
+                m: 1,
+                n: 2,
+                k: 3,
+                dtype: Dtype::Bf16
+            }
+        );
+        assert_eq!(
+            p("bmm batch=8 m=512 n=14336 k=4096 dtype=fp8"),
+            GpuOp::Bmm {
+                batch: 8,
+                m: 512,
+                n: 14336,
+                k: 4096,
+                dtype: Dtype::Fp8
+            }
+        );
+        assert_eq!(
+            p("attention b=8 h=16 n=4096 d=128 causal=1 impl=fa3"),
+            GpuOp::Attention {
+                b: 8,
+                h: 16,
+                n: 4096,
+                m: 4096,
+                d: 128,
+                causal: true,
+                imp: AttnImpl::Fa3,
+                dtype: Dtype::Bf16
+            }
+        );
+        match p("attention b=1 h=2 n=16 m=64 d=64") {
+            GpuOp::Attention { m, causal, imp, .. } => {
+                assert_eq!((m, causal, imp), (64, false, AttnImpl::Fa2));
+            }
+            o => panic!("{o:?}"),
+        }
+        assert!(matches!(
+            p("attention_unfused b=1 h=2 n=512 d=64 dtype=fp16"),
+            GpuOp::AttentionUnfused {
+                m: 512,
+                dtype: Dtype::Fp16,
+                ..
+            }
+        ));
+        assert_eq!(
+            p("decode_attention b=4 hq=32 hkv=8 l=1024 d=128"),
+            GpuOp::DecodeAttention {
+                b: 4,
+                hq: 32,
+                hkv: 8,
+                l: 1024,
+                d: 128,
+                dtype: Dtype::Bf16
+            }
+        );
+        assert_eq!(p("copy bytes=1048576"), GpuOp::Copy { bytes: 1 << 20 });
+        assert_eq!(p("copy bytes=1GiB"), GpuOp::Copy { bytes: 1 << 30 });
+        assert_eq!(p("copy bytes=2MB"), GpuOp::Copy { bytes: 2_000_000 });
+        assert_eq!(
+            p("softmax rows=10 cols=20 dtype=fp32"),
+            GpuOp::Softmax {
+                rows: 10,
+                cols: 20,
+                dtype: Dtype::Fp32
+            }
+        );
+        assert_eq!(p("  gemm   m=1\tn=2 k=3  dtype=tf32 ").dtype(), Dtype::Tf32);
+    }
+
+    #[test]
+    fn display_round_trips() {
+        for s in [
+            "gemm m=1 n=2 k=3 dtype=fp8",
+            "bmm batch=8 m=16 n=14336 k=4096 dtype=bf16",
+            "attention b=8 h=16 n=4096 d=128 causal=1 impl=fa3 dtype=bf16",
+            "attention b=1 h=1 n=16 m=4096 d=64 causal=0 impl=fa2 dtype=fp16",
+            "attention_unfused b=1 h=2 n=512 d=64 causal=1 dtype=bf16",
+            "decode_attention b=1 hq=32 hkv=8 l=1024 d=128 dtype=bf16",
+            "copy bytes=1073741824",
+            "softmax rows=10 cols=20 dtype=bf16",
+        ] {
+            let op = p(s);
+            assert_eq!(op.to_string(), s);
+            assert_eq!(p(&op.to_string()), op);
+        }
+    }
+
+    #[test]
+    fn errors_name_the_key_or_value() {
+        assert_eq!(err(""), "empty op spec");
+        assert_eq!(err("   "), "empty op spec");
+        assert!(err("gemmm m=1").starts_with("unknown op `gemmm`"));
+        assert_eq!(err("gemm m=1 n=2"), "gemm: missing key `k`");
+        assert_eq!(
+            err("gemm m=1 n=2 k=3 x=4"),
+            "gemm: unknown key `x` (accepted keys: m, n, k, dtype)"
+        );
+        assert_eq!(err("gemm m=1 m=2 n=2 k=3"), "gemm: key `m` given twice");
+        assert_eq!(
+            err("gemm m=abc n=2 k=3"),
+            "gemm: bad value `abc` for `m`: expected a positive integer"
+        );
+        assert_eq!(
+            err("gemm m=0 n=2 k=3"),
+            "gemm: bad value `0` for `m`: must be > 0"
+        );
+        assert_eq!(
+            err("gemm m=-1 n=2 k=3"),
+            "gemm: bad value `-1` for `m`: expected a positive integer"
+        );
+        assert_eq!(
+            err("gemm m=99999999999999999999999 n=2 k=3"),
+            "gemm: bad value `99999999999999999999999` for `m`: integer too large"
+        );
+        assert_eq!(err("gemm m=1 n=2 k"), "gemm: `k` is not a key=value pair");
+        assert_eq!(err("gemm =1 n=2 k=3"), "gemm: `=1` is not a key=value pair");
+        assert_eq!(
+            err("gemm m=1 n=2 k=3 dtype=int8"),
+            "gemm: bad value `int8` for `dtype`: expected one of bf16, fp16, fp8, tf32, fp32"
+        );
+        assert_eq!(
+            err("attention b=1 h=1 n=8 d=8 causal=2"),
+            "attention: bad value `2` for `causal`: expected 0 or 1"
+        );
+        assert_eq!(
+            err("attention b=1 h=1 n=8 d=8 impl=fa1"),
+            "attention: bad value `fa1` for `impl`: expected fa2 or fa3"
+        );
+        assert_eq!(
+            err("attention b=1 h=1 n=8 d=512"),
+            "attention: bad value `512` for `d`: head dimension must be at most 256"
+        );
+        assert_eq!(
+            err("decode_attention b=1 hq=32 hkv=5 l=8 d=8"),
+            "decode_attention: bad value `5` for `hkv`: must divide hq"
+        );
+        assert!(err("copy bytes=1.5GiB").contains("optionally followed by KiB"));
+        assert!(err("copy bytes=GiB").contains("for `bytes`"));
+        assert_eq!(
+            err("copy bytes=1 dtype=bf16"),
+            "copy: unknown key `dtype` (accepted keys: bytes)"
+        );
+        assert!(err("copy bytes=99999999999GiB").contains("too large"));
+        assert_eq!(err("softmax rows=1"), "softmax: missing key `cols`");
+    }
+
+    #[test]
+    fn flop_counts() {
+        assert_eq!(p("gemm m=2 n=3 k=5").flops(), 60.0);
+        assert_eq!(p("bmm batch=4 m=2 n=3 k=5").flops(), 240.0);
+        let full = 4.0 * 8.0 * 16.0 * 4096.0 * 4096.0 * 128.0;
+        assert_eq!(p("attention b=8 h=16 n=4096 d=128").flops(), full);
+        assert_eq!(
+            p("attention b=8 h=16 n=4096 d=128 causal=1 impl=fa3").flops(),
+            full / 2.0
+        );
+        assert_eq!(p("attention_unfused b=8 h=16 n=4096 d=128").flops(), full);
+        assert_eq!(
+            p("decode_attention b=2 hq=32 hkv=8 l=1024 d=128").flops(),
+            4.0 * 2.0 * 32.0 * 1024.0 * 128.0
+        );
+        assert_eq!(p("copy bytes=4096").flops(), 0.0);
+        assert_eq!(p("softmax rows=2 cols=3").flops(), 30.0);
+    }
+
+    #[test]
+    fn minimum_bytes() {
+        assert_eq!(p("gemm m=2 n=3 k=5").min_bytes(), 2.0 * (10.0 + 15.0 + 6.0));
+        assert_eq!(
+            p("gemm m=2 n=3 k=5 dtype=fp8").min_bytes(),
+            10.0 + 15.0 + 12.0
+        );
+        assert_eq!(p("copy bytes=1GiB").min_bytes(), 2.0 * (1u64 << 30) as f64);
+        assert_eq!(
+            p("attention b=1 h=1 n=4 d=2").min_bytes(),
+            4.0 * 4.0 * 2.0 * 2.0
+        );
+        assert_eq!(
+            p("decode_attention b=1 hq=4 hkv=2 l=10 d=2").min_bytes(),
+            2.0 * (4.0 * 2.0 * 2.0 + 2.0 * 2.0 * 10.0 * 2.0)
+        );
+    }
+}

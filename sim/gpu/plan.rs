@@ -1,0 +1,1087 @@
+//! Kernel plans: an op and its mapping lowered to what both timing models consume.
+//!
+//! A [`KernelPlan`] is a grid of identical-shape CTAs in dispatch order. Each CTA loads a
+//! *resident* tile once (e.g. the Q tile of attention), then runs `steps` pipeline steps; each
+//! step loads one tile of every operand [`Stream`] (through L2, from HBM on a miss), does the
+//! step's arithmetic on the SM, and optionally stores bytes; after the last step the CTA writes
+//! its epilogue (the output tile). Operand tiles carry a [`Key`] saying which CTAs share them, so
+//! the models can count the bytes that concurrently running CTAs fetch from HBM only once.
+//!
+//! Byte counts are averages over valid data (a partial edge tile moves only its valid bytes, so
+//! totals equal the compulsory traffic when every tile is fetched once); arithmetic is charged
+//! for full tiles (tile quantization: a partial tile costs a full one).
+
+use super::error::GpuError;
+use super::hw::SMEM_RESERVED_PER_CTA;
+use super::hw::{GpuParams, MAX_REGS_PER_THREAD, MAX_THREADS_PER_CTA, REG_ALLOC_PER_THREAD};
+use super::mapping::{kernel_kinds, GpuMapping, InstrClass, KernelKind};
+use super::op::{AttnImpl, Dtype, GpuOp};
+
+/// Registers per thread besides accumulators: addresses, indices, loop state, operand
+/// fragments. A round modelling figure (not fitted); only occupancy and the 255-register
+/// limit depend on it.
+pub const BASE_REGS_PER_THREAD: f64 = 32.0;
+
+/// FP32-pipe operations per softmax element in a standalone softmax kernel: convert, max,
+/// scaled subtract (FFMA), sum, normalize (multiply), convert back — one more for the
+/// exponential's MUFU instruction, counted separately.
+pub const SOFTMAX_FP32_OPS: f64 = 6.0;
+
+/// FP32-pipe operations per score element inside FlashAttention: max, scaled subtract (FFMA),
+/// row sum, and packing P to 16 bits; the exponential is one MUFU operation on top. The
+/// per-step rescale of the output accumulator adds one multiply per output element.
+pub const FLASH_FP32_OPS_PER_SCORE: f64 = 4.0;
+
+/// Which CTAs share an operand tile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    /// CTAs of the same group and tile row (GEMM A operand).
+    Row,
+    /// CTAs of the same group and tile column (GEMM B operand).
+    Col,
+    /// All CTAs of the same group (attention K and V of one head).
+    Group,
+    /// No other CTA.
+    Cta,
+}
+
+/// An operand loaded every step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stream {
+    /// Sharing.
+    pub key: Key,
+    /// Bytes per step per CTA (valid-data average).
+    pub bytes: f64,
+}
+
+/// CTA dispatch order: groups (batch × split) outermost; within a group, tiles are swept in
+/// bands of `band` tile rows, column-major inside a band (CUTLASS threadblock swizzle / Triton
+/// `GROUP_SIZE_M`). `band = 1` is row-major order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Order {
+    /// Groups.
+    pub groups: u64,
+    /// Tile rows per group.
+    pub rows: u64,
+    /// Tile columns per group.
+    pub cols: u64,
+    /// Swizzle band height (1 ≤ band ≤ rows).
+    pub band: u64,
+}
+
+impl Order {
+    /// CTAs in the grid.
+    pub fn ctas(&self) -> u64 {
+        self.groups * self.per_group()
+    }
+
+    fn per_group(&self) -> u64 {
+        self.rows * self.cols
+    }
+
+    fn band_rows(&self, b: u64) -> u64 {
+        self.band.min(self.rows - b * self.band)
+    }
+
+    fn band_start(&self, b: u64) -> u64 {
+        b * self.band * self.cols
+    }
+
+    fn band_of(&self, w: u64) -> u64 {
+        w / (self.band * self.cols)
+    }
+
+    /// (group, tile row, tile column) of the `i`-th CTA in dispatch order.
+    pub fn coords(&self, i: u64) -> (u64, u64, u64) {
+        let p = self.per_group();
+        let (g, w) = (i / p, i % p);
+        let b = self.band_of(w);
+        let h = self.band_rows(b);
+        let j = w - self.band_start(b);
+        (g, b * self.band + j % h, j / h)
+    }
+
+    /// Distinct tile rows among in-group positions `[w0, w1)`.
+    fn rows_in_group(&self, w0: u64, w1: u64) -> u64 {
+        let (b0, b1) = (self.band_of(w0), self.band_of(w1 - 1));
+        if b0 == b1 {
+            return self.band_rows(b0).min(w1 - w0);
+        }
+        let first = self.band_rows(b0).min(self.band_start(b0 + 1) - w0);
+        let last = self.band_rows(b1).min(w1 - self.band_start(b1));
+        first + (b1 - b0 - 1) * self.band + last
+    }
+
+    /// Distinct tile columns among in-group positions `[w0, w1)`.
+    fn cols_in_group(&self, w0: u64, w1: u64) -> u64 {
+        let (b0, b1) = (self.band_of(w0), self.band_of(w1 - 1));
+        let col = |b: u64, w: u64| (w - self.band_start(b)) / self.band_rows(b);
+        if b0 == b1 {
+            return col(b0, w1 - 1) - col(b0, w0) + 1;
+        }
+        if b1 - b0 >= 2 {
+            return self.cols;
+        }
+        // [c0, cols-1] ∪ [0, c1]
+        let (c0, c1) = (col(b0, w0), col(b1, w1 - 1));
+        if c1 + 1 >= c0 {
+            self.cols
+        } else {
+            (self.cols - c0) + (c1 + 1)
+        }
+    }
+
+    fn distinct(&self, a: u64, b: u64, f: impl Fn(u64, u64) -> u64, full: u64) -> u64 {
+        if a >= b {
+            return 0;
+        }
+        let p = self.per_group();
+        let (g0, g1) = (a / p, (b - 1) / p);
+        if g0 == g1 {
+            f(a - g0 * p, b - g0 * p)
+        } else {
+            f(a - g0 * p, p) + (g1 - g0 - 1) * full + f(0, b - g1 * p)
+        }
+    }
+
+    /// Distinct (group, tile row) pairs among CTAs `[a, b)`.
+    pub fn distinct_rows(&self, a: u64, b: u64) -> u64 {
+        self.distinct(a, b, |x, y| self.rows_in_group(x, y), self.rows)
+    }
+
+    /// Distinct (group, tile column) pairs among CTAs `[a, b)`.
+    pub fn distinct_cols(&self, a: u64, b: u64) -> u64 {
+        self.distinct(a, b, |x, y| self.cols_in_group(x, y), self.cols)
+    }
+
+    /// Distinct groups among CTAs `[a, b)`.
+    pub fn distinct_groups(&self, a: u64, b: u64) -> u64 {
+        if a >= b {
+            0
+        } else {
+            (b - 1) / self.per_group() - a / self.per_group() + 1
+        }
+    }
+}
+
+/// Steps per CTA.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Steps {
+    /// Every CTA runs the same number of steps.
+    Uniform(u64),
+    /// Steps by tile row (`Order::cols == 1`): causal attention, whose query blocks see
+    /// different numbers of key blocks. `prefix[r]` = sum of `table[..r]`.
+    PerRow {
+        /// Steps of each tile row.
+        table: Vec<u64>,
+        /// Prefix sums of `table`.
+        prefix: Vec<u64>,
+    },
+}
+
+/// One kernel, lowered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KernelPlan {
+    /// Display name.
+    pub name: String,
+    /// The kernel's mapping.
+    pub mapping: GpuMapping,
+    /// Grid and dispatch order.
+    pub order: Order,
+    /// Steps per CTA.
+    pub steps: Steps,
+    /// Resident CTAs per SM (occupancy).
+    pub occupancy: u32,
+    /// Tiles in flight per CTA.
+    pub stages: u32,
+    /// SM seconds of one step of one CTA (all of the SM's tensor cores / CUDA cores).
+    pub step_s: f64,
+    /// Executed (tile-quantized) FLOPs of one step.
+    pub flops_per_step: f64,
+    /// Useful FLOPs of the whole kernel.
+    pub useful_flops: f64,
+    /// Bytes each CTA loads before its first step (not shared).
+    pub resident: f64,
+    /// Operands loaded every step.
+    pub streams: Vec<Stream>,
+    /// Bytes each CTA stores per step.
+    pub write_per_step: f64,
+    /// Bytes each CTA stores after its last step.
+    pub epilogue: f64,
+    /// The kernel's shared operands fit in L2 (each tile then comes from HBM once per kernel;
+    /// otherwise once per set of concurrently resident CTAs).
+    pub persist: bool,
+    /// Shared memory per CTA, bytes.
+    pub smem: f64,
+    /// Registers per thread.
+    pub regs_per_thread: u32,
+}
+
+/// Per-chunk totals (a chunk = up to one CTA per SM, consecutive in dispatch order).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ChunkTotals {
+    /// CTAs in the chunk.
+    pub ctas: u64,
+    /// Sum of the CTAs' steps.
+    pub steps: u64,
+    /// All bytes between SMs and L2 (loads and stores).
+    pub l2_bytes: f64,
+    /// Bytes loaded from HBM (L2 misses).
+    pub hbm_reads: f64,
+    /// Bytes stored (per-step and epilogue), all eventually written to HBM.
+    pub writes: f64,
+}
+
+fn ceil_div(a: u64, b: u64) -> u64 {
+    a.div_ceil(b.max(1))
+}
+
+impl KernelPlan {
+    /// CTAs in the grid.
+    pub fn ctas(&self) -> u64 {
+        self.order.ctas()
+    }
+
+    /// Steps of CTA `i`.
+    pub fn steps_of(&self, i: u64) -> u64 {
+        match &self.steps {
+            Steps::Uniform(k) => *k,
+            Steps::PerRow { table, .. } => table[self.order.coords(i).1 as usize],
+        }
+    }
+
+    /// Sum of steps over CTAs `[a, b)`.
+    pub fn steps_sum(&self, a: u64, b: u64) -> u64 {
+        if a >= b {
+            return 0;
+        }
+        match &self.steps {
+            Steps::Uniform(k) => k * (b - a),
+            Steps::PerRow { prefix, .. } => {
+                let p = self.order.rows;
+                let total = prefix[p as usize];
+                let upto = |i: u64| (i / p) * total + prefix[(i % p) as usize];
+                upto(b) - upto(a)
+            }
+        }
+    }
+
+    /// Step-weighted count of distinct tiles of a stream with `key` among CTAs `[a, b)`: each
+    /// distinct tile counts the steps of the first CTA (in dispatch order) that loads it.
+    pub fn distinct_weight(&self, key: Key, a: u64, b: u64) -> f64 {
+        if a >= b {
+            return 0.0;
+        }
+        let o = &self.order;
+        match (key, &self.steps) {
+            (Key::Cta, _) => self.steps_sum(a, b) as f64,
+            (Key::Row, Steps::Uniform(k)) => (o.distinct_rows(a, b) * k) as f64,
+            (Key::Col, Steps::Uniform(k)) => (o.distinct_cols(a, b) * k) as f64,
+            (Key::Group, Steps::Uniform(k)) => (o.distinct_groups(a, b) * k) as f64,
+            (Key::Group, Steps::PerRow { table, .. }) => {
+                let extra = o.distinct_groups(a, b) - 1;
+                (self.steps_of(a) + extra * table[0]) as f64
+            }
+            (Key::Row | Key::Col, Steps::PerRow { .. }) => {
+                unreachable!("per-row steps are only built with group- or CTA-keyed streams")
+            }
+        }
+    }
+
+    /// Bytes of shared operand tiles that CTAs `[a, b)` load, counting each distinct tile once.
+    pub fn distinct_bytes(&self, a: u64, b: u64) -> f64 {
+        self.streams
+            .iter()
+            .map(|s| s.bytes * self.distinct_weight(s.key, a, b))
+            .sum()
+    }
+
+    /// Chunk `j`'s CTA range: chunks hold `sms` consecutive CTAs (the last one fewer).
+    pub fn chunk_range(&self, j: u64, sms: u64) -> (u64, u64) {
+        (j * sms, ((j + 1) * sms).min(self.ctas()))
+    }
+
+    /// Number of chunks.
+    pub fn chunks(&self, sms: u64) -> u64 {
+        ceil_div(self.ctas(), sms)
+    }
+
+    /// Totals of chunk `j`, with HBM reads from the closed-form count of distinct tiles: a
+    /// tile misses L2 unless a CTA of the `occupancy − 1` previous chunks (still resident when
+    /// chunk `j` starts) or an earlier CTA of chunk `j` loaded it — or, when the kernel's
+    /// shared operands fit in L2, unless any earlier CTA loaded it.
+    pub fn chunk_totals(&self, j: u64, sms: u64) -> ChunkTotals {
+        let (a, b) = self.chunk_range(j, sms);
+        let n = b - a;
+        let steps = self.steps_sum(a, b);
+        let w0 = if self.persist {
+            0
+        } else {
+            let back = u64::from(self.occupancy.max(1)) - 1;
+            self.chunk_range(j.saturating_sub(back), sms).0
+        };
+        let shared_misses = self.distinct_bytes(w0, b) - self.distinct_bytes(w0, a);
+        let all_stream: f64 = self.streams.iter().map(|s| s.bytes).sum::<f64>() * steps as f64;
+        let resident = self.resident * n as f64;
+        let writes = self.write_per_step * steps as f64 + self.epilogue * n as f64;
+        ChunkTotals {
+            ctas: n,
+            steps,
+            l2_bytes: all_stream + resident + writes,
+            hbm_reads: shared_misses + resident,
+            writes,
+        }
+    }
+
+    /// Total bytes of the shared operands (each distinct tile once).
+    pub fn shared_footprint(&self) -> f64 {
+        self.streams
+            .iter()
+            .filter(|s| s.key != Key::Cta)
+            .map(|s| s.bytes * self.distinct_weight(s.key, 0, self.ctas()))
+            .sum()
+    }
+}
+
+struct Ctx<'a> {
+    name: &'static str,
+    map: &'a GpuMapping,
+    hw: &'a GpuParams,
+}
+
+impl Ctx<'_> {
+    fn err(&self, field: &'static str, message: impl Into<String>) -> GpuError {
+        GpuError::Mapping {
+            kernel: self.name.to_string(),
+            field,
+            message: message.into(),
+        }
+    }
+
+    fn common(&self, kind: KernelKind) -> Result<(), GpuError> {
+        let m = self.map;
+        if m.kernel != kind {
+            return Err(self.err("kernel", format!("expected {kind:?}, got {:?}", m.kernel)));
+        }
+        for (field, v) in [
+            ("cta_tile_m", m.cta_tile_m),
+            ("cta_tile_n", m.cta_tile_n),
+            ("cta_tile_k", m.cta_tile_k),
+            ("stages", m.stages),
+            ("warps", m.warps),
+            ("split_k", m.split_k),
+            ("swizzle", m.swizzle),
+        ] {
+            if v == 0 {
+                return Err(self.err(field, "must be > 0"));
+            }
+        }
+        if m.threads() > MAX_THREADS_PER_CTA {
+            return Err(self.err(
+                "warps",
+                format!(
+                    "{} threads exceed {MAX_THREADS_PER_CTA} per CTA",
+                    m.threads()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks the instruction class against the dtype and the tile shape.
+    fn instr(&self, dtype: Dtype, check_k: bool) -> Result<(), GpuError> {
+        let m = self.map;
+        match m.instr {
+            InstrClass::CudaCore => Ok(()),
+            InstrClass::MmaSync | InstrClass::Wgmma => {
+                if !dtype.on_tensor_cores() {
+                    return Err(self.err(
+                        "instr",
+                        format!("{} needs a tensor-core dtype, got fp32", m.instr.name()),
+                    ));
+                }
+                let g = m.instr.m_granule();
+                if !m.cta_tile_m.is_multiple_of(g) {
+                    return Err(self.err(
+                        "cta_tile_m",
+                        format!(
+                            "{} needs a multiple of {g}, got {}",
+                            m.instr.name(),
+                            m.cta_tile_m
+                        ),
+                    ));
+                }
+                if !m.cta_tile_n.is_multiple_of(8) {
+                    return Err(self.err(
+                        "cta_tile_n",
+                        format!(
+                            "{} needs a multiple of 8, got {}",
+                            m.instr.name(),
+                            m.cta_tile_n
+                        ),
+                    ));
+                }
+                if m.instr == InstrClass::Wgmma && !m.warps.is_multiple_of(4) {
+                    return Err(self.err(
+                        "warps",
+                        format!(
+                            "wgmma needs whole warpgroups (multiples of 4), got {}",
+                            m.warps
+                        ),
+                    ));
+                }
+                // One MMA instruction covers 32 bytes of K (k16 for 16-bit types).
+                let kb = f64::from(m.cta_tile_k) * dtype.bytes();
+                if check_k && kb % 32.0 != 0.0 {
+                    return Err(self.err(
+                        "cta_tile_k",
+                        format!(
+                            "{} needs K tiles of a multiple of 32 bytes, got {} × {} bytes",
+                            m.instr.name(),
+                            m.cta_tile_k,
+                            dtype.bytes()
+                        ),
+                    ));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Matrix FLOP per second one SM sustains with the mapping's instruction class.
+    fn matrix_rate(&self, dtype: Dtype) -> Result<f64, GpuError> {
+        let per_clk = match self.map.instr {
+            InstrClass::CudaCore => self.hw.cuda_core_flops_per_clk(),
+            _ => self
+                .hw
+                .tensor_flops_per_clk(dtype)
+                .ok_or_else(|| GpuError::MissingRate(dtype.spec_key().to_string()))?,
+        };
+        if per_clk <= 0.0 {
+            return Err(GpuError::MissingRate(dtype.spec_key().to_string()));
+        }
+        Ok(per_clk * self.map.instr.efficiency() * self.hw.clock_hz)
+    }
+
+    /// Resident CTAs per SM, limited by shared memory, registers, threads and the block limit.
+    fn occupancy(&self, smem: f64, acc_regs: f64) -> Result<(u32, u32), GpuError> {
+        let hw = self.hw;
+        let threads = self.map.threads();
+        if smem > hw.smem_per_block_max {
+            return Err(self.err(
+                "stages",
+                format!(
+                    "{smem} bytes of shared memory exceed the {} per block",
+                    hw.smem_per_block_max
+                ),
+            ));
+        }
+        let raw = (acc_regs / f64::from(threads) + BASE_REGS_PER_THREAD).ceil() as u32;
+        let regs = raw.div_ceil(REG_ALLOC_PER_THREAD) * REG_ALLOC_PER_THREAD;
+        if raw > MAX_REGS_PER_THREAD {
+            return Err(self.err(
+                "warps",
+                format!("{raw} registers per thread exceed {MAX_REGS_PER_THREAD} (more warps or a smaller tile)"),
+            ));
+        }
+        let by_smem = (hw.smem_per_sm / (smem + SMEM_RESERVED_PER_CTA)).floor() as u32;
+        let by_regs = (hw.regs_per_sm / f64::from(regs * threads)).floor() as u32;
+        let by_threads = hw.max_threads_per_sm / threads;
+        let occ = hw.max_ctas_per_sm.min(by_smem).min(by_regs).min(by_threads);
+        if occ == 0 {
+            return Err(self.err("warps", "not even one CTA fits on an SM"));
+        }
+        Ok((occ, regs))
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn gemm(
+    cx: &Ctx,
+    batch: u64,
+    m: u64,
+    n: u64,
+    k: u64,
+    dtype: Dtype,
+    out_bytes: f64,
+) -> Result<KernelPlan, GpuError> {
+    cx.common(KernelKind::Gemm)?;
+    cx.instr(dtype, true)?;
+    let map = cx.map;
+    let e = dtype.bytes();
+    let (tm, tn, tk) = (
+        u64::from(map.cta_tile_m),
+        u64::from(map.cta_tile_n),
+        u64::from(map.cta_tile_k),
+    );
+    let (rows, cols, kt) = (ceil_div(m, tm), ceil_div(n, tn), ceil_div(k, tk));
+    let s = u64::from(map.split_k);
+    if s > kt {
+        return Err(cx.err("split_k", format!("{s} splits exceed the {kt} K tiles")));
+    }
+    let steps = ceil_div(kt, s);
+    let smem = f64::from(map.stages) * (tm + tn) as f64 * tk as f64 * e;
+    let (occupancy, regs) = cx.occupancy(smem, (tm * tn) as f64)?;
+    let f = |x: u64| x as f64;
+    let k_per_step = f(k) / f(s * steps);
+    let epi_elem = if s > 1 { 4.0 } else { out_bytes };
+    Ok(KernelPlan {
+        name: cx.name.to_string(),
+        mapping: map.clone(),
+        order: Order {
+            groups: batch * s,
+            rows,
+            cols,
+            band: u64::from(map.swizzle).min(rows),
+        },
+        steps: Steps::Uniform(steps),
+        occupancy,
+        stages: map.stages,
+        step_s: 2.0 * f(tm * tn * tk) / cx.matrix_rate(dtype)?,
+        flops_per_step: 2.0 * f(tm * tn * tk),
+        useful_flops: 2.0 * f(batch) * f(m) * f(n) * f(k),
+        resident: 0.0,
+        streams: vec![
+            Stream {
+                key: Key::Row,
+                bytes: f(m) / f(rows) * k_per_step * e,
+            },
+            Stream {
+                key: Key::Col,
+                bytes: f(n) / f(cols) * k_per_step * e,
+            },
+        ],
+        write_per_step: 0.0,
+        epilogue: f(m) * f(n) / f(rows * cols) * epi_elem,
+        persist: false,
+        smem,
+        regs_per_thread: regs,
+    })
+}
+
+/// A streaming kernel over `elements` elements, each read (`read_b` bytes) and written
+/// (`write_b` bytes) once, with `fp32_ops` FP32-pipe and `sfu_ops` MUFU operations each.
+#[allow(clippy::too_many_arguments)]
+fn streaming(
+    cx: &Ctx,
+    kind: KernelKind,
+    elements: u64,
+    read_b: f64,
+    write_b: f64,
+    fp32_ops: f64,
+    sfu_ops: f64,
+    useful_flops: f64,
+) -> Result<KernelPlan, GpuError> {
+    cx.common(kind)?;
+    let map = cx.map;
+    if map.instr != InstrClass::CudaCore {
+        return Err(cx.err("instr", "elementwise kernels run on CUDA cores (cuda_core)"));
+    }
+    let (tm, tn) = (u64::from(map.cta_tile_m), u64::from(map.cta_tile_n));
+    let ctas = ceil_div(elements, tm);
+    let steps = ceil_div(tm, tn);
+    let f = |x: u64| x as f64;
+    // Bytes in flight are held in registers.
+    let in_flight_regs = f64::from(map.stages) * f(tn) * read_b / 4.0;
+    let (occupancy, regs) = cx.occupancy(0.0, in_flight_regs)?;
+    let per_step = f(elements) / f(ctas * steps);
+    Ok(KernelPlan {
+        name: cx.name.to_string(),
+        mapping: map.clone(),
+        order: Order {
+            groups: 1,
+            rows: ctas,
+            cols: 1,
+            band: 1,
+        },
+        steps: Steps::Uniform(steps),
+        occupancy,
+        stages: map.stages,
+        step_s: cx.hw.fp32_ops_s(f(tn) * fp32_ops) + cx.hw.sfu_ops_s(f(tn) * sfu_ops),
+        flops_per_step: 0.0,
+        useful_flops,
+        resident: 0.0,
+        streams: vec![Stream {
+            key: Key::Cta,
+            bytes: per_step * read_b,
+        }],
+        write_per_step: per_step * write_b,
+        epilogue: 0.0,
+        persist: false,
+        smem: 0.0,
+        regs_per_thread: regs,
+    })
+}
+
+fn softmax(cx: &Ctx, rows: u64, cols: u64, in_b: f64, out_b: f64) -> Result<KernelPlan, GpuError> {
+    cx.common(KernelKind::Softmax)?;
+    let map = cx.map;
+    if map.instr != InstrClass::CudaCore {
+        return Err(cx.err("instr", "softmax runs on CUDA cores (cuda_core)"));
+    }
+    let (tm, tn) = (u64::from(map.cta_tile_m), u64::from(map.cta_tile_n));
+    let f = |x: u64| x as f64;
+    let ctas = ceil_div(rows, tm);
+    let chunks = ceil_div(cols, tn);
+    // One pass when the CTA's rows fit in shared memory (read once, normalize in place, write
+    // once); otherwise an online two-pass softmax that reads every row twice.
+    let row_block = f(tm * cols) * in_b;
+    let one_pass = row_block <= cx.hw.smem_per_block_max;
+    let passes = if one_pass { 1 } else { 2 };
+    let steps = passes * chunks;
+    let smem = if one_pass { row_block } else { 0.0 };
+    let in_flight_regs = f64::from(map.stages) * f(tm * tn) * in_b / 4.0;
+    let (occupancy, regs) = cx.occupancy(smem, if one_pass { 0.0 } else { in_flight_regs })?;
+    let elems = f(rows) * f(cols);
+    let per_step_elems = elems / f(ctas * steps) * f(passes);
+    let (fp32, sfu) = if one_pass {
+        (SOFTMAX_FP32_OPS, 1.0)
+    } else {
+        // Each pass: convert, max or scale, subtract, sum or multiply — plus one exp.
+        (4.0, 1.0)
+    };
+    let (write_per_step, epilogue) = if one_pass {
+        (0.0, elems * out_b / f(ctas))
+    } else {
+        (elems * out_b / f(ctas * steps), 0.0)
+    };
+    Ok(KernelPlan {
+        name: cx.name.to_string(),
+        mapping: map.clone(),
+        order: Order {
+            groups: 1,
+            rows: ctas,
+            cols: 1,
+            band: 1,
+        },
+        steps: Steps::Uniform(steps),
+        occupancy,
+        stages: map.stages,
+        step_s: cx.hw.fp32_ops_s(f(tm * tn) * fp32) + cx.hw.sfu_ops_s(f(tm * tn) * sfu),
+        flops_per_step: 0.0,
+        useful_flops: 5.0 * elems,
+        resident: 0.0,
+        streams: vec![Stream {
+            key: Key::Cta,
+            bytes: per_step_elems * in_b,
+        }],
+        write_per_step,
+        epilogue,
+        persist: false,
+        smem,
+        regs_per_thread: regs,
+    })
+}
+
+/// SM seconds of one attention step of a `rows × keys` score block with head dim `d`:
+/// the two matrix products on the tensor cores, the softmax on the FP32 pipes and MUFU.
+/// `overlap`: FlashAttention-3 overlaps the softmax of one warpgroup with the matrix products
+/// of another (ping-pong scheduling, FA3 paper §3.1), so a step costs the larger of the two;
+/// FlashAttention-2 and FlashDecoding-style `mma.sync` kernels run them back to back in every
+/// warp, and all warps of a CTA are in the same phase, so a step costs their sum.
+fn attention_step_s(
+    cx: &Ctx,
+    rows: u64,
+    keys: u64,
+    d: u64,
+    dtype: Dtype,
+    overlap: bool,
+) -> Result<f64, GpuError> {
+    let f = |x: u64| x as f64;
+    let mma = 4.0 * f(rows) * f(keys) * f(d) / cx.matrix_rate(dtype)?;
+    let scores = f(rows) * f(keys);
+    let sfx = cx
+        .hw
+        .fp32_ops_s(scores * FLASH_FP32_OPS_PER_SCORE + f(rows) * f(d))
+        + cx.hw.sfu_ops_s(scores);
+    Ok(if overlap { mma.max(sfx) } else { mma + sfx })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn flash(
+    cx: &Ctx,
+    bh: u64,
+    n: u64,
+    m: u64,
+    d: u64,
+    causal: bool,
+    imp: AttnImpl,
+    dtype: Dtype,
+    useful_flops: f64,
+) -> Result<KernelPlan, GpuError> {
+    cx.common(KernelKind::FlashAttention)?;
+    cx.instr(dtype, false)?;
+    let map = cx.map;
+    if u64::from(map.cta_tile_k) != d {
+        return Err(cx.err(
+            "cta_tile_k",
+            format!(
+                "must equal the head dimension d = {d}, got {}",
+                map.cta_tile_k
+            ),
+        ));
+    }
+    if map.split_k != 1 {
+        return Err(cx.err("split_k", "fused attention forward does not split the keys"));
+    }
+    let e = dtype.bytes();
+    let f = |x: u64| x as f64;
+    let (br, bc) = (u64::from(map.cta_tile_m), u64::from(map.cta_tile_n));
+    let (rows, tkv) = (ceil_div(n, br), ceil_div(m, bc));
+    let smem = f(br * d) * e + f64::from(map.stages) * 2.0 * f(bc * d) * e;
+    let (occupancy, regs) = cx.occupancy(smem, f(br * d + br * bc))?;
+    let steps = if causal {
+        // Query block qb sees keys j <= i + (m - n) (bottom-right aligned); heaviest blocks are
+        // dispatched first (FA3's tile scheduler order), so row position r holds qb = rows-1-r.
+        let table: Vec<u64> = (0..rows)
+            .map(|r| {
+                let qb = rows - 1 - r;
+                let last_q = ((qb + 1) * br).min(n);
+                let keys = (last_q + m).saturating_sub(n).min(m);
+                ceil_div(keys, bc)
+            })
+            .collect();
+        let mut prefix = vec![0];
+        for t in &table {
+            prefix.push(prefix.last().unwrap() + t);
+        }
+        Steps::PerRow { table, prefix }
+    } else {
+        Steps::Uniform(tkv)
+    };
+    Ok(KernelPlan {
+        name: cx.name.to_string(),
+        mapping: map.clone(),
+        order: Order {
+            groups: bh,
+            rows,
+            cols: 1,
+            band: 1,
+        },
+        steps,
+        occupancy,
+        stages: map.stages,
+        step_s: attention_step_s(cx, br, bc, d, dtype, imp == AttnImpl::Fa3)?,
+        flops_per_step: 4.0 * f(br * bc * d),
+        useful_flops,
+        resident: f(n * d) * e / f(rows),
+        streams: vec![Stream {
+            key: Key::Group,
+            bytes: 2.0 * f(m * d) * e / f(tkv),
+        }],
+        write_per_step: 0.0,
+        // O and the fp32 log-sum-exp per query row.
+        epilogue: f(n) * (f(d) * dtype.out_bytes() + 4.0) / f(rows),
+        persist: false,
+        smem,
+        regs_per_thread: regs,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn decode_split(
+    cx: &Ctx,
+    b: u64,
+    hq: u64,
+    hkv: u64,
+    l: u64,
+    d: u64,
+    dtype: Dtype,
+    useful_flops: f64,
+) -> Result<KernelPlan, GpuError> {
+    cx.common(KernelKind::DecodeSplitKv)?;
+    cx.instr(dtype, false)?;
+    let map = cx.map;
+    let group = hq / hkv;
+    let (tm, bc) = (u64::from(map.cta_tile_m), u64::from(map.cta_tile_n));
+    if tm < group {
+        return Err(cx.err(
+            "cta_tile_m",
+            format!("must hold the {group} query heads of a KV head, got {tm}"),
+        ));
+    }
+    if u64::from(map.cta_tile_k) != d {
+        return Err(cx.err(
+            "cta_tile_k",
+            format!(
+                "must equal the head dimension d = {d}, got {}",
+                map.cta_tile_k
+            ),
+        ));
+    }
+    let e = dtype.bytes();
+    let f = |x: u64| x as f64;
+    let tkv = ceil_div(l, bc);
+    let s = u64::from(map.split_k);
+    if s > tkv {
+        return Err(cx.err(
+            "split_k",
+            format!("{s} KV splits exceed the {tkv} key blocks"),
+        ));
+    }
+    let steps = ceil_div(tkv, s);
+    let smem = f(tm * d) * e + f64::from(map.stages) * 2.0 * f(bc * d) * e;
+    let (occupancy, regs) = cx.occupancy(smem, f(tm * d + tm * bc))?;
+    let epilogue = if s > 1 {
+        f(group) * (f(d) + 1.0) * 4.0
+    } else {
+        f(group * d) * dtype.out_bytes()
+    };
+    Ok(KernelPlan {
+        name: cx.name.to_string(),
+        mapping: map.clone(),
+        order: Order {
+            groups: b * hkv,
+            rows: 1,
+            cols: s,
+            band: 1,
+        },
+        steps: Steps::Uniform(steps),
+        occupancy,
+        stages: map.stages,
+        step_s: attention_step_s(cx, tm, bc, d, dtype, map.instr == InstrClass::Wgmma)?,
+        flops_per_step: 4.0 * f(tm * bc * d),
+        useful_flops,
+        resident: f(group * d) * e,
+        streams: vec![Stream {
+            key: Key::Cta,
+            bytes: 2.0 * f(l * d) * e / f(s * steps),
+        }],
+        write_per_step: 0.0,
+        epilogue,
+        persist: false,
+        smem,
+        regs_per_thread: regs,
+    })
+}
+
+/// Lowers `op` with one mapping per kernel.
+pub fn plan_op(
+    op: &GpuOp,
+    maps: &[GpuMapping],
+    hw: &GpuParams,
+) -> Result<Vec<KernelPlan>, GpuError> {
+    let split = maps.first().map_or(1, |m| m.split_k);
+    let kinds = kernel_kinds(op, split);
+    if kinds.len() != maps.len() {
+        return Err(GpuError::KernelCount {
+            got: maps.len(),
+            expected: kinds.len(),
+            names: kinds.iter().map(|k| k.0).collect::<Vec<_>>().join(", "),
+        });
+    }
+    maps.iter()
+        .enumerate()
+        .map(|(i, m)| plan_kernel(op, i, split, m, hw))
+        .collect()
+}
+
+/// Lowers kernel `index` of `op` (see [`kernel_kinds`]) under `map`; `split` is the op's first
+/// kernel's split factor, which decides whether a reduction/combine kernel follows.
+pub fn plan_kernel(
+    op: &GpuOp,
+    index: usize,
+    split: u32,
+    map: &GpuMapping,
+    hw: &GpuParams,
+) -> Result<KernelPlan, GpuError> {
+    let kinds = kernel_kinds(op, split);
+    let Some(&(name, _)) = kinds.get(index) else {
+        return Err(GpuError::KernelCount {
+            got: index + 1,
+            expected: kinds.len(),
+            names: kinds.iter().map(|k| k.0).collect::<Vec<_>>().join(", "),
+        });
+    };
+    let cx = Ctx { name, map, hw };
+    let s = f64::from(split);
+    let mut plan = match (*op, index) {
+        (GpuOp::Gemm { m, n, k, dtype }, 0) => gemm(&cx, 1, m, n, k, dtype, dtype.out_bytes())?,
+        (
+            GpuOp::Bmm {
+                batch,
+                m,
+                n,
+                k,
+                dtype,
+            },
+            0,
+        ) => gemm(&cx, batch, m, n, k, dtype, dtype.out_bytes())?,
+        (GpuOp::Gemm { m, n, dtype, .. }, _) => split_reduce(&cx, m * n, s, dtype)?,
+        (
+            GpuOp::Bmm {
+                batch, m, n, dtype, ..
+            },
+            _,
+        ) => split_reduce(&cx, batch * m * n, s, dtype)?,
+        (
+            GpuOp::Attention {
+                b,
+                h,
+                n,
+                m,
+                d,
+                causal,
+                imp,
+                dtype,
+            },
+            _,
+        ) => flash(&cx, b * h, n, m, d, causal, imp, dtype, op.flops())?,
+        (
+            GpuOp::AttentionUnfused {
+                b,
+                h,
+                n,
+                m,
+                d,
+                causal,
+                dtype,
+            },
+            i,
+        ) => {
+            if map.split_k != 1 {
+                return Err(cx.err("split_k", "unfused attention kernels do not split K"));
+            }
+            let s_b = dtype.out_bytes();
+            match i {
+                0 | 2 => {
+                    let mut g = if i == 0 {
+                        gemm(&cx, b * h, n, m, d, dtype, s_b)?
+                    } else {
+                        gemm(&cx, b * h, n, d, m, dtype, dtype.out_bytes())?
+                    };
+                    if causal {
+                        // The GEMMs compute every score; useful work is half of each.
+                        g.useful_flops /= 2.0;
+                    }
+                    g
+                }
+                _ => softmax(&cx, b * h * n, m, s_b, dtype.bytes())?,
+            }
+        }
+        (
+            GpuOp::DecodeAttention {
+                b,
+                hq,
+                hkv,
+                l,
+                d,
+                dtype,
+            },
+            0,
+        ) => decode_split(&cx, b, hq, hkv, l, d, dtype, op.flops())?,
+        (
+            GpuOp::DecodeAttention {
+                b, hq, d, dtype, ..
+            },
+            _,
+        ) => {
+            // Per output element: read each split's fp32 partial (and its row's LSE, shared by
+            // d elements); one FFMA and one add per split, one exp per split per row.
+            streaming(
+                &cx,
+                KernelKind::DecodeCombine,
+                b * hq * d,
+                s * 4.0 * (1.0 + 1.0 / d as f64),
+                dtype.out_bytes(),
+                2.0 * s + 1.0,
+                s / d as f64,
+                0.0,
+            )?
+        }
+        (GpuOp::Copy { bytes }, _) => streaming(
+            &cx,
+            KernelKind::Copy,
+            bytes,
+            1.0,
+            1.0,
+            // One 16-byte load and one 16-byte store per 16 bytes.
+            2.0 / 16.0,
+            0.0,
+            0.0,
+        )?,
+        (GpuOp::Softmax { rows, cols, dtype }, _) => {
+            softmax(&cx, rows, cols, dtype.bytes(), dtype.out_bytes())?
+        }
+    };
+    // CUDA grids hold at most 2³¹ − 1 blocks in x (CUDA C Programming Guide, technical
+    // specifications); the models also scan the grid, so larger ones are refused.
+    if plan.ctas() >= 1 << 31 {
+        return Err(cx.err(
+            "cta_tile_m",
+            format!(
+                "{} CTAs exceed the 2^31 - 1 CTAs of a CUDA grid",
+                plan.ctas()
+            ),
+        ));
+    }
+    plan.persist = plan.shared_footprint() <= hw.l2_bytes;
+    Ok(plan)
+}
+
+/// Split-K reduction: per output element, read each split's fp32 partial, add, convert.
+fn split_reduce(cx: &Ctx, elements: u64, s: f64, dtype: Dtype) -> Result<KernelPlan, GpuError> {
+    streaming(
+        cx,
+        KernelKind::SplitKReduce,
+        elements,
+        s * 4.0,
+        dtype.out_bytes(),
+        s + 1.0,
+        0.0,
+        (s - 1.0) * elements as f64,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    fn brute(o: &Order, a: u64, b: u64) -> (u64, u64, u64) {
+        let mut rows = HashSet::new();
+        let mut cols = HashSet::new();
+        let mut groups = HashSet::new();
+        for i in a..b {
+            let (g, r, c) = o.coords(i);
+            rows.insert((g, r));
+            cols.insert((g, c));
+            groups.insert(g);
+        }
+        (rows.len() as u64, cols.len() as u64, groups.len() as u64)
+    }
+
+    #[test]
+    fn closed_form_distinct_counts_match_enumeration() {
+        let mut seed = 12345u64;
+        let mut rnd = |n: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        for _ in 0..400 {
+            let rows = 1 + rnd(12);
+            let o = Order {
+                groups: 1 + rnd(3),
+                rows,
+                cols: 1 + rnd(12),
+                band: 1 + rnd(rows),
+            };
+            // coords is a bijection
+            let all: HashSet<_> = (0..o.ctas()).map(|i| o.coords(i)).collect();
+            assert_eq!(all.len() as u64, o.ctas());
+            for _ in 0..20 {
+                let a = rnd(o.ctas());
+                let b = a + 1 + rnd(o.ctas() - a);
+                let want = brute(&o, a, b);
+                let got = (
+                    o.distinct_rows(a, b),
+                    o.distinct_cols(a, b),
+                    o.distinct_groups(a, b),
+                );
+                assert_eq!(got, want, "{o:?} [{a},{b})");
+            }
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! A small mapper: searches GPU mappings per kernel and keeps the fastest by the analytical
+//! model.
+//!
+//! Mapspace per kernel kind:
+//! - GEMM: CTA tiles {64,128,256} × {64,128,256} × {32,64}, stages 2–4, 4 or 8 warps,
+//!   split-K {1,2,4,8} (standalone GEMMs only; a split adds a reduction kernel), swizzle
+//!   {1,2,4,8,16}; instruction class from [`allowed_instr`] (`wgmma` for cuBLAS-style GEMMs).
+//! - FlashAttention: Br, Bc ∈ {16,32,64,128,256} (Br a multiple of the instruction's M
+//!   granule: 64 for `wgmma`), stages 2–4, 4 or 8 warps; `mma.sync` for `fa2`, `wgmma` for
+//!   `fa3`.
+//! - Decode split-KV: query rows = the GQA group padded to the instruction's M granule,
+//!   keys per step {16,…,256}, stages 2–4, 4 or 8 warps, split-KV {1,2,4,…,64}
+//!   (a split adds a combine kernel), `mma.sync` or `wgmma`.
+//! - Softmax: rows per CTA {1,2,4,8}, columns per step {256,…,2048}, stages {2,4}, 4 or 8 warps.
+//! - Streaming kernels (copy, split-K reduction, decode combine): elements per CTA
+//!   {2¹¹,…,2¹⁹}, elements per step {1024, 4096}, stages {2,4}, 4 or 8 warps.
+//!
+//! Candidates are evaluated in parallel (rayon); the fastest wins, ties broken by enumeration
+//! order, so the result is deterministic.
+
+use super::analytical::{estimate_plans, kernel_seconds, GpuEstimate};
+use super::error::GpuError;
+use super::hw::GpuParams;
+use super::mapping::{allowed_instr, kernel_kinds, GpuMapping, InstrClass, KernelKind};
+use super::op::GpuOp;
+use super::plan::{plan_kernel, KernelPlan};
+use cascade_arch::GpuSpec;
+use rayon::prelude::*;
+use std::collections::BTreeMap;
+
+const TILES: [u32; 3] = [64, 128, 256];
+const TILE_K: [u32; 2] = [32, 64];
+const STAGES: [u32; 3] = [2, 3, 4];
+const WARPS: [u32; 2] = [4, 8];
+const SPLIT_K: [u32; 4] = [1, 2, 4, 8];
+const SWIZZLE: [u32; 5] = [1, 2, 4, 8, 16];
+const SPLIT_KV: [u32; 7] = [1, 2, 4, 8, 16, 32, 64];
+/// Attention query and key blocks; blocks under 64 (filtered by the instruction's M granule
+/// for queries) keep large head dimensions and fp32 within shared memory.
+const ATTN_BLOCKS: [u32; 5] = [16, 32, 64, 128, 256];
+
+fn mapping(
+    kernel: KernelKind,
+    (m, n, k): (u32, u32, u32),
+    stages: u32,
+    warps: u32,
+    split_k: u32,
+    swizzle: u32,
+    instr: InstrClass,
+) -> GpuMapping {
+    GpuMapping {
+        kernel,
+        cta_tile_m: m,
+        cta_tile_n: n,
+        cta_tile_k: k,
+        stages,
+        warps,
+        split_k,
+        swizzle,
+        instr,
+    }
+}
+
+/// The candidate mappings of kernel `kind` of `op` (see the module documentation).
+pub fn candidates(op: &GpuOp, kind: KernelKind) -> Vec<GpuMapping> {
+    let instrs = allowed_instr(op, kind);
+    let mut v = Vec::new();
+    match kind {
+        KernelKind::Gemm => {
+            let splits: &[u32] = match op {
+                GpuOp::Gemm { .. } | GpuOp::Bmm { .. } => &SPLIT_K,
+                _ => &[1],
+            };
+            for &instr in &instrs {
+                for tm in TILES {
+                    for tn in TILES {
+                        for tk in TILE_K {
+                            for s in STAGES {
+                                for w in WARPS {
+                                    for &sk in splits {
+                                        for sw in SWIZZLE {
+                                            v.push(mapping(
+                                                kind,
+                                                (tm, tn, tk),
+                                                s,
+                                                w,
+                                                sk,
+                                                sw,
+                                                instr,
+                                            ));
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        KernelKind::FlashAttention => {
+            let d = match op {
+                GpuOp::Attention { d, .. } => *d as u32,
+                _ => 0,
+            };
+            for &instr in &instrs {
+                let brs = ATTN_BLOCKS.iter().filter(|&&b| b % instr.m_granule() == 0);
+                for &br in brs {
+                    for bc in ATTN_BLOCKS {
+                        for s in STAGES {
+                            for w in WARPS {
+                                v.push(mapping(kind, (br, bc, d), s, w, 1, 1, instr));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        KernelKind::DecodeSplitKv => {
+            let (group, d) = match op {
+                GpuOp::DecodeAttention { hq, hkv, d, .. } => ((hq / hkv) as u32, *d as u32),
+                _ => (1, 0),
+            };
+            for &instr in &instrs {
+                let g = instr.m_granule();
+                let tm = group.div_ceil(g) * g;
+                for bc in ATTN_BLOCKS {
+                    for s in STAGES {
+                        for w in WARPS {
+                            for sk in SPLIT_KV {
+                                v.push(mapping(kind, (tm, bc, d), s, w, sk, 1, instr));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        KernelKind::Softmax => {
+            for tm in [1, 2, 4, 8] {
+                for tn in [256, 512, 1024, 2048] {
+                    for s in [2, 4] {
+                        for w in WARPS {
+                            v.push(mapping(kind, (tm, tn, 1), s, w, 1, 1, InstrClass::CudaCore));
+                        }
+                    }
+                }
+            }
+        }
+        KernelKind::Copy | KernelKind::SplitKReduce | KernelKind::DecodeCombine => {
+            for e in [11, 13, 15, 17, 19] {
+                for tn in [1024, 4096] {
+                    let tm = 1u32 << e;
+                    for s in [2, 4] {
+                        for w in WARPS {
+                            v.push(mapping(kind, (tm, tn, 1), s, w, 1, 1, InstrClass::CudaCore));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    v
+}
+
+/// The fastest valid candidate of kernel `index` (for split `split`) and its plan.
+fn best_kernel(
+    op: &GpuOp,
+    index: usize,
+    split: u32,
+    cands: &[GpuMapping],
+    hw: &GpuParams,
+) -> Option<(f64, usize, KernelPlan)> {
+    cands
+        .par_iter()
+        .enumerate()
+        .filter_map(|(i, m)| {
+            let p = plan_kernel(op, index, split, m, hw).ok()?;
+            Some((kernel_seconds(&p, hw), i, p))
+        })
+        .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)))
+}
+
+/// Searches the mapspace and returns the fastest mapping's analytical estimate.
+pub fn try_estimate(op: &GpuOp, spec: &GpuSpec) -> Result<GpuEstimate, GpuError> {
+    let hw = GpuParams::new(spec);
+    let kinds1 = kernel_kinds(op, 1);
+    let primary = candidates(op, kinds1[0].1);
+    let no_mapping = |name: &str| GpuError::NoMapping {
+        op: op.to_string(),
+        kernel: name.to_string(),
+    };
+    // Evaluate every primary candidate.
+    let firsts: Vec<(usize, f64, KernelPlan)> = primary
+        .par_iter()
+        .enumerate()
+        .filter_map(|(i, m)| {
+            let p = plan_kernel(op, 0, m.split_k, m, &hw).ok()?;
+            Some((i, kernel_seconds(&p, &hw), p))
+        })
+        .collect();
+    if firsts.is_empty() {
+        return Err(no_mapping(kinds1[0].0));
+    }
+    // Best follow-up kernels for each split factor (they depend on nothing else).
+    let mut rest: BTreeMap<u32, Option<(f64, Vec<KernelPlan>)>> = BTreeMap::new();
+    for (_, _, p) in &firsts {
+        let split = p.mapping.split_k;
+        rest.entry(split).or_insert_with(|| {
+            let kinds = kernel_kinds(op, split);
+            let mut total = 0.0;
+            let mut plans = Vec::new();
+            for (i, &(_, kind)) in kinds.iter().enumerate().skip(1) {
+                let (t, _, p) = best_kernel(op, i, split, &candidates(op, kind), &hw)?;
+                total += t;
+                plans.push(p);
+            }
+            Some((total, plans))
+        });
+    }
+    let best = firsts
+        .iter()
+        .filter_map(|(i, t, p)| {
+            let (t_rest, _) = rest[&p.mapping.split_k].as_ref()?;
+            Some((t + t_rest, *i, p))
+        })
+        .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)))
+        .ok_or_else(|| {
+            let names: Vec<&str> = kernel_kinds(op, 2).iter().skip(1).map(|k| k.0).collect();
+            no_mapping(&names.join(", "))
+        })?;
+    let mut plans = vec![best.2.clone()];
+    if let Some((_, more)) = &rest[&best.2.mapping.split_k] {
+        plans.extend(more.iter().cloned());
+    }
+    Ok(estimate_plans(op, &plans, &hw))
+}
+
+/// The searched best estimate of `op` on `spec` (the fastest mapping by the analytical model).
+///
+/// # Panics
+/// If the spec lacks the op's dtype rate or no candidate fits the GPU (never for ops that
+/// [`GpuOp::parse`] accepts, on the `h100` preset); use [`try_estimate`] to get the error.
+pub fn estimate(op: &GpuOp, spec: &GpuSpec) -> GpuEstimate {
+    try_estimate(op, spec).unwrap_or_else(|e| panic!("cannot estimate `{op}`: {e}"))
+}

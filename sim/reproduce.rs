@@ -1,0 +1,346 @@
+//! `cascade reproduce fusemax`: FuseMax (MICRO'24) attention results by search — FuseMax,
+//! FLAT and an unfused baseline, each mapped by the mapper on its architecture, for the
+//! four FuseMax models × six sequence lengths (batch 64).
+
+use crate::plot::{render, Chart, ChartKind, Series};
+use crate::spatial::mapper::{map_cascade, Fusion};
+use crate::workload::{Workload, FUSEMAX_MODELS};
+use anyhow::{anyhow, Context, Result};
+use cascade_einsum::{bind, library};
+use cascade_mappings::search::BindPin;
+use cascade_mappings::{ArchP, Constraints, Problem, Search};
+use rayon::prelude::*;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::Path;
+
+/// A design: an architecture, a cascade, a fusion policy and dataflow constraints.
+pub struct Design {
+    pub name: &'static str,
+    pub arch: &'static str,
+    pub cascade: &'static str,
+    pub fusion: Fusion,
+    pub constraints: Constraints,
+}
+
+fn pins(v: &[(&str, &str)]) -> Constraints {
+    Constraints {
+        bind: v.iter().map(|(e, u)| BindPin { einsum: e.to_string(), unit: u.to_string() }).collect(),
+        ..Default::default()
+    }
+}
+
+/// The three designs of FuseMax §VI. FuseMax's binding and tiling are searched; FLAT's
+/// dataflow is its definition (QK and AV on the 2D array, the 3-pass softmax on the 1D
+/// array, all fused per row block); the unfused baseline runs QK, softmax and AV as three
+/// operators with DRAM round trips between them.
+pub fn designs() -> Vec<Design> {
+    let flat_binding = [("QK", "pe2d"), ("AV", "pe2d"), ("GM", "pe1d"), ("SN", "pe1d"), ("SD", "pe1d"), ("A", "pe1d")];
+    vec![
+        Design { name: "fusemax", arch: "fusemax", cascade: "attention_1pass", fusion: Fusion::Search, constraints: Constraints::default() },
+        Design { name: "flat", arch: "flat", cascade: "attention_3pass", fusion: Fusion::All, constraints: pins(&flat_binding) },
+        Design {
+            name: "unfused",
+            arch: "flat",
+            cascade: "attention_3pass",
+            fusion: Fusion::Groups(vec![
+                vec!["QK".into()],
+                vec!["GM".into(), "SN".into(), "SD".into(), "A".into()],
+                vec!["AV".into()],
+            ]),
+            constraints: pins(&flat_binding),
+        },
+    ]
+}
+
+/// One mapped point.
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    pub model: String,
+    pub seq_len: u64,
+    pub design: String,
+    pub latency_s: f64,
+    pub energy_j: f64,
+    pub dram_bytes: f64,
+    pub util_2d: f64,
+    pub util_1d: f64,
+    pub bound: String,
+    pub evaluations: u64,
+}
+
+/// The search settings of the reproduction (seeded: byte-identical reruns).
+pub fn search_settings() -> Search {
+    Search::default().budget(20_000).restarts(2).patience(3).seed(1)
+}
+
+/// Map every (model, seq, design) point.
+pub fn run(seq_lens: Option<&[u64]>) -> Result<Vec<Row>> {
+    let mut jobs = Vec::new();
+    for m in FUSEMAX_MODELS {
+        let w = Workload::load(m)?;
+        for &seq in seq_lens.unwrap_or(&w.run.seq_len) {
+            for d in 0..designs().len() {
+                jobs.push((w.clone(), seq, d));
+            }
+        }
+    }
+    let designs = designs();
+    let rows: Vec<Result<Row>> = jobs
+        .par_iter()
+        .map(|(w, seq, d)| {
+            let d = &designs[*d];
+            let c = library::load(d.cascade).map_err(|e| anyhow!("{e}"))?.cascade;
+            let m = &w.model;
+            let ext: BTreeMap<String, u64> = [
+                ("B", w.run.batch),
+                ("H", m.heads),
+                ("E", m.head_dim),
+                ("F", m.head_dim),
+                ("M", *seq),
+                ("P", *seq),
+                ("M0", w.run.partition.min(*seq)),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect();
+            let sh = bind(&c, &ext).map_err(|e| anyhow!("{e}"))?;
+            let p = Problem::new(&c, &sh, w.run.precision.bytes(), None);
+            let arch = cascade_arch::preset(d.arch)?;
+            let a = ArchP::new(&arch, &p).map_err(|e| anyhow!(e))?;
+            let s = search_settings().constraints(d.constraints.clone());
+            let mapped = map_cascade(&p, &a, &d.fusion, &s).map_err(|e| anyhow!("{} {} {seq}: {e}", w.name, d.name))?;
+            let r = &mapped.report;
+            let util = |u: &str| r.utilization.get(u).copied().unwrap_or(0.0);
+            let mem_bound = r.groups.iter().filter(|g| g.bound == "memory").map(|g| g.cycles).sum::<f64>();
+            Ok(Row {
+                model: w.name.clone(),
+                seq_len: *seq,
+                design: d.name.to_string(),
+                latency_s: r.latency_s,
+                energy_j: r.energy_pj * 1e-12,
+                dram_bytes: r.dram_bytes(),
+                util_2d: util("pe2d"),
+                util_1d: util("pe1d"),
+                bound: if mem_bound * 2.0 > r.latency_cycles { "memory" } else { "compute" }.into(),
+                evaluations: mapped.evaluations,
+            })
+        })
+        .collect();
+    rows.into_iter().collect()
+}
+
+/// Headline figures, as FuseMax reports them.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Summary {
+    pub speedup_vs_flat_mean: f64,
+    pub speedup_vs_flat_geomean: f64,
+    pub speedup_vs_flat_min: f64,
+    pub speedup_vs_flat_max: f64,
+    pub energy_ratio_vs_flat_mean: f64,
+    pub speedup_vs_unfused_mean: f64,
+    pub energy_ratio_vs_unfused_mean: f64,
+    pub fusemax_util_2d_at_1k: f64,
+    pub fusemax_util_2d_min_from_16k: f64,
+    pub flat_util_2d_mean: f64,
+    pub points: usize,
+}
+
+fn find<'a>(rows: &'a [Row], model: &str, seq: u64, design: &str) -> Option<&'a Row> {
+    rows.iter().find(|r| r.model == model && r.seq_len == seq && r.design == design)
+}
+
+pub fn summarize(rows: &[Row]) -> Summary {
+    let mut sp = Vec::new();
+    let mut er = Vec::new();
+    let mut spu = Vec::new();
+    let mut eru = Vec::new();
+    let mut u1k = Vec::new();
+    let mut u16 = Vec::new();
+    let mut flat_u = Vec::new();
+    for r in rows.iter().filter(|r| r.design == "fusemax") {
+        if let Some(f) = find(rows, &r.model, r.seq_len, "flat") {
+            sp.push(f.latency_s / r.latency_s);
+            er.push(r.energy_j / f.energy_j);
+            flat_u.push(f.util_2d);
+        }
+        if let Some(u) = find(rows, &r.model, r.seq_len, "unfused") {
+            spu.push(u.latency_s / r.latency_s);
+            eru.push(r.energy_j / u.energy_j);
+        }
+        if r.seq_len == 1024 {
+            u1k.push(r.util_2d);
+        }
+        if r.seq_len >= 16384 {
+            u16.push(r.util_2d);
+        }
+    }
+    let mean = |v: &[f64]| if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 };
+    Summary {
+        speedup_vs_flat_mean: mean(&sp),
+        speedup_vs_flat_geomean: (sp.iter().map(|x| x.ln()).sum::<f64>() / sp.len().max(1) as f64).exp(),
+        speedup_vs_flat_min: sp.iter().cloned().fold(f64::INFINITY, f64::min),
+        speedup_vs_flat_max: sp.iter().cloned().fold(0.0, f64::max),
+        energy_ratio_vs_flat_mean: mean(&er),
+        speedup_vs_unfused_mean: mean(&spu),
+        energy_ratio_vs_unfused_mean: mean(&eru),
+        fusemax_util_2d_at_1k: mean(&u1k),
+        fusemax_util_2d_min_from_16k: u16.iter().cloned().fold(f64::INFINITY, f64::min),
+        flat_util_2d_mean: mean(&flat_u),
+        points: sp.len(),
+    }
+}
+
+/// A paper target and its tolerance.
+pub struct Target {
+    pub name: &'static str,
+    pub paper: f64,
+    pub tolerance: f64,
+    pub get: fn(&Summary) -> f64,
+}
+
+/// The FuseMax targets the issue names (paper / artifact CSVs).
+pub fn targets() -> Vec<Target> {
+    vec![
+        Target { name: "mean attention speedup vs FLAT", paper: 6.72, tolerance: 0.10, get: |s| s.speedup_vs_flat_mean },
+        Target { name: "mean energy ratio vs FLAT", paper: 0.787, tolerance: 0.10, get: |s| s.energy_ratio_vs_flat_mean },
+        Target { name: "FuseMax 2D utilization at 1K", paper: 0.89, tolerance: 0.05, get: |s| s.fusemax_util_2d_at_1k },
+        Target { name: "FuseMax 2D utilization from 16K (min)", paper: 0.95, tolerance: 0.0, get: |s| s.fusemax_util_2d_min_from_16k },
+        Target { name: "FLAT 2D utilization (mean)", paper: 0.125, tolerance: 0.25, get: |s| s.flat_util_2d_mean },
+        Target { name: "mean speedup vs unfused", paper: 10.0, tolerance: 0.25, get: |s| s.speedup_vs_unfused_mean },
+        Target { name: "mean energy ratio vs unfused", paper: 0.77, tolerance: 0.10, get: |s| s.energy_ratio_vs_unfused_mean },
+    ]
+}
+
+/// Whether a measured value meets a target (`tolerance` 0 = at least the paper figure).
+pub fn meets(t: &Target, v: f64) -> bool {
+    if t.tolerance == 0.0 {
+        v >= t.paper
+    } else {
+        (v / t.paper - 1.0).abs() <= t.tolerance
+    }
+}
+
+pub fn render_summary(s: &Summary) -> String {
+    let mut o = String::new();
+    writeln!(o, "| figure | paper | cascade | within |").unwrap();
+    writeln!(o, "|---|---|---|---|").unwrap();
+    for t in targets() {
+        let v = (t.get)(s);
+        let tol = if t.tolerance == 0.0 { "≥ paper".to_string() } else { format!("±{:.0}%", t.tolerance * 100.0) };
+        writeln!(o, "| {} | {} | {:.3} | {} {} |", t.name, t.paper, v, tol, if meets(&t, v) { "yes" } else { "**no**" }).unwrap();
+    }
+    writeln!(
+        o,
+        "\nspeedup vs FLAT: geomean {:.2}×, range {:.2}–{:.2}× over {} points.",
+        s.speedup_vs_flat_geomean, s.speedup_vs_flat_min, s.speedup_vs_flat_max, s.points
+    )
+    .unwrap();
+    o
+}
+
+fn table(rows: &[Row]) -> String {
+    let mut o = String::new();
+    writeln!(o, "| model | seq | FuseMax s | FLAT s | unfused s | ×FLAT | E/FLAT | ×unfused | E/unfused | util2d FuseMax | util2d FLAT | FLAT bound |").unwrap();
+    writeln!(o, "|---|---|---|---|---|---|---|---|---|---|---|---|").unwrap();
+    for r in rows.iter().filter(|r| r.design == "fusemax") {
+        let (Some(f), Some(u)) = (find(rows, &r.model, r.seq_len, "flat"), find(rows, &r.model, r.seq_len, "unfused")) else { continue };
+        writeln!(
+            o,
+            "| {} | {} | {:.4e} | {:.4e} | {:.4e} | {:.2} | {:.3} | {:.2} | {:.3} | {:.3} | {:.3} | {} |",
+            r.model,
+            r.seq_len,
+            r.latency_s,
+            f.latency_s,
+            u.latency_s,
+            f.latency_s / r.latency_s,
+            r.energy_j / f.energy_j,
+            u.latency_s / r.latency_s,
+            r.energy_j / u.energy_j,
+            r.util_2d,
+            f.util_2d,
+            f.bound
+        )
+        .unwrap();
+    }
+    o
+}
+
+/// Write CSV, Markdown and plots under `dir`.
+pub fn write_reports(rows: &[Row], s: &Summary, dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+    let mut csv = String::from("model,seq_len,design,latency_s,energy_j,dram_bytes,util_2d,util_1d,bound,evaluations\n");
+    for r in rows {
+        writeln!(
+            csv,
+            "{},{},{},{:.6e},{:.6e},{:.6e},{:.4},{:.4},{},{}",
+            r.model, r.seq_len, r.design, r.latency_s, r.energy_j, r.dram_bytes, r.util_2d, r.util_1d, r.bound, r.evaluations
+        )
+        .unwrap();
+    }
+    std::fs::write(dir.join("results.csv"), csv)?;
+    let md = format!(
+        "# FuseMax reproduction (by search)\n\nGenerated by `cascade reproduce fusemax`. Every design is mapped by the mapper \
+         (FuseMax: 1-pass cascade, fusion and 2D/1D binding searched; FLAT: 3-pass softmax on the 1D array, fused per row \
+         block; unfused: QK, softmax, AV with DRAM round trips) on its architecture preset, batch 64.\n\n## Headline\n\n{}\n\
+         ## Per point\n\n{}\n{}",
+        render_summary(s),
+        table(rows),
+        EXPLANATION
+    );
+    std::fs::write(dir.join("summary.md"), md)?;
+    let seqs: Vec<u64> = {
+        let mut v: Vec<u64> = rows.iter().map(|r| r.seq_len).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    let series = |f: &dyn Fn(&Row) -> Option<f64>| -> Vec<Series> {
+        FUSEMAX_MODELS
+            .iter()
+            .map(|m| Series {
+                name: m.to_string(),
+                points: seqs
+                    .iter()
+                    .filter_map(|&q| find(rows, m, q, "fusemax").and_then(f).map(|v| (q as f64, v)))
+                    .collect(),
+            })
+            .filter(|s| !s.points.is_empty())
+            .collect()
+    };
+    let charts = [
+        ("speedup", "FuseMax attention speedup over FLAT", "speedup (×)", series(&|r| find(rows, &r.model, r.seq_len, "flat").map(|f| f.latency_s / r.latency_s))),
+        ("energy_ratio", "FuseMax attention energy / FLAT", "energy ratio", series(&|r| find(rows, &r.model, r.seq_len, "flat").map(|f| r.energy_j / f.energy_j))),
+        ("utilization", "FuseMax 2D-array utilization", "utilization", series(&|r| Some(r.util_2d))),
+    ];
+    for (file, title, y, series) in charts {
+        if series.is_empty() {
+            continue;
+        }
+        let chart = Chart {
+            title: title.into(),
+            x_label: "sequence length (tokens)".into(),
+            y_label: y.into(),
+            log_x: true,
+            log_y: false,
+            series,
+            kind: ChartKind::Lines,
+            diagonal: false,
+        };
+        render(&chart, &dir.join(format!("{file}.png")), &dir.join(format!("{file}.svg")))?;
+    }
+    Ok(())
+}
+
+const EXPLANATION: &str = "## Where the model differs from the paper, and why\n\n\
+- **FuseMax** is modelled as the artifact does (latency = max(compute, DRAM), 2D and 1D arrays pipelined per step, the \
+final division as an epilogue); the mapper may choose a binding and tiling other than the paper's Mapping 1 when the \
+model rates it faster (e.g. moving per-partition corrections to the 2D array to balance the two arrays).\n\
+- **FLAT at long sequences**: a fused 3-pass row block must hold whole M fibres of QK/SN on chip. Past what 32 MiB holds, \
+the mapper either shrinks the row block (fewer P columns in use, K/V re-read per block) or spills the fibres to DRAM \
+(written once, read by each later pass). The artifact instead spills a *proportion* of the L3 traffic \
+(`proportion_spilled`), which moves fewer bytes than either option here; our FLAT is therefore slower at 256K–1M and \
+FuseMax's speedup there is higher than the paper's.\n\
+- **Energy** uses the artifact's per-action energies but our own action counts (register-file accesses are 2 reads + 1 \
+write per op; global-buffer reads are counted per fill, not per operand delivery), so absolute energies differ; the \
+ratio is dominated by 2D-array MACs, as in the paper.\n";
