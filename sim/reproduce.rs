@@ -71,7 +71,7 @@ pub struct Row {
 
 /// The search settings of the reproduction (seeded: byte-identical reruns).
 pub fn search_settings() -> Search {
-    Search::default().budget(20_000).restarts(2).patience(3).seed(1)
+    Search::default().budget(40_000).restarts(4).patience(4).seed(1)
 }
 
 /// Map every (model, seq, design) point.

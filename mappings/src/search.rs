@@ -559,6 +559,15 @@ pub fn search_group(
         }
     };
     let per_restart = (s.budget / s.restarts as u64).max(1);
+    // The heuristic point and its variants, evaluated once and ranked: restart k starts
+    // from the k-th best.
+    let mut starts: Vec<(Point, f64, GroupPlan, GroupEval)> = space
+        .heuristics(p)
+        .into_iter()
+        .filter_map(|pt| eval(space.plan(&pt)).map(|(sc, pl, ev)| (pt, sc, pl, ev)))
+        .collect();
+    starts.sort_by(|a, b| a.1.total_cmp(&b.1));
+    starts.dedup_by(|a, b| a.2 == b.2);
     // Iterated local search per restart: steepest descent over single-digit changes, then
     // a random kick of a few digits from the best point, until the budget or `patience`
     // kicks in a row bring nothing.
@@ -582,18 +591,9 @@ pub fn search_group(
                 eval(plan)
             };
             // Start: the heuristic point for restart 0, else random points until one is valid.
-            let mut cur: Option<(Point, f64, GroupPlan, GroupEval)> = None;
-            if k == 0 {
-                // The heuristic point and its variants with smaller tiles (for when the
-                // heuristic's tiles overflow the buffer): start from the best valid one.
-                for pt in space.heuristics(p) {
-                    if let Some((sc, pl, ev)) = try_point(&pt, &mut spent) {
-                        if cur.as_ref().is_none_or(|c| sc < c.1) {
-                            cur = Some((pt, sc, pl, ev));
-                        }
-                    }
-                }
-            }
+            // Start from the k-th best heuristic variant (distinct starts), else a random
+            // valid point.
+            let mut cur: Option<(Point, f64, GroupPlan, GroupEval)> = starts.get(k).cloned();
             let mut tries = 0;
             while cur.is_none() && spent < per_restart / 4 && tries < per_restart {
                 tries += 1;
