@@ -45,6 +45,49 @@ pub enum Command {
         #[arg(long, value_delimiter = ',')]
         seq: Vec<u64>,
     },
+    /// Map one layer of a workload onto a spatial architecture; print the best mappings and reports.
+    Map {
+        /// Workload TOML or built-in name.
+        #[arg(long)]
+        workload: String,
+        /// Architecture TOML or preset name (fusemax, flat, flat_edge).
+        #[arg(long)]
+        arch: String,
+        /// latency, energy or edp.
+        #[arg(long, default_value = "latency")]
+        objective: String,
+        /// Constraints TOML (`[[spatial]] unit/dim/rank`, `[[bind]] einsum/unit`).
+        #[arg(long)]
+        constraints: Option<String>,
+        /// Directory to save each cascade's best mapping as TOML.
+        #[arg(long)]
+        save: Option<String>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-evaluate a saved mapping (TOML) and print its report.
+    Simulate {
+        #[arg(long)]
+        mapping: String,
+        /// Architecture (default: the preset the mapping names).
+        #[arg(long)]
+        arch: Option<String>,
+        /// Bytes per element.
+        #[arg(long, default_value_t = 2)]
+        dtype_bytes: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Recompute the modeled FuseMax figures and compare them with reports/baseline.toml.
+    Regress {
+        #[arg(long, default_value = "reports/baseline.toml")]
+        baseline: String,
+        /// Write the current figures as the new baseline instead of comparing.
+        #[arg(long)]
+        update: bool,
+    },
     /// Predict one GPU operation from a one-line spec (see README, "GPU estimates").
     Estimate {
         /// Architecture TOML with a [gpu] section, or a preset name.
@@ -171,6 +214,87 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Some(Command::Crosscheck { out }) => crosscheck(Path::new(&out)),
+        Some(Command::Map { workload, arch, objective, constraints, save, seed, json }) => {
+            let w = Workload::load(&workload)?;
+            let a = load_arch(&arch)?;
+            let obj = crate::spatial::run::check_objective(&objective)?;
+            let cons: cascade_mappings::Constraints = match &constraints {
+                Some(f) => {
+                    let text = std::fs::read_to_string(f).with_context(|| format!("{f}: cannot read"))?;
+                    toml::from_str(&text).map_err(|e| anyhow::anyhow!("{f}: {}", e.message()))?
+                }
+                None => Default::default(),
+            };
+            let t = std::time::Instant::now();
+            let mapped = crate::spatial::run::map_workload(&w, &a, obj, &cons, seed)?;
+            let secs = t.elapsed().as_secs_f64();
+            let ok: Vec<(&str, &crate::spatial::run::Mapped1)> = mapped.iter().filter_map(|m| m.result.as_ref().ok().map(|r| (m.role.as_str(), r))).collect();
+            let evals: u64 = ok.iter().map(|m| m.1.evaluations).sum();
+            if let Some(dir) = &save {
+                std::fs::create_dir_all(dir).with_context(|| format!("{dir}: cannot create"))?;
+                for (role, m) in &ok {
+                    let f = Path::new(dir).join(format!("{}_{}_{}.toml", w.name, role, a.name));
+                    std::fs::write(&f, m.mapping.to_toml()?).with_context(|| format!("{}: cannot write", f.display()))?;
+                }
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&serde_json::json!({"instances": mapped, "evaluations": evals, "seconds": secs, "evaluations_per_s": evals as f64 / secs}))?);
+            } else {
+                let pt = w.points()[0];
+                println!("mapped one layer of {} ({:?}, batch {}, seq {}) onto {} — objective {objective}", w.name, pt.phase, pt.batch, pt.seq_len, a.name);
+                for m in &mapped {
+                    match &m.result {
+                        Ok(x) => {
+                            let r = &x.report;
+                            let util: Vec<String> = r.utilization.iter().map(|(u, v)| format!("{u} {v:.3}")).collect();
+                            println!("  {:<10} {:<16} {:.4e} s  {:.3e} J  DRAM {:.3e} B  util {}  groups {}", m.role, r.cascade, r.latency_s, r.energy_pj * 1e-12, r.dram_bytes(), util.join(", "), r.groups.len());
+                        }
+                        Err(e) => println!("  {:<10} {:<16} not mapped: {e}", m.role, m.cascade),
+                    }
+                }
+                let total: f64 = ok.iter().map(|m| m.1.report.latency_s).sum();
+                println!("mapped total {total:.4e} s ({} of {} cascades); {evals} mappings evaluated in {secs:.2} s ({:.0}/s)", ok.len(), mapped.len(), evals as f64 / secs);
+                if let Some((_, m)) = ok.iter().find(|m| m.0 == "attention") {
+                    println!("\nbest attention mapping:\n{}", m.mapping.to_toml()?);
+                }
+            }
+            Ok(())
+        }
+        Some(Command::Simulate { mapping, arch, dtype_bytes, json }) => {
+            let m = cascade_mappings::Mapping::load(Path::new(&mapping))?;
+            let a = load_arch(arch.as_deref().unwrap_or(&m.arch))?;
+            let r = crate::spatial::run::simulate(&m, &a, dtype_bytes).with_context(|| mapping.clone())?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!("{} on {}: {:.6e} s ({:.0} cycles), {:.4e} J, DRAM {:.4e} B", r.cascade, r.arch, r.latency_s, r.latency_cycles, r.energy_pj * 1e-12, r.dram_bytes());
+                for (u, v) in &r.utilization {
+                    println!("  utilization {u}: {v:.4}");
+                }
+            }
+            Ok(())
+        }
+        Some(Command::Regress { baseline, update }) => {
+            let rows = crate::reproduce::run(None)?;
+            let cur = crate::spatial::run::tracked(&crate::reproduce::summarize(&rows));
+            if update {
+                let b = crate::spatial::run::Baseline {
+                    note: "Modeled FuseMax reproduction figures (cascade reproduce fusemax); regenerate with `cascade regress --update` when a model change is intended.".into(),
+                    figures: cur.iter().map(|(k, v)| (k.clone(), crate::spatial::run::BaselineFigure { value: (v * 1e6).round() / 1e6, tolerance: 0.01 })).collect(),
+                };
+                std::fs::write(&baseline, toml::to_string_pretty(&b)?)?;
+                println!("wrote {baseline}");
+                return Ok(());
+            }
+            let b = crate::spatial::run::load_baseline(Path::new(&baseline))?;
+            let (text, ok) = crate::spatial::run::regress(&cur, &b);
+            print!("{text}");
+            if !ok {
+                bail!("modeled figures drifted from {baseline}");
+            }
+            println!("no drift beyond tolerance");
+            Ok(())
+        }
         Some(Command::Eval { cascade, set, seed }) => {
             let c = load_cascade(&cascade)?;
             let cas = &c.cascade;
@@ -240,21 +364,11 @@ fn crosscheck(_out: &Path) -> Result<()> {
     bail!("crosscheck needs the CUDA backend: this binary was built without it; build with `cargo build --release --features cuda` and run on a machine with an NVIDIA GPU")
 }
 
-/// `cascade` with no arguments: analyse BERT-Base at its first point and show the
-/// pass counts of the three attention cascades.
+/// `cascade` with no arguments: reproduce FuseMax's attention results by search (all
+/// four models, six sequence lengths, three designs) and write reports/fusemax/.
 fn default_job() -> Result<()> {
-    let mut w = Workload::load("bert_base")?;
-    w.run.seq_len.truncate(1);
-    println!("cascade: no command given — analysing the built-in workload `bert_base` (FuseMax's first model)");
-    println!("at its first point; `cascade --help` lists the commands.\n");
-    print!("{}", render_text(&analyze_workload(&w)?));
-    println!("\nattention cascades (FuseMax Table I) — passes over the key rank M:");
-    for name in ["attention_3pass", "attention_2pass", "attention_1pass"] {
-        let c = library::load(name).map_err(|e| anyhow::anyhow!("{e}"))?;
-        println!(
-            "  {name:<16} {} pass(es)",
-            cascade_einsum::pass_counts(&c.cascade)["M"]
-        );
-    }
-    Ok(())
+    println!("cascade: no command given — reproducing FuseMax (MICRO'24) attention results by search:");
+    println!("FuseMax, FLAT and an unfused baseline mapped by the mapper for BERT-Base, TrXL-wt103, T5-small");
+    println!("and XLM at 1K–1M tokens (batch 64). `cascade --help` lists the other commands.\n");
+    run(Cli { command: Some(Command::Reproduce { paper: "fusemax".into(), out: None, seq: vec![] }) })
 }

@@ -141,6 +141,8 @@ pub struct Found {
 pub enum SearchError {
     #[error("no valid mapping of group [{group}] in {evaluations} evaluations; last reason: {reason}")]
     NoValidMapping { group: String, evaluations: u64, reason: String },
+    #[error("Einsum {einsum} cannot run on {arch}: no compute unit supports {ops}")]
+    Unsupported { einsum: String, arch: String, ops: String },
     #[error("constraint names unknown {what} `{name}`")]
     Unknown { what: &'static str, name: String },
 }
@@ -194,7 +196,17 @@ impl Space {
                 ok.retain(|&x| x == u);
             }
             if ok.is_empty() {
-                ok = (0..a.units.len()).collect(); // every choice is invalid; the model says why
+                let missing: Vec<&str> = ep
+                    .ops
+                    .iter()
+                    .filter(|&&(k, n)| n > 0 && !a.units.iter().any(|u| u.op_cycles[k].is_some()))
+                    .map(|&(k, _)| p.op_kinds[k].as_str())
+                    .collect();
+                return Err(SearchError::Unsupported {
+                    einsum: ep.name.clone(),
+                    arch: a.name.clone(),
+                    ops: if missing.is_empty() { "its ops together (pinned units)".into() } else { missing.join(", ") },
+                });
             }
             units.push(ok);
         }

@@ -3,3 +3,4 @@
 pub mod analytical;
 pub mod mapper;
 pub mod report;
+pub mod run;
