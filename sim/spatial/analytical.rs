@@ -36,23 +36,25 @@ impl CostModel for Analytical {
 /// The loop nest with `inside[k][r]` = extent of leaf rank r inside depth k, precomputed.
 struct Nest<'a> {
     loops: &'a [(usize, u64)],
-    inside: Vec<Vec<u64>>,
+    ranks: usize,
+    /// Row-major `[depth][rank]`, one allocation.
+    inside: Vec<u64>,
 }
 
 impl<'a> Nest<'a> {
-    fn new(loops: &'a [(usize, u64)], extents: &[u64]) -> Self {
-        let mut inside = Vec::with_capacity(loops.len() + 1);
-        let mut cur = extents.to_vec();
-        inside.push(cur.clone());
-        for &(r, f) in loops {
-            cur[r] /= f;
-            inside.push(cur.clone());
+    fn new(loops: &'a [(usize, u64)], p: &Problem) -> Self {
+        let ranks = p.ranks.len();
+        let mut inside = Vec::with_capacity((loops.len() + 1) * ranks);
+        inside.extend(p.ranks.iter().map(|r| r.extent));
+        for (k, &(r, f)) in loops.iter().enumerate() {
+            inside.extend_from_within(k * ranks..(k + 1) * ranks);
+            inside[(k + 1) * ranks + r] /= f;
         }
-        Nest { loops, inside }
+        Nest { loops, ranks, inside }
     }
     /// Extent of a leaf rank inside loop depth `k`.
     fn inside(&self, rank: usize, k: usize) -> u64 {
-        self.inside[k][rank]
+        self.inside[k * self.ranks + rank]
     }
     /// Elements of tensor `t`'s tile at depth `k` (iterative dims hold one running value).
     fn tile(&self, p: &Problem, t: usize, k: usize) -> f64 {
@@ -61,7 +63,7 @@ impl<'a> Nest<'a> {
             Some(it) => tp.ranks & !(1 << it),
             None => tp.ranks,
         };
-        bits(mask).map(|r| self.inside[k][r] as f64).product()
+        bits(mask).map(|r| self.inside(r, k) as f64).product()
     }
     /// Times tensor `t`'s tile at depth `k` is (re)fetched.
     fn fetches(&self, p: &Problem, t: usize, k: usize) -> f64 {
@@ -107,8 +109,7 @@ pub fn evaluate(p: &Problem, a: &ArchP, g: &GroupPlan) -> Result<GroupEval, Inva
             }
         }
     }
-    let extents: Vec<u64> = p.ranks.iter().map(|r| r.extent).collect();
-    let nest = Nest::new(&g.loops, &extents);
+    let nest = Nest::new(&g.loops, p);
     let group_mask: u64 = g.einsums.iter().fold(0, |m, &e| m | (1 << e));
     let in_group = |e: usize| group_mask & (1 << e) != 0;
 
@@ -268,15 +269,20 @@ pub fn evaluate(p: &Problem, a: &ArchP, g: &GroupPlan) -> Result<GroupEval, Inva
         }
     }
     // Tile bytes and traffic of every input/output at every depth, computed once.
-    let tiles: Vec<Vec<f64>> = io.iter().map(|&(t, _)| (0..=n).map(|k| nest.tile(p, t, k) * bytes).collect()).collect();
-    let moves: Vec<Vec<f64>> = io
+    // (flat `[io][depth]` tables, one allocation each)
+    let nest_ref = &nest;
+    let tiles: Vec<f64> = io.iter().flat_map(|&(t, _)| (0..=n).map(move |k| nest_ref.tile(p, t, k) * bytes)).collect();
+    let moves: Vec<f64> = io
         .iter()
-        .zip(&tiles)
-        .map(|(&(t, _), tl)| (0..=n).map(|k| tl[k] * nest.fetches(p, t, k)).collect())
+        .enumerate()
+        .flat_map(|(j, &(t, _))| {
+            let tiles = &tiles;
+            (0..=n).map(move |k| tiles[j * (n + 1) + k] * nest_ref.fetches(p, t, k))
+        })
         .collect();
     let io_pos = |t: usize| io.iter().position(|x| x.0 == t).unwrap();
-    let tile_b = |t: usize, k: usize| tiles[io_pos(t)][k];
-    let traffic = |t: usize, k: usize| moves[io_pos(t)][k];
+    let tile_b = |t: usize, k: usize| tiles[io_pos(t) * (n + 1) + k];
+    let traffic = |t: usize, k: usize| moves[io_pos(t) * (n + 1) + k];
     let mut used: f64 = glb_used + io.iter().zip(&depth).map(|(&(t, _), &k)| tile_b(t, k)).sum::<f64>();
     if used > a.glb_capacity {
         return Err(Invalid::Capacity { need: used, have: a.glb_capacity });
