@@ -7,8 +7,8 @@ use cascade_einsum::{bind, library};
 use cascade_mappings::model::{ArchP, GroupPlan, NONE};
 use cascade_mappings::{search_group, Problem, Search};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use std::collections::BTreeMap;
 use rayon::prelude::*;
+use std::collections::BTreeMap;
 use std::hint::black_box;
 
 fn problem(cascade: &str, e: &[(&str, u64)]) -> Problem {
@@ -22,16 +22,38 @@ fn gemm() -> (Problem, ArchP, GroupPlan) {
     let p = problem("gemm", &[("T", 4096), ("K", 4096), ("N", 4096)]);
     let a = ArchP::new(&cascade_arch::preset("fusemax").unwrap(), &p).unwrap();
     let r = |n: &str| p.rank_index(n).unwrap();
-    let mut spatial: Vec<Vec<(usize, u64)>> = a.units.iter().map(|u| vec![(NONE, 1); u.dims.len()]).collect();
+    let mut spatial: Vec<Vec<(usize, u64)>> = a
+        .units
+        .iter()
+        .map(|u| vec![(NONE, 1); u.dims.len()])
+        .collect();
     let u2 = a.unit_index("pe2d").unwrap();
     spatial[u2] = vec![(r("T"), 256), (r("N"), 256)];
-    let plan = GroupPlan { einsums: vec![0], loops: vec![(r("T"), 16), (r("N"), 16)], spatial, binding: vec![u2], spill: 0, keep: vec![] };
+    let plan = GroupPlan {
+        einsums: vec![0],
+        loops: vec![(r("T"), 16), (r("N"), 16)],
+        spatial,
+        binding: vec![u2],
+        spill: 0,
+        keep: vec![],
+    };
     (p, a, plan)
 }
 
 fn attention() -> (Problem, ArchP, GroupPlan) {
     let seq = 16384;
-    let p = problem("attention_1pass", &[("B", 64), ("H", 12), ("E", 64), ("F", 64), ("M", seq), ("P", seq), ("M0", 256)]);
+    let p = problem(
+        "attention_1pass",
+        &[
+            ("B", 64),
+            ("H", 12),
+            ("E", 64),
+            ("F", 64),
+            ("M", seq),
+            ("P", seq),
+            ("M0", 256),
+        ],
+    );
     let a = ArchP::new(&cascade_arch::preset("fusemax").unwrap(), &p).unwrap();
     let r = |n: &str| p.rank_index(n).unwrap();
     let (u2, u1) = (a.unit_index("pe2d").unwrap(), a.unit_index("pe1d").unwrap());
@@ -40,18 +62,52 @@ fn attention() -> (Problem, ArchP, GroupPlan) {
     spatial[u1] = vec![(r("P"), 256)];
     let two = ["BQK", "LM", "SLN", "SLD", "SLNV"];
     let einsums: Vec<usize> = (0..p.einsums.len()).collect();
-    let binding = einsums.iter().map(|&e| if two.contains(&p.einsums[e].name.as_str()) { u2 } else { u1 }).collect();
-    let loops = vec![(r("B"), 64), (r("H"), 12), (r("P"), 1), (r("M1"), 64), (r("P"), 64)];
-    (p.clone(), a, GroupPlan { einsums, loops, spatial, binding, spill: 0, keep: vec![] })
+    let binding = einsums
+        .iter()
+        .map(|&e| {
+            if two.contains(&p.einsums[e].name.as_str()) {
+                u2
+            } else {
+                u1
+            }
+        })
+        .collect();
+    let loops = vec![
+        (r("B"), 64),
+        (r("H"), 12),
+        (r("P"), 1),
+        (r("M1"), 64),
+        (r("P"), 64),
+    ];
+    (
+        p.clone(),
+        a,
+        GroupPlan {
+            einsums,
+            loops,
+            spatial,
+            binding,
+            spill: 0,
+            keep: vec![],
+        },
+    )
 }
 
 fn bench(c: &mut Criterion) {
     let (p, a, g) = gemm();
     let mut grp = c.benchmark_group("evaluate");
     grp.throughput(Throughput::Elements(1));
-    grp.bench_function("gemm_4096", |b| b.iter(|| evaluate(black_box(&p), &a, black_box(&g)).unwrap().cycles));
+    grp.bench_function("gemm_4096", |b| {
+        b.iter(|| evaluate(black_box(&p), &a, black_box(&g)).unwrap().cycles)
+    });
     let (pa, aa, ga) = attention();
-    grp.bench_function("attention_1pass_16k", |b| b.iter(|| evaluate(black_box(&pa), &aa, black_box(&ga)).unwrap().cycles));
+    grp.bench_function("attention_1pass_16k", |b| {
+        b.iter(|| {
+            evaluate(black_box(&pa), &aa, black_box(&ga))
+                .unwrap()
+                .cycles
+        })
+    });
     grp.finish();
 
     // Independent evaluations on every core (rayon): the mapper's raw model throughput.
@@ -60,7 +116,12 @@ fn bench(c: &mut Criterion) {
     let n = 200_000u64;
     grp.throughput(Throughput::Elements(n));
     grp.bench_function("gemm_4096", |b| {
-        b.iter(|| (0..n).into_par_iter().map(|_| evaluate(&p, &a, &g).unwrap().cycles).sum::<f64>())
+        b.iter(|| {
+            (0..n)
+                .into_par_iter()
+                .map(|_| evaluate(&p, &a, &g).unwrap().cycles)
+                .sum::<f64>()
+        })
     });
     grp.finish();
 
@@ -68,10 +129,28 @@ fn bench(c: &mut Criterion) {
     grp.sample_size(10);
     for (name, p, a) in [("gemm_4096", &p, &a), ("attention_1pass_16k", &pa, &aa)] {
         let s = Search::default().budget(100_000).restarts(4).patience(1000);
-        let n = search_group(p, a, &(0..p.einsums.len()).collect::<Vec<_>>(), &Analytical, &s).unwrap().evaluations;
+        let n = search_group(
+            p,
+            a,
+            &(0..p.einsums.len()).collect::<Vec<_>>(),
+            &Analytical,
+            &s,
+        )
+        .unwrap()
+        .evaluations;
         grp.throughput(Throughput::Elements(n));
         grp.bench_function(name, |b| {
-            b.iter(|| search_group(p, a, &(0..p.einsums.len()).collect::<Vec<_>>(), &Analytical, &s).unwrap().evaluations)
+            b.iter(|| {
+                search_group(
+                    p,
+                    a,
+                    &(0..p.einsums.len()).collect::<Vec<_>>(),
+                    &Analytical,
+                    &s,
+                )
+                .unwrap()
+                .evaluations
+            })
         });
     }
     grp.finish();

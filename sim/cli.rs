@@ -200,27 +200,44 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Some(Command::Estimate { arch, op, json }) => {
             let a = load_arch(&arch)?;
-            let gpu = a.gpu.as_ref().ok_or_else(|| anyhow::anyhow!("{arch}: architecture `{}` has no [gpu] section", a.name))?;
+            let gpu = a.gpu.as_ref().ok_or_else(|| {
+                anyhow::anyhow!("{arch}: architecture `{}` has no [gpu] section", a.name)
+            })?;
             let op = crate::gpu::GpuOp::parse(&op).map_err(|e| anyhow::anyhow!("--op: {e}"))?;
             let est = crate::gpu::try_estimate(&op, gpu).map_err(|e| anyhow::anyhow!("{e}"))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&est)?);
             } else {
-                println!("{op}: {:.4e} s ({:?}-bound) on {}", est.seconds, est.bound, a.name);
+                println!(
+                    "{op}: {:.4e} s ({:?}-bound) on {}",
+                    est.seconds, est.bound, a.name
+                );
                 for k in &est.kernels {
-                    println!("  {:<16} {:.4e} s  {:?}  {} CTAs in {} waves", k.name, k.seconds, k.bound, k.ctas, k.waves);
+                    println!(
+                        "  {:<16} {:.4e} s  {:?}  {} CTAs in {} waves",
+                        k.name, k.seconds, k.bound, k.ctas, k.waves
+                    );
                 }
             }
             Ok(())
         }
         Some(Command::Crosscheck { out }) => crosscheck(Path::new(&out)),
-        Some(Command::Map { workload, arch, objective, constraints, save, seed, json }) => {
+        Some(Command::Map {
+            workload,
+            arch,
+            objective,
+            constraints,
+            save,
+            seed,
+            json,
+        }) => {
             let w = Workload::load(&workload)?;
             let a = load_arch(&arch)?;
             let obj = crate::spatial::run::check_objective(&objective)?;
             let cons: cascade_mappings::Constraints = match &constraints {
                 Some(f) => {
-                    let text = std::fs::read_to_string(f).with_context(|| format!("{f}: cannot read"))?;
+                    let text =
+                        std::fs::read_to_string(f).with_context(|| format!("{f}: cannot read"))?;
                     toml::from_str(&text).map_err(|e| anyhow::anyhow!("{f}: {}", e.message()))?
                 }
                 None => Default::default(),
@@ -228,17 +245,26 @@ pub fn run(cli: Cli) -> Result<()> {
             let t = std::time::Instant::now();
             let mapped = crate::spatial::run::map_workload(&w, &a, obj, &cons, seed)?;
             let secs = t.elapsed().as_secs_f64();
-            let ok: Vec<(&str, &crate::spatial::run::Mapped1)> = mapped.iter().filter_map(|m| m.result.as_ref().ok().map(|r| (m.role.as_str(), r))).collect();
+            let ok: Vec<(&str, &crate::spatial::run::Mapped1)> = mapped
+                .iter()
+                .filter_map(|m| m.result.as_ref().ok().map(|r| (m.role.as_str(), r)))
+                .collect();
             let evals: u64 = ok.iter().map(|m| m.1.evaluations).sum();
             if let Some(dir) = &save {
                 std::fs::create_dir_all(dir).with_context(|| format!("{dir}: cannot create"))?;
                 for (role, m) in &ok {
                     let f = Path::new(dir).join(format!("{}_{}_{}.toml", w.name, role, a.name));
-                    std::fs::write(&f, m.mapping.to_toml()?).with_context(|| format!("{}: cannot write", f.display()))?;
+                    std::fs::write(&f, m.mapping.to_toml()?)
+                        .with_context(|| format!("{}: cannot write", f.display()))?;
                 }
             }
             if json {
-                println!("{}", serde_json::to_string_pretty(&serde_json::json!({"instances": mapped, "evaluations": evals, "seconds": secs, "evaluations_per_s": evals as f64 / secs}))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"instances": mapped, "evaluations": evals, "seconds": secs, "evaluations_per_s": evals as f64 / secs})
+                    )?
+                );
             } else {
                 let pt = w.points()[0];
                 println!("mapped one layer of {} ({:?}, batch {}, seq {}) onto {} — objective {objective}", w.name, pt.phase, pt.batch, pt.seq_len, a.name);
@@ -246,7 +272,11 @@ pub fn run(cli: Cli) -> Result<()> {
                     match &m.result {
                         Ok(x) => {
                             let r = &x.report;
-                            let util: Vec<String> = r.utilization.iter().map(|(u, v)| format!("{u} {v:.3}")).collect();
+                            let util: Vec<String> = r
+                                .utilization
+                                .iter()
+                                .map(|(u, v)| format!("{u} {v:.3}"))
+                                .collect();
                             println!("  {:<10} {:<16} {:.4e} s  {:.3e} J  DRAM {:.3e} B  util {}  groups {}", m.role, r.cascade, r.latency_s, r.energy_pj * 1e-12, r.dram_bytes(), util.join(", "), r.groups.len());
                         }
                         Err(e) => println!("  {:<10} {:<16} not mapped: {e}", m.role, m.cascade),
@@ -260,14 +290,28 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Some(Command::Simulate { mapping, arch, dtype_bytes, json }) => {
+        Some(Command::Simulate {
+            mapping,
+            arch,
+            dtype_bytes,
+            json,
+        }) => {
             let m = cascade_mappings::Mapping::load(Path::new(&mapping))?;
             let a = load_arch(arch.as_deref().unwrap_or(&m.arch))?;
-            let r = crate::spatial::run::simulate(&m, &a, dtype_bytes).with_context(|| mapping.clone())?;
+            let r = crate::spatial::run::simulate(&m, &a, dtype_bytes)
+                .with_context(|| mapping.clone())?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
-                println!("{} on {}: {:.6e} s ({:.0} cycles), {:.4e} J, DRAM {:.4e} B", r.cascade, r.arch, r.latency_s, r.latency_cycles, r.energy_pj * 1e-12, r.dram_bytes());
+                println!(
+                    "{} on {}: {:.6e} s ({:.0} cycles), {:.4e} J, DRAM {:.4e} B",
+                    r.cascade,
+                    r.arch,
+                    r.latency_s,
+                    r.latency_cycles,
+                    r.energy_pj * 1e-12,
+                    r.dram_bytes()
+                );
                 for (u, v) in &r.utilization {
                     println!("  utilization {u}: {v:.4}");
                 }
@@ -367,8 +411,16 @@ fn crosscheck(_out: &Path) -> Result<()> {
 /// `cascade` with no arguments: reproduce FuseMax's attention results by search (all
 /// four models, six sequence lengths, three designs) and write reports/fusemax/.
 fn default_job() -> Result<()> {
-    println!("cascade: no command given — reproducing FuseMax (MICRO'24) attention results by search:");
+    println!(
+        "cascade: no command given — reproducing FuseMax (MICRO'24) attention results by search:"
+    );
     println!("FuseMax, FLAT and an unfused baseline mapped by the mapper for BERT-Base, TrXL-wt103, T5-small");
     println!("and XLM at 1K–1M tokens (batch 64). `cascade --help` lists the other commands.\n");
-    run(Cli { command: Some(Command::Reproduce { paper: "fusemax".into(), out: None, seq: vec![] }) })
+    run(Cli {
+        command: Some(Command::Reproduce {
+            paper: "fusemax".into(),
+            out: None,
+            seq: vec![],
+        }),
+    })
 }

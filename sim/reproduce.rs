@@ -26,7 +26,13 @@ pub struct Design {
 
 fn pins(v: &[(&str, &str)]) -> Constraints {
     Constraints {
-        bind: v.iter().map(|(e, u)| BindPin { einsum: e.to_string(), unit: u.to_string() }).collect(),
+        bind: v
+            .iter()
+            .map(|(e, u)| BindPin {
+                einsum: e.to_string(),
+                unit: u.to_string(),
+            })
+            .collect(),
         ..Default::default()
     }
 }
@@ -36,10 +42,29 @@ fn pins(v: &[(&str, &str)]) -> Constraints {
 /// array, all fused per row block); the unfused baseline runs QK, softmax and AV as three
 /// operators with DRAM round trips between them.
 pub fn designs() -> Vec<Design> {
-    let flat_binding = [("QK", "pe2d"), ("AV", "pe2d"), ("GM", "pe1d"), ("SN", "pe1d"), ("SD", "pe1d"), ("A", "pe1d")];
+    let flat_binding = [
+        ("QK", "pe2d"),
+        ("AV", "pe2d"),
+        ("GM", "pe1d"),
+        ("SN", "pe1d"),
+        ("SD", "pe1d"),
+        ("A", "pe1d"),
+    ];
     vec![
-        Design { name: "fusemax", arch: "fusemax", cascade: "attention_1pass", fusion: Fusion::Search, constraints: Constraints::default() },
-        Design { name: "flat", arch: "flat", cascade: "attention_3pass", fusion: Fusion::All, constraints: pins(&flat_binding) },
+        Design {
+            name: "fusemax",
+            arch: "fusemax",
+            cascade: "attention_1pass",
+            fusion: Fusion::Search,
+            constraints: Constraints::default(),
+        },
+        Design {
+            name: "flat",
+            arch: "flat",
+            cascade: "attention_3pass",
+            fusion: Fusion::All,
+            constraints: pins(&flat_binding),
+        },
         Design {
             name: "unfused",
             arch: "flat",
@@ -71,7 +96,11 @@ pub struct Row {
 
 /// The search settings of the reproduction (seeded: byte-identical reruns).
 pub fn search_settings() -> Search {
-    Search::default().budget(40_000).restarts(4).patience(4).seed(1)
+    Search::default()
+        .budget(40_000)
+        .restarts(4)
+        .patience(4)
+        .seed(1)
 }
 
 /// Map every (model, seq, design) point.
@@ -90,7 +119,9 @@ pub fn run(seq_lens: Option<&[u64]>) -> Result<Vec<Row>> {
         .par_iter()
         .map(|(w, seq, d)| {
             let d = &designs[*d];
-            let c = library::load(d.cascade).map_err(|e| anyhow!("{e}"))?.cascade;
+            let c = library::load(d.cascade)
+                .map_err(|e| anyhow!("{e}"))?
+                .cascade;
             let m = &w.model;
             let ext: BTreeMap<String, u64> = [
                 ("B", w.run.batch),
@@ -109,10 +140,16 @@ pub fn run(seq_lens: Option<&[u64]>) -> Result<Vec<Row>> {
             let arch = cascade_arch::preset(d.arch)?;
             let a = ArchP::new(&arch, &p).map_err(|e| anyhow!(e))?;
             let s = search_settings().constraints(d.constraints.clone());
-            let mapped = map_cascade(&p, &a, &d.fusion, &s).map_err(|e| anyhow!("{} {} {seq}: {e}", w.name, d.name))?;
+            let mapped = map_cascade(&p, &a, &d.fusion, &s)
+                .map_err(|e| anyhow!("{} {} {seq}: {e}", w.name, d.name))?;
             let r = &mapped.report;
             let util = |u: &str| r.utilization.get(u).copied().unwrap_or(0.0);
-            let mem_bound = r.groups.iter().filter(|g| g.bound == "memory").map(|g| g.cycles).sum::<f64>();
+            let mem_bound = r
+                .groups
+                .iter()
+                .filter(|g| g.bound == "memory")
+                .map(|g| g.cycles)
+                .sum::<f64>();
             Ok(Row {
                 model: w.name.clone(),
                 seq_len: *seq,
@@ -122,7 +159,12 @@ pub fn run(seq_lens: Option<&[u64]>) -> Result<Vec<Row>> {
                 dram_bytes: r.dram_bytes(),
                 util_2d: util("pe2d"),
                 util_1d: util("pe1d"),
-                bound: if mem_bound * 2.0 > r.latency_cycles { "memory" } else { "compute" }.into(),
+                bound: if mem_bound * 2.0 > r.latency_cycles {
+                    "memory"
+                } else {
+                    "compute"
+                }
+                .into(),
                 evaluations: mapped.evaluations,
             })
         })
@@ -147,7 +189,8 @@ pub struct Summary {
 }
 
 fn find<'a>(rows: &'a [Row], model: &str, seq: u64, design: &str) -> Option<&'a Row> {
-    rows.iter().find(|r| r.model == model && r.seq_len == seq && r.design == design)
+    rows.iter()
+        .find(|r| r.model == model && r.seq_len == seq && r.design == design)
 }
 
 pub fn summarize(rows: &[Row]) -> Summary {
@@ -175,10 +218,17 @@ pub fn summarize(rows: &[Row]) -> Summary {
             u16.push(r.util_2d);
         }
     }
-    let mean = |v: &[f64]| if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 };
+    let mean = |v: &[f64]| {
+        if v.is_empty() {
+            f64::NAN
+        } else {
+            v.iter().sum::<f64>() / v.len() as f64
+        }
+    };
     Summary {
         speedup_vs_flat_mean: mean(&sp),
-        speedup_vs_flat_geomean: (sp.iter().map(|x| x.ln()).sum::<f64>() / sp.len().max(1) as f64).exp(),
+        speedup_vs_flat_geomean: (sp.iter().map(|x| x.ln()).sum::<f64>() / sp.len().max(1) as f64)
+            .exp(),
         speedup_vs_flat_min: sp.iter().cloned().fold(f64::INFINITY, f64::min),
         speedup_vs_flat_max: sp.iter().cloned().fold(0.0, f64::max),
         energy_ratio_vs_flat_mean: mean(&er),
@@ -202,13 +252,48 @@ pub struct Target {
 /// The FuseMax targets the issue names (paper / artifact CSVs).
 pub fn targets() -> Vec<Target> {
     vec![
-        Target { name: "mean attention speedup vs FLAT", paper: 6.72, tolerance: 0.10, get: |s| s.speedup_vs_flat_mean },
-        Target { name: "mean energy ratio vs FLAT", paper: 0.787, tolerance: 0.10, get: |s| s.energy_ratio_vs_flat_mean },
-        Target { name: "FuseMax 2D utilization at 1K", paper: 0.89, tolerance: 0.05, get: |s| s.fusemax_util_2d_at_1k },
-        Target { name: "FuseMax 2D utilization from 16K (min)", paper: 0.95, tolerance: 0.0, get: |s| s.fusemax_util_2d_min_from_16k },
-        Target { name: "FLAT 2D utilization (mean)", paper: 0.125, tolerance: 0.25, get: |s| s.flat_util_2d_mean },
-        Target { name: "mean speedup vs unfused", paper: 10.0, tolerance: 0.25, get: |s| s.speedup_vs_unfused_mean },
-        Target { name: "mean energy ratio vs unfused", paper: 0.77, tolerance: 0.10, get: |s| s.energy_ratio_vs_unfused_mean },
+        Target {
+            name: "mean attention speedup vs FLAT",
+            paper: 6.72,
+            tolerance: 0.10,
+            get: |s| s.speedup_vs_flat_mean,
+        },
+        Target {
+            name: "mean energy ratio vs FLAT",
+            paper: 0.787,
+            tolerance: 0.10,
+            get: |s| s.energy_ratio_vs_flat_mean,
+        },
+        Target {
+            name: "FuseMax 2D utilization at 1K",
+            paper: 0.89,
+            tolerance: 0.05,
+            get: |s| s.fusemax_util_2d_at_1k,
+        },
+        Target {
+            name: "FuseMax 2D utilization from 16K (min)",
+            paper: 0.95,
+            tolerance: 0.0,
+            get: |s| s.fusemax_util_2d_min_from_16k,
+        },
+        Target {
+            name: "FLAT 2D utilization (mean)",
+            paper: 0.125,
+            tolerance: 0.25,
+            get: |s| s.flat_util_2d_mean,
+        },
+        Target {
+            name: "mean speedup vs unfused",
+            paper: 10.0,
+            tolerance: 0.25,
+            get: |s| s.speedup_vs_unfused_mean,
+        },
+        Target {
+            name: "mean energy ratio vs unfused",
+            paper: 0.77,
+            tolerance: 0.10,
+            get: |s| s.energy_ratio_vs_unfused_mean,
+        },
     ]
 }
 
@@ -227,8 +312,21 @@ pub fn render_summary(s: &Summary) -> String {
     writeln!(o, "|---|---|---|---|").unwrap();
     for t in targets() {
         let v = (t.get)(s);
-        let tol = if t.tolerance == 0.0 { "≥ paper".to_string() } else { format!("±{:.0}%", t.tolerance * 100.0) };
-        writeln!(o, "| {} | {} | {:.3} | {} {} |", t.name, t.paper, v, tol, if meets(&t, v) { "yes" } else { "**no**" }).unwrap();
+        let tol = if t.tolerance == 0.0 {
+            "≥ paper".to_string()
+        } else {
+            format!("±{:.0}%", t.tolerance * 100.0)
+        };
+        writeln!(
+            o,
+            "| {} | {} | {:.3} | {} {} |",
+            t.name,
+            t.paper,
+            v,
+            tol,
+            if meets(&t, v) { "yes" } else { "**no**" }
+        )
+        .unwrap();
     }
     writeln!(
         o,
@@ -244,7 +342,12 @@ fn table(rows: &[Row]) -> String {
     writeln!(o, "| model | seq | FuseMax s | FLAT s | unfused s | ×FLAT | E/FLAT | ×unfused | E/unfused | util2d FuseMax | util2d FLAT | FLAT bound |").unwrap();
     writeln!(o, "|---|---|---|---|---|---|---|---|---|---|---|---|").unwrap();
     for r in rows.iter().filter(|r| r.design == "fusemax") {
-        let (Some(f), Some(u)) = (find(rows, &r.model, r.seq_len, "flat"), find(rows, &r.model, r.seq_len, "unfused")) else { continue };
+        let (Some(f), Some(u)) = (
+            find(rows, &r.model, r.seq_len, "flat"),
+            find(rows, &r.model, r.seq_len, "unfused"),
+        ) else {
+            continue;
+        };
         writeln!(
             o,
             "| {} | {} | {:.4e} | {:.4e} | {:.4e} | {:.2} | {:.3} | {:.2} | {:.3} | {:.3} | {:.3} | {} |",
@@ -269,12 +372,23 @@ fn table(rows: &[Row]) -> String {
 /// Write CSV, Markdown and plots under `dir`.
 pub fn write_reports(rows: &[Row], s: &Summary, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
-    let mut csv = String::from("model,seq_len,design,latency_s,energy_j,dram_bytes,util_2d,util_1d,bound,evaluations\n");
+    let mut csv = String::from(
+        "model,seq_len,design,latency_s,energy_j,dram_bytes,util_2d,util_1d,bound,evaluations\n",
+    );
     for r in rows {
         writeln!(
             csv,
             "{},{},{},{:.6e},{:.6e},{:.6e},{:.4},{:.4},{},{}",
-            r.model, r.seq_len, r.design, r.latency_s, r.energy_j, r.dram_bytes, r.util_2d, r.util_1d, r.bound, r.evaluations
+            r.model,
+            r.seq_len,
+            r.design,
+            r.latency_s,
+            r.energy_j,
+            r.dram_bytes,
+            r.util_2d,
+            r.util_1d,
+            r.bound,
+            r.evaluations
         )
         .unwrap();
     }
@@ -302,16 +416,35 @@ pub fn write_reports(rows: &[Row], s: &Summary, dir: &Path) -> Result<()> {
                 name: m.to_string(),
                 points: seqs
                     .iter()
-                    .filter_map(|&q| find(rows, m, q, "fusemax").and_then(f).map(|v| (q as f64, v)))
+                    .filter_map(|&q| {
+                        find(rows, m, q, "fusemax")
+                            .and_then(f)
+                            .map(|v| (q as f64, v))
+                    })
                     .collect(),
             })
             .filter(|s| !s.points.is_empty())
             .collect()
     };
     let charts = [
-        ("speedup", "FuseMax attention speedup over FLAT", "speedup (×)", series(&|r| find(rows, &r.model, r.seq_len, "flat").map(|f| f.latency_s / r.latency_s))),
-        ("energy_ratio", "FuseMax attention energy / FLAT", "energy ratio", series(&|r| find(rows, &r.model, r.seq_len, "flat").map(|f| r.energy_j / f.energy_j))),
-        ("utilization", "FuseMax 2D-array utilization", "utilization", series(&|r| Some(r.util_2d))),
+        (
+            "speedup",
+            "FuseMax attention speedup over FLAT",
+            "speedup (×)",
+            series(&|r| find(rows, &r.model, r.seq_len, "flat").map(|f| f.latency_s / r.latency_s)),
+        ),
+        (
+            "energy_ratio",
+            "FuseMax attention energy / FLAT",
+            "energy ratio",
+            series(&|r| find(rows, &r.model, r.seq_len, "flat").map(|f| r.energy_j / f.energy_j)),
+        ),
+        (
+            "utilization",
+            "FuseMax 2D-array utilization",
+            "utilization",
+            series(&|r| Some(r.util_2d)),
+        ),
     ];
     for (file, title, y, series) in charts {
         if series.is_empty() {
@@ -327,7 +460,11 @@ pub fn write_reports(rows: &[Row], s: &Summary, dir: &Path) -> Result<()> {
             kind: ChartKind::Lines,
             diagonal: false,
         };
-        render(&chart, &dir.join(format!("{file}.png")), &dir.join(format!("{file}.svg")))?;
+        render(
+            &chart,
+            &dir.join(format!("{file}.png")),
+            &dir.join(format!("{file}.svg")),
+        )?;
     }
     Ok(())
 }

@@ -24,16 +24,27 @@ fn gemm_plan(p: &Problem, a: &ArchP, loops: &[(&str, u64)], keep: &[(&str, usize
     GroupPlan {
         einsums: vec![0],
         loops: loops.iter().map(|&(n, f)| (r(n), f)).collect(),
-        spatial: a.units.iter().map(|u| vec![(NONE, 1); u.dims.len()]).collect(),
+        spatial: a
+            .units
+            .iter()
+            .map(|u| vec![(NONE, 1); u.dims.len()])
+            .collect(),
         binding: vec![a.unit_index("pe2d").unwrap()],
         spill: 0,
-        keep: keep.iter().map(|&(t, k)| (p.tensor_index(t).unwrap(), k)).collect(),
+        keep: keep
+            .iter()
+            .map(|&(t, k)| (p.tensor_index(t).unwrap(), k))
+            .collect(),
     }
 }
 
 fn dram(p: &Problem, ev: &cascade_mappings::GroupEval, t: &str) -> (f64, f64) {
     let i = p.tensor_index(t).unwrap();
-    ev.dram.iter().find(|d| d.0 == i).map(|d| (d.1, d.2)).unwrap()
+    ev.dram
+        .iter()
+        .find(|d| d.0 == i)
+        .map(|d| (d.1, d.2))
+        .unwrap()
 }
 
 #[test]
@@ -45,53 +56,99 @@ fn gemm_traffic_on_a_two_level_buffer_matches_hand_counts() {
     // every (n, t) — the n loop is irrelevant to A but sits outside its relevant t loop, so
     // there is no reuse: 32 fetches × 4 words × 2 B = 256 B = 4 × |A|. W[:,n] (4 words) is
     // fetched once per n: the t loop inside is irrelevant to W (reuse): 4 × 8 B = |W|.
-    let g = gemm_plan(&p, &a, &[("N", 4), ("T", 8)], &[("A", 2), ("W", 2), ("C", 2)]);
+    let g = gemm_plan(
+        &p,
+        &a,
+        &[("N", 4), ("T", 8)],
+        &[("A", 2), ("W", 2), ("C", 2)],
+    );
     let ev = evaluate(&p, &a, &g).unwrap();
     assert_eq!(dram(&p, &ev, "A"), (256.0, 0.0));
     assert_eq!(dram(&p, &ev, "W"), (32.0, 0.0));
     // C[t,n] is written once (no reduction loop outside it): 32 words.
     assert_eq!(dram(&p, &ev, "C"), (0.0, 64.0));
     // Keeping A whole (depth 0) reads it once.
-    let g = gemm_plan(&p, &a, &[("N", 4), ("T", 8)], &[("A", 0), ("W", 2), ("C", 2)]);
+    let g = gemm_plan(
+        &p,
+        &a,
+        &[("N", 4), ("T", 8)],
+        &[("A", 0), ("W", 2), ("C", 2)],
+    );
     assert_eq!(dram(&p, &evaluate(&p, &a, &g).unwrap(), "A"), (64.0, 0.0));
     // A reduction loop (k) outside the output's keep depth spills partial sums: C is
     // written K = 4 times and read back 3 times.
-    let g = gemm_plan(&p, &a, &[("K", 4), ("T", 8), ("N", 4)], &[("A", 3), ("W", 3), ("C", 3)]);
-    assert_eq!(dram(&p, &evaluate(&p, &a, &g).unwrap(), "C"), (192.0, 256.0));
+    let g = gemm_plan(
+        &p,
+        &a,
+        &[("K", 4), ("T", 8), ("N", 4)],
+        &[("A", 3), ("W", 3), ("C", 3)],
+    );
+    assert_eq!(
+        dram(&p, &evaluate(&p, &a, &g).unwrap(), "C"),
+        (192.0, 256.0)
+    );
     // Compute: 128 MACs on one PE (no spatial unrolling) = 128 cycles.
-    assert_eq!(evaluate(&p, &a, &gemm_plan(&p, &a, &[], &[])).unwrap().compute_cycles, 128.0);
+    assert_eq!(
+        evaluate(&p, &a, &gemm_plan(&p, &a, &[], &[]))
+            .unwrap()
+            .compute_cycles,
+        128.0
+    );
 }
 
 #[test]
 fn over_capacity_mappings_are_rejected_with_a_reason() {
     let p = problem("gemm", &[("T", 1024), ("K", 1024), ("N", 1024)]);
-    let text = cascade_arch::preset_source("fusemax").unwrap().replace("capacity = \"16 MiB\"", "capacity = \"64 KiB\"");
+    let text = cascade_arch::preset_source("fusemax")
+        .unwrap()
+        .replace("capacity = \"16 MiB\"", "capacity = \"64 KiB\"");
     let arch = cascade_arch::Architecture::from_toml_str(&text, "small.toml").unwrap();
     let a = ArchP::new(&arch, &p).unwrap();
     // Everything inside one tile: 3 × 2 MiB does not fit 64 KiB.
     let err = evaluate(&p, &a, &gemm_plan(&p, &a, &[], &[])).unwrap_err();
     assert!(matches!(err, Invalid::Capacity { .. }));
     let msg = err.describe(&p, &a);
-    assert!(msg.contains("global_buffer") && msg.contains("65536 B"), "{msg}");
+    assert!(
+        msg.contains("global_buffer") && msg.contains("65536 B"),
+        "{msg}"
+    );
     // An unsupported op names the Einsum, the op and the unit.
-    let p = problem("attention_3pass", &[("B", 1), ("H", 1), ("E", 4), ("F", 4), ("M", 8), ("P", 8)]);
+    let p = problem(
+        "attention_3pass",
+        &[("B", 1), ("H", 1), ("E", 4), ("F", 4), ("M", 8), ("P", 8)],
+    );
     let a = ArchP::new(&cascade_arch::preset("flat").unwrap(), &p).unwrap();
     let all: Vec<usize> = (0..p.einsums.len()).collect();
     let u2 = a.unit_index("pe2d").unwrap();
     let g = GroupPlan {
         einsums: all.clone(),
         loops: vec![],
-        spatial: a.units.iter().map(|u| vec![(NONE, 1); u.dims.len()]).collect(),
+        spatial: a
+            .units
+            .iter()
+            .map(|u| vec![(NONE, 1); u.dims.len()])
+            .collect(),
         binding: vec![u2; all.len()],
         spill: 0,
         keep: vec![],
     };
     let msg = evaluate(&p, &a, &g).unwrap_err().describe(&p, &a);
-    assert!(msg.contains("GM") && msg.contains("max") && msg.contains("pe2d"), "{msg}");
+    assert!(
+        msg.contains("GM") && msg.contains("max") && msg.contains("pe2d"),
+        "{msg}"
+    );
 }
 
 fn bert(seq: u64, cascade: &str) -> (Problem, BTreeMap<String, u64>) {
-    let e = [("B", 64), ("H", 12), ("E", 64), ("F", 64), ("M", seq), ("P", seq), ("M0", 256)];
+    let e = [
+        ("B", 64),
+        ("H", 12),
+        ("E", 64),
+        ("F", 64),
+        ("M", seq),
+        ("P", seq),
+        ("M0", 256),
+    ];
     let c = library::load(cascade).unwrap().cascade;
     let sh = bind(&c, &ext(&e)).unwrap();
     (Problem::new(&c, &sh, 2, None), sh.extents().clone())
@@ -107,9 +164,31 @@ fn mapping_1(p: &Problem, a: &ArchP, seq: u64, p1: u64) -> GroupPlan {
     spatial[u1] = vec![(r("P"), 256)];
     let two = ["BQK", "LM", "SLN", "SLD", "SLNV"];
     let einsums: Vec<usize> = (0..p.einsums.len()).collect();
-    let binding = einsums.iter().map(|&e| if two.contains(&p.einsums[e].name.as_str()) { u2 } else { u1 }).collect();
-    let loops = vec![(r("B"), 64), (r("H"), 12), (r("P"), seq / 256 / p1), (r("M1"), seq / 256), (r("P"), p1)];
-    GroupPlan { einsums, loops, spatial, binding, spill: 0, keep: vec![] }
+    let binding = einsums
+        .iter()
+        .map(|&e| {
+            if two.contains(&p.einsums[e].name.as_str()) {
+                u2
+            } else {
+                u1
+            }
+        })
+        .collect();
+    let loops = vec![
+        (r("B"), 64),
+        (r("H"), 12),
+        (r("P"), seq / 256 / p1),
+        (r("M1"), seq / 256),
+        (r("P"), p1),
+    ];
+    GroupPlan {
+        einsums,
+        loops,
+        spatial,
+        binding,
+        spill: 0,
+        keep: vec![],
+    }
 }
 
 #[test]
@@ -125,8 +204,20 @@ fn mapping_1_gives_the_artifact_figures_and_search_is_at_least_as_good() {
     let u2 = ev.unit_busy[a.unit_index("pe2d").unwrap()] / ev.cycles;
     assert!((u2 - 0.890).abs() < 0.001, "{u2}");
     let all: Vec<usize> = (0..p.einsums.len()).collect();
-    let found = search_group(&p, &a, &all, &cascade::spatial::analytical::Analytical, &Search::default()).unwrap();
-    assert!(found.eval.cycles <= ev.cycles, "search {} > Mapping 1 {}", found.eval.cycles, ev.cycles);
+    let found = search_group(
+        &p,
+        &a,
+        &all,
+        &cascade::spatial::analytical::Analytical,
+        &Search::default(),
+    )
+    .unwrap();
+    assert!(
+        found.eval.cycles <= ev.cycles,
+        "search {} > Mapping 1 {}",
+        found.eval.cycles,
+        ev.cycles
+    );
 }
 
 #[test]
@@ -144,27 +235,41 @@ fn search_is_deterministic_and_mappings_round_trip_through_toml() {
     assert_eq!(back, mapping);
     let arch = cascade_arch::preset("fusemax").unwrap();
     let r: Report = cascade::spatial::run::simulate(&back, &arch, 2).unwrap();
-    assert_eq!(r, m1.report, "a reloaded mapping evaluates to the same numbers");
+    assert_eq!(
+        r, m1.report,
+        "a reloaded mapping evaluates to the same numbers"
+    );
 }
 
 #[test]
 fn saved_mappings_replay() {
     let arch = cascade_arch::preset("fusemax").unwrap();
-    for f in ["mappings/saved/bert_base_attention_fusemax.toml", "mappings/saved/bert_base_qkv_proj_fusemax.toml"] {
+    for f in [
+        "mappings/saved/bert_base_attention_fusemax.toml",
+        "mappings/saved/bert_base_qkv_proj_fusemax.toml",
+    ] {
         let m = Mapping::load(std::path::Path::new(f)).unwrap();
         let r = cascade::spatial::run::simulate(&m, &arch, 2).unwrap();
         assert!(r.latency_s > 0.0 && r.energy_pj.is_finite(), "{f}");
     }
-    let m = Mapping::load(std::path::Path::new("mappings/saved/bert_base_attention_fusemax.toml")).unwrap();
+    let m = Mapping::load(std::path::Path::new(
+        "mappings/saved/bert_base_attention_fusemax.toml",
+    ))
+    .unwrap();
     let r = cascade::spatial::run::simulate(&m, &arch, 2).unwrap();
     // At least as fast as Mapping 1's 2.0131 ms.
     assert!(r.latency_s <= 2.0131e-3 * 1.0001, "{}", r.latency_s);
     // A broken mapping names what is wrong.
     let text = std::fs::read_to_string("mappings/saved/bert_base_attention_fusemax.toml").unwrap();
-    let bad = Mapping::from_toml_str(&text.replace("rank = \"P\"", "rank = \"Q\""), "bad.toml").unwrap();
-    let e = cascade::spatial::run::simulate(&bad, &arch, 2).unwrap_err().to_string();
+    let bad =
+        Mapping::from_toml_str(&text.replace("rank = \"P\"", "rank = \"Q\""), "bad.toml").unwrap();
+    let e = cascade::spatial::run::simulate(&bad, &arch, 2)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("unknown rank `Q`"), "{e}");
-    let e = Mapping::from_toml_str(&text.replace("factor = 64", "factr = 64"), "typo.toml").unwrap_err().to_string();
+    let e = Mapping::from_toml_str(&text.replace("factor = 64", "factr = 64"), "typo.toml")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("typo.toml:") && e.contains("factr"), "{e}");
 }
 
@@ -174,10 +279,26 @@ fn fusemax_reproduction_targets() {
     let s = cascade::reproduce::summarize(&rows);
     println!("{}", cascade::reproduce::render_summary(&s));
     // Met (FuseMax paper / artifact):
-    assert!((s.fusemax_util_2d_at_1k - 0.89).abs() / 0.89 <= 0.05, "{}", s.fusemax_util_2d_at_1k);
-    assert!(s.fusemax_util_2d_min_from_16k >= 0.95, "{}", s.fusemax_util_2d_min_from_16k);
-    assert!((s.flat_util_2d_mean / 0.125 - 1.0).abs() <= 0.25, "{}", s.flat_util_2d_mean);
-    assert!((s.speedup_vs_unfused_mean / 10.0 - 1.0).abs() <= 0.25, "{}", s.speedup_vs_unfused_mean);
+    assert!(
+        (s.fusemax_util_2d_at_1k - 0.89).abs() / 0.89 <= 0.05,
+        "{}",
+        s.fusemax_util_2d_at_1k
+    );
+    assert!(
+        s.fusemax_util_2d_min_from_16k >= 0.95,
+        "{}",
+        s.fusemax_util_2d_min_from_16k
+    );
+    assert!(
+        (s.flat_util_2d_mean / 0.125 - 1.0).abs() <= 0.25,
+        "{}",
+        s.flat_util_2d_mean
+    );
+    assert!(
+        (s.speedup_vs_unfused_mean / 10.0 - 1.0).abs() <= 0.25,
+        "{}",
+        s.speedup_vs_unfused_mean
+    );
     // Up to 64K tokens the mean speedup over FLAT is within 10% of the paper's 6.72×; the
     // 24-point mean is not (FLAT at 256K–1M spills more than the artifact's FLAT: see
     // reports/fusemax/summary.md), and neither is the energy ratio. Those misses are pinned
@@ -185,7 +306,13 @@ fn fusemax_reproduction_targets() {
     let short: Vec<f64> = rows
         .iter()
         .filter(|r| r.design == "fusemax" && r.seq_len <= 65536)
-        .map(|r| rows.iter().find(|f| f.design == "flat" && f.model == r.model && f.seq_len == r.seq_len).unwrap().latency_s / r.latency_s)
+        .map(|r| {
+            rows.iter()
+                .find(|f| f.design == "flat" && f.model == r.model && f.seq_len == r.seq_len)
+                .unwrap()
+                .latency_s
+                / r.latency_s
+        })
         .collect();
     let mean = short.iter().sum::<f64>() / short.len() as f64;
     assert!((mean / 6.72 - 1.0).abs() <= 0.10, "{mean}");

@@ -58,9 +58,17 @@ pub struct Mapping {
 #[derive(Debug, thiserror::Error)]
 pub enum MappingError {
     #[error("{file}:{line}:{col}: {message}")]
-    Parse { file: String, line: usize, col: usize, message: String },
+    Parse {
+        file: String,
+        line: usize,
+        col: usize,
+        message: String,
+    },
     #[error("{file}: cannot read: {source}")]
-    Io { file: String, source: std::io::Error },
+    Io {
+        file: String,
+        source: std::io::Error,
+    },
     #[error("cannot serialise mapping: {0}")]
     Serialize(String),
 }
@@ -75,12 +83,20 @@ impl Mapping {
             let before = &text[..off];
             let line = before.matches('\n').count() + 1;
             let col = off - before.rfind('\n').map_or(0, |p| p + 1) + 1;
-            MappingError::Parse { file: file.into(), line, col, message: e.message().to_string() }
+            MappingError::Parse {
+                file: file.into(),
+                line,
+                col,
+                message: e.message().to_string(),
+            }
         })
     }
     pub fn load(path: &std::path::Path) -> Result<Mapping, MappingError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| MappingError::Io { file: file.clone(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| MappingError::Io {
+            file: file.clone(),
+            source,
+        })?;
         Mapping::from_toml_str(&text, &file)
     }
 }

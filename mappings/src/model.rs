@@ -42,14 +42,22 @@ impl ArchP {
     /// global buffer, a regfile level (if any) prices operand accesses.
     pub fn new(arch: &Architecture, p: &Problem) -> Result<ArchP, String> {
         let dram = arch.dram();
-        let bw = dram
-            .read_bandwidth
-            .ok_or_else(|| format!("{}: levels[0] ({}).read_bandwidth is required for DRAM", arch.name, dram.name))?;
+        let bw = dram.read_bandwidth.ok_or_else(|| {
+            format!(
+                "{}: levels[0] ({}).read_bandwidth is required for DRAM",
+                arch.name, dram.name
+            )
+        })?;
         let glb = arch
             .levels
             .iter()
             .find(|l| l.kind == StorageKind::Sram && l.capacity.is_some())
-            .ok_or_else(|| format!("{}: no on-chip SRAM level with a capacity (global buffer)", arch.name))?;
+            .ok_or_else(|| {
+                format!(
+                    "{}: no on-chip SRAM level with a capacity (global buffer)",
+                    arch.name
+                )
+            })?;
         let rf = arch.levels.iter().find(|l| l.kind == StorageKind::Regfile);
         let per_byte = |pj: f64, bits: u32| pj / (f64::from(bits) / 8.0);
         let units = arch
@@ -65,8 +73,16 @@ impl ArchP {
                     name: u.name.clone(),
                     pes: dims.iter().product(),
                     dims,
-                    op_cycles: p.op_kinds.iter().map(|k| u.op(k).map(|c| f64::from(c.cycles))).collect(),
-                    op_energy_pj: p.op_kinds.iter().map(|k| u.op(k).map_or(0.0, |c| c.energy.pj())).collect(),
+                    op_cycles: p
+                        .op_kinds
+                        .iter()
+                        .map(|k| u.op(k).map(|c| f64::from(c.cycles)))
+                        .collect(),
+                    op_energy_pj: p
+                        .op_kinds
+                        .iter()
+                        .map(|k| u.op(k).map_or(0.0, |c| c.energy.pj()))
+                        .collect(),
                     chains: u
                         .chains
                         .iter()
@@ -120,12 +136,29 @@ pub struct GroupPlan {
 /// Why a mapping is invalid.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Invalid {
-    Unsupported { einsum: usize, unit: usize, op: usize },
-    Capacity { need: f64, have: f64 },
-    Factor { rank: usize, product: u64, extent: u64 },
-    Keep { tensor: usize, depth: usize },
+    Unsupported {
+        einsum: usize,
+        unit: usize,
+        op: usize,
+    },
+    Capacity {
+        need: f64,
+        have: f64,
+    },
+    Factor {
+        rank: usize,
+        product: u64,
+        extent: u64,
+    },
+    Keep {
+        tensor: usize,
+        depth: usize,
+    },
     /// One rank unrolled over two dimensions of the same unit.
-    SpatialTwice { unit: usize, rank: usize },
+    SpatialTwice {
+        unit: usize,
+        rank: usize,
+    },
 }
 
 impl Invalid {
@@ -190,7 +223,14 @@ pub struct GroupEval {
 
 impl fmt::Display for GroupEval {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:.0} cycles ({:.0} compute, {:.0} memory), {:.3e} pJ", self.cycles, self.compute_cycles, self.mem_cycles, self.energy.total())
+        write!(
+            f,
+            "{:.0} cycles ({:.0} compute, {:.0} memory), {:.3e} pJ",
+            self.cycles,
+            self.compute_cycles,
+            self.mem_cycles,
+            self.energy.total()
+        )
     }
 }
 

@@ -100,15 +100,32 @@ fn chain_pairs(e: &Expr) -> Vec<(String, String)> {
 impl Problem {
     /// Lower a checked cascade with bound shapes.
     pub fn new(c: &Cascade, sh: &Shapes, dtype_bytes: u64, routing: Option<Routing>) -> Problem {
-        let a = analyze(c, sh, &AnalysisOptions { dtype_bytes, routing });
+        let a = analyze(
+            c,
+            sh,
+            &AnalysisOptions {
+                dtype_bytes,
+                routing,
+            },
+        );
         // Leaf ranks: ranks that are not split further, in name order.
-        let leaves: Vec<&str> = c.ranks.values().filter(|r| r.parts.is_empty()).map(|r| r.name.as_str()).collect();
+        let leaves: Vec<&str> = c
+            .ranks
+            .values()
+            .filter(|r| r.parts.is_empty())
+            .map(|r| r.name.as_str())
+            .collect();
         assert!(leaves.len() <= 32, "at most 32 leaf ranks");
         let idx = |r: &str| leaves.iter().position(|l| *l == r).expect("leaf rank");
-        let mask_of_rank = |r: &str| -> RankMask {
-            c.leaf_ranks(r).iter().fold(0, |m, l| m | (1 << idx(l)))
-        };
-        let ranks: Vec<RankP> = leaves.iter().map(|l| RankP { name: l.to_string(), extent: sh.extent(l) }).collect();
+        let mask_of_rank =
+            |r: &str| -> RankMask { c.leaf_ranks(r).iter().fold(0, |m, l| m | (1 << idx(l))) };
+        let ranks: Vec<RankP> = leaves
+            .iter()
+            .map(|l| RankP {
+                name: l.to_string(),
+                extent: sh.extent(l),
+            })
+            .collect();
         let roots: Vec<String> = leaves.iter().map(|l| c.root_rank(l).to_string()).collect();
         let names: Vec<&String> = c.tensors.keys().collect();
         let tidx = |t: &str| names.iter().position(|n| *n == t).unwrap();
@@ -150,7 +167,12 @@ impl Problem {
                     (i, *n)
                 })
                 .collect();
-            let reads: Vec<usize> = e.reads().iter().filter(|t| **t != e.name).map(|t| tidx(t)).collect();
+            let reads: Vec<usize> = e
+                .reads()
+                .iter()
+                .filter(|t| **t != e.name)
+                .map(|t| tidx(t))
+                .collect();
             let write = tidx(&e.name);
             tensors[write].producer = Some(k);
             for &r in &reads {
@@ -158,10 +180,18 @@ impl Problem {
             }
             let mut chains = Vec::new();
             for (inner, outer) in chain_pairs(&e.expr) {
-                let (Some(a), Some(b)) = (op_kinds.iter().position(|o| *o == inner), op_kinds.iter().position(|o| *o == outer)) else {
+                let (Some(a), Some(b)) = (
+                    op_kinds.iter().position(|o| *o == inner),
+                    op_kinds.iter().position(|o| *o == outer),
+                ) else {
                     continue;
                 };
-                let n = st.ops.get(&inner).copied().unwrap_or(0).min(st.ops.get(&outer).copied().unwrap_or(0));
+                let n = st
+                    .ops
+                    .get(&inner)
+                    .copied()
+                    .unwrap_or(0)
+                    .min(st.ops.get(&outer).copied().unwrap_or(0));
                 if !chains.iter().any(|&(x, y, _)| (x, y) == (a, b)) {
                     chains.push((a, b, n));
                 }
@@ -178,9 +208,20 @@ impl Problem {
                 pass: st.pass.clone(),
             });
         }
-        let mut p = Problem { cascade: c.name.clone(), ranks, roots, tensors, einsums, op_kinds, dtype_bytes, boundaries: vec![] };
+        let mut p = Problem {
+            cascade: c.name.clone(),
+            ranks,
+            roots,
+            tensors,
+            einsums,
+            op_kinds,
+            dtype_bytes,
+            boundaries: vec![],
+        };
         let n = p.einsums.len();
-        p.boundaries = (0..n).map(|a| (0..n).map(|b| p.compute_boundary(a, b)).collect()).collect();
+        p.boundaries = (0..n)
+            .map(|a| (0..n).map(|b| p.compute_boundary(a, b)).collect())
+            .collect();
         p
     }
 

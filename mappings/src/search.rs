@@ -9,8 +9,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use rustc_hash::FxHasher;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
 use serde::{Deserialize, Serialize};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// What the search minimises.
@@ -139,10 +139,20 @@ pub struct Found {
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum SearchError {
-    #[error("no valid mapping of group [{group}] in {evaluations} evaluations; last reason: {reason}")]
-    NoValidMapping { group: String, evaluations: u64, reason: String },
+    #[error(
+        "no valid mapping of group [{group}] in {evaluations} evaluations; last reason: {reason}"
+    )]
+    NoValidMapping {
+        group: String,
+        evaluations: u64,
+        reason: String,
+    },
     #[error("Einsum {einsum} cannot run on {arch}: no compute unit supports {ops}")]
-    Unsupported { einsum: String, arch: String, ops: String },
+    Unsupported {
+        einsum: String,
+        arch: String,
+        ops: String,
+    },
     #[error("constraint names unknown {what} `{name}`")]
     Unknown { what: &'static str, name: String },
 }
@@ -176,7 +186,11 @@ struct Point {
 }
 
 fn divisors(n: u64) -> Vec<u64> {
-    let mut d: Vec<u64> = (1..).take_while(|i| i * i <= n).filter(|i| n % i == 0).flat_map(|i| [i, n / i]).collect();
+    let mut d: Vec<u64> = (1..)
+        .take_while(|i| i * i <= n)
+        .filter(|i| n.is_multiple_of(*i))
+        .flat_map(|i| [i, n / i])
+        .collect();
     d.sort_unstable();
     d.dedup();
     d
@@ -184,15 +198,27 @@ fn divisors(n: u64) -> Vec<u64> {
 
 impl Space {
     /// Build the space of a group; `allowed` optionally narrows each Einsum's units.
-    pub fn new(p: &Problem, a: &ArchP, einsums: &[usize], c: &Constraints) -> Result<Space, SearchError> {
+    pub fn new(
+        p: &Problem,
+        a: &ArchP,
+        einsums: &[usize],
+        c: &Constraints,
+    ) -> Result<Space, SearchError> {
         let mut units = Vec::new();
         for &e in einsums {
             let ep = &p.einsums[e];
             let mut ok: Vec<usize> = (0..a.units.len())
-                .filter(|&u| ep.ops.iter().all(|&(k, n)| n == 0 || a.units[u].op_cycles[k].is_some()))
+                .filter(|&u| {
+                    ep.ops
+                        .iter()
+                        .all(|&(k, n)| n == 0 || a.units[u].op_cycles[k].is_some())
+                })
                 .collect();
             for pin in c.bind.iter().filter(|b| b.einsum == ep.name) {
-                let u = a.unit_index(&pin.unit).ok_or(SearchError::Unknown { what: "unit", name: pin.unit.clone() })?;
+                let u = a.unit_index(&pin.unit).ok_or(SearchError::Unknown {
+                    what: "unit",
+                    name: pin.unit.clone(),
+                })?;
                 ok.retain(|&x| x == u);
             }
             if ok.is_empty() {
@@ -205,14 +231,21 @@ impl Space {
                 return Err(SearchError::Unsupported {
                     einsum: ep.name.clone(),
                     arch: a.name.clone(),
-                    ops: if missing.is_empty() { "its ops together (pinned units)".into() } else { missing.join(", ") },
+                    ops: if missing.is_empty() {
+                        "its ops together (pinned units)".into()
+                    } else {
+                        missing.join(", ")
+                    },
                 });
             }
             units.push(ok);
         }
         for pin in &c.bind {
             if p.einsum_index(&pin.einsum).is_none() {
-                return Err(SearchError::Unknown { what: "Einsum", name: pin.einsum.clone() });
+                return Err(SearchError::Unknown {
+                    what: "Einsum",
+                    name: pin.einsum.clone(),
+                });
             }
         }
         let group_vars: u32 = einsums.iter().fold(0, |m, &e| m | p.einsums[e].vars);
@@ -225,12 +258,23 @@ impl Space {
                     if group_vars & (1 << r) == 0 || rk.extent == 1 {
                         continue;
                     }
-                    let f = divisors(rk.extent).into_iter().filter(|&x| x <= size).max().unwrap_or(1);
+                    let f = divisors(rk.extent)
+                        .into_iter()
+                        .filter(|&x| x <= size)
+                        .max()
+                        .unwrap_or(1);
                     cands.push((r, f));
                 }
-                let pins: Vec<&SpatialPin> = c.spatial.iter().filter(|s| s.unit == unit.name && s.dim == d).collect();
+                let pins: Vec<&SpatialPin> = c
+                    .spatial
+                    .iter()
+                    .filter(|s| s.unit == unit.name && s.dim == d)
+                    .collect();
                 for pin in pins {
-                    let r = p.rank_index(&pin.rank).ok_or(SearchError::Unknown { what: "rank", name: pin.rank.clone() })?;
+                    let r = p.rank_index(&pin.rank).ok_or(SearchError::Unknown {
+                        what: "rank",
+                        name: pin.rank.clone(),
+                    })?;
                     cands.retain(|x| x.0 == r);
                 }
                 let _ = u;
@@ -240,7 +284,10 @@ impl Space {
         }
         for pin in &c.spatial {
             if a.unit_index(&pin.unit).is_none() {
-                return Err(SearchError::Unknown { what: "unit", name: pin.unit.clone() });
+                return Err(SearchError::Unknown {
+                    what: "unit",
+                    name: pin.unit.clone(),
+                });
             }
         }
         let divs: Vec<Vec<u64>> = p.ranks.iter().map(|r| divisors(r.extent)).collect();
@@ -264,7 +311,14 @@ impl Space {
             .map(|(t, _)| t)
             .filter(|&t| t < 64)
             .collect();
-        Ok(Space { einsums: einsums.to_vec(), units, spatial, divisors: divs, sub_divisors, spillable })
+        Ok(Space {
+            einsums: einsums.to_vec(),
+            units,
+            spatial,
+            divisors: divs,
+            sub_divisors,
+            spillable,
+        })
     }
 
     /// Number of points (saturating).
@@ -297,16 +351,37 @@ impl Space {
             slots.push((pt.order[2 * r + 1], r, 1, o2));
         }
         slots.sort();
-        let loops = slots.into_iter().filter(|s| s.3 > 1).map(|s| (s.1, s.3)).collect();
+        let loops = slots
+            .into_iter()
+            .filter(|s| s.3 > 1)
+            .map(|s| (s.1, s.3))
+            .collect();
         let spatial = self
             .spatial
             .iter()
             .zip(&pt.spatial)
             .map(|(dims, choice)| dims.iter().zip(choice).map(|(c, &i)| c[i]).collect())
             .collect();
-        let binding = self.units.iter().zip(&pt.binding).map(|(u, &i)| u[i]).collect();
-        let spill = self.spillable.iter().enumerate().filter(|(b, _)| pt.spill & (1 << b) != 0).fold(0u64, |m, (_, &t)| m | (1 << t));
-        GroupPlan { einsums: self.einsums.clone(), loops, spatial, binding, spill, keep: vec![] }
+        let binding = self
+            .units
+            .iter()
+            .zip(&pt.binding)
+            .map(|(u, &i)| u[i])
+            .collect();
+        let spill = self
+            .spillable
+            .iter()
+            .enumerate()
+            .filter(|(b, _)| pt.spill & (1 << b) != 0)
+            .fold(0u64, |m, (_, &t)| m | (1 << t));
+        GroupPlan {
+            einsums: self.einsums.clone(),
+            loops,
+            spatial,
+            binding,
+            spill,
+            keep: vec![],
+        }
     }
 
     fn random(&self, rng: &mut ChaCha8Rng) -> Point {
@@ -321,11 +396,25 @@ impl Space {
             })
             .collect();
         Point {
-            binding: self.units.iter().map(|u| rng.random_range(0..u.len())).collect(),
-            spatial: self.spatial.iter().map(|dims| dims.iter().map(|c| rng.random_range(0..c.len())).collect()).collect(),
+            binding: self
+                .units
+                .iter()
+                .map(|u| rng.random_range(0..u.len()))
+                .collect(),
+            spatial: self
+                .spatial
+                .iter()
+                .map(|dims| dims.iter().map(|c| rng.random_range(0..c.len())).collect())
+                .collect(),
             outer,
-            order: (0..self.divisors.len() * 2).map(|_| rng.random_range(0..1000)).collect(),
-            spill: if self.spillable.is_empty() { 0 } else { rng.random_range(0..(1u64 << self.spillable.len().min(20))) },
+            order: (0..self.divisors.len() * 2)
+                .map(|_| rng.random_range(0..1000))
+                .collect(),
+            spill: if self.spillable.is_empty() {
+                0
+            } else {
+                rng.random_range(0..(1u64 << self.spillable.len().min(20)))
+            },
         }
     }
 
@@ -352,12 +441,16 @@ impl Space {
                                 .einsums
                                 .iter()
                                 .zip(&self.units)
-                                .filter(|(&e, units)| units.contains(&u) && p.einsums[e].vars & (1 << r) != 0)
+                                .filter(|(&e, units)| {
+                                    units.contains(&u) && p.einsums[e].vars & (1 << r) != 0
+                                })
                                 .map(|(&e, _)| work(e))
                                 .sum();
                             w * f as f64
                         };
-                        let best = (0..c.len()).max_by(|&x, &y| score(x).total_cmp(&score(y)).then(y.cmp(&x))).unwrap_or(0);
+                        let best = (0..c.len())
+                            .max_by(|&x, &y| score(x).total_cmp(&score(y)).then(y.cmp(&x)))
+                            .unwrap_or(0);
                         if score(best) <= 0.0 {
                             return c.iter().position(|x| x.0 == NONE).unwrap_or(0);
                         }
@@ -374,14 +467,24 @@ impl Space {
             .zip(&self.units)
             .map(|(&e, units)| {
                 let fill = |u: usize| -> u64 {
-                    self.spatial[u].iter().zip(&spatial[u]).filter(|(c, &i)| c[i].0 != NONE && p.einsums[e].vars & (1 << c[i].0) != 0).map(|(c, &i)| c[i].1).product()
+                    self.spatial[u]
+                        .iter()
+                        .zip(&spatial[u])
+                        .filter(|(c, &i)| c[i].0 != NONE && p.einsums[e].vars & (1 << c[i].0) != 0)
+                        .map(|(c, &i)| c[i].1)
+                        .product()
                 };
-                (0..units.len()).max_by_key(|&i| (fill(units[i]), std::cmp::Reverse(i))).unwrap_or(0)
+                (0..units.len())
+                    .max_by_key(|&i| (fill(units[i]), std::cmp::Reverse(i)))
+                    .unwrap_or(0)
             })
             .collect();
         // Tiling: spatial ranks keep their spatial factor inside, reduced ranks stay whole
         // inside, every other rank is stepped entirely by outer loops.
-        let reduced: u32 = self.einsums.iter().fold(0, |m, &e| m | (p.einsums[e].vars & !p.einsums[e].out_vars));
+        let reduced: u32 = self
+            .einsums
+            .iter()
+            .fold(0, |m, &e| m | (p.einsums[e].vars & !p.einsums[e].out_vars));
         let outer = (0..p.ranks.len())
             .map(|r| {
                 let f = self
@@ -397,10 +500,19 @@ impl Space {
                     None if reduced & (1 << r) != 0 => 1,
                     None => p.ranks[r].extent,
                 };
-                (self.divisors[r].iter().position(|&d| d == o).unwrap_or(0), 0)
+                (
+                    self.divisors[r].iter().position(|&d| d == o).unwrap_or(0),
+                    0,
+                )
             })
             .collect();
-        Point { binding, spatial, outer, order: (0..self.divisors.len() as u32 * 2).collect(), spill: 0 }
+        Point {
+            binding,
+            spatial,
+            outer,
+            order: (0..self.divisors.len() as u32 * 2).collect(),
+            spill: 0,
+        }
     }
 
     /// The heuristic point, then variants whose tile of each rank stepped by outer loops
@@ -429,7 +541,8 @@ impl Space {
         for b in &bases {
             v.push(b.clone());
             for r in 0..self.divisors.len() {
-                if self.divisors[r][b.outer[r].0] == 1 && b.outer[r].0 == 0 && p.ranks[r].extent > 1 {
+                if self.divisors[r][b.outer[r].0] == 1 && b.outer[r].0 == 0 && p.ranks[r].extent > 1
+                {
                     // kept whole: also try stepping it
                 }
                 for up in 1..=10 {
@@ -520,7 +633,11 @@ impl Space {
             .filter(|&sl| {
                 let (r, which) = (sl / 2, sl % 2);
                 let (i1, i2) = pt.outer[r];
-                let f = if which == 0 { self.divisors[r][i1] } else { self.sub_divisors[r][i1][i2.min(self.sub_divisors[r][i1].len() - 1)] };
+                let f = if which == 0 {
+                    self.divisors[r][i1]
+                } else {
+                    self.sub_divisors[r][i1][i2.min(self.sub_divisors[r][i1].len() - 1)]
+                };
                 f > 1
             })
             .collect();
@@ -539,6 +656,9 @@ impl Space {
         v
     }
 }
+
+/// A plan with its score and evaluation.
+type Scored = (f64, GroupPlan, GroupEval);
 
 /// Search one group.
 pub fn search_group(
@@ -584,24 +704,27 @@ pub fn search_group(
     // a random kick of a few digits from the best point, until the budget or `patience`
     // kicks in a row bring nothing.
     let patience = s.patience;
-    let results: Vec<(Option<(f64, GroupPlan, GroupEval)>, bool)> = (0..s.restarts)
+    let results: Vec<(Option<Scored>, bool)> = (0..s.restarts)
         .into_par_iter()
         .map(|k| {
-            let mut rng = ChaCha8Rng::seed_from_u64(s.seed.wrapping_mul(0x9E37_79B9).wrapping_add(k as u64));
+            let mut rng =
+                ChaCha8Rng::seed_from_u64(s.seed.wrapping_mul(0x9E37_79B9).wrapping_add(k as u64));
             let mut spent = 0u64;
             let mut best: Option<(Point, f64, GroupPlan, GroupEval)> = None;
             // Different points often give the same plan: evaluate each plan once.
-            let mut seen: std::collections::HashSet<u64, BuildHasherDefault<FxHasher>> = Default::default();
-            let mut try_point = |pt: &Point, spent: &mut u64| -> Option<(f64, GroupPlan, GroupEval)> {
-                let plan = space.plan(pt);
-                let mut h = FxHasher::default();
-                plan.hash(&mut h);
-                if !seen.insert(h.finish()) {
-                    return None; // evaluated before: never an improvement
-                }
-                *spent += 1;
-                eval(plan)
-            };
+            let mut seen: std::collections::HashSet<u64, BuildHasherDefault<FxHasher>> =
+                Default::default();
+            let mut try_point =
+                |pt: &Point, spent: &mut u64| -> Option<(f64, GroupPlan, GroupEval)> {
+                    let plan = space.plan(pt);
+                    let mut h = FxHasher::default();
+                    plan.hash(&mut h);
+                    if !seen.insert(h.finish()) {
+                        return None; // evaluated before: never an improvement
+                    }
+                    *spent += 1;
+                    eval(plan)
+                };
             // Start: the heuristic point for restart 0, else random points until one is valid.
             // Start from the k-th best heuristic variant (distinct starts), else a random
             // valid point.
@@ -623,7 +746,8 @@ pub fn search_group(
                             break;
                         }
                         if let Some((s2, pl, ev)) = try_point(&q, &mut spent) {
-                            if s2 < here.1 * (1.0 - 1e-12) && step.as_ref().is_none_or(|b| s2 < b.1) {
+                            if s2 < here.1 * (1.0 - 1e-12) && step.as_ref().is_none_or(|b| s2 < b.1)
+                            {
                                 step = Some((q, s2, pl, ev));
                             }
                         }
@@ -679,11 +803,19 @@ pub fn search_group(
             eval,
             evaluations,
             valid: valid.load(Ordering::Relaxed),
-            stop: if all_converged { StopReason::NoImprovement } else { StopReason::EvaluationBudget },
+            stop: if all_converged {
+                StopReason::NoImprovement
+            } else {
+                StopReason::EvaluationBudget
+            },
             space_size: size,
         }),
         None => Err(SearchError::NoValidMapping {
-            group: einsums.iter().map(|&e| p.einsums[e].name.as_str()).collect::<Vec<_>>().join(" "),
+            group: einsums
+                .iter()
+                .map(|&e| p.einsums[e].name.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
             evaluations,
             reason: last_err.into_inner().unwrap_or_default(),
         }),

@@ -50,7 +50,11 @@ impl<'a> Nest<'a> {
             inside.extend_from_within(k * ranks..(k + 1) * ranks);
             inside[(k + 1) * ranks + r] /= f;
         }
-        Nest { loops, ranks, inside }
+        Nest {
+            loops,
+            ranks,
+            inside,
+        }
     }
     /// Extent of a leaf rank inside loop depth `k`.
     fn inside(&self, rank: usize, k: usize) -> u64 {
@@ -68,7 +72,9 @@ impl<'a> Nest<'a> {
     /// Times tensor `t`'s tile at depth `k` is (re)fetched.
     fn fetches(&self, p: &Problem, t: usize, k: usize) -> f64 {
         let ranks = p.tensors[t].ranks;
-        let j = (0..k).rev().find(|&i| self.loops[i].1 > 1 && ranks & (1 << self.loops[i].0) != 0);
+        let j = (0..k)
+            .rev()
+            .find(|&i| self.loops[i].1 > 1 && ranks & (1 << self.loops[i].0) != 0);
         match j {
             Some(j) => self.loops[..=j].iter().map(|l| l.1 as f64).product(),
             None => 1.0,
@@ -99,7 +105,11 @@ pub fn evaluate(p: &Problem, a: &ArchP, g: &GroupPlan) -> Result<GroupEval, Inva
     }
     for (r, rk) in p.ranks.iter().enumerate() {
         if rk.extent % outer[r] != 0 {
-            return Err(Invalid::Factor { rank: r, product: outer[r], extent: rk.extent });
+            return Err(Invalid::Factor {
+                rank: r,
+                product: outer[r],
+                extent: rk.extent,
+            });
         }
     }
     for (u, dims) in g.spatial.iter().enumerate() {
@@ -129,7 +139,11 @@ pub fn evaluate(p: &Problem, a: &ArchP, g: &GroupPlan) -> Result<GroupEval, Inva
                 continue;
             }
             let Some(cyc) = unit.op_cycles[kind] else {
-                return Err(Invalid::Unsupported { einsum: e, unit: u, op: kind });
+                return Err(Invalid::Unsupported {
+                    einsum: e,
+                    unit: u,
+                    op: kind,
+                });
             };
             raw += count as f64 * cyc;
             ops_total += count as f64;
@@ -153,14 +167,18 @@ pub fn evaluate(p: &Problem, a: &ArchP, g: &GroupPlan) -> Result<GroupEval, Inva
             used *= t as f64 / steps as f64; // = s_used × quantisation efficiency
         }
         unit_busy[u] += raw / unit.pes as f64;
-        let skipped: u32 = (0..n).filter(|&i| g.loops[i].1 > 1 && ep.vars & (1 << g.loops[i].0) == 0).fold(0, |m, i| m | (1 << i));
+        let skipped: u32 = (0..n)
+            .filter(|&i| g.loops[i].1 > 1 && ep.vars & (1 << g.loops[i].0) == 0)
+            .fold(0, |m, i| m | (1 << i));
         work.push((u, raw / used, skipped));
     }
     // Pipelined steps: enumerate which of the "skippable" loops are at their last iteration.
     let u_mask: u32 = work.iter().fold(0, |m, w| m | w.2);
     let u_loops: Vec<usize> = bits(u_mask).collect();
     let total_steps: f64 = g.loops.iter().map(|l| l.1 as f64).product();
-    let activations = |skipped: u32| -> f64 { total_steps / bits(skipped).map(|i| g.loops[i].1 as f64).product::<f64>() };
+    let activations = |skipped: u32| -> f64 {
+        total_steps / bits(skipped).map(|i| g.loops[i].1 as f64).product::<f64>()
+    };
     let mut compute = 0.0;
     let mut per_unit = vec![0.0; a.units.len()];
     for pat in 0u32..(1 << u_loops.len()) {
@@ -243,7 +261,12 @@ pub fn evaluate(p: &Problem, a: &ArchP, g: &GroupPlan) -> Result<GroupEval, Inva
         } else {
             // Live from its producer until its last consumer, whose output may take its place.
             let pos = |e: usize| g.einsums.iter().position(|&x| x == e).unwrap();
-            let last = tp.consumers.iter().map(|&c| pos(c)).max().unwrap_or(pos(pe));
+            let last = tp
+                .consumers
+                .iter()
+                .map(|&c| pos(c))
+                .max()
+                .unwrap_or(pos(pe));
             live.push((pos(pe), last, nest.tile(p, t, depth) * bytes));
             keep.push((t, depth));
             glb.push((t, elems * bytes * tp.consumers.len() as f64, elems * bytes));
@@ -251,11 +274,18 @@ pub fn evaluate(p: &Problem, a: &ArchP, g: &GroupPlan) -> Result<GroupEval, Inva
     }
     // Peak of buffered intermediates over the group's Einsum order (freed in place).
     for k in 0..g.einsums.len() {
-        let at: f64 = live.iter().filter(|&&(a0, b0, _)| a0 <= k && (k < b0 || (k == a0 && a0 == b0))).map(|l| l.2).sum();
+        let at: f64 = live
+            .iter()
+            .filter(|&&(a0, b0, _)| a0 <= k && (k < b0 || (k == a0 && a0 == b0)))
+            .map(|l| l.2)
+            .sum();
         glb_used = glb_used.max(at);
     }
     if glb_used > a.glb_capacity {
-        return Err(Invalid::Capacity { need: glb_used, have: a.glb_capacity });
+        return Err(Invalid::Capacity {
+            need: glb_used,
+            have: a.glb_capacity,
+        });
     }
     // Inputs and outputs: keep depths (explicit, or greedy from the innermost).
     let mut depth: Vec<usize> = vec![n; io.len()];
@@ -263,7 +293,12 @@ pub fn evaluate(p: &Problem, a: &ArchP, g: &GroupPlan) -> Result<GroupEval, Inva
         for (j, &(t, _)) in io.iter().enumerate() {
             match g.keep.iter().find(|k| k.0 == t) {
                 Some(&(_, d)) if d <= n => depth[j] = d,
-                Some(&(_, d)) => return Err(Invalid::Keep { tensor: t, depth: d }),
+                Some(&(_, d)) => {
+                    return Err(Invalid::Keep {
+                        tensor: t,
+                        depth: d,
+                    })
+                }
                 None => {}
             }
         }
@@ -271,7 +306,10 @@ pub fn evaluate(p: &Problem, a: &ArchP, g: &GroupPlan) -> Result<GroupEval, Inva
     // Tile bytes and traffic of every input/output at every depth, computed once.
     // (flat `[io][depth]` tables, one allocation each)
     let nest_ref = &nest;
-    let tiles: Vec<f64> = io.iter().flat_map(|&(t, _)| (0..=n).map(move |k| nest_ref.tile(p, t, k) * bytes)).collect();
+    let tiles: Vec<f64> = io
+        .iter()
+        .flat_map(|&(t, _)| (0..=n).map(move |k| nest_ref.tile(p, t, k) * bytes))
+        .collect();
     let moves: Vec<f64> = io
         .iter()
         .enumerate()
@@ -283,9 +321,16 @@ pub fn evaluate(p: &Problem, a: &ArchP, g: &GroupPlan) -> Result<GroupEval, Inva
     let io_pos = |t: usize| io.iter().position(|x| x.0 == t).unwrap();
     let tile_b = |t: usize, k: usize| tiles[io_pos(t) * (n + 1) + k];
     let traffic = |t: usize, k: usize| moves[io_pos(t) * (n + 1) + k];
-    let mut used: f64 = glb_used + io.iter().zip(&depth).map(|(&(t, _), &k)| tile_b(t, k)).sum::<f64>();
+    let mut used: f64 = glb_used
+        + io.iter()
+            .zip(&depth)
+            .map(|(&(t, _), &k)| tile_b(t, k))
+            .sum::<f64>();
     if used > a.glb_capacity {
-        return Err(Invalid::Capacity { need: used, have: a.glb_capacity });
+        return Err(Invalid::Capacity {
+            need: used,
+            have: a.glb_capacity,
+        });
     }
     if g.keep.is_empty() {
         loop {
@@ -329,8 +374,14 @@ pub fn evaluate(p: &Problem, a: &ArchP, g: &GroupPlan) -> Result<GroupEval, Inva
     let dram_bytes: f64 = dram.iter().map(|d| d.1 + d.2).sum();
     let mem_cycles = dram_bytes / a.dram_bytes_per_cycle;
     let energy = Energy {
-        dram: dram.iter().map(|d| d.1 * a.dram_read_pj_per_byte + d.2 * a.dram_write_pj_per_byte).sum(),
-        glb: glb.iter().map(|d| d.1 * a.glb_read_pj_per_byte + d.2 * a.glb_write_pj_per_byte).sum(),
+        dram: dram
+            .iter()
+            .map(|d| d.1 * a.dram_read_pj_per_byte + d.2 * a.dram_write_pj_per_byte)
+            .sum(),
+        glb: glb
+            .iter()
+            .map(|d| d.1 * a.glb_read_pj_per_byte + d.2 * a.glb_write_pj_per_byte)
+            .sum(),
         rf: rf_pj,
         compute: compute_pj,
     };

@@ -39,17 +39,34 @@ fn candidates(p: &Problem, f: &Fusion) -> Result<Vec<Vec<Vec<usize>>>, String> {
         Fusion::Groups(gs) => {
             let mut v = Vec::new();
             for g in gs {
-                v.push(g.iter().map(|n| p.einsum_index(n).ok_or_else(|| format!("fusion group names unknown Einsum `{n}`"))).collect::<Result<Vec<_>, _>>()?);
+                v.push(
+                    g.iter()
+                        .map(|n| {
+                            p.einsum_index(n)
+                                .ok_or_else(|| format!("fusion group names unknown Einsum `{n}`"))
+                        })
+                        .collect::<Result<Vec<_>, _>>()?,
+                );
             }
             let covered: usize = v.iter().map(|g| g.len()).sum();
             if covered != p.einsums.len() {
-                return Err(format!("fusion groups cover {covered} of {} Einsums", p.einsums.len()));
+                return Err(format!(
+                    "fusion groups cover {covered} of {} Einsums",
+                    p.einsums.len()
+                ));
             }
             vec![v]
         }
         Fusion::Search => {
             // Per pass: group consecutive Einsums by their pass over the rank with most passes.
-            let root = p.roots.iter().max_by_key(|r| p.einsums.iter().filter_map(|e| e.pass.get(*r)).max().copied().unwrap_or(0));
+            let root = p.roots.iter().max_by_key(|r| {
+                p.einsums
+                    .iter()
+                    .filter_map(|e| e.pass.get(*r))
+                    .max()
+                    .copied()
+                    .unwrap_or(0)
+            });
             let mut per_pass: Vec<Vec<usize>> = Vec::new();
             if let Some(root) = root {
                 let mut last = None;
@@ -74,10 +91,18 @@ fn candidates(p: &Problem, f: &Fusion) -> Result<Vec<Vec<Vec<usize>>>, String> {
     })
 }
 
+/// A fusion candidate's total score, its groups and their stop reasons.
+type Candidate = (f64, Vec<(GroupPlan, GroupEval)>, Vec<StopReason>);
+
 /// Map a cascade onto an architecture.
-pub fn map_cascade(p: &Problem, a: &ArchP, fusion: &Fusion, search: &Search) -> Result<Mapped, String> {
+pub fn map_cascade(
+    p: &Problem,
+    a: &ArchP,
+    fusion: &Fusion,
+    search: &Search,
+) -> Result<Mapped, String> {
     let start = std::time::Instant::now();
-    let mut best: Option<(f64, Vec<(GroupPlan, GroupEval)>, Vec<StopReason>)> = None;
+    let mut best: Option<Candidate> = None;
     let mut evaluations = 0;
     let mut last_err = None;
     for cand in candidates(p, fusion)? {
@@ -86,7 +111,13 @@ pub fn map_cascade(p: &Problem, a: &ArchP, fusion: &Fusion, search: &Search) -> 
         let mut ok = true;
         for g in &cand {
             match search_group(p, a, g, &Analytical, search) {
-                Ok(Found { plan, eval, evaluations: n, stop, .. }) => {
+                Ok(Found {
+                    plan,
+                    eval,
+                    evaluations: n,
+                    stop,
+                    ..
+                }) => {
                     evaluations += n;
                     stops.push(stop);
                     groups.push((plan, eval));
@@ -109,7 +140,14 @@ pub fn map_cascade(p: &Problem, a: &ArchP, fusion: &Fusion, search: &Search) -> 
             best = Some((score, groups, stops));
         }
     }
-    let (_, groups, stop) = best.ok_or_else(|| last_err.unwrap_or_else(|| "no fusion candidate".into()))?;
+    let (_, groups, stop) =
+        best.ok_or_else(|| last_err.unwrap_or_else(|| "no fusion candidate".into()))?;
     let report = Report::from_groups(p, a, &groups);
-    Ok(Mapped { groups, report, evaluations, stop, seconds: start.elapsed().as_secs_f64() })
+    Ok(Mapped {
+        groups,
+        report,
+        evaluations,
+        stop,
+        seconds: start.elapsed().as_secs_f64(),
+    })
 }

@@ -55,12 +55,16 @@ impl Report {
                 *comp.entry(format!("{} ops", a.units[u].name)).or_default() += e;
             }
             for &(t, r, w) in &ev.dram {
-                let e = traffic.entry(("dram".into(), p.tensors[t].name.clone())).or_default();
+                let e = traffic
+                    .entry(("dram".into(), p.tensors[t].name.clone()))
+                    .or_default();
                 e.0 += r;
                 e.1 += w;
             }
             for &(t, r, w) in &ev.glb {
-                let e = traffic.entry((a.glb_name.clone(), p.tensors[t].name.clone())).or_default();
+                let e = traffic
+                    .entry((a.glb_name.clone(), p.tensors[t].name.clone()))
+                    .or_default();
                 e.0 += r;
                 e.1 += w;
             }
@@ -78,7 +82,12 @@ impl Report {
             energy_by_component_pj: comp,
             traffic: traffic
                 .into_iter()
-                .map(|((level, tensor), (r, w))| Traffic { level, tensor, read_bytes: r, write_bytes: w })
+                .map(|((level, tensor), (r, w))| Traffic {
+                    level,
+                    tensor,
+                    read_bytes: r,
+                    write_bytes: w,
+                })
                 .collect(),
             utilization: a
                 .units
@@ -89,11 +98,20 @@ impl Report {
             groups: groups
                 .iter()
                 .map(|(plan, ev)| GroupReport {
-                    einsums: plan.einsums.iter().map(|&e| p.einsums[e].name.clone()).collect(),
+                    einsums: plan
+                        .einsums
+                        .iter()
+                        .map(|&e| p.einsums[e].name.clone())
+                        .collect(),
                     cycles: ev.cycles,
                     compute_cycles: ev.compute_cycles,
                     memory_cycles: ev.mem_cycles,
-                    bound: if ev.compute_cycles >= ev.mem_cycles { "compute" } else { "memory" }.into(),
+                    bound: if ev.compute_cycles >= ev.mem_cycles {
+                        "compute"
+                    } else {
+                        "memory"
+                    }
+                    .into(),
                 })
                 .collect(),
         }
@@ -101,26 +119,44 @@ impl Report {
 
     /// DRAM bytes moved (read + written).
     pub fn dram_bytes(&self) -> f64 {
-        self.traffic.iter().filter(|t| t.level == "dram").map(|t| t.read_bytes + t.write_bytes).sum()
+        self.traffic
+            .iter()
+            .filter(|t| t.level == "dram")
+            .map(|t| t.read_bytes + t.write_bytes)
+            .sum()
     }
 }
 
 /// A compact plan as a saved group mapping.
 pub fn to_group_mapping(p: &Problem, a: &ArchP, plan: &GroupPlan, ev: &GroupEval) -> GroupMapping {
     GroupMapping {
-        einsums: plan.einsums.iter().map(|&e| p.einsums[e].name.clone()).collect(),
-        loops: plan.loops.iter().map(|&(r, f)| Loop { rank: p.ranks[r].name.clone(), factor: f }).collect(),
+        einsums: plan
+            .einsums
+            .iter()
+            .map(|&e| p.einsums[e].name.clone())
+            .collect(),
+        loops: plan
+            .loops
+            .iter()
+            .map(|&(r, f)| Loop {
+                rank: p.ranks[r].name.clone(),
+                factor: f,
+            })
+            .collect(),
         spatial: plan
             .spatial
             .iter()
             .enumerate()
             .flat_map(|(u, dims)| {
-                dims.iter().enumerate().filter(|(_, d)| d.0 != NONE).map(move |(d, &(r, f))| Spatial {
-                    unit: a.units[u].name.clone(),
-                    dim: d,
-                    rank: p.ranks[r].name.clone(),
-                    factor: f,
-                })
+                dims.iter()
+                    .enumerate()
+                    .filter(|(_, d)| d.0 != NONE)
+                    .map(move |(d, &(r, f))| Spatial {
+                        unit: a.units[u].name.clone(),
+                        dim: d,
+                        rank: p.ranks[r].name.clone(),
+                        factor: f,
+                    })
             })
             .collect(),
         bindings: plan
@@ -129,49 +165,114 @@ pub fn to_group_mapping(p: &Problem, a: &ArchP, plan: &GroupPlan, ev: &GroupEval
             .zip(&plan.binding)
             .map(|(&e, &u)| (p.einsums[e].name.clone(), a.units[u].name.clone()))
             .collect(),
-        keep: ev.keep.iter().map(|&(t, k)| (p.tensors[t].name.clone(), k)).collect(),
-        spill: (0..p.tensors.len()).filter(|t| plan.spill & (1 << t) != 0).map(|t| p.tensors[t].name.clone()).collect(),
+        keep: ev
+            .keep
+            .iter()
+            .map(|&(t, k)| (p.tensors[t].name.clone(), k))
+            .collect(),
+        spill: (0..p.tensors.len())
+            .filter(|t| plan.spill & (1 << t) != 0)
+            .map(|t| p.tensors[t].name.clone())
+            .collect(),
     }
 }
 
 /// A saved group mapping back to a compact plan; errors name the unknown item.
 pub fn from_group_mapping(p: &Problem, a: &ArchP, g: &GroupMapping) -> Result<GroupPlan, String> {
-    let rank = |n: &str| p.rank_index(n).ok_or_else(|| format!("unknown rank `{n}` (ranks: {})", p.ranks.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", ")));
-    let unit = |n: &str| a.unit_index(n).ok_or_else(|| format!("unknown compute unit `{n}` in {}", a.name));
-    let tensor = |n: &str| p.tensor_index(n).ok_or_else(|| format!("unknown tensor `{n}`"));
+    let rank = |n: &str| {
+        p.rank_index(n).ok_or_else(|| {
+            format!(
+                "unknown rank `{n}` (ranks: {})",
+                p.ranks
+                    .iter()
+                    .map(|r| r.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+    };
+    let unit = |n: &str| {
+        a.unit_index(n)
+            .ok_or_else(|| format!("unknown compute unit `{n}` in {}", a.name))
+    };
+    let tensor = |n: &str| {
+        p.tensor_index(n)
+            .ok_or_else(|| format!("unknown tensor `{n}`"))
+    };
     let einsums = g
         .einsums
         .iter()
-        .map(|n| p.einsum_index(n).ok_or_else(|| format!("unknown Einsum `{n}`")))
+        .map(|n| {
+            p.einsum_index(n)
+                .ok_or_else(|| format!("unknown Einsum `{n}`"))
+        })
         .collect::<Result<Vec<_>, _>>()?;
-    let loops = g.loops.iter().map(|l| Ok((rank(&l.rank)?, l.factor))).collect::<Result<Vec<_>, String>>()?;
-    let mut spatial: Vec<Vec<(usize, u64)>> = a.units.iter().map(|u| vec![(NONE, 1); u.dims.len()]).collect();
+    let loops = g
+        .loops
+        .iter()
+        .map(|l| Ok((rank(&l.rank)?, l.factor)))
+        .collect::<Result<Vec<_>, String>>()?;
+    let mut spatial: Vec<Vec<(usize, u64)>> = a
+        .units
+        .iter()
+        .map(|u| vec![(NONE, 1); u.dims.len()])
+        .collect();
     for s in &g.spatial {
         let u = unit(&s.unit)?;
         if s.dim >= spatial[u].len() {
-            return Err(format!("unit `{}` has {} dimension(s); dim {} does not exist", s.unit, spatial[u].len(), s.dim));
+            return Err(format!(
+                "unit `{}` has {} dimension(s); dim {} does not exist",
+                s.unit,
+                spatial[u].len(),
+                s.dim
+            ));
         }
         spatial[u][s.dim] = (rank(&s.rank)?, s.factor);
     }
     let binding = g
         .einsums
         .iter()
-        .map(|e| unit(g.bindings.get(e).ok_or_else(|| format!("Einsum `{e}` has no binding"))?))
+        .map(|e| {
+            unit(
+                g.bindings
+                    .get(e)
+                    .ok_or_else(|| format!("Einsum `{e}` has no binding"))?,
+            )
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let mut spill = 0u64;
     for t in &g.spill {
         spill |= 1 << tensor(t)?;
     }
-    let keep = g.keep.iter().map(|(t, &k)| Ok((tensor(t)?, k))).collect::<Result<Vec<_>, String>>()?;
-    Ok(GroupPlan { einsums, loops, spatial, binding, spill, keep })
+    let keep = g
+        .keep
+        .iter()
+        .map(|(t, &k)| Ok((tensor(t)?, k)))
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(GroupPlan {
+        einsums,
+        loops,
+        spatial,
+        binding,
+        spill,
+        keep,
+    })
 }
 
 /// Assemble a saved mapping.
-pub fn to_mapping(p: &Problem, a: &ArchP, extents: &BTreeMap<String, u64>, groups: &[(GroupPlan, GroupEval)]) -> Mapping {
+pub fn to_mapping(
+    p: &Problem,
+    a: &ArchP,
+    extents: &BTreeMap<String, u64>,
+    groups: &[(GroupPlan, GroupEval)],
+) -> Mapping {
     Mapping {
         cascade: p.cascade.clone(),
         arch: a.name.clone(),
         extents: extents.clone(),
-        groups: groups.iter().map(|(pl, ev)| to_group_mapping(p, a, pl, ev)).collect(),
+        groups: groups
+            .iter()
+            .map(|(pl, ev)| to_group_mapping(p, a, pl, ev))
+            .collect(),
     }
 }
