@@ -115,9 +115,16 @@ pub fn run(seq_lens: Option<&[u64]>) -> Result<Vec<Row>> {
         }
     }
     let designs = designs();
+    // A progress bar on a terminal (hidden when stderr is not one, e.g. in CI).
+    let bar = indicatif::ProgressBar::new(jobs.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} points mapped ({elapsed})")
+            .unwrap(),
+    );
     let rows: Vec<Result<Row>> = jobs
         .par_iter()
         .map(|(w, seq, d)| {
+            let _tick = Tick(&bar);
             let d = &designs[*d];
             let c = library::load(d.cascade)
                 .map_err(|e| anyhow!("{e}"))?
@@ -169,7 +176,17 @@ pub fn run(seq_lens: Option<&[u64]>) -> Result<Vec<Row>> {
             })
         })
         .collect();
+    bar.finish_and_clear();
     rows.into_iter().collect()
+}
+
+/// Advances the progress bar when a job ends, however it ends.
+struct Tick<'a>(&'a indicatif::ProgressBar);
+
+impl Drop for Tick<'_> {
+    fn drop(&mut self) {
+        self.0.inc(1);
+    }
 }
 
 /// Headline figures, as FuseMax reports them.

@@ -320,3 +320,29 @@ fn fusemax_reproduction_targets() {
     let again = cascade::reproduce::run(None).unwrap();
     assert_eq!(format!("{rows:?}"), format!("{again:?}"));
 }
+
+#[test]
+fn small_spaces_are_searched_exhaustively() {
+    use cascade_mappings::StopReason;
+    let p = problem("gemm", &[("T", 2), ("K", 2), ("N", 2)]);
+    let a = ArchP::new(&cascade_arch::preset("flat_edge").unwrap(), &p).unwrap();
+    let s = Search::default();
+    let f = search_group(&p, &a, &[0], &cascade::spatial::analytical::Analytical, &s).unwrap();
+    assert_eq!(f.stop, StopReason::SpaceExhausted);
+    assert_eq!(f.evaluations, f.space_size, "every point evaluated once");
+    // 8 MACs; with T and N unrolled over the 32×32 array (or K with one of them) the best
+    // mapping takes 2 cycles.
+    assert_eq!(f.eval.compute_cycles, 2.0);
+    // A large space is searched heuristically, with a budget.
+    let p = problem("gemm", &[("T", 4096), ("K", 4096), ("N", 4096)]);
+    let f = search_group(
+        &p,
+        &a,
+        &[0],
+        &cascade::spatial::analytical::Analytical,
+        &s.clone().budget(5_000),
+    )
+    .unwrap();
+    assert_ne!(f.stop, StopReason::SpaceExhausted);
+    assert!(f.evaluations <= 5_000 + 200, "{}", f.evaluations);
+}

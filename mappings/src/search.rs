@@ -82,6 +82,8 @@ pub struct Search {
     pub restarts: usize,
     /// Kicks in a row without improvement before a restart stops.
     pub patience: u32,
+    /// Spaces with at most this many points are enumerated exhaustively.
+    pub exhaustive_limit: u64,
     pub constraints: Constraints,
 }
 
@@ -93,6 +95,7 @@ impl Default for Search {
             budget: 200_000,
             restarts: 8,
             patience: 12,
+            exhaustive_limit: 20_000,
             constraints: Constraints::default(),
         }
     }
@@ -331,13 +334,26 @@ impl Space {
         for d in self.spatial.iter().flatten() {
             s = mul(s, d.len() as u64);
         }
-        for d in &self.divisors {
-            // (o1, o2) pairs: Σ over o1 of divisors(extent / o1) ≈ |d|²/2
-            s = mul(s, (d.len() * (d.len() + 1) / 2) as u64);
+        // Σ over factor choices of (loops with factor > 1)!, by a DP over ranks on the
+        // number of live loops.
+        let mut dp: Vec<u64> = vec![1];
+        for (r, d) in self.divisors.iter().enumerate() {
+            let mut next = vec![0u64; dp.len() + 2];
+            for (i1, &o1) in d.iter().enumerate() {
+                for &o2 in &self.sub_divisors[r][i1] {
+                    let live = usize::from(o1 > 1) + usize::from(o2 > 1);
+                    for (l, &n) in dp.iter().enumerate() {
+                        next[l + live] = next[l + live].saturating_add(n);
+                    }
+                }
+            }
+            dp = next;
         }
-        let slots = self.divisors.len() * 2;
-        let perms: u64 = (1..=slots as u64).fold(1u64, |a, b| a.saturating_mul(b));
-        s = mul(s, perms);
+        let fact = |n: usize| (1..=n as u64).fold(1u64, |a, b| a.saturating_mul(b));
+        let orders = dp.iter().enumerate().fold(0u64, |acc, (l, &n)| {
+            acc.saturating_add(n.saturating_mul(fact(l)))
+        });
+        s = mul(s, orders);
         mul(s, 1 << self.spillable.len().min(20))
     }
 
@@ -515,6 +531,97 @@ impl Space {
         }
     }
 
+    /// Every point of the space (binding × spatial × factors × loop orders × spills), for
+    /// spaces small enough to enumerate. Orders are the permutations of the slots whose
+    /// factor is > 1 (other slots do not change the plan).
+    fn all_points(&self) -> Vec<Point> {
+        let mut radices: Vec<usize> = Vec::new();
+        radices.extend(self.units.iter().map(|u| u.len()));
+        for dims in &self.spatial {
+            radices.extend(dims.iter().map(|c| c.len()));
+        }
+        let pairs: Vec<Vec<(usize, usize)>> = self
+            .divisors
+            .iter()
+            .enumerate()
+            .map(|(r, d)| {
+                (0..d.len())
+                    .flat_map(|i1| (0..self.sub_divisors[r][i1].len()).map(move |i2| (i1, i2)))
+                    .collect()
+            })
+            .collect();
+        radices.extend(pairs.iter().map(|v| v.len()));
+        radices.push(1 << self.spillable.len().min(20));
+        let total: usize = radices.iter().product();
+        let mut out = Vec::new();
+        let mut digits = vec![0usize; radices.len()];
+        for _ in 0..total {
+            let mut it = digits.iter();
+            let binding = self.units.iter().map(|_| *it.next().unwrap()).collect();
+            let spatial = self
+                .spatial
+                .iter()
+                .map(|dims| dims.iter().map(|_| *it.next().unwrap()).collect())
+                .collect();
+            let outer: Vec<(usize, usize)> = pairs.iter().map(|v| v[*it.next().unwrap()]).collect();
+            let spill = *it.next().unwrap() as u64;
+            let base = Point {
+                binding,
+                spatial,
+                outer,
+                order: (0..self.divisors.len() as u32 * 2).collect(),
+                spill,
+            };
+            let live: Vec<usize> = (0..base.order.len())
+                .filter(|&sl| {
+                    let (r, which) = (sl / 2, sl % 2);
+                    let (i1, i2) = base.outer[r];
+                    let f = if which == 0 {
+                        self.divisors[r][i1]
+                    } else {
+                        self.sub_divisors[r][i1][i2]
+                    };
+                    f > 1
+                })
+                .collect();
+            // Permutations of the live slots' priorities (Heap's algorithm).
+            let mut prio: Vec<u32> = live.iter().map(|&i| i as u32).collect();
+            let mut c = vec![0usize; prio.len()];
+            let emit = |prio: &[u32], out: &mut Vec<Point>| {
+                let mut q = base.clone();
+                for (k, &sl) in live.iter().enumerate() {
+                    q.order[sl] = prio[k];
+                }
+                out.push(q);
+            };
+            emit(&prio, &mut out);
+            let mut i = 0;
+            while i < prio.len() {
+                if c[i] < i {
+                    if i % 2 == 0 {
+                        prio.swap(0, i);
+                    } else {
+                        prio.swap(c[i], i);
+                    }
+                    emit(&prio, &mut out);
+                    c[i] += 1;
+                    i = 0;
+                } else {
+                    c[i] = 0;
+                    i += 1;
+                }
+            }
+            for k in (0..digits.len()).rev() {
+                digits[k] += 1;
+                if digits[k] < radices[k] {
+                    break;
+                }
+                digits[k] = 0;
+            }
+        }
+        out
+    }
+
     /// The heuristic point, then variants whose tile of each rank stepped by outer loops
     /// and unrolled spatially is 2, 4, … times smaller.
     fn heuristics(&self, p: &Problem) -> Vec<Point> {
@@ -657,6 +764,60 @@ impl Space {
     }
 }
 
+/// Evaluate every point of a small space (in parallel; ties broken by enumeration order).
+fn exhaustive(
+    p: &Problem,
+    a: &ArchP,
+    space: &Space,
+    model: &dyn CostModel,
+    s: &Search,
+    size: u64,
+) -> Result<Found, SearchError> {
+    let points = space.all_points();
+    let results: Vec<Result<(f64, GroupPlan, GroupEval), String>> = points
+        .par_iter()
+        .map(|pt| {
+            let plan = space.plan(pt);
+            match model.evaluate(p, a, &plan) {
+                Ok(e) => Ok((s.objective.score(&e), plan, e)),
+                Err(inv) => Err(inv.describe(p, a)),
+            }
+        })
+        .collect();
+    let evaluations = results.len() as u64;
+    let valid = results.iter().filter(|r| r.is_ok()).count() as u64;
+    let last = results
+        .iter()
+        .rev()
+        .find_map(|r| r.as_ref().err().cloned())
+        .unwrap_or_default();
+    let best = results
+        .into_iter()
+        .filter_map(Result::ok)
+        .enumerate()
+        .min_by(|x, y| x.1 .0.total_cmp(&y.1 .0).then(x.0.cmp(&y.0)));
+    match best {
+        Some((_, (_, plan, eval))) => Ok(Found {
+            plan,
+            eval,
+            evaluations,
+            valid,
+            stop: StopReason::SpaceExhausted,
+            space_size: size,
+        }),
+        None => Err(SearchError::NoValidMapping {
+            group: space
+                .einsums
+                .iter()
+                .map(|&e| p.einsums[e].name.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+            evaluations,
+            reason: last,
+        }),
+    }
+}
+
 /// A plan with its score and evaluation.
 type Scored = (f64, GroupPlan, GroupEval);
 
@@ -670,6 +831,9 @@ pub fn search_group(
 ) -> Result<Found, SearchError> {
     let space = Space::new(p, a, einsums, &s.constraints)?;
     let size = space.size();
+    if size <= s.exhaustive_limit {
+        return exhaustive(p, a, &space, model, s, size);
+    }
     let evals = AtomicU64::new(0);
     let valid = AtomicU64::new(0);
     let last_err = std::sync::Mutex::new(String::new());
