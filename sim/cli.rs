@@ -64,6 +64,9 @@ pub enum Command {
         save: Option<String>,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Mapping evaluations per search (per fusion group).
+        #[arg(long, default_value_t = 200_000)]
+        budget: u64,
         #[arg(long)]
         json: bool,
     },
@@ -229,6 +232,7 @@ pub fn run(cli: Cli) -> Result<()> {
             constraints,
             save,
             seed,
+            budget,
             json,
         }) => {
             let w = Workload::load(&workload)?;
@@ -243,7 +247,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 None => Default::default(),
             };
             let t = std::time::Instant::now();
-            let mapped = crate::spatial::run::map_workload(&w, &a, obj, &cons, seed)?;
+            let mapped = crate::spatial::run::map_workload(&w, &a, obj, &cons, seed, budget)?;
             let secs = t.elapsed().as_secs_f64();
             let ok: Vec<(&str, &crate::spatial::run::Mapped1)> = mapped
                 .iter()

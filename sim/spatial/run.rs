@@ -36,6 +36,7 @@ pub fn map_workload(
     objective: Objective,
     constraints: &Constraints,
     seed: u64,
+    budget: u64,
 ) -> Result<Vec<MappedInstance>> {
     let pt = w.points()[0];
     let mut out = Vec::new();
