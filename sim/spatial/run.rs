@@ -50,6 +50,7 @@ pub fn map_workload(
         let s = Search::default()
             .objective(objective)
             .seed(seed)
+            .budget(budget)
             .constraints(constraints.clone());
         let result = map_cascade(&p, &a, &Fusion::Search, &s).map(|m| Mapped1 {
             mapping: to_mapping(&p, &a, sh.extents(), &m.groups),
