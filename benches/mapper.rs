@@ -55,42 +55,8 @@ fn attention() -> (Problem, ArchP, GroupPlan) {
         ],
     );
     let a = ArchP::new(&cascade_arch::preset("fusemax").unwrap(), &p).unwrap();
-    let r = |n: &str| p.rank_index(n).unwrap();
-    let (u2, u1) = (a.unit_index("pe2d").unwrap(), a.unit_index("pe1d").unwrap());
-    let mut spatial = vec![vec![]; a.units.len()];
-    spatial[u2] = vec![(r("M0"), 256), (r("P"), 256)];
-    spatial[u1] = vec![(r("P"), 256)];
-    let two = ["BQK", "LM", "SLN", "SLD", "SLNV"];
-    let einsums: Vec<usize> = (0..p.einsums.len()).collect();
-    let binding = einsums
-        .iter()
-        .map(|&e| {
-            if two.contains(&p.einsums[e].name.as_str()) {
-                u2
-            } else {
-                u1
-            }
-        })
-        .collect();
-    let loops = vec![
-        (r("B"), 64),
-        (r("H"), 12),
-        (r("P"), 1),
-        (r("M1"), 64),
-        (r("P"), 64),
-    ];
-    (
-        p.clone(),
-        a,
-        GroupPlan {
-            einsums,
-            loops,
-            spatial,
-            binding,
-            spill: 0,
-            keep: vec![],
-        },
-    )
+    let g = cascade::reproduce::fusemax_mapping_1(&p, &a, 64).unwrap();
+    (p, a, g)
 }
 
 fn bench(c: &mut Criterion) {

@@ -79,6 +79,55 @@ pub fn designs() -> Vec<Design> {
     ]
 }
 
+/// FuseMax's published Mapping 1 (paper §V) for the 1-pass cascade: outer loops
+/// b → h → p2 → m1 → p1 with `p1` queries-tiles per p2 step, p0 and m0 unrolled over the
+/// 256 × 256 2D array, p0 over the 1D array; the 2D array runs BQK, LM, SLN, SLD, SLNV and
+/// the 1D array the rest. A reference point for the mapper (tests, benchmarks).
+pub fn fusemax_mapping_1(p: &Problem, a: &ArchP, p1: u64) -> Result<cascade_mappings::GroupPlan> {
+    let r = |n: &str| {
+        p.rank_index(n)
+            .ok_or_else(|| anyhow!("Mapping 1 needs rank {n} (the 1-pass attention cascade)"))
+    };
+    let unit = |n: &str| {
+        a.unit_index(n)
+            .ok_or_else(|| anyhow!("Mapping 1 needs unit {n} (the fusemax preset)"))
+    };
+    let (u2, u1) = (unit("pe2d")?, unit("pe1d")?);
+    let ext = |n: &str| -> Result<u64> { Ok(p.ranks[r(n)?].extent) };
+    let (p0, m0) = (256u64.min(ext("P")?), ext("M0")?);
+    let mut spatial = vec![vec![]; a.units.len()];
+    spatial[u2] = vec![(r("M0")?, m0), (r("P")?, p0)];
+    spatial[u1] = vec![(r("P")?, p0)];
+    let two = ["BQK", "LM", "SLN", "SLD", "SLNV"];
+    let einsums: Vec<usize> = (0..p.einsums.len()).collect();
+    let binding = einsums
+        .iter()
+        .map(|&e| {
+            if two.contains(&p.einsums[e].name.as_str()) {
+                u2
+            } else {
+                u1
+            }
+        })
+        .collect();
+    let p2 = ext("P")? / p0 / p1;
+    let loops = vec![
+        (r("B")?, ext("B")?),
+        (r("H")?, ext("H")?),
+        (r("P")?, p2),
+        (r("M1")?, ext("M1")?),
+        (r("P")?, p1),
+    ];
+    Ok(cascade_mappings::GroupPlan {
+        einsums,
+        loops,
+        spatial,
+        binding,
+        spill: 0,
+        keep: vec![],
+    })
+}
+
 /// One mapped point.
 #[derive(Clone, Debug, Serialize)]
 pub struct Row {

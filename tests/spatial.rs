@@ -154,48 +154,16 @@ fn bert(seq: u64, cascade: &str) -> (Problem, BTreeMap<String, u64>) {
     (Problem::new(&c, &sh, 2, None), sh.extents().clone())
 }
 
-/// FuseMax's published Mapping 1: loops p2 → m1 → p1, p0 and m0 spatial (256 × 256),
-/// 2D array runs QK, LM, SLN, SLD, SLNV; the 1D array the rest.
-fn mapping_1(p: &Problem, a: &ArchP, seq: u64, p1: u64) -> GroupPlan {
-    let r = |n: &str| p.rank_index(n).unwrap();
-    let (u2, u1) = (a.unit_index("pe2d").unwrap(), a.unit_index("pe1d").unwrap());
-    let mut spatial = vec![vec![]; a.units.len()];
-    spatial[u2] = vec![(r("M0"), 256), (r("P"), 256)];
-    spatial[u1] = vec![(r("P"), 256)];
-    let two = ["BQK", "LM", "SLN", "SLD", "SLNV"];
-    let einsums: Vec<usize> = (0..p.einsums.len()).collect();
-    let binding = einsums
-        .iter()
-        .map(|&e| {
-            if two.contains(&p.einsums[e].name.as_str()) {
-                u2
-            } else {
-                u1
-            }
-        })
-        .collect();
-    let loops = vec![
-        (r("B"), 64),
-        (r("H"), 12),
-        (r("P"), seq / 256 / p1),
-        (r("M1"), seq / 256),
-        (r("P"), p1),
-    ];
-    GroupPlan {
-        einsums,
-        loops,
-        spatial,
-        binding,
-        spill: 0,
-        keep: vec![],
-    }
-}
-
 #[test]
 fn mapping_1_gives_the_artifact_figures_and_search_is_at_least_as_good() {
     let (p, _) = bert(1024, "attention_1pass");
     let a = ArchP::new(&cascade_arch::preset("fusemax").unwrap(), &p).unwrap();
-    let ev = evaluate(&p, &a, &mapping_1(&p, &a, 1024, 4)).unwrap();
+    let ev = evaluate(
+        &p,
+        &a,
+        &cascade::reproduce::fusemax_mapping_1(&p, &a, 4).unwrap(),
+    )
+    .unwrap();
     // Artifact (attn-binding.csv, BERT 1K): 2.0131 ms, 402,653,184 B, 2D utilization 0.890.
     let secs = ev.cycles / 940e6;
     assert!((secs / 2.0131e-3 - 1.0).abs() < 1e-3, "{secs}");
