@@ -19,9 +19,10 @@
 //!
 //! Op spec grammar written to [`Measurement::op`] (parsed by the model side):
 //! `gemm m= n= k= dtype=bf16`, `bmm batch= m= n= k= dtype=bf16`,
-//! `attention b= h= n= d= causal=0|1 impl=ours_fa2`,
-//! `attention_unfused b= h= n= d=`, `decode_attention b= hq= hkv= l= d=`,
-//! `copy bytes=`.
+//! `attention b= h= n= d= causal=0|1 impl=fa2`,
+//! `attention_unfused b= h= n= d= scores=fp32` (the scores are kept in fp32),
+//! `decode_attention b= hq= hkv= l= d=`, `copy bytes=` — every one parses with
+//! [`crate::gpu::GpuOp::parse`].
 //!
 //! Development without a GPU: `sim/cuda/emu/run_emu.sh` runs every kernel of
 //! `kernels/` in a CPU emulator of the PTX subset they use (mma.sync and
@@ -104,6 +105,8 @@ pub struct SuiteOptions {
     pub rotate_bytes: usize,
     /// Seed of the device-side random inputs and of the sampled rows.
     pub seed: u64,
+    /// Also run the opt-in diagnostic cases ([`suite::diagnostic_cases`]).
+    pub diagnostics: bool,
 }
 
 impl Default for SuiteOptions {
@@ -122,6 +125,7 @@ impl Default for SuiteOptions {
             ref_decode_batches: 2,
             rotate_bytes: 0,
             seed: 0x5eed_cafe,
+            diagnostics: false,
         }
     }
 }
@@ -221,10 +225,16 @@ pub fn run_suite_with(
     suite::run(opts, on_case)
 }
 
-/// Runs the suite with default options and writes `h100.csv` and `h100.md`
-/// into `out_dir` (the CSV is rewritten after every case, so a partial run
-/// still leaves data). Progress goes to stderr. Environment overrides:
-/// `CASCADE_CUDA_FILTER=substring`, `CASCADE_CUDA_QUICK=1`.
+/// Runs the suite with default options, writes the measurements to
+/// `h100_measured.csv` and `h100_measured.md` in `out_dir` (the CSV is
+/// rewritten after every case, so a partial run still leaves data), then
+/// compares them with the model ([`crate::gpu::recorded`], using the ceilings
+/// and launch gap measured in this run) and writes `h100.csv` (the measured
+/// columns and `graph_s`, `modeled_s`, `rel_err_model`, `mapping`), `h100.md`
+/// (per-category errors) and `h100_measured_vs_modeled.{png,svg}`. Progress
+/// goes to stderr.
+/// Environment overrides: `CASCADE_CUDA_FILTER=substring`,
+/// `CASCADE_CUDA_QUICK=1`, `CASCADE_CUDA_DIAG=1` (add the diagnostic cases).
 pub fn main_crosscheck(out_dir: &Path) -> Result<(), CudaError> {
     std::fs::create_dir_all(out_dir).map_err(|e| CudaError::Io {
         path: out_dir.to_path_buf(),
@@ -239,8 +249,11 @@ pub fn main_crosscheck(out_dir: &Path) -> Result<(), CudaError> {
     opts.quick = std::env::var("CASCADE_CUDA_QUICK")
         .map(|v| v == "1")
         .unwrap_or(false);
-    let csv = out_dir.join("h100.csv");
-    let md = out_dir.join("h100.md");
+    opts.diagnostics = std::env::var("CASCADE_CUDA_DIAG")
+        .map(|v| v == "1")
+        .unwrap_or(false);
+    let csv = out_dir.join("h100_measured.csv");
+    let md = out_dir.join("h100_measured.md");
     let mut write_err = None;
     let res = run_suite_with(&opts, &mut |partial, _| {
         if let Err(e) = write_csv(partial, &csv) {
@@ -254,5 +267,22 @@ pub fn main_crosscheck(out_dir: &Path) -> Result<(), CudaError> {
     }
     eprintln!("{}", report::summary_table(&res));
     eprintln!("wrote {} and {}", csv.display(), md.display());
+    // Measured vs modeled, with this run's own ceilings and launch gap.
+    let model_err = |e: crate::gpu::recorded::RecordedError| CudaError::Invalid(e.to_string());
+    let cases =
+        crate::gpu::recorded::parse_recorded(&report::csv_string(&res), "h100_measured.csv")
+            .map_err(model_err)?;
+    let spec = cascade_arch::preset("h100")
+        .ok()
+        .and_then(|a| a.gpu)
+        .ok_or_else(|| CudaError::Invalid("the h100 preset has no [gpu] section".into()))?;
+    let cmp = crate::gpu::recorded::compare(&cases, &spec);
+    crate::gpu::recorded::write_reports(&cmp, out_dir).map_err(model_err)?;
+    eprintln!("{}", cmp.table_markdown());
+    eprintln!(
+        "wrote {}, {} and h100_measured_vs_modeled.png/.svg",
+        out_dir.join("h100.csv").display(),
+        out_dir.join("h100.md").display()
+    );
     Ok(())
 }

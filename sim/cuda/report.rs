@@ -6,8 +6,9 @@ use std::path::Path;
 use super::{CudaError, Measurement, SuiteResult, CATEGORIES};
 
 /// CSV header, in this exact order.
+/// The last column, `graph_s`, is the graph-replay time per launch (empty where not measured).
 pub const CSV_HEADER: &str =
-    "case,category,op,impl,median_s,min_s,max_s,launches,rel_err,ok,device,driver,cuda,date";
+    "case,category,op,impl,median_s,min_s,max_s,launches,rel_err,ok,device,driver,cuda,date,graph_s";
 
 fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n']) {
@@ -49,6 +50,11 @@ pub fn csv_string(r: &SuiteResult) -> String {
             csv_field(&r.driver),
             csv_field(&r.cuda),
             csv_field(&r.date),
+            if m.graph_median_s.is_finite() {
+                format!("{:.6e}", m.graph_median_s)
+            } else {
+                String::new()
+            },
         ];
         s.push_str(&row.join(","));
         s.push('\n');
@@ -57,7 +63,7 @@ pub fn csv_string(r: &SuiteResult) -> String {
 }
 
 /// Writes the CSV (columns: case,category,op,impl,median_s,min_s,max_s,
-/// launches,rel_err,ok,device,driver,cuda,date).
+/// launches,rel_err,ok,device,driver,cuda,date,graph_s).
 pub fn write_csv(r: &SuiteResult, path: &Path) -> Result<(), CudaError> {
     write_file(path, &csv_string(r))
 }
@@ -149,7 +155,7 @@ pub fn markdown_string(r: &SuiteResult) -> String {
     let _ = writeln!(s, "- TFLOP/s counts 2 flops per multiply-add of the op (causal attention: only unmasked pairs); \
         GB/s counts the op's minimum bytes (inputs read once, outputs written once; unfused attention excludes its \
         S/P intermediates).\n");
-    for cat in CATEGORIES {
+    for cat in CATEGORIES.iter().copied().chain([super::suite::DIAGNOSTIC]) {
         let ms: Vec<&Measurement> = r
             .measurements
             .iter()
@@ -298,7 +304,8 @@ mod tests {
         let mut lines = text.lines();
         assert_eq!(lines.next().unwrap(), CSV_HEADER);
         let row: Vec<&str> = lines.next().unwrap().split(',').collect();
-        assert_eq!(row.len(), 14);
+        assert_eq!(row.len(), 15);
+        assert_eq!(row[14], "");
         assert_eq!(row[2], "gemm m=4096 n=4096 k=4096 dtype=bf16");
         assert_eq!(row[9], "true");
         assert_eq!(row[13], "2026-11-27");

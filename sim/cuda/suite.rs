@@ -50,6 +50,27 @@ pub enum CaseKind {
     },
     /// cuMemcpyDtoDAsync.
     Copy { bytes: usize },
+    /// Diagnostic: one kernel of the unfused attention (0: S = QKᵀ, 1: softmax,
+    /// 2: O = PV), timed alone after a checked run of all three.
+    UnfusedPart {
+        b: usize,
+        h: usize,
+        n: usize,
+        d: usize,
+        part: usize,
+    },
+    /// Diagnostic: one kernel of the split-KV decode (0: split, 1: combine),
+    /// timed alone after a checked run of both.
+    DecodePart {
+        b: usize,
+        hq: usize,
+        hkv: usize,
+        l: usize,
+        d: usize,
+        part: usize,
+    },
+    /// Diagnostic: a one-block kernel that does (almost) nothing: launch cost.
+    Empty,
 }
 
 /// A case of the suite.
@@ -98,7 +119,7 @@ impl Case {
         Case {
             name: format!("ours_unfused3_b{b}_h{h}_n{n}_d{d}"),
             category: "attention_unfused",
-            op: format!("attention_unfused b={b} h={h} n={n} d={d}"),
+            op: format!("attention_unfused b={b} h={h} n={n} d={d} scores=fp32"),
             impl_name: "ours_unfused3",
             kind: CaseKind::Unfused { b, h, n, d },
         }
@@ -108,7 +129,7 @@ impl Case {
         Case {
             name: format!("ours_fa2_b{b}_h{h}_n{n}_d{d}_c{c}"),
             category: "attention_fused",
-            op: format!("attention b={b} h={h} n={n} d={d} causal={c} impl=ours_fa2"),
+            op: format!("attention b={b} h={h} n={n} d={d} causal={c} impl=fa2"),
             impl_name: "ours_fa2",
             kind: CaseKind::Fa2 { b, h, n, d, causal },
         }
@@ -132,6 +153,44 @@ impl Case {
         }
     }
 
+    /// Diagnostic variant of a case: category `diagnostic`, name prefixed `diag_`.
+    fn diagnostic(mut self) -> Case {
+        self.name = format!("diag_{}", self.name);
+        self.category = DIAGNOSTIC;
+        self
+    }
+    fn unfused_part(b: usize, h: usize, n: usize, d: usize, part: usize) -> Case {
+        let base = Case::unfused(b, h, n, d);
+        Case {
+            name: format!("diag_{}_part{part}", base.name),
+            category: DIAGNOSTIC,
+            op: base.op,
+            impl_name: [
+                "ours_unfused3_qk",
+                "ours_unfused3_softmax",
+                "ours_unfused3_pv",
+            ][part],
+            kind: CaseKind::UnfusedPart { b, h, n, d, part },
+        }
+    }
+    fn decode_part(b: usize, hq: usize, hkv: usize, l: usize, d: usize, part: usize) -> Case {
+        let base = Case::decode(b, hq, hkv, l, d);
+        Case {
+            name: format!("diag_{}_part{part}", base.name),
+            category: DIAGNOSTIC,
+            op: base.op,
+            impl_name: ["ours_splitkv_split", "ours_splitkv_combine"][part],
+            kind: CaseKind::DecodePart {
+                b,
+                hq,
+                hkv,
+                l,
+                d,
+                part,
+            },
+        }
+    }
+
     /// Floating-point operations of one launch.
     pub fn flops(&self) -> f64 {
         match self.kind {
@@ -147,7 +206,15 @@ impl Case {
                 4.0 * (b * h * d) as f64 * pairs
             }
             CaseKind::Decode { b, hq, l, d, .. } => 4.0 * (b * hq * l * d) as f64,
-            CaseKind::Copy { .. } => 0.0,
+            CaseKind::Copy { .. } | CaseKind::Empty => 0.0,
+            CaseKind::UnfusedPart { b, h, n, d, part } => {
+                if part == 1 {
+                    0.0
+                } else {
+                    2.0 * (b * h) as f64 * (n * n * d) as f64
+                }
+            }
+            CaseKind::DecodePart { .. } => 0.0,
         }
     }
 
@@ -163,6 +230,15 @@ impl Case {
                 2.0 * (2 * b * hkv * l * d + 2 * b * hq * d) as f64
             }
             CaseKind::Copy { bytes } => 2.0 * bytes as f64,
+            CaseKind::UnfusedPart { b, h, n, d, part } => {
+                let (bh, nn) = ((b * h) as f64, (n * n) as f64);
+                match part {
+                    0 => bh * (2.0 * 2.0 * (n * d) as f64 + 4.0 * nn),
+                    1 => bh * 6.0 * nn,
+                    _ => bh * (2.0 * nn + 2.0 * 2.0 * (n * d) as f64),
+                }
+            }
+            CaseKind::DecodePart { .. } | CaseKind::Empty => 0.0,
         }
     }
 }
@@ -175,6 +251,52 @@ fn human_bytes(b: usize) -> String {
     } else {
         format!("{b}B")
     }
+}
+
+/// Category of the opt-in diagnostic cases ([`diagnostic_cases`]): not part of
+/// the cross-check statistics.
+pub const DIAGNOSTIC: &str = "diagnostic";
+
+/// Opt-in diagnostic cases (`CASCADE_CUDA_DIAG=1`) that isolate mechanisms the
+/// model needs: launch cost (a near-empty kernel, a 256-byte copy), the fixed
+/// cost and the per-step time of our kernels (one step, one CTA; one CTA per
+/// SM over many steps), and the three kernels of unfused attention and the two
+/// of decode timed one by one.
+pub fn diagnostic_cases() -> Vec<Case> {
+    let mut v = vec![
+        Case {
+            name: "diag_empty_kernel".into(),
+            category: DIAGNOSTIC,
+            op: "-".into(),
+            impl_name: "count_nonfinite_bf16",
+            kind: CaseKind::Empty,
+        },
+        Case::copy(256).diagnostic(),
+    ];
+    for (m, n, k) in [
+        (128usize, 128usize, 32usize),
+        (1024, 1024, 32),
+        (2048, 2048, 32),
+        (1024, 1024, 128),
+        (1024, 1024, 4096),
+        (2048, 2048, 4096),
+    ] {
+        v.push(Case::gemm(m, n, k, true).diagnostic());
+    }
+    for (b, h, n) in [(1usize, 1usize, 64usize), (1, 1, 4096), (1, 132, 64)] {
+        v.push(Case::fa2(b, h, n, 128, false).diagnostic());
+    }
+    for n in [1024usize, 4096] {
+        for part in 0..3 {
+            v.push(Case::unfused_part(1, 32, n, 128, part));
+        }
+    }
+    for (b, l) in [(1usize, 32768usize), (64, 8192)] {
+        for part in 0..2 {
+            v.push(Case::decode_part(b, 32, 8, l, 128, part));
+        }
+    }
+    v
 }
 
 /// The cases of the suite, in run order (copies and cuBLAS first: they give
@@ -517,7 +639,14 @@ fn check_attention(
     ))
 }
 
-fn run_unfused(c: &Ctx, b: usize, h: usize, n: usize, d: usize) -> Result<Outcome, CudaError> {
+fn run_unfused(
+    c: &Ctx,
+    b: usize,
+    h: usize,
+    n: usize,
+    d: usize,
+    part: Option<usize>,
+) -> Result<Outcome, CudaError> {
     check(n.is_multiple_of(128) && (d == 64 || d == 128), || {
         format!("unfused attention needs n%128 == 0 and d in {{64,128}} (n={n}, d={d})")
     })?;
@@ -537,38 +666,41 @@ fn run_unfused(c: &Ctx, b: usize, h: usize, n: usize, d: usize) -> Result<Outcom
         "attn_pv_d128"
     };
     let nt = (n / 128) as u32;
-    let launch = || -> Result<(), CudaError> {
-        gpu.launch(
-            "attn_scores_nt",
-            (nt, nt, bh as u32),
-            256,
-            &[
-                KArg::P(q.ptr),
-                KArg::P(k.ptr),
-                KArg::P(s.ptr),
-                KArg::I(n as i32),
-                KArg::I(d as i32),
-                KArg::F(scale),
-            ],
-        )?;
-        gpu.launch(
-            "softmax_rows",
-            ((bh * n) as u32, 1, 1),
-            256,
-            &[KArg::P(s.ptr), KArg::P(p.ptr), KArg::I(n as i32)],
-        )?;
-        gpu.launch(
-            pv,
-            (1, nt, bh as u32),
-            256,
-            &[
-                KArg::P(p.ptr),
-                KArg::P(v.ptr),
-                KArg::P(o.ptr),
-                KArg::I(n as i32),
-            ],
-        )
+    let kernel = |i: usize| -> Result<(), CudaError> {
+        match i {
+            0 => gpu.launch(
+                "attn_scores_nt",
+                (nt, nt, bh as u32),
+                256,
+                &[
+                    KArg::P(q.ptr),
+                    KArg::P(k.ptr),
+                    KArg::P(s.ptr),
+                    KArg::I(n as i32),
+                    KArg::I(d as i32),
+                    KArg::F(scale),
+                ],
+            ),
+            1 => gpu.launch(
+                "softmax_rows",
+                ((bh * n) as u32, 1, 1),
+                256,
+                &[KArg::P(s.ptr), KArg::P(p.ptr), KArg::I(n as i32)],
+            ),
+            _ => gpu.launch(
+                pv,
+                (1, nt, bh as u32),
+                256,
+                &[
+                    KArg::P(p.ptr),
+                    KArg::P(v.ptr),
+                    KArg::P(o.ptr),
+                    KArg::I(n as i32),
+                ],
+            ),
+        }
     };
+    let launch = || -> Result<(), CudaError> { (0..3).try_for_each(kernel) };
     gpu.poison_u32(s.ptr, bh * n * n)?;
     gpu.poison_u16(p.ptr, bh * n * n)?;
     gpu.poison_u16(o.ptr, e)?;
@@ -578,14 +710,20 @@ fn run_unfused(c: &Ctx, b: usize, h: usize, n: usize, d: usize) -> Result<Outcom
         + gpu.count_nonfinite(s.ptr, bh * n * n, true)?
         + gpu.count_nonfinite(p.ptr, bh * n * n, false)?;
     let (err, what) = check_attention(c, q.ptr, k.ptr, v.ptr, o.ptr, bh, n, d, false)?;
-    let timing = c.time(&mut |_| launch())?;
+    let timing = match part {
+        Some(i) => c.time(&mut |_| kernel(i))?,
+        None => c.time(&mut |_| launch())?,
+    };
+    let only = part.map_or(String::new(), |i| {
+        format!("timed: kernel {i} only (0 S=QK^T, 1 softmax, 2 O=PV); ")
+    });
     Ok(Outcome {
         timing,
         rel_err: err,
         nonfinite,
         tolerance: BF16_TOLERANCE,
         notes: format!(
-            "{what}; 3 launches: S=QK^T fp32 {} MiB, softmax -> P bf16 {} MiB, O=PV; sets=1 (S/P exceed L2)",
+            "{only}{what}; 3 launches: S=QK^T fp32 {} MiB, softmax -> P bf16 {} MiB, O=PV; sets=1 (S/P exceed L2)",
             (4 * bh * n * n) >> 20,
             (2 * bh * n * n) >> 20
         ),
@@ -668,6 +806,7 @@ fn run_decode(
     hkv: usize,
     l: usize,
     d: usize,
+    part: Option<usize>,
 ) -> Result<Outcome, CudaError> {
     check(d == 128 && hkv > 0 && hq == 4 * hkv, || {
         format!("ours_splitkv needs d=128 and hq = 4*hkv (hq={hq}, hkv={hkv}, d={d})")
@@ -685,7 +824,7 @@ fn run_decode(
     let pl = c.gpu.alloc(4 * b * hq * nsplit)?;
     let gpu = c.gpu;
     let scale = 1.0 / (d as f32).sqrt();
-    let launch = |s: usize| -> Result<(), CudaError> {
+    let split = |s: usize| -> Result<(), CudaError> {
         gpu.launch(
             "decode_splitkv_g4_d128",
             (nsplit as u32, hkv as u32, b as u32),
@@ -704,7 +843,9 @@ fn run_decode(
                 KArg::I(nsplit as i32),
                 KArg::F(scale),
             ],
-        )?;
+        )
+    };
+    let combine = |s: usize| -> Result<(), CudaError> {
         gpu.launch(
             "decode_combine_d128",
             (hq as u32, b as u32, 1),
@@ -718,6 +859,10 @@ fn run_decode(
                 KArg::I(nsplit as i32),
             ],
         )
+    };
+    let launch = |s: usize| -> Result<(), CudaError> {
+        split(s)?;
+        combine(s)
     };
     gpu.poison_u16(out.ptr, eq)?;
     gpu.poison_u32(po.ptr, b * hq * nsplit * d)?;
@@ -745,14 +890,21 @@ fn run_decode(
         ));
     }
     let err = rel_err(&outs, &refs);
-    let timing = c.time(&mut |i| launch(i % sets))?;
+    let timing = match part {
+        Some(0) => c.time(&mut |i| split(i % sets))?,
+        Some(_) => c.time(&mut |i| combine(i % sets))?,
+        None => c.time(&mut |i| launch(i % sets))?,
+    };
+    let only = part.map_or(String::new(), |i| {
+        format!("timed: kernel {i} only (0 split, 1 combine); ")
+    });
     Ok(Outcome {
         timing,
         rel_err: err,
         nonfinite,
         tolerance: BF16_TOLERANCE,
         notes: format!(
-            "ref all {hq} heads of sequences {batches:?} (f64); chunk={chunk} nsplit={nsplit} -> {} CTAs + combine; sets={sets}",
+            "{only}ref all {hq} heads of sequences {batches:?} (f64); chunk={chunk} nsplit={nsplit} -> {} CTAs + combine; sets={sets}",
             nsplit * hkv * b
         ),
     })
@@ -795,14 +947,51 @@ fn run_copy(c: &Ctx, bytes: usize) -> Result<Outcome, CudaError> {
     })
 }
 
+/// A one-block launch of `count_nonfinite_bf16` over one finite element: the
+/// cost of a launch itself.
+fn run_empty(c: &Ctx) -> Result<Outcome, CudaError> {
+    let x = c.alloc_rand(1, 71, 1.0)?;
+    let counter = c.gpu.alloc(8)?;
+    c.gpu.poison_u32(counter.ptr, 2)?;
+    let gpu = c.gpu;
+    let launch = || {
+        gpu.launch(
+            "count_nonfinite_bf16",
+            (1, 1, 1),
+            256,
+            &[KArg::P(x.ptr), KArg::L(1), KArg::P(counter.ptr)],
+        )
+    };
+    launch()?;
+    gpu.sync()?;
+    let timing = c.time(&mut |_| launch())?;
+    Ok(Outcome {
+        timing,
+        rel_err: 0.0,
+        nonfinite: 0,
+        tolerance: 0.0,
+        notes: "one block of 256 threads reading one bf16 element".into(),
+    })
+}
+
 fn run_case(c: &Ctx, case: &Case) -> Result<Outcome, CudaError> {
     match case.kind {
         CaseKind::Gemm { m, n, k, ours } => run_gemm(c, m, n, k, ours),
         CaseKind::Bmm { batch, m, n, k } => run_bmm(c, batch, m, n, k),
-        CaseKind::Unfused { b, h, n, d } => run_unfused(c, b, h, n, d),
+        CaseKind::Unfused { b, h, n, d } => run_unfused(c, b, h, n, d, None),
         CaseKind::Fa2 { b, h, n, d, causal } => run_fa2(c, b, h, n, d, causal),
-        CaseKind::Decode { b, hq, hkv, l, d } => run_decode(c, b, hq, hkv, l, d),
+        CaseKind::Decode { b, hq, hkv, l, d } => run_decode(c, b, hq, hkv, l, d, None),
         CaseKind::Copy { bytes } => run_copy(c, bytes),
+        CaseKind::UnfusedPart { b, h, n, d, part } => run_unfused(c, b, h, n, d, Some(part)),
+        CaseKind::DecodePart {
+            b,
+            hq,
+            hkv,
+            l,
+            d,
+            part,
+        } => run_decode(c, b, hq, hkv, l, d, Some(part)),
+        CaseKind::Empty => run_empty(c),
     }
 }
 
@@ -951,7 +1140,10 @@ pub(crate) fn run(
         rotate_bytes >> 20
     ));
 
-    let all = cases(opts.quick);
+    let mut all = cases(opts.quick);
+    if opts.diagnostics {
+        all.extend(diagnostic_cases());
+    }
     let selected: Vec<&Case> = all
         .iter()
         .filter(|c| opts.filter.as_deref().is_none_or(|f| c.name.contains(f)))
@@ -1100,12 +1292,24 @@ mod tests {
         );
         assert_eq!(
             Case::fa2(1, 32, 1024, 128, true).op,
-            "attention b=1 h=32 n=1024 d=128 causal=1 impl=ours_fa2"
+            "attention b=1 h=32 n=1024 d=128 causal=1 impl=fa2"
         );
         assert_eq!(
             Case::unfused(1, 32, 1024, 128).op,
-            "attention_unfused b=1 h=32 n=1024 d=128"
+            "attention_unfused b=1 h=32 n=1024 d=128 scores=fp32"
         );
+        // Every op spec parses with the model's grammar.
+        for c in cases(false).iter().chain(&cases(true)) {
+            crate::gpu::GpuOp::parse(&c.op).unwrap_or_else(|e| panic!("{}: {e}", c.name));
+        }
+        let diag = diagnostic_cases();
+        assert!(diag.iter().all(|c| c.category == DIAGNOSTIC));
+        let names: std::collections::HashSet<_> = cases(false)
+            .iter()
+            .chain(&diag)
+            .map(|c| c.name.clone())
+            .collect();
+        assert_eq!(names.len(), cases(false).len() + diag.len());
         assert_eq!(
             Case::decode(1, 32, 8, 1024, 128).op,
             "decode_attention b=1 hq=32 hkv=8 l=1024 d=128"

@@ -8,8 +8,10 @@
 //!   the occupancy allows) run *chunks* of up to one CTA per SM (`sms` consecutive CTAs), and a
 //!   slot takes the next chunk as soon as its previous one finishes (the hardware block
 //!   scheduler's greedy refill). A chunk's memory requests carry the bytes of all its CTAs, so
-//!   the shared servers see the whole GPU's traffic. For CTAs with different step counts
-//!   (causal attention) a chunk runs the average, as dynamic dispatch balances the SMs.
+//!   the shared servers see the whole GPU's traffic. Kernels whose CTAs have different step
+//!   counts (causal attention) are simulated on every SM, one CTA per chunk: the first CTAs
+//!   go round-robin over the SMs, then each to the slot that frees first, so SMs that receive
+//!   long CTAs late finish last, as on the hardware.
 //! - **CTA pipeline.** A CTA issues loads for its first `stages` steps, runs each step's
 //!   arithmetic on the SM's compute server once that step's tile has arrived (tensor cores or
 //!   CUDA cores, one step at a time; among the resident CTAs with a tile ready, the oldest goes
@@ -30,13 +32,14 @@
 //! - **Launch.** Each kernel starts after the launch overhead; kernels run back to back.
 //!
 //! Events are per step per chunk (a load completion and a compute completion), so the event
-//! count is about `2 × total steps / SMs` — under 10⁶ for every op of the test suite.
+//! count is about `2 × total steps / SMs` (`2 × total steps` for causal attention, simulated
+//! per SM) — under 2·10⁶ for every op of the test suite.
 
 use super::error::GpuError;
 use super::hw::GpuParams;
 use super::mapping::GpuMapping;
 use super::op::GpuOp;
-use super::plan::{plan_op, KernelPlan, Key};
+use super::plan::{plan_op, KernelPlan, Key, Steps};
 use cascade_arch::GpuSpec;
 use serde::Serialize;
 use std::cmp::Ordering;
@@ -97,6 +100,7 @@ pub fn simulate_plans(plans: &[KernelPlan], hw: &GpuParams) -> CycleEstimate {
 enum Kind {
     Loaded { slot: usize, step: u64 },
     Computed { slot: usize },
+    Filled { slot: usize },
     Finished { slot: usize },
 }
 
@@ -293,6 +297,7 @@ struct Run {
     first_extra: f64,
     write_step: f64,
     epilogue: f64,
+    fill: f64,
     miss_latency: bool,
     next_load: u64,
     next_compute: u64,
@@ -303,13 +308,18 @@ struct Run {
 
 struct Sim<'a> {
     p: &'a KernelPlan,
-    hw: &'a GpuParams,
     heap: BinaryHeap<Event>,
     seq: u64,
     events: u64,
     mem: Memory,
     l2: L2Set,
-    compute_busy: bool,
+    /// Per simulated SM: whether its compute server is busy.
+    compute_busy: Vec<bool>,
+    /// CTAs per chunk: all SMs (`sms`) when one SM stands for all, 1 when every SM is
+    /// simulated.
+    unit: u64,
+    /// Slots (resident chunks) per simulated SM.
+    per_server: usize,
     step_cyc: f64,
     l2_lat: f64,
     miss_lat: f64,
@@ -330,8 +340,7 @@ impl Sim<'_> {
     }
 
     fn start_chunk(&mut self, slot: usize, now: f64) {
-        let sms = u64::from(self.hw.sms);
-        let (a, b) = self.p.chunk_range(self.next_chunk, sms);
+        let (a, b) = self.p.chunk_range(self.next_chunk, self.unit);
         self.next_chunk += 1;
         let n = (b - a) as f64;
         let total_steps = self.p.steps_sum(a, b);
@@ -347,6 +356,7 @@ impl Sim<'_> {
             first_extra: resident,
             write_step: self.p.write_per_step * total_steps as f64 / per,
             epilogue: self.p.epilogue * n,
+            fill: self.p.epilogue_fill * n,
             miss_latency: miss + resident > 0.0,
             ready: vec![false; self.p.stages as usize],
             chunk: self.next_chunk - 1,
@@ -374,17 +384,20 @@ impl Sim<'_> {
         self.push(done, Kind::Loaded { slot, step });
     }
 
-    /// Starts the next step on the SM's compute server if it is idle: among the resident
-    /// CTAs whose next step's tile has arrived, the oldest goes first (greedy-then-oldest).
-    fn dispatch_compute(&mut self, now: f64) {
-        if self.compute_busy {
+    /// Starts the next step on the compute server of the SM holding `slot` if it is idle:
+    /// among its resident CTAs whose next step's tile has arrived, the oldest goes first
+    /// (greedy-then-oldest).
+    fn dispatch_compute(&mut self, slot: usize, now: f64) {
+        let server = slot / self.per_server;
+        if self.compute_busy[server] {
             return;
         }
         let stages = u64::from(self.p.stages);
-        let pick = self
-            .slots
+        let first = server * self.per_server;
+        let pick = self.slots[first..first + self.per_server]
             .iter()
             .enumerate()
+            .map(|(i, r)| (first + i, r))
             .filter_map(|(i, r)| {
                 let r = r.as_ref()?;
                 let ready = r.next_compute < r.steps && r.ready[(r.next_compute % stages) as usize];
@@ -395,13 +408,14 @@ impl Sim<'_> {
             let run = self.slots[slot].as_mut().expect("slot runs a chunk");
             let idx = (run.next_compute % stages) as usize;
             run.ready[idx] = false;
-            self.compute_busy = true;
+            self.compute_busy[server] = true;
             self.push(now + self.step_cyc, Kind::Computed { slot });
         }
     }
 
     fn compute_done(&mut self, slot: usize, now: f64) {
-        self.compute_busy = false;
+        let server = slot / self.per_server;
+        self.compute_busy[server] = false;
         let (write, more_loads, finished, epilogue) = {
             let run = self.slots[slot].as_mut().expect("slot runs a chunk");
             run.next_compute += 1;
@@ -421,15 +435,41 @@ impl Sim<'_> {
             self.issue_load(slot, now);
         }
         if finished {
-            let stored = if epilogue > 0.0 {
-                self.mem.store(now, epilogue) + self.l2_lat
-            } else {
-                now
-            };
-            let last = self.slots[slot].as_ref().map_or(now, |r| r.last_store);
-            self.push(stored.max(last), Kind::Finished { slot });
+            let fill = self.slots[slot].as_ref().map_or(0.0, |r| r.fill);
+            if fill > 0.0 {
+                // Fragment epilogue: the partial sectors come from HBM first and the merged
+                // sectors go back to it; the SM's load/store pipe (and so its compute) is held
+                // until both have passed the channels.
+                self.compute_busy[server] = true;
+                let done = self.mem.load(now, fill + epilogue, 0.0) + self.miss_lat;
+                self.mem.hbm_bytes -= epilogue;
+                self.push(done, Kind::Filled { slot });
+                return;
+            }
+            self.store_epilogue(slot, now, epilogue);
         }
-        self.dispatch_compute(now);
+        self.dispatch_compute(slot, now);
+    }
+
+    fn store_epilogue(&mut self, slot: usize, now: f64, epilogue: f64) {
+        let stored = if epilogue > 0.0 {
+            self.mem.store(now, epilogue) + self.l2_lat
+        } else {
+            now
+        };
+        let last = self.slots[slot].as_ref().map_or(now, |r| r.last_store);
+        self.push(stored.max(last), Kind::Finished { slot });
+    }
+
+    fn fill_done(&mut self, slot: usize, now: f64) {
+        self.compute_busy[slot / self.per_server] = false;
+        // The write-back already passed the channels with the fill: only L2 takes the stores.
+        let epilogue = self.slots[slot].as_ref().map_or(0.0, |r| r.epilogue);
+        let stored = self.mem.l2(now, epilogue) + self.l2_lat;
+        self.mem.hbm_bytes += epilogue;
+        let last = self.slots[slot].as_ref().map_or(now, |r| r.last_store);
+        self.push(stored.max(last), Kind::Finished { slot });
+        self.dispatch_compute(slot, now);
     }
 
     fn cta_done(&mut self, slot: usize, now: f64) {
@@ -439,14 +479,18 @@ impl Sim<'_> {
         if self.next_chunk < self.chunks {
             self.start_chunk(slot, now);
         }
-        self.dispatch_compute(now);
+        self.dispatch_compute(slot, now);
     }
 
     fn run(&mut self) {
-        let slots = self.slots.len();
-        for s in 0..slots {
-            if self.next_chunk < self.chunks {
-                self.start_chunk(s, 0.0);
+        // The first chunks go round-robin over the simulated SMs, as the block scheduler
+        // spreads the first CTAs over the SMs.
+        let servers = self.compute_busy.len();
+        for k in 0..self.per_server {
+            for server in 0..servers {
+                if self.next_chunk < self.chunks {
+                    self.start_chunk(server * self.per_server + k, 0.0);
+                }
             }
         }
         while let Some(ev) = self.heap.pop() {
@@ -456,9 +500,10 @@ impl Sim<'_> {
                     let stages = self.p.stages as u64;
                     let run = self.slots[slot].as_mut().expect("slot runs a chunk");
                     run.ready[(step % stages) as usize] = true;
-                    self.dispatch_compute(ev.t);
+                    self.dispatch_compute(slot, ev.t);
                 }
                 Kind::Computed { slot } => self.compute_done(slot, ev.t),
+                Kind::Filled { slot } => self.fill_done(slot, ev.t),
                 Kind::Finished { slot } => self.cta_done(slot, ev.t),
             }
         }
@@ -468,10 +513,20 @@ impl Sim<'_> {
 fn simulate_kernel(p: &KernelPlan, hw: &GpuParams) -> CycleKernel {
     let clock = hw.clock_hz;
     let sms = u64::from(hw.sms);
-    let chunks = p.chunks(sms);
+    // CTAs of different lengths (per-row steps: causal attention) are simulated one by one on
+    // every SM, so that the SMs that receive the long CTAs late can finish last; otherwise one
+    // SM stands for all and a chunk carries one CTA per SM.
+    let per_sm = matches!(p.steps, Steps::PerRow { .. });
+    let unit = if per_sm { 1 } else { sms };
+    let chunks = p.chunks(unit);
+    let occ = (p.occupancy as u64).max(1);
+    let (servers, per_server) = if per_sm {
+        (sms.min(chunks).max(1), occ)
+    } else {
+        (1, occ.min(chunks).max(1))
+    };
     let mut sim = Sim {
         p,
-        hw,
         heap: BinaryHeap::new(),
         seq: 0,
         events: 0,
@@ -484,11 +539,13 @@ fn simulate_kernel(p: &KernelPlan, hw: &GpuParams) -> CycleKernel {
             l2_bytes: 0.0,
         },
         l2: L2Set::new(p),
-        compute_busy: false,
+        compute_busy: vec![false; servers as usize],
+        unit,
+        per_server: per_server as usize,
         step_cyc: p.step_s * clock,
         l2_lat: hw.l2_latency_s * clock,
         miss_lat: hw.miss_latency_s * clock,
-        slots: vec![None; (p.occupancy as u64).min(chunks).max(1) as usize],
+        slots: vec![None; (servers * per_server) as usize],
         next_chunk: 0,
         chunks,
         end: 0.0,

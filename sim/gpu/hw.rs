@@ -4,8 +4,10 @@
 //! that [`GpuSpec`] does not carry; those are named constants here with their source, and the
 //! spec should grow fields for them if another GPU needs different values.
 
+use super::mapping::InstrClass;
 use super::op::Dtype;
 use cascade_arch::GpuSpec;
+use serde::Serialize;
 
 /// Largest registers per thread (CUDA C Programming Guide, compute capability 9.0: 255).
 pub const MAX_REGS_PER_THREAD: u32 = 255;
@@ -18,9 +20,63 @@ pub const SMEM_RESERVED_PER_CTA: f64 = 1024.0;
 /// arithmetic-instruction throughput table, compute capability 9.0: 16; the `h100` preset's
 /// `cuda_core.exp` op encodes the same: 128 lanes, 8 cycles each). Not a [`GpuSpec`] field yet.
 pub const SFU_PER_CLK_PER_SM: f64 = 16.0;
+/// Warp-shuffle results per clock per SM (CUDA C Programming Guide arithmetic-instruction
+/// throughput table, compute capability 9.0: 32, i.e. one warp-wide `shfl` per clock).
+pub const SHUFFLES_PER_CLK_PER_SM: f64 = 32.0;
 /// Register allocation granularity per thread (registers are allocated per warp in units of
 /// 256, i.e. 8 per thread; CUDA occupancy calculator, compute capability 9.0).
 pub const REG_ALLOC_PER_THREAD: u32 = 8;
+
+/// Shared-memory bytes per clock per SM: 32 banks × 4 bytes (CUDA C Programming Guide, shared
+/// memory, compute capability 9.0; the `h100` preset's `smem` level encodes the same with
+/// `width_bits = 1024`). Loads (`ldmatrix`) and the stores of `cp.async` fills share it.
+pub const SMEM_BYTES_PER_CLK_PER_SM: f64 = 128.0;
+
+/// Ceilings measured on the GPU itself: what a vendor-tuned dense GEMM and a device-to-device
+/// copy reach. GPU.md asks for them next to every cross-check, measured in the same run; the
+/// models use them as the achievable rates of `wgmma` matrix work and of HBM ([`GpuParams`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Ceilings {
+    /// bf16 GEMM 8192×8192×8192 through cuBLAS (wgmma kernels), FLOP/s.
+    pub gemm_flops: f64,
+    /// Device-to-device copy of 1 GiB, bytes/s counting reads and writes.
+    pub copy_bytes_per_s: f64,
+}
+
+impl Ceilings {
+    /// The H100 SXM5 run of 2026-11-26 (reports/crosscheck/h100_measured_helper.md, "Measured
+    /// ceilings (same run)"): cuBLAS bf16 8192³ 801.8 TFLOP/s, 1 GiB copy 3003 GB/s.
+    pub const H100_RECORDED: Ceilings = Ceilings {
+        gemm_flops: 801.8e12,
+        copy_bytes_per_s: 3003e9,
+    };
+
+    /// The ceilings as fractions of `spec`'s peaks: (dense bf16 tensor rate, HBM bandwidth),
+    /// each clamped to (0, 1].
+    pub fn fractions(&self, spec: &GpuSpec) -> (f64, f64) {
+        let frac = |x: f64, peak: Option<f64>| match peak {
+            Some(p) if p > 0.0 && x > 0.0 => (x / p).min(1.0),
+            _ => 1.0,
+        };
+        (
+            frac(self.gemm_flops, spec.peak_flops("bf16")),
+            frac(
+                self.copy_bytes_per_s,
+                Some(spec.hbm_bandwidth.bytes_per_s()),
+            ),
+        )
+    }
+}
+
+/// Fraction of the `h100` preset's dense bf16 peak (989.4 TFLOP/s) that `wgmma` main loops
+/// sustain: the value at which the model reproduces the recorded cuBLAS 8192³ GEMM (801.8
+/// TFLOP/s including its tails; [`super::search::calibrate`] with [`Ceilings::H100_RECORDED`],
+/// checked by a test). The default achievable rate of `wgmma`.
+pub const WGMMA_MEASURED_FRACTION: f64 = 0.8505;
+/// Fraction of the `h100` preset's HBM bandwidth (3.35 TB/s) at which the model reproduces the
+/// recorded 1 GiB device-to-device copy (3003 GB/s; calibrated the same way): the default
+/// achievable HBM bandwidth, 3.01 TB/s.
+pub const HBM_MEASURED_FRACTION: f64 = 0.8985;
 
 /// Derived GPU quantities.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,8 +87,13 @@ pub struct GpuParams {
     pub clock_hz: f64,
     /// FP32 lanes per SM (`fp32_fma` FLOP/clk/SM ÷ 2).
     pub fp32_lanes_per_sm: f64,
-    /// HBM bandwidth, bytes/s.
+    /// Achievable HBM bandwidth, bytes/s: the spec's bandwidth times the measured copy
+    /// ceiling's fraction of it (a copy streams at the rate HBM sustains for mixed reads and
+    /// writes; the whitepaper's 3.35 TB/s is the pin rate, which no access pattern reaches).
     pub hbm_bw: f64,
+    /// Fraction of the dense tensor peak that `wgmma` main loops sustain (the measured GEMM
+    /// ceiling's fraction of the peak).
+    pub wgmma_efficiency: f64,
     /// HBM channels (memory controllers).
     pub hbm_channels: u32,
     /// L2 bandwidth, bytes/s (all SM↔L2 traffic, hits and misses, reads and writes).
@@ -59,8 +120,24 @@ pub struct GpuParams {
 }
 
 impl GpuParams {
-    /// Derives the quantities from a spec.
+    /// Derives the quantities from a spec, with the achievable fractions of the recorded H100
+    /// run ([`WGMMA_MEASURED_FRACTION`], [`HBM_MEASURED_FRACTION`]); for another GPU, or a
+    /// new run, use [`super::search::calibrate`] with its measured ceilings.
     pub fn new(spec: &GpuSpec) -> GpuParams {
+        GpuParams::with_fractions(spec, WGMMA_MEASURED_FRACTION, HBM_MEASURED_FRACTION)
+    }
+
+    /// Derives the quantities from a spec and ceilings measured on that GPU, taking the
+    /// ceilings literally as the achievable rates ([`super::search::calibrate`] instead makes
+    /// the model reproduce them).
+    pub fn with_ceilings(spec: &GpuSpec, ceilings: &Ceilings) -> GpuParams {
+        let (wgmma, hbm) = ceilings.fractions(spec);
+        GpuParams::with_fractions(spec, wgmma, hbm)
+    }
+
+    /// Derives the quantities from a spec with explicit achievable fractions of its dense
+    /// tensor peak (`wgmma` main loops) and of its HBM bandwidth.
+    pub fn with_fractions(spec: &GpuSpec, wgmma: f64, hbm: f64) -> GpuParams {
         let clock_hz = spec.clock_sustained.hz();
         let cyc = |c: u32| f64::from(c) / clock_hz;
         GpuParams {
@@ -70,7 +147,8 @@ impl GpuParams {
                 .tensor_flops_per_clk_per_sm
                 .get("fp32_fma")
                 .map_or(0.0, |f| f / 2.0),
-            hbm_bw: spec.hbm_bandwidth.bytes_per_s(),
+            hbm_bw: spec.hbm_bandwidth.bytes_per_s() * hbm,
+            wgmma_efficiency: wgmma,
             hbm_channels: spec.hbm_channels.max(1),
             l2_bw: spec.l2_bandwidth.bytes_per_s(),
             l2_bytes: spec.l2.bytes(),
@@ -103,6 +181,20 @@ impl GpuParams {
             .copied()
     }
 
+    /// Fraction of the dense peak that a main loop of `instr` sustains: the measured GEMM
+    /// ceiling's fraction for `wgmma`, [`InstrClass::efficiency`] for the others.
+    pub fn efficiency(&self, instr: InstrClass) -> f64 {
+        match instr {
+            InstrClass::Wgmma => self.wgmma_efficiency,
+            i => i.efficiency(),
+        }
+    }
+
+    /// Seconds for `bytes` of shared-memory traffic on one SM.
+    pub fn smem_s(&self, bytes: f64) -> f64 {
+        bytes / (SMEM_BYTES_PER_CLK_PER_SM * self.clock_hz)
+    }
+
     /// FP32 FMA FLOP per clock per SM on CUDA cores.
     pub fn cuda_core_flops_per_clk(&self) -> f64 {
         2.0 * self.fp32_lanes_per_sm
@@ -111,6 +203,11 @@ impl GpuParams {
     /// Seconds for `ops` FP32-pipe operations on one SM.
     pub fn fp32_ops_s(&self, ops: f64) -> f64 {
         ops / (self.fp32_lanes_per_sm.max(1.0) * self.clock_hz)
+    }
+
+    /// Seconds for `n` warp-wide shuffles on one SM.
+    pub fn shuffle_s(&self, n: f64) -> f64 {
+        n * 32.0 / (SHUFFLES_PER_CLK_PER_SM * self.clock_hz)
     }
 
     /// Seconds for `n` special-function results (exp) on one SM.
@@ -130,7 +227,12 @@ mod tests {
         assert_eq!(p.sms, 132);
         assert_eq!(p.fp32_lanes_per_sm, 128.0);
         assert_eq!(p.regs_per_sm, 65536.0);
-        assert_eq!(p.hbm_bw, 3.35e12);
+        assert!((p.hbm_bw - 0.8985 * 3.35e12).abs() < 1e3);
+        assert_eq!(p.wgmma_efficiency, WGMMA_MEASURED_FRACTION);
+        let literal =
+            GpuParams::with_ceilings(arch.gpu.as_ref().unwrap(), &Ceilings::H100_RECORDED);
+        assert!((literal.hbm_bw - 3003e9).abs() < 1e3);
+        assert!((literal.wgmma_efficiency * 989.36e12 / 801.8e12 - 1.0).abs() < 1e-3);
         assert!((p.miss_latency_s - 431.0 / 1.83e9).abs() < 1e-15);
         let peak = p.tensor_flops_per_clk(Dtype::Bf16).unwrap() * 132.0 * p.clock_hz;
         assert!((peak - 989.4e12).abs() / 989.4e12 < 1e-3);

@@ -10,21 +10,35 @@
 //! - [`analytical`]: closed-form per-wave model ([`predict`]).
 //! - [`cycle`]: discrete-event cycle-level simulation of the same mapping ([`simulate`]).
 //! - [`search`]: a small parallel mapper; [`estimate`] returns the fastest mapping's estimate.
+//! - [`recorded`]: recorded H100 measurements against the model (CSV, Markdown, plot).
 //!
 //! Hardware figures come from [`cascade_arch::GpuSpec`] (the `h100` preset; REFERENCES.md,
 //! "NVIDIA H100 SXM5 80GB"): 132 SMs, 4096 dense BF16 FLOP/clk/SM at the 1.83 GHz sustained
 //! clock (989 TFLOP/s), 228 KB shared memory and 256 KB registers per SM, 50 MB L2, HBM3 at
 //! 3.35 TB/s over 10 controllers, Accel-Sim SM90 latencies (L2 237 cycles, DRAM +194 cycles),
 //! kernel launch ≈ 3000 cycles. The L2 bandwidth (12 TB/s) is an estimate in the preset.
+//! The achievable tensor and HBM rates come from ceilings measured on the GPU machine
+//! ([`hw::Ceilings`]).
 //!
 //! Modelling assumptions (each documented where it is used):
-//! - sustained fraction of peak per instruction class: `wgmma` 0.85, `mma.sync` 0.65, CUDA-core
-//!   FFMA 0.8 ([`InstrClass::efficiency`]); HBM and L2 deliver their spec bandwidth;
+//! - achievable rates: `wgmma` main loops at 0.8505 of the dense peak and HBM at 3.01 TB/s —
+//!   the values at which the model reproduces the cuBLAS 8192³ GEMM and 1 GiB copy measured on
+//!   the GPU machine ([`hw::WGMMA_MEASURED_FRACTION`], [`search::calibrate`]); `mma.sync` 0.65
+//!   and CUDA-core FFMA 0.8 of peak ([`InstrClass::efficiency`], priors);
+//! - `mma.sync` kernels move every warp's operand fragments through shared memory (128 B/clk/SM)
+//!   in series with their MMAs; fragment epilogues (16-byte partial-sector stores) pass HBM
+//!   twice and hold their SM ([`plan::KernelPlan::epilogue_fill`]);
 //! - an operand tile loaded by several concurrently resident CTAs comes from HBM once; tiles
 //!   survive between waves only when the kernel's shared operands fit in L2;
+//! - CTAs of unequal length (causal attention) are dispatched greedily and the busiest SM ends
+//!   the kernel ([`analytical::imbalance_makespan`]; the cycle model simulates every SM);
 //! - FlashAttention-2 runs softmax and matrix products back to back, FlashAttention-3 overlaps
-//!   them; exp runs on MUFU at 16/clk/SM;
+//!   them; exp runs on MUFU at 16/clk/SM, warp shuffles at one per clock;
 //! - register use = accumulators + 32 per thread; 1 KB of shared memory reserved per CTA.
+//!
+//! [`recorded`] compares the models with the H100 measurements of `cascade crosscheck`
+//! (`reports/crosscheck/h100.md`: MAPE 7.4% over 50 cases); the model predicts device time,
+//! and the comparison adds the stream launch gaps measured in the same run.
 
 pub mod analytical;
 pub mod cycle;
@@ -33,6 +47,7 @@ pub mod hw;
 pub mod mapping;
 pub mod op;
 pub mod plan;
+pub mod recorded;
 pub mod search;
 
 #[cfg(test)]
@@ -42,12 +57,12 @@ pub use analytical::{predict, Bound, GpuEstimate, KernelEstimate};
 pub use cycle::{simulate, CycleEstimate, CycleKernel};
 pub use error::GpuError;
 pub use hw::GpuParams;
-pub use mapping::{GpuMapping, InstrClass, KernelKind};
+pub use mapping::{Epilogue, GpuMapping, InstrClass, KernelKind};
 pub use op::{AttnImpl, Dtype, GpuOp, OpParseError};
 pub use search::{estimate, try_estimate};
 
 /// The ops on which the analytical model and the cycle-level simulation are checked against
-/// each other (and, later, against H100 measurements): square GEMMs, decode GEMMs, MoE expert
+/// each other (the H100 measurements are in [`recorded`]): square GEMMs, decode GEMMs, MoE expert
 /// GEMMs and batched expert GEMMs, fused attention (FA2 and FA3, causal and not), unfused
 /// attention, GQA decode attention, copies and softmax.
 pub const SUITE: &[&str] = &[

@@ -6,7 +6,7 @@
 //! gemm m=4096 n=4096 k=4096 [dtype=bf16]
 //! bmm batch=8 m=512 n=14336 k=4096 [dtype=bf16]
 //! attention b=8 h=16 n=4096 d=128 [m=4096] [causal=0|1] [impl=fa2|fa3] [dtype=bf16]
-//! attention_unfused b=8 h=16 n=4096 d=128 [m=4096] [causal=0|1] [dtype=bf16]
+//! attention_unfused b=8 h=16 n=4096 d=128 [m=4096] [causal=0|1] [dtype=bf16] [scores=fp32]
 //! decode_attention b=8 hq=32 hkv=8 l=4096 d=128 [dtype=bf16]
 //! copy bytes=1073741824          (an integer, optionally with KiB/MiB/GiB/KB/MB/GB: bytes=1GiB)
 //! softmax rows=65536 cols=4096 [dtype=bf16]
@@ -14,7 +14,12 @@
 //!
 //! `dtype` is one of `bf16` (default), `fp16`, `fp8`, `tf32`, `fp32`. Attention is self-attention
 //! (queries = keys = `n`) unless `m` gives a different key/value length; `causal` defaults to 0
-//! and `impl` to `fa2`. Head dimensions are limited to 256 (the largest FlashAttention-2/3
+//! and `impl` to `fa2` (`impl=ours_fa2`, the name the CUDA suite gives its own kernel, is an
+//! alias of `fa2`: an `mma.sync` FlashAttention-2-class kernel). `scores` is the element type
+//! of the score matrix S that unfused attention writes to HBM and its softmax reads back (`bf16`,
+//! `fp16` or `fp32`; default: the type the op writes its outputs in, bf16 for bf16/fp8 — the CUDA
+//! suite's unfused kernels keep S in fp32, so its specs say `scores=fp32`); P, the softmax output
+//! that the second GEMM reads, is always of the operand dtype. Head dimensions are limited to 256 (the largest FlashAttention-2/3
 //! support). Errors name the bad key or value; parsing never panics.
 
 use serde::{Deserialize, Serialize};
@@ -110,6 +115,15 @@ impl Dtype {
         match self {
             Dtype::Fp8 => 2.0,
             d => d.bytes(),
+        }
+    }
+
+    /// The type an op's outputs are written in (see [`Dtype::out_bytes`]): bf16 for fp8,
+    /// otherwise the dtype itself.
+    pub fn out_dtype(self) -> Dtype {
+        match self {
+            Dtype::Fp8 => Dtype::Bf16,
+            d => d,
         }
     }
 
@@ -211,6 +225,8 @@ pub enum GpuOp {
     },
     /// Unfused attention: `S = Q·Kᵀ` to HBM, softmax, `O = P·V` (three kernels).
     AttentionUnfused {
+        /// Element type of the scores S written by the first GEMM and read by the softmax.
+        scores: Dtype,
         /// Batch.
         b: u64,
         /// Heads.
@@ -359,6 +375,17 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// The `scores` key of unfused attention (default: the output type of `dtype`).
+    fn scores(&self, dtype: Dtype) -> Result<Dtype, OpParseError> {
+        match self.map.get("scores") {
+            None => Ok(dtype.out_dtype()),
+            Some(&"bf16") => Ok(Dtype::Bf16),
+            Some(&"fp16") => Ok(Dtype::Fp16),
+            Some(&"fp32") => Ok(Dtype::Fp32),
+            Some(&v) => Err(self.bad("scores", v, "expected one of bf16, fp16, fp32")),
+        }
+    }
+
     fn flag(&self, key: &str) -> Result<bool, OpParseError> {
         match self.map.get(key) {
             None => Ok(false),
@@ -387,7 +414,7 @@ impl GpuOp {
             "gemm" => &["m", "n", "k", "dtype"],
             "bmm" => &["batch", "m", "n", "k", "dtype"],
             "attention" => &["b", "h", "n", "m", "d", "causal", "impl", "dtype"],
-            "attention_unfused" => &["b", "h", "n", "m", "d", "causal", "dtype"],
+            "attention_unfused" => &["b", "h", "n", "m", "d", "causal", "dtype", "scores"],
             "decode_attention" => &["b", "hq", "hkv", "l", "d", "dtype"],
             "copy" => &["bytes"],
             "softmax" => &["rows", "cols", "dtype"],
@@ -436,9 +463,12 @@ impl GpuOp {
             "attention" => {
                 let n = f.int("n")?;
                 let imp = match f.map.get("impl") {
-                    None | Some(&"fa2") => AttnImpl::Fa2,
+                    // `ours_fa2`: the CUDA suite's own FlashAttention-2-class kernel.
+                    None | Some(&"fa2") | Some(&"ours_fa2") => AttnImpl::Fa2,
                     Some(&"fa3") => AttnImpl::Fa3,
-                    Some(&v) => return Err(f.bad("impl", v, "expected fa2 or fa3")),
+                    Some(&v) => {
+                        return Err(f.bad("impl", v, "expected fa2, fa3 or ours_fa2 (= fa2)"))
+                    }
                 };
                 GpuOp::Attention {
                     b: f.int("b")?,
@@ -453,14 +483,16 @@ impl GpuOp {
             }
             "attention_unfused" => {
                 let n = f.int("n")?;
+                let dtype = f.dtype()?;
                 GpuOp::AttentionUnfused {
+                    scores: f.scores(dtype)?,
                     b: f.int("b")?,
                     h: f.int("h")?,
                     n,
                     m: f.opt_int("m")?.unwrap_or(n),
                     d: f.head_dim()?,
                     causal: f.flag("causal")?,
-                    dtype: f.dtype()?,
+                    dtype,
                 }
             }
             "decode_attention" => {
@@ -652,6 +684,7 @@ impl fmt::Display for GpuOp {
                 d,
                 causal,
                 dtype,
+                scores,
             } => {
                 write!(f, "attention_unfused b={b} h={h} n={n} ")?;
                 if m != n {
@@ -662,7 +695,11 @@ impl fmt::Display for GpuOp {
                     "d={d} causal={} dtype={}",
                     u8::from(causal),
                     dtype.name()
-                )
+                )?;
+                if scores != dtype.out_dtype() {
+                    write!(f, " scores={}", scores.name())?;
+                }
+                Ok(())
             }
             GpuOp::DecodeAttention {
                 b,
@@ -793,6 +830,8 @@ mod tests {
             "attention b=8 h=16 n=4096 d=128 causal=1 impl=fa3 dtype=bf16",
             "attention b=1 h=1 n=16 m=4096 d=64 causal=0 impl=fa2 dtype=fp16",
             "attention_unfused b=1 h=2 n=512 d=64 causal=1 dtype=bf16",
+            "attention_unfused b=1 h=32 n=1024 d=128 causal=0 dtype=bf16 scores=fp32",
+            "attention_unfused b=1 h=2 n=64 d=64 causal=0 dtype=fp8 scores=fp16",
             "decode_attention b=1 hq=32 hkv=8 l=1024 d=128 dtype=bf16",
             "copy bytes=1073741824",
             "softmax rows=10 cols=20 dtype=bf16",
@@ -801,6 +840,35 @@ mod tests {
             assert_eq!(op.to_string(), s);
             assert_eq!(p(&op.to_string()), op);
         }
+    }
+
+    #[test]
+    fn suite_spellings() {
+        // The CUDA suite's own FlashAttention-2 kernel is an alias of fa2 (mma.sync).
+        assert_eq!(
+            p("attention b=1 h=32 n=1024 d=128 causal=1 impl=ours_fa2"),
+            p("attention b=1 h=32 n=1024 d=128 causal=1 impl=fa2")
+        );
+        // Score type: defaults to the output type, fp32 on request.
+        match p("attention_unfused b=1 h=32 n=1024 d=128") {
+            GpuOp::AttentionUnfused { scores, .. } => assert_eq!(scores, Dtype::Bf16),
+            o => panic!("{o:?}"),
+        }
+        match p("attention_unfused b=1 h=2 n=8 d=8 dtype=fp8") {
+            GpuOp::AttentionUnfused { scores, .. } => assert_eq!(scores, Dtype::Bf16),
+            o => panic!("{o:?}"),
+        }
+        match p("attention_unfused b=1 h=32 n=1024 d=128 scores=fp32") {
+            GpuOp::AttentionUnfused { scores, dtype, .. } => {
+                assert_eq!((scores, dtype), (Dtype::Fp32, Dtype::Bf16))
+            }
+            o => panic!("{o:?}"),
+        }
+        assert_eq!(
+            err("attention_unfused b=1 h=1 n=8 d=8 scores=fp8"),
+            "attention_unfused: bad value `fp8` for `scores`: expected one of bf16, fp16, fp32"
+        );
+        assert!(err("attention b=1 h=1 n=8 d=8 scores=fp32").contains("unknown key `scores`"));
     }
 
     #[test]
@@ -842,7 +910,7 @@ mod tests {
         );
         assert_eq!(
             err("attention b=1 h=1 n=8 d=8 impl=fa1"),
-            "attention: bad value `fa1` for `impl`: expected fa2 or fa3"
+            "attention: bad value `fa1` for `impl`: expected fa2, fa3 or ours_fa2 (= fa2)"
         );
         assert_eq!(
             err("attention b=1 h=1 n=8 d=512"),

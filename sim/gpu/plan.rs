@@ -14,7 +14,7 @@
 use super::error::GpuError;
 use super::hw::SMEM_RESERVED_PER_CTA;
 use super::hw::{GpuParams, MAX_REGS_PER_THREAD, MAX_THREADS_PER_CTA, REG_ALLOC_PER_THREAD};
-use super::mapping::{kernel_kinds, GpuMapping, InstrClass, KernelKind};
+use super::mapping::{kernel_kinds, Epilogue, GpuMapping, InstrClass, KernelKind};
 use super::op::{AttnImpl, Dtype, GpuOp};
 
 /// Registers per thread besides accumulators: addresses, indices, loop state, operand
@@ -208,6 +208,20 @@ pub struct KernelPlan {
     pub write_per_step: f64,
     /// Bytes each CTA stores after its last step.
     pub epilogue: f64,
+    /// Bytes each CTA's epilogue first fetches from HBM, holding its SM until they arrive
+    /// (0 unless the mapping stores accumulator fragments: [`Epilogue::Fragments`]).
+    ///
+    /// Why: a fragment store writes 16 bytes of each of 8 rows, half of a 32-byte sector, and
+    /// the L2 merges a partial sector only after fetching it from HBM, so the output passes
+    /// HBM twice (fill, then write-back); the stores back up into the SM's load/store pipe,
+    /// which the `mma.sync` main loops of the SM's other CTAs also need (`ldmatrix`,
+    /// `cp.async`), so the epilogue does not overlap them. Evidence (diagnostic cases, same
+    /// H100): our GEMM with a single K step took 6.1 µs for 1024² (2 MB of C) but 11.7 µs for
+    /// 2048² (8 MB); unfused attention's S = QKᵀ kernel, timed alone, wrote its fp32 scores at
+    /// 1.0 TB/s (139 µs at n = 1024, 2063 µs at n = 4096) — a third of the copy bandwidth;
+    /// and our GEMMs and FlashAttention-2 kernels ran a constant ~8 µs longer than the main
+    /// loop alone explains.
+    pub epilogue_fill: f64,
     /// The kernel's shared operands fit in L2 (each tile then comes from HBM once per kernel;
     /// otherwise once per set of concurrently resident CTAs).
     pub persist: bool,
@@ -460,7 +474,7 @@ impl Ctx<'_> {
         if per_clk <= 0.0 {
             return Err(GpuError::MissingRate(dtype.spec_key().to_string()));
         }
-        Ok(per_clk * self.map.instr.efficiency() * self.hw.clock_hz)
+        Ok(per_clk * self.hw.efficiency(self.map.instr) * self.hw.clock_hz)
     }
 
     /// Resident CTAs per SM, limited by shared memory, registers, threads and the block limit.
@@ -493,6 +507,53 @@ impl Ctx<'_> {
         }
         Ok((occ, regs))
     }
+}
+
+/// HBM fill bytes of an epilogue of `bytes` under `map` (see [`KernelPlan::epilogue_fill`]).
+fn fill(map: &GpuMapping, bytes: f64) -> f64 {
+    match map.epilogue {
+        Epilogue::Fragments => bytes,
+        Epilogue::Staged => 0.0,
+    }
+}
+
+/// Warp grid (warp rows, warp columns) of an `mma.sync` GEMM tile: the factorization of
+/// `warps` into `wm × wn` whose warp tiles load the fewest fragment bytes per K step
+/// (`wn·tm + wm·tn`: the most square warp tiles, as CUTLASS's default warp shapes; for the
+/// suite's 128 × 128 tile with 8 warps this is its 2 × 4); ties go to more warp rows.
+pub fn warp_grid(warps: u32, tm: u32, tn: u32) -> (u32, u32) {
+    let warps = warps.max(1);
+    (1..=warps)
+        .filter(|wm| warps.is_multiple_of(*wm))
+        .map(|wm| (wm, warps / wm))
+        .min_by_key(|&(wm, wn)| {
+            (
+                u64::from(wn) * u64::from(tm) + u64::from(wm) * u64::from(tn),
+                u32::MAX - wm,
+            )
+        })
+        .unwrap_or((1, 1))
+}
+
+/// Shared-memory bytes one K step of an `mma.sync` GEMM CTA moves: every warp loads the A
+/// and B fragments of its own warp tile with `ldmatrix` (A rows are re-read by each warp column
+/// and B columns by each warp row), and the `cp.async` fill stores the step's A and B tiles.
+///
+/// Why it is modelled: `mma.sync` takes its operands from registers, so the tiles pass the
+/// SM's 128 B/clk shared memory once per warp that uses them; the measured `ours_mma` GEMMs
+/// (128 × 128 × 32 tiles, 8 warps: 64 KB per step, 512 clocks, against 394 clocks of
+/// `mma.sync` arithmetic) ran at 220–262 TFLOP/s, 2.3× slower than the arithmetic alone
+/// allows, and the same per-warp traffic accounts for the measured `ours_fa2` kernels.
+pub fn mma_sync_gemm_smem_bytes(map: &GpuMapping, elem_bytes: f64) -> f64 {
+    let (tm, tn, tk) = (
+        f64::from(map.cta_tile_m),
+        f64::from(map.cta_tile_n),
+        f64::from(map.cta_tile_k),
+    );
+    let (wm, wn) = warp_grid(map.warps, map.cta_tile_m, map.cta_tile_n);
+    let fragments = tk * (f64::from(wn) * tm + f64::from(wm) * tn);
+    let fill = (tm + tn) * tk;
+    (fragments + fill) * elem_bytes
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -537,7 +598,12 @@ fn gemm(
         steps: Steps::Uniform(steps),
         occupancy,
         stages: map.stages,
-        step_s: 2.0 * f(tm * tn * tk) / cx.matrix_rate(dtype)?,
+        step_s: 2.0 * f(tm * tn * tk) / cx.matrix_rate(dtype)?
+            + if map.instr == InstrClass::MmaSync {
+                cx.hw.smem_s(mma_sync_gemm_smem_bytes(map, e))
+            } else {
+                0.0
+            },
         flops_per_step: 2.0 * f(tm * tn * tk),
         useful_flops: 2.0 * f(batch) * f(m) * f(n) * f(k),
         resident: 0.0,
@@ -553,6 +619,7 @@ fn gemm(
         ],
         write_per_step: 0.0,
         epilogue: f(m) * f(n) / f(rows * cols) * epi_elem,
+        epilogue_fill: fill(map, f(m) * f(n) / f(rows * cols) * epi_elem),
         persist: false,
         smem,
         regs_per_thread: regs,
@@ -607,6 +674,7 @@ fn streaming(
         }],
         write_per_step: per_step * write_b,
         epilogue: 0.0,
+        epilogue_fill: 0.0,
         persist: false,
         smem: 0.0,
         regs_per_thread: regs,
@@ -667,6 +735,7 @@ fn softmax(cx: &Ctx, rows: u64, cols: u64, in_b: f64, out_b: f64) -> Result<Kern
         }],
         write_per_step,
         epilogue,
+        epilogue_fill: 0.0,
         persist: false,
         smem,
         regs_per_thread: regs,
@@ -688,7 +757,16 @@ fn attention_step_s(
     overlap: bool,
 ) -> Result<f64, GpuError> {
     let f = |x: u64| x as f64;
-    let mma = 4.0 * f(rows) * f(keys) * f(d) / cx.matrix_rate(dtype)?;
+    let mut mma = 4.0 * f(rows) * f(keys) * f(d) / cx.matrix_rate(dtype)?;
+    if cx.map.instr == InstrClass::MmaSync {
+        // mma.sync: every warp (each owns rows / warps query rows) loads the whole K and V
+        // tiles from shared memory with ldmatrix, and cp.async stores them there once; the
+        // warp's loads and its MMAs are issued in program order (see mma_sync_gemm_smem_bytes
+        // for the evidence). The measured ours_fa2 kernels (64 × 64 blocks, 4 warps) ran at
+        // 19% of the dense peak where the arithmetic and softmax alone allow 40%.
+        let tiles = 2.0 * f(keys) * f(d) * dtype.bytes();
+        mma += cx.hw.smem_s(tiles * (f64::from(cx.map.warps) + 1.0));
+    }
     let scores = f(rows) * f(keys);
     let sfx = cx
         .hw
@@ -772,6 +850,7 @@ fn flash(
         write_per_step: 0.0,
         // O and the fp32 log-sum-exp per query row.
         epilogue: f(n) * (f(d) * dtype.out_bytes() + 4.0) / f(rows),
+        epilogue_fill: fill(map, f(n) * f(d) * dtype.out_bytes() / f(rows)),
         persist: false,
         smem,
         regs_per_thread: regs,
@@ -788,6 +867,7 @@ fn decode_split(
     d: u64,
     dtype: Dtype,
     useful_flops: f64,
+    partials: bool,
 ) -> Result<KernelPlan, GpuError> {
     cx.common(KernelKind::DecodeSplitKv)?;
     cx.instr(dtype, false)?;
@@ -819,10 +899,54 @@ fn decode_split(
             format!("{s} KV splits exceed the {tkv} key blocks"),
         ));
     }
-    let steps = ceil_div(tkv, s);
-    let smem = f(tm * d) * e + f64::from(map.stages) * 2.0 * f(bc * d) * e;
-    let (occupancy, regs) = cx.occupancy(smem, f(tm * d + tm * bc))?;
-    let epilogue = if s > 1 {
+    // Tensor-core kernels (FlashDecoding) stream K and V tiles together with an online
+    // softmax. CUDA-core kernels (vLLM's PagedAttention, the CUDA suite's `ours_splitkv`) make
+    // two passes over their split: K (logits of every key of the split into shared memory, then
+    // the softmax there), then V; half-warps own keys, and their partial outputs are summed
+    // through shared memory at the end.
+    let two_pass = map.instr == InstrClass::CudaCore;
+    let per_pass = ceil_div(tkv, s);
+    let steps = if two_pass { 2 * per_pass } else { per_pass };
+    let (smem, acc_regs) = if two_pass {
+        let logits = f(tm * per_pass * bc) * 4.0;
+        // Each half-warp holds the accumulators of all tm rows (d / 16 columns per lane) and
+        // leaves them in shared memory for the final sum; when they would not fit in
+        // registers (large GQA groups), the rows are split over the warps instead.
+        let warps = u64::from(map.warps.max(1));
+        let (rows, copies) = if tm * d / 16 <= 64 {
+            (tm, 2 * warps)
+        } else {
+            (tm.div_ceil(warps), 2)
+        };
+        let partials = f(copies * tm * d) * 4.0;
+        (
+            logits + partials,
+            f64::from(map.threads()) * f(rows * d) / 16.0,
+        )
+    } else {
+        (
+            f(tm * d) * e + f64::from(map.stages) * 2.0 * f(bc * d) * e,
+            f(tm * d + tm * bc),
+        )
+    };
+    let (occupancy, regs) = cx.occupancy(smem, acc_regs)?;
+    let step_s = if two_pass {
+        // Each pass does one of the two products; the softmax is spread over both. A key's
+        // dot product is split over the d / 8 lanes that load its row (16 bytes each) and
+        // summed with log2(d / 8) shuffle rounds per query row, one warp-wide shuffle covering
+        // 32 / (d / 8) keys. Why: shuffles issue at one warp per clock per SM, and for the
+        // suite's kernel (4 rows, d = 128) they cost more than its FMAs (256 shuffles per
+        // 32-key step against 128 clocks of FMAs); the measured b = 1 decodes, which wait on
+        // every step, ran 1.5× longer than the FMAs and round trips alone explain.
+        let lanes = (f(d) / 8.0).clamp(1.0, 32.0);
+        let shuffles = f(bc) / (32.0 / lanes) * lanes.log2() * f(tm);
+        0.5 * (attention_step_s(cx, tm, bc, d, dtype, false)? + cx.hw.shuffle_s(shuffles))
+    } else {
+        attention_step_s(cx, tm, bc, d, dtype, map.instr == InstrClass::Wgmma)?
+    };
+    // With a combine kernel after it, each CTA writes fp32 partial outputs and its rows'
+    // max and sum; otherwise the output itself.
+    let epilogue = if partials {
         f(group) * (f(d) + 1.0) * 4.0
     } else {
         f(group * d) * dtype.out_bytes()
@@ -839,8 +963,8 @@ fn decode_split(
         steps: Steps::Uniform(steps),
         occupancy,
         stages: map.stages,
-        step_s: attention_step_s(cx, tm, bc, d, dtype, map.instr == InstrClass::Wgmma)?,
-        flops_per_step: 4.0 * f(tm * bc * d),
+        step_s,
+        flops_per_step: if two_pass { 2.0 } else { 4.0 } * f(tm * bc * d),
         useful_flops,
         resident: f(group * d) * e,
         streams: vec![Stream {
@@ -849,6 +973,7 @@ fn decode_split(
         }],
         write_per_step: 0.0,
         epilogue,
+        epilogue_fill: 0.0,
         persist: false,
         smem,
         regs_per_thread: regs,
@@ -862,7 +987,13 @@ pub fn plan_op(
     hw: &GpuParams,
 ) -> Result<Vec<KernelPlan>, GpuError> {
     let split = maps.first().map_or(1, |m| m.split_k);
-    let kinds = kernel_kinds(op, split);
+    // Decode kernels that always merge their splits (FlashDecoding-style, like the CUDA
+    // suite's) may give a combine kernel even for a single split.
+    let combine = split > 1
+        || (matches!(op, GpuOp::DecodeAttention { .. })
+            && maps.len() == 2
+            && maps[1].kernel == KernelKind::DecodeCombine);
+    let kinds = kernel_kinds(op, if combine { split.max(2) } else { split });
     if kinds.len() != maps.len() {
         return Err(GpuError::KernelCount {
             got: maps.len(),
@@ -872,7 +1003,7 @@ pub fn plan_op(
     }
     maps.iter()
         .enumerate()
-        .map(|(i, m)| plan_kernel(op, i, split, m, hw))
+        .map(|(i, m)| plan_kernel_with(op, i, split, combine, m, hw))
         .collect()
 }
 
@@ -885,7 +1016,20 @@ pub fn plan_kernel(
     map: &GpuMapping,
     hw: &GpuParams,
 ) -> Result<KernelPlan, GpuError> {
-    let kinds = kernel_kinds(op, split);
+    plan_kernel_with(op, index, split, split > 1, map, hw)
+}
+
+/// [`plan_kernel`], where `follow` says whether a reduction/combine kernel follows the first
+/// (always when `split > 1`; decode may also combine a single split).
+fn plan_kernel_with(
+    op: &GpuOp,
+    index: usize,
+    split: u32,
+    follow: bool,
+    map: &GpuMapping,
+    hw: &GpuParams,
+) -> Result<KernelPlan, GpuError> {
+    let kinds = kernel_kinds(op, if follow { split.max(2) } else { split });
     let Some(&(name, _)) = kinds.get(index) else {
         return Err(GpuError::KernelCount {
             got: index + 1,
@@ -936,13 +1080,15 @@ pub fn plan_kernel(
                 d,
                 causal,
                 dtype,
+                scores,
             },
             i,
         ) => {
             if map.split_k != 1 {
                 return Err(cx.err("split_k", "unfused attention kernels do not split K"));
             }
-            let s_b = dtype.out_bytes();
+            // S is written and read in the `scores` type (the GEMM's epilogue converts).
+            let s_b = scores.bytes();
             match i {
                 0 | 2 => {
                     let mut g = if i == 0 {
@@ -969,7 +1115,7 @@ pub fn plan_kernel(
                 dtype,
             },
             0,
-        ) => decode_split(&cx, b, hq, hkv, l, d, dtype, op.flops())?,
+        ) => decode_split(&cx, b, hq, hkv, l, d, dtype, op.flops(), follow)?,
         (
             GpuOp::DecodeAttention {
                 b, hq, d, dtype, ..

@@ -16,6 +16,7 @@ fn compute_bound_gemm_8192() {
     let spec = h100();
     let e = estimate(&op("gemm m=8192 n=8192 k=8192"), &spec);
     let ideal = 2.0 * 8192f64.powi(3) / (989.4e12 * InstrClass::Wgmma.efficiency());
+    // (the measured cuBLAS ceiling: 801.8 TFLOP/s)
     assert_eq!(e.bound, Bound::Compute, "{e:#?}");
     assert!(
         e.seconds >= ideal && e.seconds <= 1.08 * ideal,
@@ -29,7 +30,8 @@ fn compute_bound_gemm_8192() {
 fn copy_1gib_is_memory_bound() {
     let spec = h100();
     let e = estimate(&op("copy bytes=1GiB"), &spec);
-    let ideal = 2.0 * (1u64 << 30) as f64 / 3.35e12;
+    // The measured copy ceiling (3003 GB/s, calibrated) is the achievable HBM bandwidth.
+    let ideal = 2.0 * (1u64 << 30) as f64 / GpuParams::new(&spec).hbm_bw;
     assert_eq!(e.bound, Bound::Memory);
     assert!(
         e.seconds >= ideal && e.seconds <= 1.02 * ideal,
@@ -104,6 +106,7 @@ fn explicit_mappings_and_errors() {
         split_k: 1,
         swizzle: 8,
         instr: InstrClass::Wgmma,
+        epilogue: Epilogue::Staged,
     };
     let e = predict(&g, std::slice::from_ref(&m), &spec).unwrap();
     assert_eq!(e.kernels.len(), 1);
@@ -160,7 +163,7 @@ fn analytical_and_cycle_models_agree_on_the_suite() {
         let a = estimate(&o, &spec);
         let c = simulate(&o, &a.mapping, &spec).unwrap();
         let err = (a.seconds - c.seconds).abs() / a.seconds;
-        assert!(c.events <= 1_000_000, "{s}: {} events", c.events);
+        assert!(c.events <= 2_000_000, "{s}: {} events", c.events);
         lines.push(format!(
             "{s:58} analytical {:10.3} us  cycle {:10.3} us  err {:5.2}%  {:?}  events {}",
             a.seconds * 1e6,
