@@ -229,8 +229,7 @@ impl Cx {
     }
 
     fn declare_input(&mut self, d: &TensorDecl) {
-        if let Some(prev) = self.tensors.get(&d.name.name) {
-            let _ = prev;
+        if self.tensors.contains_key(&d.name.name) {
             self.err(
                 d.name.span,
                 format!("tensor `{}` is declared twice", d.name.name),

@@ -253,7 +253,7 @@ impl Space {
         }
         let group_vars: u32 = einsums.iter().fold(0, |m, &e| m | p.einsums[e].vars);
         let mut spatial = Vec::new();
-        for (u, unit) in a.units.iter().enumerate() {
+        for unit in &a.units {
             let mut per_dim = Vec::new();
             for (d, &size) in unit.dims.iter().enumerate() {
                 let mut cands = vec![(NONE, 1)];
@@ -280,7 +280,6 @@ impl Space {
                     })?;
                     cands.retain(|x| x.0 == r);
                 }
-                let _ = u;
                 per_dim.push(cands);
             }
             spatial.push(per_dim);

@@ -47,7 +47,7 @@ impl Report {
         let mut comp: BTreeMap<String, f64> = BTreeMap::new();
         let mut traffic: BTreeMap<(String, String), (f64, f64)> = BTreeMap::new();
         let mut busy = vec![0.0; a.units.len()];
-        for (plan, ev) in groups {
+        for (_, ev) in groups {
             *comp.entry("dram".into()).or_default() += ev.energy.dram;
             *comp.entry(a.glb_name.clone()).or_default() += ev.energy.glb;
             *comp.entry("regfile".into()).or_default() += ev.energy.rf;
@@ -71,7 +71,6 @@ impl Report {
             for (u, b) in ev.unit_busy.iter().enumerate() {
                 busy[u] += b;
             }
-            let _ = plan;
         }
         Report {
             cascade: p.cascade.clone(),
