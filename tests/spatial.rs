@@ -235,6 +235,21 @@ fn saved_mappings_replay() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("unknown rank `Q`"), "{e}");
+    let bad =
+        Mapping::from_toml_str(&text.replace("factor = 64", "factor = 0"), "zero.toml").unwrap();
+    let e = cascade::spatial::run::simulate(&bad, &arch, 2)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("factor 0"), "{e}");
+    let bad = Mapping::from_toml_str(
+        &text.replace("cascade = \"attention_1pass\"", "cascade = \"nope\""),
+        "c.toml",
+    )
+    .unwrap();
+    let e = cascade::spatial::run::simulate(&bad, &arch, 2)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("`nope`, which is not a built-in cascade"), "{e}");
     let e = Mapping::from_toml_str(&text.replace("factor = 64", "factr = 64"), "typo.toml")
         .unwrap_err()
         .to_string();

@@ -206,6 +206,18 @@ pub fn from_group_mapping(p: &Problem, a: &ArchP, g: &GroupMapping) -> Result<Gr
                 .ok_or_else(|| format!("unknown Einsum `{n}`"))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    if let Some(l) = g.loops.iter().find(|l| l.factor == 0) {
+        return Err(format!(
+            "loop over rank `{}` has factor 0 (factors are ≥ 1)",
+            l.rank
+        ));
+    }
+    if let Some(s) = g.spatial.iter().find(|s| s.factor == 0) {
+        return Err(format!(
+            "spatial factor of rank `{}` on unit `{}` is 0 (factors are ≥ 1)",
+            s.rank, s.unit
+        ));
+    }
     let loops = g
         .loops
         .iter()

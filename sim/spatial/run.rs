@@ -73,6 +73,13 @@ pub fn simulate(
     arch: &cascade_arch::Architecture,
     dtype_bytes: u64,
 ) -> Result<Report> {
+    if library::source(&mapping.cascade).is_none() {
+        bail!(
+            "mapping names cascade `{}`, which is not a built-in cascade (built in: {})",
+            mapping.cascade,
+            library::names().join(", ")
+        );
+    }
     let c = library::load(&mapping.cascade)
         .map_err(|e| anyhow!("mapping names cascade `{}`: {e}", mapping.cascade))?
         .cascade;
