@@ -104,7 +104,7 @@ pub fn evaluate(p: &Problem, a: &ArchP, g: &GroupPlan) -> Result<GroupEval, Inva
         outer[r] *= f;
     }
     for (r, rk) in p.ranks.iter().enumerate() {
-        if rk.extent % outer[r] != 0 {
+        if outer[r] == 0 || !rk.extent.is_multiple_of(outer[r]) {
             return Err(Invalid::Factor {
                 rank: r,
                 product: outer[r],
