@@ -146,8 +146,8 @@ pub struct Row {
 /// The search settings of the reproduction (seeded: byte-identical reruns).
 pub fn search_settings() -> Search {
     Search::default()
-        .budget(40_000)
-        .restarts(4)
+        .budget(48_000)
+        .restarts(6)
         .patience(4)
         .seed(1)
 }

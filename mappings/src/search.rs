@@ -621,9 +621,10 @@ impl Space {
         out
     }
 
-    /// The heuristic point, then variants whose tile of each rank stepped by outer loops
-    /// and unrolled spatially is 2, 4, … times smaller.
-    fn heuristics(&self, p: &Problem) -> Vec<Point> {
+    /// Families of heuristic starts: the heuristic point (and variants keeping one rank
+    /// whole, or with reduced ranks' loops innermost), each with variants whose tile of
+    /// each rank is 2, 4, … times smaller.
+    fn heuristics(&self, p: &Problem) -> Vec<Vec<Point>> {
         let base = self.heuristic(p);
         let shrink = |q: &Point, r: usize, up: usize| -> Option<Point> {
             let (i1, i2) = q.outer[r];
@@ -643,22 +644,41 @@ impl Space {
                 bases.push(q);
             }
         }
-        let mut v = Vec::new();
-        for b in &bases {
-            v.push(b.clone());
-            for r in 0..self.divisors.len() {
-                if self.divisors[r][b.outer[r].0] == 1 && b.outer[r].0 == 0 && p.ranks[r].extent > 1
-                {
-                    // kept whole: also try stepping it
-                }
-                for up in 1..=10 {
-                    if let Some(q) = shrink(b, r, up) {
-                        v.push(q);
+        // The same with the loops of ranks some Einsum reduces innermost: a later pass can
+        // then wait on tiles of one outer step instead of whole fibres.
+        let reduced: u32 = self
+            .einsums
+            .iter()
+            .fold(0, |m, &e| m | (p.einsums[e].vars & !p.einsums[e].out_vars));
+        if reduced != 0 {
+            let inner_last = |b: &Point| -> Point {
+                let mut q = b.clone();
+                let n = q.order.len() as u32;
+                for (slot, prio) in q.order.iter_mut().enumerate() {
+                    if reduced & (1 << (slot / 2)) != 0 {
+                        *prio += n;
                     }
                 }
-            }
+                q
+            };
+            let extra: Vec<Point> = bases.iter().map(inner_last).collect();
+            bases.extend(extra);
         }
-        v
+        // One family per base: the base and its smaller-tile variants.
+        bases
+            .iter()
+            .map(|b| {
+                let mut v = vec![b.clone()];
+                for r in 0..self.divisors.len() {
+                    for up in 1..=10 {
+                        if let Some(q) = shrink(b, r, up) {
+                            v.push(q);
+                        }
+                    }
+                }
+                v
+            })
+            .collect()
     }
 
     /// Change one random digit of a point.
@@ -856,10 +876,16 @@ pub fn search_group(
     let per_restart = (s.budget / s.restarts as u64).max(1);
     // The heuristic point and its variants, evaluated once and ranked: restart k starts
     // from the k-th best.
+    // Diverse starts: the best valid point of each heuristic family, best family first.
     let mut starts: Vec<(Point, f64, GroupPlan, GroupEval)> = space
         .heuristics(p)
         .into_iter()
-        .filter_map(|pt| eval(space.plan(&pt)).map(|(sc, pl, ev)| (pt, sc, pl, ev)))
+        .filter_map(|family| {
+            family
+                .into_iter()
+                .filter_map(|pt| eval(space.plan(&pt)).map(|(sc, pl, ev)| (pt, sc, pl, ev)))
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+        })
         .collect();
     starts.sort_by(|a, b| a.1.total_cmp(&b.1));
     starts.dedup_by(|a, b| a.2 == b.2);
