@@ -1,7 +1,7 @@
 //! TOML workloads: a model (layers, widths, heads, FFN, MoE) × a run (phases, batch,
 //! sequence lengths, precision), expanded into the cascade instances of one layer.
 
-use cascade_einsum::Routing;
+use cascade_einsum::{Routing, SourceFile};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -157,18 +157,13 @@ pub const BUILTIN: &[(&str, &str)] = &[
 /// The four FuseMax models, in the paper's order.
 pub const FUSEMAX_MODELS: [&str; 4] = ["bert_base", "trxl_wt103", "t5_small", "xlm"];
 
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before.len() - before.rfind('\n').map_or(0, |p| p + 1) + 1;
-    (line, col)
-}
-
 impl Workload {
     /// Parse and validate workload TOML; `file` names it in errors.
     pub fn from_toml_str(text: &str, file: &str) -> Result<Workload, WorkloadError> {
         let w: Workload = toml::from_str(text).map_err(|e| {
-            let (line, col) = e.span().map_or((0, 0), |s| line_col(text, s.start));
+            let (line, col) = e
+                .span()
+                .map_or((0, 0), |s| SourceFile::new(file, text).line_col(s.start));
             WorkloadError::Parse {
                 file: file.to_string(),
                 line,

@@ -3,6 +3,7 @@
 //! Einsums to units, and the loop depth at which each tensor's tile is kept.
 //! Serialises to TOML and back; a reloaded mapping evaluates to the same numbers.
 
+use cascade_einsum::SourceFile;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -79,10 +80,7 @@ impl Mapping {
     }
     pub fn from_toml_str(text: &str, file: &str) -> Result<Mapping, MappingError> {
         toml::from_str(text).map_err(|e| {
-            let off = e.span().map_or(0, |s| s.start).min(text.len());
-            let before = &text[..off];
-            let line = before.matches('\n').count() + 1;
-            let col = off - before.rfind('\n').map_or(0, |p| p + 1) + 1;
+            let (line, col) = SourceFile::new(file, text).line_col(e.span().map_or(0, |s| s.start));
             MappingError::Parse {
                 file: file.into(),
                 line,
