@@ -63,16 +63,8 @@ pub enum CudaError {
     },
 }
 
-/// The measurement categories, in suite order.
-pub const CATEGORIES: [&str; 7] = [
-    "gemm_large",
-    "gemm_small",
-    "batched",
-    "attention_fused",
-    "attention_unfused",
-    "decode",
-    "copy",
-];
+/// The measurement categories, in suite order (shared with the model's recorded-truth check).
+pub use crate::gpu::recorded::CATEGORIES;
 
 /// Options of [`run_suite`]. `Default` is the full suite.
 #[derive(Clone, Debug)]

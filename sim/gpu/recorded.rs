@@ -35,7 +35,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-/// The categories of the cross-check suite, in report order (the suite's `cuda::CATEGORIES`).
+/// The categories of the cross-check suite, in report order (`cuda::CATEGORIES` re-exports it).
 pub const CATEGORIES: [&str; 7] = [
     "gemm_large",
     "gemm_small",
