@@ -28,7 +28,7 @@ use super::hw::{Ceilings, GpuParams};
 use super::mapping::{Epilogue, GpuMapping, InstrClass, KernelKind};
 use super::op::GpuOp;
 use super::plan::plan_op;
-use super::search::{calibrate, try_estimate_with};
+use super::search::{calibrate, mapping, try_estimate_with};
 use crate::plot::{render, scatter_with_diagonal, Series};
 use cascade_arch::GpuSpec;
 use std::collections::BTreeMap;
@@ -297,28 +297,6 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
     }
 }
 
-fn mapping(
-    kernel: KernelKind,
-    (m, n, k): (u32, u32, u32),
-    stages: u32,
-    warps: u32,
-    split_k: u32,
-    instr: InstrClass,
-) -> GpuMapping {
-    GpuMapping {
-        kernel,
-        cta_tile_m: m,
-        cta_tile_n: n,
-        cta_tile_k: k,
-        stages,
-        warps,
-        split_k,
-        swizzle: 1,
-        instr,
-        epilogue: Epilogue::Staged,
-    }
-}
-
 /// Keys per split-KV CTA of the suite's decode kernel (`decode_chunk` in
 /// `sim/cuda/suite.rs`): enough CTAs to fill the GPU twice, 64–1024 keys, a multiple of 32.
 pub fn decode_chunk(b: u64, hkv: u64, l: u64, sms: u64) -> u64 {
@@ -349,7 +327,7 @@ pub fn built_mapping(op: &GpuOp, imp: &str, sms: u64) -> Option<Vec<GpuMapping>>
         epilogue: Epilogue::Fragments,
         ..m
     };
-    let gemm = frag(mapping(Gemm, (128, 128, 32), 4, 8, 1, MmaSync));
+    let gemm = frag(mapping(Gemm, (128, 128, 32), 4, 8, 1, 1, MmaSync));
     match (imp, *op) {
         ("ours_mma", GpuOp::Gemm { .. }) => Some(vec![gemm]),
         ("ours_fa2", GpuOp::Attention { d, .. }) => Some(vec![frag(mapping(
@@ -358,19 +336,20 @@ pub fn built_mapping(op: &GpuOp, imp: &str, sms: u64) -> Option<Vec<GpuMapping>>
             2,
             4,
             1,
+            1,
             MmaSync,
         ))]),
         ("ours_unfused3", GpuOp::AttentionUnfused { d, .. }) => Some(vec![
             gemm.clone(),
-            mapping(Softmax, (1, 1024, 3), 1, 8, 1, CudaCore),
-            frag(mapping(Gemm, (128, d as u32, 32), 4, 8, 1, MmaSync)),
+            mapping(Softmax, (1, 1024, 3), 1, 8, 1, 1, CudaCore),
+            frag(mapping(Gemm, (128, d as u32, 32), 4, 8, 1, 1, MmaSync)),
         ]),
         ("ours_splitkv", GpuOp::DecodeAttention { b, hkv, l, d, .. }) => {
             let chunk = decode_chunk(b, hkv, l, sms);
             let nsplit = l.div_ceil(chunk) as u32;
             Some(vec![
-                mapping(DecodeSplitKv, (4, 32, d as u32), 1, 4, nsplit, CudaCore),
-                mapping(DecodeCombine, (128, 128, 1), 1, 4, 1, CudaCore),
+                mapping(DecodeSplitKv, (4, 32, d as u32), 1, 4, nsplit, 1, CudaCore),
+                mapping(DecodeCombine, (128, 128, 1), 1, 4, 1, 1, CudaCore),
             ])
         }
         _ => None,

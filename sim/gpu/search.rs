@@ -39,7 +39,8 @@ const SPLIT_KV: [u32; 7] = [1, 2, 4, 8, 16, 32, 64];
 /// for queries) keep large head dimensions and fp32 within shared memory.
 const ATTN_BLOCKS: [u32; 5] = [16, 32, 64, 128, 256];
 
-fn mapping(
+/// A mapping with a staged epilogue.
+pub(crate) fn mapping(
     kernel: KernelKind,
     (m, n, k): (u32, u32, u32),
     stages: u32,
