@@ -41,6 +41,8 @@ const FAMILIES: &[Family] = &[
             "fill_rand_bf16",
             "count_nonfinite_bf16",
             "count_nonfinite_f32",
+            "chase_init",
+            "chase_u32",
         ],
     ),
     ("gemm", &[PRELUDE, GEMM_H, GEMM], &["gemm_bf16_nn_128x128"]),
@@ -124,6 +126,8 @@ pub(crate) struct Timing {
     pub launches: usize,
     /// Device-only time per launch from CUDA-graph replay (NaN if not measured).
     pub graph_median: f64,
+    /// Launches captured per graph for `graph_median` (0 if not measured).
+    pub graph_launches: usize,
     /// Why the graph replay could not be measured, if it was tried and failed.
     pub graph_error: Option<String>,
 }
@@ -621,6 +625,7 @@ impl Gpu {
             max: t[n - 1],
             launches: n,
             graph_median: f64::NAN,
+            graph_launches: 0,
             graph_error: None,
         })
     }

@@ -141,10 +141,10 @@ pub struct Measurement {
     pub max_s: f64,
     /// Number of timed launches.
     pub launches: usize,
-    /// Device-only seconds per launch from CUDA-graph replay (20 launches
-    /// captured in one graph, median of 10 replays), measured for cases whose
-    /// back-to-back median is below 100 µs, where host launch cost dominates;
-    /// NaN otherwise. Not a CSV column (see the Markdown report).
+    /// Device-only seconds per launch from CUDA-graph replay (256 launches
+    /// captured in one graph for cases under 100 µs back to back, else 8;
+    /// median of 10 replays): the time the cross-check compares with the
+    /// model. NaN if the capture failed.
     pub graph_median_s: f64,
     /// ‖out − ref‖₂ / ‖ref‖₂ over the sampled outputs (f64 reference).
     pub rel_err: f64,

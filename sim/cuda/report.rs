@@ -149,9 +149,11 @@ pub fn markdown_string(r: &SuiteResult) -> String {
         CUDA event between consecutive launches; median/min/max per launch. Short kernels therefore include the \
         launch gap when the CPU cannot enqueue faster than the GPU runs. Inputs smaller than 4× L2 are rotated among \
         several copies (`sets=` in the notes) so repeated launches do not run out of L2.");
-    let _ = writeln!(s, "- graph µs: for cases whose back-to-back median is below 100 µs, 20 launches are also captured \
-        in one CUDA graph and replayed 10 times; the column gives the median replay time / 20, i.e. the device time \
-        per launch without the host's launch cost (the difference to the median is the launch overhead).");
+    let _ = writeln!(s, "- graph µs (the time the model is compared with): every case's launches are also captured in one \
+        CUDA graph (256 launches for cases under 100 µs back to back, covering all their rotated input sets; 8 for \
+        longer ones) and the graph is replayed 10 times; the column gives the median replay time per launch, i.e. \
+        the device time per launch without the host's launch calls (the difference to the median is the stream's \
+        launch cost; for very short kernels the host's calls set the back-to-back pace).");
     let _ = writeln!(s, "- TFLOP/s counts 2 flops per multiply-add of the op (causal attention: only unmasked pairs); \
         GB/s counts the op's minimum bytes (inputs read once, outputs written once; unfused attention excludes its \
         S/P intermediates).\n");

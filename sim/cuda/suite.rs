@@ -71,6 +71,10 @@ pub enum CaseKind {
     },
     /// Diagnostic: a one-block kernel that does (almost) nothing: launch cost.
     Empty,
+    /// Diagnostic: one thread following `steps` dependent loads scattered over
+    /// `bytes` (a power of two): the load-to-use latency of L2 (small `bytes`)
+    /// or HBM (`bytes` far above L2).
+    Chase { bytes: usize, steps: usize },
 }
 
 /// A case of the suite.
@@ -206,7 +210,7 @@ impl Case {
                 4.0 * (b * h * d) as f64 * pairs
             }
             CaseKind::Decode { b, hq, l, d, .. } => 4.0 * (b * hq * l * d) as f64,
-            CaseKind::Copy { .. } | CaseKind::Empty => 0.0,
+            CaseKind::Copy { .. } | CaseKind::Empty | CaseKind::Chase { .. } => 0.0,
             CaseKind::UnfusedPart { b, h, n, d, part } => {
                 if part == 1 {
                     0.0
@@ -238,7 +242,7 @@ impl Case {
                     _ => bh * (2.0 * nn + 2.0 * 2.0 * (n * d) as f64),
                 }
             }
-            CaseKind::DecodePart { .. } | CaseKind::Empty => 0.0,
+            CaseKind::DecodePart { .. } | CaseKind::Empty | CaseKind::Chase { .. } => 0.0,
         }
     }
 }
@@ -273,15 +277,45 @@ pub fn diagnostic_cases() -> Vec<Case> {
         },
         Case::copy(256).diagnostic(),
     ];
+    // Dependent-load latency: L2-resident (4 MiB), and two sizes far above the 50 MB L2
+    // (equal times there rule out TLB misses as the cause).
+    for (bytes, steps) in [
+        (4usize << 20, 4096usize),
+        (128 << 20, 2048),
+        (1 << 30, 2048),
+    ] {
+        v.push(Case {
+            name: format!("diag_chase_{}", human_bytes(bytes)),
+            category: DIAGNOSTIC,
+            op: "-".into(),
+            impl_name: "chase_u32",
+            kind: CaseKind::Chase { bytes, steps },
+        });
+    }
     for (m, n, k) in [
-        (128usize, 128usize, 32usize),
-        (1024, 1024, 32),
+        (1024usize, 1024usize, 32usize),
         (2048, 2048, 32),
         (1024, 1024, 128),
         (1024, 1024, 4096),
         (2048, 2048, 4096),
     ] {
         v.push(Case::gemm(m, n, k, true).diagnostic());
+    }
+    // One CTA and 16 CTAs (one per SM) at 1, 16 and 64 steps, inputs from HBM and from L2:
+    // the fixed cost and the per-step time of a lone CTA, and what HBM adds to each.
+    for (mn, k) in [
+        (128usize, 32usize),
+        (128, 512),
+        (128, 2048),
+        (512, 32),
+        (512, 512),
+        (512, 2048),
+    ] {
+        let base = Case::gemm(mn, mn, k, true).diagnostic();
+        let mut resident = base.clone();
+        resident.name.push_str(L2_RESIDENT_SUFFIX);
+        v.push(base);
+        v.push(resident);
     }
     for (b, h, n) in [(1usize, 1usize, 64usize), (1, 1, 4096), (1, 132, 64)] {
         v.push(Case::fa2(b, h, n, 128, false).diagnostic());
@@ -367,10 +401,20 @@ pub fn cases(quick: bool) -> Vec<Case> {
     v
 }
 
-/// Cases whose back-to-back median is below this also get a graph-replay time.
-const GRAPH_BELOW_S: f64 = 100e-6;
-/// Launches captured per graph, and timed replays of the graph.
-const GRAPH_LAUNCHES: usize = 20;
+/// Cases whose back-to-back median is below this capture [`GRAPH_LAUNCHES_SHORT`] launches
+/// per graph, the others [`GRAPH_LAUNCHES_LONG`].
+const GRAPH_SHORT_S: f64 = 100e-6;
+/// Most input sets a case rotates among ([`Ctx::sets`]).
+const MAX_SETS: usize = 256;
+/// Launches captured per graph for short cases: all the input sets a case may rotate among
+/// ([`MAX_SETS`]), so one replay never re-reads a set that is still in L2.
+const GRAPH_LAUNCHES_SHORT: usize = MAX_SETS;
+/// Diagnostic cases whose name ends with this run on a single input set, which stays in L2
+/// after the warm-up: against the same case without it, the cost of reading from HBM.
+const L2_RESIDENT_SUFFIX: &str = "_l2resident";
+/// Launches per graph for long cases (their launch gaps are under 3% anyway; at most 3 sets).
+const GRAPH_LAUNCHES_LONG: usize = 8;
+/// Timed replays of the graph.
 const GRAPH_REPLAYS: usize = 10;
 
 /// Per-case context: options, seeds, rotation policy.
@@ -422,10 +466,12 @@ impl Ctx<'_> {
     }
     /// Number of input/output copies so that one rotation spans `rotate_bytes`.
     fn sets(&self, set_bytes: usize) -> usize {
-        self.rotate_bytes.div_ceil(set_bytes.max(1)).clamp(1, 64)
+        self.rotate_bytes
+            .div_ceil(set_bytes.max(1))
+            .clamp(1, MAX_SETS)
     }
-    /// Back-to-back event timing; for launch-bound cases (median below
-    /// [`GRAPH_BELOW_S`]) also the device-only time from CUDA-graph replay.
+    /// Back-to-back event timing, and the device-only time from CUDA-graph replay (the
+    /// cross-check's measured time: see the module documentation).
     fn time(&self, f: &mut dyn FnMut(usize) -> Result<(), CudaError>) -> Result<Timing, CudaError> {
         let mut t = self.gpu.time_launches(
             self.opts.warmup_launches,
@@ -434,15 +480,21 @@ impl Ctx<'_> {
             self.opts.target_seconds_per_case,
             f,
         )?;
-        if t.median < GRAPH_BELOW_S {
-            match self.gpu.graph_time(GRAPH_LAUNCHES, GRAPH_REPLAYS, f) {
-                Ok(g) => t.graph_median = g,
-                Err(e) => {
-                    if is_sticky(&e) {
-                        return Err(e);
-                    }
-                    t.graph_error = Some(e.to_string());
+        let per_graph = if t.median < GRAPH_SHORT_S {
+            GRAPH_LAUNCHES_SHORT
+        } else {
+            GRAPH_LAUNCHES_LONG
+        };
+        match self.gpu.graph_time(per_graph, GRAPH_REPLAYS, f) {
+            Ok(g) => {
+                t.graph_median = g;
+                t.graph_launches = per_graph;
+            }
+            Err(e) => {
+                if is_sticky(&e) {
+                    return Err(e);
                 }
+                t.graph_error = Some(e.to_string());
             }
         }
         Ok(t)
@@ -974,6 +1026,59 @@ fn run_empty(c: &Ctx) -> Result<Outcome, CudaError> {
     })
 }
 
+fn run_chase(c: &Ctx, bytes: usize, steps: usize) -> Result<Outcome, CudaError> {
+    check(bytes.is_power_of_two() && bytes >= 128, || {
+        format!("chase needs a power-of-two size of at least 128 bytes, got {bytes}")
+    })?;
+    let lines = bytes / 128;
+    check(lines <= 1 << 26, || {
+        format!("chase of {bytes} bytes is too large")
+    })?;
+    let p = c.gpu.alloc(bytes)?;
+    let out = c.gpu.alloc(8)?;
+    let gpu = c.gpu;
+    gpu.launch(
+        "chase_init",
+        (lines.div_ceil(256).min(65535) as u32, 1, 1),
+        256,
+        &[KArg::P(p.ptr), KArg::I(lines as i32)],
+    )?;
+    gpu.sync()?;
+    // Each launch starts where the previous chain position would be far away: a new start
+    // line per launch, so no launch re-walks lines the previous one just cached.
+    let launch = |i: usize| {
+        let start = ((i * 7919 * steps) % lines * 32) as u32;
+        gpu.launch(
+            "chase_u32",
+            (1, 1, 1),
+            1,
+            &[
+                KArg::P(p.ptr),
+                KArg::I(steps as i32),
+                KArg::U(u64::from(start)),
+                KArg::P(out.ptr),
+            ],
+        )
+    };
+    launch(0)?;
+    gpu.sync()?;
+    let timing = c.time(&mut |i| launch(i))?;
+    let per = |t: f64| t / steps as f64 * 1e9;
+    Ok(Outcome {
+        notes: format!(
+            "one thread, {steps} dependent ld.global.cg loads over {} lines of 128 B: \
+             {:.1} ns per load (graph), {:.1} ns (back to back)",
+            lines,
+            per(timing.graph_median),
+            per(timing.median)
+        ),
+        timing,
+        rel_err: 0.0,
+        nonfinite: 0,
+        tolerance: 0.0,
+    })
+}
+
 fn run_case(c: &Ctx, case: &Case) -> Result<Outcome, CudaError> {
     match case.kind {
         CaseKind::Gemm { m, n, k, ours } => run_gemm(c, m, n, k, ours),
@@ -992,6 +1097,7 @@ fn run_case(c: &Ctx, case: &Case) -> Result<Outcome, CudaError> {
             part,
         } => run_decode(c, b, hq, hkv, l, d, Some(part)),
         CaseKind::Empty => run_empty(c),
+        CaseKind::Chase { bytes, steps } => run_chase(c, bytes, steps),
     }
 }
 
@@ -1157,7 +1263,11 @@ pub(crate) fn run(
                 gpu: &gpu,
                 opts,
                 seed: splitmix(opts.seed ^ (i as u64 + 1)),
-                rotate_bytes,
+                rotate_bytes: if case.name.ends_with(L2_RESIDENT_SUFFIX) {
+                    1
+                } else {
+                    rotate_bytes
+                },
             };
             let tc = Instant::now();
             match run_case(&ctx, case) {
@@ -1172,8 +1282,9 @@ pub(crate) fn run(
                     }
                     if o.timing.graph_median.is_finite() {
                         notes.push_str(&format!(
-                            "; graph replay {:.2} us/launch ({GRAPH_LAUNCHES} launches x {GRAPH_REPLAYS} replays)",
-                            o.timing.graph_median * 1e6
+                            "; graph replay {:.2} us/launch ({} launches x {GRAPH_REPLAYS} replays)",
+                            o.timing.graph_median * 1e6,
+                            o.timing.graph_launches
                         ));
                     }
                     if let Some(ge) = &o.timing.graph_error {

@@ -32,3 +32,26 @@ KERNEL void count_nonfinite_f32(const float* p, long long n, u64* count) {
     if ((u_as(p[i]) & 0x7f800000u) == 0x7f800000u) atomic_inc_u64(count);
   }
 }
+
+// Pointer chase (diagnostic): line i of `lines` 128-byte lines (a power of two)
+// points to line (1664525 i + 1013904223) mod lines, a full-period LCG (Hull-Dobell),
+// so one chain visits every line in a scattered order. Word 0 of each line holds
+// the next line's word index.
+KERNEL void chase_init(u32* p, u32 lines) {
+  long long stride = (long long)gridDim.x * blockDim.x;
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < lines; i += stride) {
+    const u64 nx = (1664525ull * (u64)i + 1013904223ull) & (u64)(lines - 1);
+    p[i * 32] = (u32)(nx * 32ull);
+  }
+}
+
+// One thread follows `steps` dependent loads from word `start`: the time per step
+// is the load-to-use latency of the level the chain lives in.
+KERNEL void chase_u32(const u32* p, int steps, u32 start, u32* out) {
+  u32 j = start;
+  for (int s = 0; s < steps; ++s) {
+    // ld.global.cg: cached in L2 only, so L1 never serves the chain.
+    asm volatile("ld.global.cg.u32 %0, [%1];" : "=r"(j) : "l"(p + j));
+  }
+  *out = j;
+}
