@@ -165,7 +165,10 @@ pub fn estimate_plans(op: &GpuOp, plans: &[KernelPlan], hw: &GpuParams) -> GpuEs
 /// while the others idle. Evidence: the measured causal `ours_fa2` kernels took 0.80 (n = 1024)
 /// to 0.51 (n = 8192) of the non-causal time, where averaged work predicts 0.50–0.55 at every
 /// length (errors of −36% to −6% before this bound).
-pub fn imbalance_makespan(p: &KernelPlan, sms: u32, t: f64) -> f64 {
+///
+/// `fill_s` is each CTA's exposed start-up (its first tile's round trip) when a CTA has its SM
+/// to itself (occupancy 1: nothing else runs while it waits); pass 0 otherwise.
+pub fn imbalance_makespan(p: &KernelPlan, sms: u32, t: f64, fill_s: f64) -> f64 {
     use std::cmp::Ordering;
     use std::collections::BinaryHeap;
     #[derive(PartialEq)]
@@ -183,6 +186,9 @@ pub fn imbalance_makespan(p: &KernelPlan, sms: u32, t: f64) -> f64 {
     }
     let (sms, occ) = (sms.max(1) as usize, p.occupancy.max(1) as usize);
     let ctas = p.ctas();
+    // A CTA's work in units of steps: its steps plus its exposed fill.
+    let fill = if t > 0.0 { fill_s / t } else { 0.0 };
+    let work = |i: u64| p.steps_of(i) as f64 + fill;
     let mut next = 0u64;
     // Per SM: remaining steps of the resident CTAs, and when they were last updated.
     let mut res: Vec<Vec<f64>> = vec![Vec::with_capacity(occ); sms];
@@ -190,7 +196,7 @@ pub fn imbalance_makespan(p: &KernelPlan, sms: u32, t: f64) -> f64 {
     for _ in 0..occ {
         for r in res.iter_mut() {
             if next < ctas {
-                r.push(p.steps_of(next) as f64);
+                r.push(work(next));
                 next += 1;
             }
         }
@@ -218,7 +224,7 @@ pub fn imbalance_makespan(p: &KernelPlan, sms: u32, t: f64) -> f64 {
         r.retain(|&x| x > 1e-9);
         for _ in r.len()..before {
             if next < ctas {
-                r.push(p.steps_of(next) as f64);
+                r.push(work(next));
                 next += 1;
             }
         }
@@ -241,7 +247,7 @@ fn kernel_estimate(p: &KernelPlan, hw: &GpuParams) -> KernelEstimate {
     let chunks = p.chunks(sms);
     let occ = u64::from(p.occupancy).min(chunks).max(1);
     let waves = chunks.div_ceil(occ);
-    let t = p.step_s;
+    let t = p.sm_step_s(sms);
     let (bw_h, bw_l) = (hw.hbm_bw, hw.l2_bw);
     let xfer = |hbm: f64, l2: f64| (hbm / bw_h).max(l2 / bw_l);
     let stages = u64::from(p.stages.max(1));
@@ -378,7 +384,11 @@ fn kernel_estimate(p: &KernelPlan, hw: &GpuParams) -> KernelEstimate {
     // few SMs cannot use the bandwidth.
     let total = match p.steps {
         Steps::PerRow { .. } => {
-            let makespan = imbalance_makespan(p, hw.sms, t);
+            // Each CTA waits for its first tile; the SM's other resident CTAs cover that wait
+            // only when they have steps left, which, with CTAs of unequal length, they often do
+            // not: charge the round trip shared among the resident CTAs.
+            let fill_s = hw.miss_latency_s / f64::from(p.occupancy.max(1));
+            let makespan = imbalance_makespan(p, hw.sms, t, fill_s);
             let tail = (makespan - compute_s).max(0.0);
             let memory_share = if compute_s > 0.0 {
                 (memory_s / compute_s).min(1.0)

@@ -542,7 +542,7 @@ fn simulate_kernel(p: &KernelPlan, hw: &GpuParams) -> CycleKernel {
         compute_busy: vec![false; servers as usize],
         unit,
         per_server: per_server as usize,
-        step_cyc: p.step_s * clock,
+        step_cyc: p.sm_step_s(sms) * clock,
         l2_lat: hw.l2_latency_s * clock,
         miss_lat: hw.miss_latency_s * clock,
         slots: vec![None; (servers * per_server) as usize],

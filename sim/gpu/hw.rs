@@ -73,6 +73,19 @@ impl Ceilings {
 /// TFLOP/s including its tails; [`super::search::calibrate`] with [`Ceilings::H100_RECORDED`],
 /// checked by a test). The default achievable rate of `wgmma`.
 pub const WGMMA_MEASURED_FRACTION: f64 = 0.8505;
+/// How much longer an `mma.sync` CTA's main-loop step takes when the CTA is alone on its SM
+/// than the SM's issue-limited step time ([`super::plan::KernelPlan::step_s`]): with one CTA
+/// (8 warps) per SM, each step's barrier, `ldmatrix` → `mma` dependencies and accumulator
+/// chain are exposed; a second resident CTA's warps fill them. MEASURED on the H100 with the
+/// diagnostic cases `diag_ours_mma_gemm_m{128,512}_n…_k{32,512,2048}` (1 and 16 CTAs, inputs
+/// from HBM and from L2 alike; `reports/crosscheck/h100_diagnostics_measured.md`, 2026-11-26):
+/// 0.578 µs per 128 × 128 × 32 step against the 0.495 µs the plan's step gives (ratio 1.17),
+/// while with two or more CTAs per SM the per-SM step time is 0.52–0.53 µs (the plan's value
+/// within 7%). Not measured for `wgmma` (one warpgroup issues asynchronously) or CUDA-core
+/// kernels (their latency chains are modelled as round trips), so it applies to `mma.sync`
+/// only.
+pub const MMA_SYNC_LONE_STEP_FACTOR: f64 = 1.17;
+
 /// Fraction of the `h100` preset's HBM bandwidth (3.35 TB/s) at which the model reproduces the
 /// recorded 1 GiB device-to-device copy (3003 GB/s; calibrated the same way): the default
 /// achievable HBM bandwidth, 3.01 TB/s.
@@ -233,7 +246,7 @@ mod tests {
             GpuParams::with_ceilings(arch.gpu.as_ref().unwrap(), &Ceilings::H100_RECORDED);
         assert!((literal.hbm_bw - 3003e9).abs() < 1e3);
         assert!((literal.wgmma_efficiency * 989.36e12 / 801.8e12 - 1.0).abs() < 1e-3);
-        assert!((p.miss_latency_s - 431.0 / 1.83e9).abs() < 1e-15);
+        assert!((p.miss_latency_s - 613.0 / 1.83e9).abs() < 1e-15);
         let peak = p.tensor_flops_per_clk(Dtype::Bf16).unwrap() * 132.0 * p.clock_hz;
         assert!((peak - 989.4e12).abs() / 989.4e12 < 1e-3);
         assert_eq!(p.tensor_flops_per_clk(Dtype::Fp32), None);

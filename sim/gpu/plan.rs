@@ -320,6 +320,24 @@ impl KernelPlan {
         ceil_div(self.ctas(), sms)
     }
 
+    /// Whether every CTA has its SM to itself: the grid has at most one CTA per SM (the case
+    /// [`super::hw::MMA_SYNC_LONE_STEP_FACTOR`] was measured on).
+    pub fn lone_ctas(&self, sms: u64) -> bool {
+        self.ctas() <= sms
+    }
+
+    /// Seconds of one step on the SM as the kernel runs: [`Self::step_s`], or for `mma.sync`
+    /// CTAs alone on their SM that step's exposed latencies too
+    /// ([`super::hw::MMA_SYNC_LONE_STEP_FACTOR`]). The analytical model and the cycle-level
+    /// simulation both use it.
+    pub fn sm_step_s(&self, sms: u64) -> f64 {
+        if self.mapping.instr == InstrClass::MmaSync && self.lone_ctas(sms) {
+            self.step_s * super::hw::MMA_SYNC_LONE_STEP_FACTOR
+        } else {
+            self.step_s
+        }
+    }
+
     /// Totals of chunk `j`, with HBM reads from the closed-form count of distinct tiles: a
     /// tile misses L2 unless a CTA of the `occupancy − 1` previous chunks (still resident when
     /// chunk `j` starts) or an earlier CTA of chunk `j` loaded it — or, when the kernel's
