@@ -543,15 +543,20 @@ binding the model rates faster (moving per-partition corrections to the 2D array
 FuseMax here is at least as fast as Mapping 1.\n\
 - **FLAT up to 64K** is bound by its 1D array (4 cycles per QK element), as in the artifact.\n\
 - **FLAT at 256K–1M**: a fused 3-pass row block must hold whole M fibres of QK/SN on chip. Past what 32 MiB holds, \
-the mapper either shrinks the row block (fewer P columns in use, K/V re-read per block) or spills the fibres to DRAM \
-(written once, read by each later pass). The artifact's FLAT at 1M keeps SN on chip and moves about 4.1x the QK \
-tensor through DRAM (16,220 s for BERT); a spilling FLAT here moves more, so FLAT is slower and FuseMax's speedup \
-at 256K–1M is higher than the paper's. This is the main reason the 24-point mean speedup misses; up to 64K the mean \
-is within 10% (tests/spatial.rs).\n\
-- **Energy**: per-action energies are the artifact's (45 nm ERT), action counts are ours (2 operand reads + 1 write \
-per op in the register file; global-buffer reads per fill). The artifact's FLAT spends about 3,086 pJ per QK \
-element at BERT 1K against FuseMax's 2,422 pJ; its arithmetic and DRAM traffic explain only about 100 pJ of that \
-gap (the rest is not derivable from the artifact's published files). Our FLAT and FuseMax both spend most of their \
-energy on the same 2D-array MACs, so the modeled energy ratio is closer to 1 than the paper's 0.787.\n\
+the mapper either shrinks the row block (fewer P columns in use, K/V re-read per block) or spills the fibres to DRAM: \
+each spilled tensor is written once and read once by the next pass (the row max and the denominator are taken from \
+the stream as QK and SN are produced), about 4x the QK tensor in all, as the artifact's FLAT moves about 4.1x \
+(16,220 s for BERT at 1M; the table above has ours).\n\
+- **Energy**: per-action energies are the artifact's (45 nm; the global buffers' from CACTI as the artifact's \
+Accelergy plug-in configures them: 23.9 / 27.1 nJ per 4096-bit row read / write for FLAT's 32 MiB, 12.5 / 15.8 nJ \
+for FuseMax's 16 MiB), action counts are ours. The arrays exchange data only through the global buffer, so FLAT \
+moves 4 reads and 3 writes per QK element through its 32 MiB buffer (QK to the 1D array for the max and again for \
+the exponent, SN for the normalisation, A back to the 2D array), about 690 pJ per element, while FuseMax's 2D \
+array keeps its per-element work on chip; that and FLAT's exponent unit on the 1D array make the ratio. Unlike the \
+artifact, which counts one PE's register file (per-instance statistics), every op here reads two operands and \
+writes one result in its PE's register file (about 250 pJ per QK element in every design), so absolute energies at BERT \
+1K are about 8% (FLAT) to 10% (FuseMax) above the artifact's and the ratios slightly closer to 1. The unfused baseline \
+also stages QK and A through the buffer on their way to and from DRAM, which puts its energy higher than the \
+artifact's relative to FuseMax.\n\
 - **Search**: the mapper is a heuristic search with a fixed budget (seeded, deterministic); a point can land above \
 the best mapping a longer search finds. `cascade map` and the mapper API take larger budgets.\n";

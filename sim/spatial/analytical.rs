@@ -10,8 +10,14 @@
 //! * **Intermediates** of a fused group stream through the arrays when producer and
 //!   consumers step together; they must be buffered when a consumer waits for a whole
 //!   fiber (a later pass, FuseMax §III), skips a loop the producer steps, or the tensor
-//!   is carried over an iterative rank. A buffered intermediate that is spilled goes to
-//!   DRAM (written once, read by each consumer).
+//!   is carried over an iterative rank. A buffered intermediate is written once and read
+//!   by each consumer that waits for it; consumers in the producer's pass take it as it is
+//!   produced (FLAT's pass 1 computes the row max while QK is written out). Spilled, the
+//!   same counts go to DRAM.
+//! * **Between units** data passes through the global buffer (the FuseMax artifact models
+//!   no array-to-array path, for FuseMax or FLAT): an intermediate consumed on another unit
+//!   than its producer's is written there once and read once by each such consumer, for
+//!   energy and buffer traffic (the buffer's bandwidth is not bounded, as in the artifact).
 //! * **Compute.** An Einsum on a unit takes Σ ops × cycles / used PEs (spatial factors of
 //!   ranks it iterates, with quantisation). Units work concurrently: each step of the
 //!   group's loop nest takes the slowest unit's share of the Einsums active in it; an
@@ -227,11 +233,15 @@ pub fn evaluate(p: &Problem, a: &ArchP, g: &GroupPlan) -> Result<GroupEval, Inva
         let pe = tp.producer.unwrap();
         let mut depth = n;
         let mut buffered = false;
+        // Consumers that read the held copy; the others (same pass, same loops as the
+        // producer) take each element as it is produced — from the producer's array if they
+        // run on the same unit, else staged through the global buffer (`cross`).
+        let mut readers = 0usize;
+        let mut cross = 0usize;
+        let unit_of = |e: usize| g.binding[g.einsums.iter().position(|&x| x == e).unwrap()];
         for &c in &tp.consumers {
             let bnd = p.boundary(pe, c);
-            if bnd & tp.ranks != 0 {
-                buffered = true; // a later pass re-reads whole fibers of this tensor
-            }
+            let mut waits = bnd & tp.ranks != 0; // a later pass re-reads whole fibers
             for (i, &(r, f)) in g.loops.iter().enumerate() {
                 if f <= 1 {
                     continue;
@@ -241,23 +251,38 @@ pub fn evaluate(p: &Problem, a: &ArchP, g: &GroupPlan) -> Result<GroupEval, Inva
                 let skips = p.einsums[pe].out_vars & rb != 0 && p.einsums[c].vars & rb == 0;
                 if pass_wait || skips {
                     depth = depth.min(i);
-                    buffered = true;
+                    waits = true;
                 }
             }
+            buffered |= waits;
+            readers += usize::from(waits);
+            cross += usize::from(!waits && unit_of(c) != unit_of(pe));
         }
         if let Some(it) = tp.iterative {
             buffered = true;
+            readers = tp.consumers.len(); // every consumer reads the carried value
             if let Some(i) = g.loops.iter().position(|&(r, f)| r == it && f > 1) {
                 depth = depth.min(i);
             }
         }
+        // Units exchange data only through the global buffer (no array-to-array path, as the
+        // FuseMax artifact models both FuseMax and FLAT): a consumer on another unit reads what
+        // the producer wrote there.
+        let staged = tp.elems as f64 * bytes;
         if !buffered {
+            if cross > 0 {
+                glb.push((t, staged * cross as f64, staged));
+            }
             continue; // streams through the arrays
         }
+        let readers = readers.max(1) as f64;
         let elems = nest.tile(p, t, depth) * nest.fetches(p, t, depth);
         if g.spill & (1 << t) != 0 {
             let full = tp.elems as f64 * bytes;
-            dram.push((t, full * tp.consumers.len() as f64, full));
+            dram.push((t, full * readers, full));
+            if cross > 0 {
+                glb.push((t, staged * cross as f64, staged));
+            }
         } else {
             // Live from its producer until its last consumer, whose output may take its place.
             let pos = |e: usize| g.einsums.iter().position(|&x| x == e).unwrap();
@@ -269,7 +294,7 @@ pub fn evaluate(p: &Problem, a: &ArchP, g: &GroupPlan) -> Result<GroupEval, Inva
                 .unwrap_or(pos(pe));
             live.push((pos(pe), last, nest.tile(p, t, depth) * bytes));
             keep.push((t, depth));
-            glb.push((t, elems * bytes * tp.consumers.len() as f64, elems * bytes));
+            glb.push((t, elems * bytes * (readers + cross as f64), elems * bytes));
         }
     }
     // Peak of buffered intermediates over the group's Einsum order (freed in place).
