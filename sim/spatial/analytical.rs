@@ -128,6 +128,11 @@ pub fn evaluate(p: &Problem, a: &ArchP, g: &GroupPlan) -> Result<GroupEval, Inva
     let nest = Nest::new(&g.loops, p);
     let group_mask: u64 = g.einsums.iter().fold(0, |m, &e| m | (1 << e));
     let in_group = |e: usize| group_mask & (1 << e) != 0;
+    // Unit of each Einsum of the group (Einsums are < 64: they are bits of `group_mask`).
+    let mut unit_at = [0usize; 64];
+    for (i, &e) in g.einsums.iter().enumerate() {
+        unit_at[e] = g.binding[i];
+    }
 
     // --- compute per Einsum.
     let mut unit_busy = vec![0.0; a.units.len()];
@@ -238,7 +243,6 @@ pub fn evaluate(p: &Problem, a: &ArchP, g: &GroupPlan) -> Result<GroupEval, Inva
         // run on the same unit, else staged through the global buffer (`cross`).
         let mut readers = 0usize;
         let mut cross = 0usize;
-        let unit_of = |e: usize| g.binding[g.einsums.iter().position(|&x| x == e).unwrap()];
         for &c in &tp.consumers {
             let bnd = p.boundary(pe, c);
             let mut waits = bnd & tp.ranks != 0; // a later pass re-reads whole fibers
@@ -256,7 +260,7 @@ pub fn evaluate(p: &Problem, a: &ArchP, g: &GroupPlan) -> Result<GroupEval, Inva
             }
             buffered |= waits;
             readers += usize::from(waits);
-            cross += usize::from(!waits && unit_of(c) != unit_of(pe));
+            cross += usize::from(!waits && unit_at[c] != unit_at[pe]);
         }
         if let Some(it) = tp.iterative {
             buffered = true;
