@@ -43,14 +43,14 @@ impl CostModel for Analytical {
 struct Nest<'a> {
     loops: &'a [(usize, u64)],
     ranks: usize,
-    /// Row-major `[depth][rank]`, one allocation.
-    inside: Vec<u64>,
+    /// Row-major `[depth][rank]` (in the evaluation's scratch space).
+    inside: &'a [u64],
 }
 
 impl<'a> Nest<'a> {
-    fn new(loops: &'a [(usize, u64)], p: &Problem) -> Self {
+    fn new(loops: &'a [(usize, u64)], p: &Problem, inside: &'a mut Vec<u64>) -> Self {
         let ranks = p.ranks.len();
-        let mut inside = Vec::with_capacity((loops.len() + 1) * ranks);
+        inside.clear();
         inside.extend(p.ranks.iter().map(|r| r.extent));
         for (k, &(r, f)) in loops.iter().enumerate() {
             inside.extend_from_within(k * ranks..(k + 1) * ranks);
@@ -100,12 +100,58 @@ fn bits(mut m: u32) -> impl Iterator<Item = usize> {
     })
 }
 
+/// Working vectors of one evaluation, reused across the evaluations of a thread (the mapper
+/// evaluates millions of plans; allocating these each time cost a third of an evaluation).
+#[derive(Default)]
+struct Scratch {
+    outer: Vec<u64>,
+    inside: Vec<u64>,
+    work: Vec<(usize, f64, u32)>,
+    u_loops: Vec<usize>,
+    per_unit: Vec<f64>,
+    io: Vec<(usize, bool)>,
+    live: Vec<(usize, usize, f64)>,
+    depth: Vec<usize>,
+    tiles: Vec<f64>,
+    moves: Vec<f64>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
 /// Evaluate one group mapping.
 pub fn evaluate(p: &Problem, a: &ArchP, g: &GroupPlan) -> Result<GroupEval, Invalid> {
+    SCRATCH.with(|s| match s.try_borrow_mut() {
+        Ok(mut s) => evaluate_in(&mut s, p, a, g),
+        // Only if a caller re-entered from inside an evaluation: use fresh vectors.
+        Err(_) => evaluate_in(&mut Scratch::default(), p, a, g),
+    })
+}
+
+fn evaluate_in(
+    s: &mut Scratch,
+    p: &Problem,
+    a: &ArchP,
+    g: &GroupPlan,
+) -> Result<GroupEval, Invalid> {
+    let Scratch {
+        outer,
+        inside,
+        work,
+        u_loops,
+        per_unit,
+        io,
+        live,
+        depth,
+        tiles,
+        moves,
+    } = s;
     let n = g.loops.len();
     let bytes = p.dtype_bytes as f64;
     // --- factors: loops × spatial must divide each extent (spatial may be partial).
-    let mut outer = vec![1u64; p.ranks.len()];
+    outer.clear();
+    outer.resize(p.ranks.len(), 1);
     for &(r, f) in &g.loops {
         outer[r] *= f;
     }
@@ -125,7 +171,7 @@ pub fn evaluate(p: &Problem, a: &ArchP, g: &GroupPlan) -> Result<GroupEval, Inva
             }
         }
     }
-    let nest = Nest::new(&g.loops, p);
+    let nest = Nest::new(&g.loops, p, inside);
     let group_mask: u64 = g.einsums.iter().fold(0, |m, &e| m | (1 << e));
     let in_group = |e: usize| group_mask & (1 << e) != 0;
     // Unit of each Einsum of the group (Einsums are < 64: they are bits of `group_mask`).
@@ -138,7 +184,7 @@ pub fn evaluate(p: &Problem, a: &ArchP, g: &GroupPlan) -> Result<GroupEval, Inva
     let mut unit_busy = vec![0.0; a.units.len()];
     let mut compute_pj = vec![0.0; a.units.len()];
     let mut rf_pj = 0.0;
-    let mut work = Vec::with_capacity(g.einsums.len()); // (unit, cycles, skipped-loop mask)
+    work.clear(); // (unit, cycles, skipped-loop mask)
     for (k, &e) in g.einsums.iter().enumerate() {
         let ep = &p.einsums[e];
         let u = g.binding[k];
@@ -185,13 +231,15 @@ pub fn evaluate(p: &Problem, a: &ArchP, g: &GroupPlan) -> Result<GroupEval, Inva
     }
     // Pipelined steps: enumerate which of the "skippable" loops are at their last iteration.
     let u_mask: u32 = work.iter().fold(0, |m, w| m | w.2);
-    let u_loops: Vec<usize> = bits(u_mask).collect();
+    u_loops.clear();
+    u_loops.extend(bits(u_mask));
     let total_steps: f64 = g.loops.iter().map(|l| l.1 as f64).product();
     let activations = |skipped: u32| -> f64 {
         total_steps / bits(skipped).map(|i| g.loops[i].1 as f64).product::<f64>()
     };
     let mut compute = 0.0;
-    let mut per_unit = vec![0.0; a.units.len()];
+    per_unit.clear();
+    per_unit.resize(a.units.len(), 0.0);
     for pat in 0u32..(1 << u_loops.len()) {
         let mut last: u32 = 0;
         let mut count = total_steps;
@@ -205,7 +253,7 @@ pub fn evaluate(p: &Problem, a: &ArchP, g: &GroupPlan) -> Result<GroupEval, Inva
             }
         }
         per_unit.iter_mut().for_each(|x| *x = 0.0);
-        for &(u, cyc, skipped) in &work {
+        for &(u, cyc, skipped) in work.iter() {
             if skipped & !last == 0 {
                 per_unit[u] += cyc / activations(skipped);
             }
@@ -218,8 +266,8 @@ pub fn evaluate(p: &Problem, a: &ArchP, g: &GroupPlan) -> Result<GroupEval, Inva
     let mut glb: Vec<(usize, f64, f64)> = Vec::new();
     let mut keep: Vec<(usize, usize)> = Vec::new();
     let mut glb_used: f64 = 0.0;
-    let mut io: Vec<(usize, bool)> = Vec::new(); // (tensor, is_output)
-    let mut live: Vec<(usize, usize, f64)> = Vec::new(); // (first, last position, bytes)
+    io.clear(); // (tensor, is_output)
+    live.clear(); // (first, last position, bytes)
     for (t, tp) in p.tensors.iter().enumerate() {
         let produced_here = tp.producer.is_some_and(in_group);
         let read_here = tp.consumers.iter().any(|&c| in_group(c));
@@ -317,7 +365,8 @@ pub fn evaluate(p: &Problem, a: &ArchP, g: &GroupPlan) -> Result<GroupEval, Inva
         });
     }
     // Inputs and outputs: keep depths (explicit, or greedy from the innermost).
-    let mut depth: Vec<usize> = vec![n; io.len()];
+    depth.clear();
+    depth.resize(io.len(), n);
     if !g.keep.is_empty() {
         for (j, &(t, _)) in io.iter().enumerate() {
             match g.keep.iter().find(|k| k.0 == t) {
@@ -335,24 +384,22 @@ pub fn evaluate(p: &Problem, a: &ArchP, g: &GroupPlan) -> Result<GroupEval, Inva
     // Tile bytes and traffic of every input/output at every depth, computed once.
     // (flat `[io][depth]` tables, one allocation each)
     let nest_ref = &nest;
-    let tiles: Vec<f64> = io
-        .iter()
-        .flat_map(|&(t, _)| (0..=n).map(move |k| nest_ref.tile(p, t, k) * bytes))
-        .collect();
-    let moves: Vec<f64> = io
-        .iter()
-        .enumerate()
-        .flat_map(|(j, &(t, _))| {
-            let tiles = &tiles;
-            (0..=n).map(move |k| tiles[j * (n + 1) + k] * nest_ref.fetches(p, t, k))
-        })
-        .collect();
+    tiles.clear();
+    tiles.extend(
+        io.iter()
+            .flat_map(|&(t, _)| (0..=n).map(move |k| nest_ref.tile(p, t, k) * bytes)),
+    );
+    moves.clear();
+    moves.extend(io.iter().enumerate().flat_map(|(j, &(t, _))| {
+        let tiles = &*tiles;
+        (0..=n).map(move |k| tiles[j * (n + 1) + k] * nest_ref.fetches(p, t, k))
+    }));
     let io_pos = |t: usize| io.iter().position(|x| x.0 == t).unwrap();
     let tile_b = |t: usize, k: usize| tiles[io_pos(t) * (n + 1) + k];
     let traffic = |t: usize, k: usize| moves[io_pos(t) * (n + 1) + k];
     let mut used: f64 = glb_used
         + io.iter()
-            .zip(&depth)
+            .zip(depth.iter())
             .map(|(&(t, _), &k)| tile_b(t, k))
             .sum::<f64>();
     if used > a.glb_capacity {
