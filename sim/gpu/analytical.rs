@@ -166,8 +166,9 @@ pub fn estimate_plans(op: &GpuOp, plans: &[KernelPlan], hw: &GpuParams) -> GpuEs
 /// to 0.51 (n = 8192) of the non-causal time, where averaged work predicts 0.50–0.55 at every
 /// length (errors of −36% to −6% before this bound).
 ///
-/// `fill_s` is each CTA's exposed start-up (its first tile's round trip) when a CTA has its SM
-/// to itself (occupancy 1: nothing else runs while it waits); pass 0 otherwise.
+/// `fill_s` is the exposed part of each CTA's start-up (its first tile's round trip), added
+/// to its work: the whole round trip with one CTA per SM (nothing else runs while it waits),
+/// less where other resident CTAs may cover it (the caller's estimate); 0 to ignore it.
 pub fn imbalance_makespan(p: &KernelPlan, sms: u32, t: f64, fill_s: f64) -> f64 {
     use std::cmp::Ordering;
     use std::collections::BinaryHeap;

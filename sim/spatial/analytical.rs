@@ -313,6 +313,7 @@ fn evaluate_in(
         if let Some(it) = tp.iterative {
             buffered = true;
             readers = tp.consumers.len(); // every consumer reads the carried value
+            cross = 0; // ... from the buffer, wherever it runs
             if let Some(i) = g.loops.iter().position(|&(r, f)| r == it && f > 1) {
                 depth = depth.min(i);
             }
