@@ -1047,7 +1047,8 @@ fn run_chase(c: &Ctx, bytes: usize, steps: usize) -> Result<Outcome, CudaError> 
     // Each launch starts where the previous chain position would be far away: a new start
     // line per launch, so no launch re-walks lines the previous one just cached.
     let launch = |i: usize| {
-        let start = ((i * 7919 * steps) % lines * 32) as u32;
+        // Word index of the start line (< 2^31: `lines` ≤ 2^26).
+        let start = ((i * 7919 * steps) % lines * 32) as i32;
         gpu.launch(
             "chase_u32",
             (1, 1, 1),
@@ -1055,7 +1056,7 @@ fn run_chase(c: &Ctx, bytes: usize, steps: usize) -> Result<Outcome, CudaError> 
             &[
                 KArg::P(p.ptr),
                 KArg::I(steps as i32),
-                KArg::U(u64::from(start)),
+                KArg::I(start),
                 KArg::P(out.ptr),
             ],
         )

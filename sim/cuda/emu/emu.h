@@ -67,6 +67,7 @@ static inline float f_as(u32 u) { float f; memcpy(&f, &u, 4); return f; }
 static inline u32 u_as(float f) { u32 u; memcpy(&u, &f, 4); return u; }
 static inline void cta_sync() { emu::cta_bar->arrive_and_wait(); }
 static inline void atomic_inc_u64(u64* p) { __atomic_fetch_add(p, 1ULL, __ATOMIC_RELAXED); }
+static inline u32 ld_cg_u32(const u32* p) { return *p; }
 
 static inline void emu_check_align(const void* p, const char* what) {
   if (((uintptr_t)p) % 16 != 0) {

@@ -206,10 +206,35 @@ static void test_util() {
   if (!(mn >= -1.0 && mx <= 1.0 && mn < -0.99 && mx > 0.99 && std::fabs(mean) < 0.05 && cnt == 2)) failures++;
 }
 
+// The pointer chase visits every line once per cycle (full-period LCG) and the chase kernel
+// follows it: after `lines` steps it is back at its start, and never earlier.
+static void test_chase() {
+  const unsigned lines = 4096;
+  std::vector<u32> p((size_t)lines * 32, 0xffffffffu);
+  emu::launch({4, 1, 1}, 64, 0, [&] { chase_init(p.data(), lines); });
+  std::vector<char> seen(lines, 0);
+  u32 j = 0;
+  unsigned steps = 0;
+  do {
+    seen[j / 32] = 1;
+    j = p[j];
+    ++steps;
+  } while (j != 0 && steps <= lines);
+  unsigned visited = 0;
+  for (char c : seen) visited += c;
+  u32 out = 1;
+  // (the emulator runs whole warps: 32 threads follow the same chain and store the same value)
+  emu::launch({1, 1, 1}, 32, 0, [&] { chase_u32(p.data(), (int)lines, 0, &out); });
+  printf("chase: cycle of %u steps over %u lines, %u visited, chase_u32 back at %u (expect %u, %u, %u, 0)\n", steps,
+         lines, visited, out, lines, lines, lines);
+  if (steps != lines || visited != lines || out != 0) failures++;
+}
+
 int main(int argc, char** argv) {
   const std::string only = argc > 1 ? argv[1] : "";
   auto want = [&](const char* s) { return only.empty() || only == s; };
   if (want("util")) test_util();
+  if (want("util")) test_chase();
   if (want("gemm")) {
     test_gemm(256, 384, 224, 2);
     test_gemm(128, 256, 32, 1);

@@ -49,6 +49,12 @@ DEVI void cta_sync() { __syncthreads(); }
 DEVI float f_as(u32 u) { return __uint_as_float(u); }
 DEVI u32 u_as(float f) { return __float_as_uint(f); }
 DEVI void atomic_inc_u64(u64* p) { atomicAdd(p, 1ULL); }
+// Global load cached in L2 only (ld.global.cg): L1 never serves it.
+DEVI u32 ld_cg_u32(const u32* p) {
+  u32 r;
+  asm volatile("ld.global.cg.u32 %0, [%1];" : "=r"(r) : "l"(p));
+  return r;
+}
 #endif  // !CASCADE_EMU
 
 #define NEG_INF (f_as(0xff800000u))

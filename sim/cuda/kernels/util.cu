@@ -47,11 +47,8 @@ KERNEL void chase_init(u32* p, u32 lines) {
 
 // One thread follows `steps` dependent loads from word `start`: the time per step
 // is the load-to-use latency of the level the chain lives in.
-KERNEL void chase_u32(const u32* p, int steps, u32 start, u32* out) {
-  u32 j = start;
-  for (int s = 0; s < steps; ++s) {
-    // ld.global.cg: cached in L2 only, so L1 never serves the chain.
-    asm volatile("ld.global.cg.u32 %0, [%1];" : "=r"(j) : "l"(p + j));
-  }
+KERNEL void chase_u32(const u32* p, int steps, int start, u32* out) {
+  u32 j = (u32)start;
+  for (int s = 0; s < steps; ++s) j = ld_cg_u32(p + j);  // L2 or HBM, never L1
   *out = j;
 }
