@@ -43,6 +43,8 @@ const FAMILIES: &[Family] = &[
             "count_nonfinite_f32",
             "chase_init",
             "chase_u32",
+            "noop_dyn_smem",
+            "store_tile_bf16",
         ],
     ),
     ("gemm", &[PRELUDE, GEMM_H, GEMM], &["gemm_bf16_nn_128x128"]),
@@ -75,6 +77,7 @@ pub(crate) const DYN_SMEM_TABLE: &[(&str, u32)] = &[
     ("attn_pv_d128", 75776),
     ("fa2_fwd_d64", 46080),
     ("fa2_fwd_d128", 87040),
+    ("noop_dyn_smem", 75776),
 ];
 
 /// Dynamic shared memory that kernel `name` is launched with.

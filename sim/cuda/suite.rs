@@ -75,6 +75,9 @@ pub enum CaseKind {
     /// `bytes` (a power of two): the load-to-use latency of L2 (small `bytes`)
     /// or HBM (`bytes` far above L2).
     Chase { bytes: usize, steps: usize },
+    /// Diagnostic: `ctas` CTAs of a fixed-cost kernel (`noop_dyn_smem`: the GEMM's dynamic
+    /// shared memory and one store; `store_tile_bf16`: the GEMM epilogue's 32 KB of stores).
+    Fixed { kernel: &'static str, ctas: usize },
 }
 
 /// A case of the suite.
@@ -210,7 +213,10 @@ impl Case {
                 4.0 * (b * h * d) as f64 * pairs
             }
             CaseKind::Decode { b, hq, l, d, .. } => 4.0 * (b * hq * l * d) as f64,
-            CaseKind::Copy { .. } | CaseKind::Empty | CaseKind::Chase { .. } => 0.0,
+            CaseKind::Copy { .. }
+            | CaseKind::Empty
+            | CaseKind::Chase { .. }
+            | CaseKind::Fixed { .. } => 0.0,
             CaseKind::UnfusedPart { b, h, n, d, part } => {
                 if part == 1 {
                     0.0
@@ -242,7 +248,10 @@ impl Case {
                     _ => bh * (2.0 * nn + 2.0 * 2.0 * (n * d) as f64),
                 }
             }
-            CaseKind::DecodePart { .. } | CaseKind::Empty | CaseKind::Chase { .. } => 0.0,
+            CaseKind::DecodePart { .. }
+            | CaseKind::Empty
+            | CaseKind::Chase { .. }
+            | CaseKind::Fixed { .. } => 0.0,
         }
     }
 }
@@ -277,6 +286,23 @@ pub fn diagnostic_cases() -> Vec<Case> {
         },
         Case::copy(256).diagnostic(),
     ];
+    // What a kernel pays besides its main loop: the GEMM's dynamic shared memory alone, and
+    // its epilogue's stores alone, for one CTA and one CTA per SM.
+    for (kernel, ctas) in [
+        ("noop_dyn_smem", 1usize),
+        ("noop_dyn_smem", 132),
+        ("store_tile_bf16", 1),
+        ("store_tile_bf16", 16),
+        ("store_tile_bf16", 132),
+    ] {
+        v.push(Case {
+            name: format!("diag_{kernel}_{ctas}cta"),
+            category: DIAGNOSTIC,
+            op: "-".into(),
+            impl_name: kernel,
+            kind: CaseKind::Fixed { kernel, ctas },
+        });
+    }
     // Dependent-load latency: L2-resident (4 MiB), and two sizes far above the 50 MB L2
     // (equal times there rule out TLB misses as the cause).
     for (bytes, steps) in [
@@ -1080,6 +1106,43 @@ fn run_chase(c: &Ctx, bytes: usize, steps: usize) -> Result<Outcome, CudaError> 
     })
 }
 
+fn run_fixed(c: &Ctx, kernel: &'static str, ctas: usize) -> Result<Outcome, CudaError> {
+    let gpu = c.gpu;
+    let (args_buf, notes) = match kernel {
+        "noop_dyn_smem" => (
+            gpu.alloc(4 * ctas)?,
+            "75776 B dynamic shared memory per CTA, one 4-byte store",
+        ),
+        "store_tile_bf16" => (
+            gpu.alloc(2 * 128 * 128 * ctas)?,
+            "one 128 x 128 bf16 tile (32 KB) per CTA in the GEMM epilogue's store pattern",
+        ),
+        _ => {
+            return Err(CudaError::Invalid(format!(
+                "unknown fixed-cost kernel {kernel}"
+            )))
+        }
+    };
+    let ld = (128 * ctas) as i32;
+    let launch = || {
+        let args: Vec<KArg> = match kernel {
+            "noop_dyn_smem" => vec![KArg::P(args_buf.ptr)],
+            _ => vec![KArg::P(args_buf.ptr), KArg::I(ld)],
+        };
+        gpu.launch(kernel, (ctas as u32, 1, 1), 256, &args)
+    };
+    launch()?;
+    gpu.sync()?;
+    let timing = c.time(&mut |_| launch())?;
+    Ok(Outcome {
+        timing,
+        rel_err: 0.0,
+        nonfinite: 0,
+        tolerance: 0.0,
+        notes: format!("{ctas} CTAs of 256 threads; {notes}"),
+    })
+}
+
 fn run_case(c: &Ctx, case: &Case) -> Result<Outcome, CudaError> {
     match case.kind {
         CaseKind::Gemm { m, n, k, ours } => run_gemm(c, m, n, k, ours),
@@ -1099,6 +1162,7 @@ fn run_case(c: &Ctx, case: &Case) -> Result<Outcome, CudaError> {
         } => run_decode(c, b, hq, hkv, l, d, Some(part)),
         CaseKind::Empty => run_empty(c),
         CaseKind::Chase { bytes, steps } => run_chase(c, bytes, steps),
+        CaseKind::Fixed { kernel, ctas } => run_fixed(c, kernel, ctas),
     }
 }
 

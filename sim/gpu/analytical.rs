@@ -257,6 +257,9 @@ fn kernel_estimate(p: &KernelPlan, hw: &GpuParams) -> KernelEstimate {
     // work: only the kernel's first fill and last drain are exposed (plus what the other
     // CTAs' remaining work cannot cover).
     let hide = occ >= 2;
+    // A fragment epilogue holds its SM while its stores issue (`KernelPlan::epilogue_issue_s`)
+    // and until the partial sectors' fill round trip returns; the two overlap.
+    let hold = hw.miss_latency_s.max(p.epilogue_issue_s);
     let (mut total, mut compute_s, mut memory_s, mut hbm, mut l2) = (0.0, 0.0, 0.0, 0.0, 0.0);
     let (mut first_store, mut writes) = (0.0, 0.0);
     for w in 0..waves {
@@ -315,7 +318,7 @@ fn kernel_estimate(p: &KernelPlan, hw: &GpuParams) -> KernelEstimate {
         if fill_w > 0.0 {
             // Each chunk's fragment epilogue holds the SM: the HBM transfer of its fills and
             // of the write-back of the merged sectors, and the fill's round trip.
-            a += 2.0 * fill_w / bw_h + c * hw.miss_latency_s;
+            a += (2.0 * fill_w / bw_h + c * hw.miss_latency_s).max(c * p.epilogue_issue_s);
         }
         rd_h += fill_w;
         if first_wave || !hide {
@@ -357,7 +360,7 @@ fn kernel_estimate(p: &KernelPlan, hw: &GpuParams) -> KernelEstimate {
         let chain = q as f64 * (lat + m / c + t) + r as f64 * t.max(m) + t;
         let mut lc = lat + first + chain + tail_last + ack;
         if fill_w > 0.0 {
-            lc += hw.miss_latency_s + 2.0 * fill_w / c / bw_h;
+            lc += (hw.miss_latency_s + 2.0 * fill_w / c / bw_h).max(p.epilogue_issue_s);
         }
         total += a.max(b).max(lc);
         compute_s += busy;
@@ -388,9 +391,14 @@ fn kernel_estimate(p: &KernelPlan, hw: &GpuParams) -> KernelEstimate {
             // Each CTA waits for its first tile; the SM's other resident CTAs cover that wait
             // only when they have steps left, which, with CTAs of unequal length, they often do
             // not: charge the round trip shared among the resident CTAs.
-            let fill_s = hw.miss_latency_s / f64::from(p.occupancy.max(1));
+            // A fragment epilogue's stores hold the SM's load/store pipe
+            // (`KernelPlan::epilogue_issue_s`), likewise covered by the other CTAs when they
+            // have work ready.
+            let fill_s = hold / f64::from(p.occupancy.max(1));
             let makespan = imbalance_makespan(p, hw.sms, t, fill_s);
-            let tail = (makespan - compute_s).max(0.0);
+            // The makespan's average per-SM fill time is already in the waves' total.
+            let avg_fill = fill_s * p.ctas() as f64 / f64::from(hw.sms.max(1));
+            let tail = (makespan - compute_s - avg_fill).max(0.0);
             let memory_share = if compute_s > 0.0 {
                 (memory_s / compute_s).min(1.0)
             } else {
@@ -398,7 +406,7 @@ fn kernel_estimate(p: &KernelPlan, hw: &GpuParams) -> KernelEstimate {
             };
             // The last CTA finishes alone: its own fill and write-back.
             let last_fill = if p.epilogue_fill > 0.0 {
-                hw.miss_latency_s + 2.0 * p.epilogue_fill / bw_h
+                (hw.miss_latency_s + 2.0 * p.epilogue_fill / bw_h).max(p.epilogue_issue_s)
             } else {
                 0.0
             };

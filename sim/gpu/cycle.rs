@@ -323,6 +323,8 @@ struct Sim<'a> {
     step_cyc: f64,
     l2_lat: f64,
     miss_lat: f64,
+    /// Cycles a fragment epilogue's stores hold the SM (`KernelPlan::epilogue_issue_s`).
+    issue_cyc: f64,
     slots: Vec<Option<Run>>,
     next_chunk: u64,
     chunks: u64,
@@ -441,7 +443,9 @@ impl Sim<'_> {
                 // sectors go back to it; the SM's load/store pipe (and so its compute) is held
                 // until both have passed the channels.
                 self.compute_busy[server] = true;
-                let done = self.mem.load(now, fill + epilogue, 0.0) + self.miss_lat;
+                // The stores issue while the fills are under way.
+                let done = (self.mem.load(now, fill + epilogue, 0.0) + self.miss_lat)
+                    .max(now + self.issue_cyc);
                 self.mem.hbm_bytes -= epilogue;
                 self.push(done, Kind::Filled { slot });
                 return;
@@ -545,6 +549,7 @@ fn simulate_kernel(p: &KernelPlan, hw: &GpuParams) -> CycleKernel {
         step_cyc: p.sm_step_s(sms) * clock,
         l2_lat: hw.l2_latency_s * clock,
         miss_lat: hw.miss_latency_s * clock,
+        issue_cyc: p.epilogue_issue_s * clock,
         slots: vec![None; (servers * per_server) as usize],
         next_chunk: 0,
         chunks,

@@ -222,6 +222,17 @@ pub struct KernelPlan {
     /// and our GEMMs and FlashAttention-2 kernels ran a constant ~8 µs longer than the main
     /// loop alone explains.
     pub epilogue_fill: f64,
+    /// Seconds each CTA's epilogue holds its SM's load/store pipe issuing its stores (0
+    /// unless the mapping stores accumulator fragments: [`Epilogue::Fragments`]).
+    ///
+    /// Why: a warp's fragment store writes two adjacent elements per lane, four lanes per
+    /// row, so it touches 8 rows — 8 cache lines — and the L1 processes one line per clock
+    /// (Nsight Compute's "wavefronts"): a tile of `e` elements takes `e / 8` clocks. Evidence
+    /// (diagnostic `store_tile_bf16`, same H100): one CTA storing a 128 × 128 bf16 tile in our
+    /// GEMM's fragment pattern took 2.47 µs against 0.78 µs for an empty CTA — 1.7 µs for the
+    /// 2048 lines, with the tile already in L2 (no fill), where the fill model alone gave
+    /// ~0.35 µs; one-step GEMMs of ours measured ~1.5 µs above the model for the same reason.
+    pub epilogue_issue_s: f64,
     /// The kernel's shared operands fit in L2 (each tile then comes from HBM once per kernel;
     /// otherwise once per set of concurrently resident CTAs).
     pub persist: bool,
@@ -527,6 +538,15 @@ impl Ctx<'_> {
     }
 }
 
+/// Seconds a CTA's epilogue of `elems` elements holds the load/store pipe under `map` (see
+/// [`KernelPlan::epilogue_issue_s`]).
+fn issue(map: &GpuMapping, elems: f64, hw: &GpuParams) -> f64 {
+    match map.epilogue {
+        Epilogue::Fragments => elems / 8.0 / hw.clock_hz,
+        Epilogue::Staged => 0.0,
+    }
+}
+
 /// HBM fill bytes of an epilogue of `bytes` under `map` (see [`KernelPlan::epilogue_fill`]).
 fn fill(map: &GpuMapping, bytes: f64) -> f64 {
     match map.epilogue {
@@ -638,6 +658,7 @@ fn gemm(
         write_per_step: 0.0,
         epilogue: f(m) * f(n) / f(rows * cols) * epi_elem,
         epilogue_fill: fill(map, f(m) * f(n) / f(rows * cols) * epi_elem),
+        epilogue_issue_s: issue(map, f(m) * f(n) / f(rows * cols), cx.hw),
         persist: false,
         smem,
         regs_per_thread: regs,
@@ -693,6 +714,7 @@ fn streaming(
         write_per_step: per_step * write_b,
         epilogue: 0.0,
         epilogue_fill: 0.0,
+        epilogue_issue_s: 0.0,
         persist: false,
         smem: 0.0,
         regs_per_thread: regs,
@@ -754,6 +776,7 @@ fn softmax(cx: &Ctx, rows: u64, cols: u64, in_b: f64, out_b: f64) -> Result<Kern
         write_per_step,
         epilogue,
         epilogue_fill: 0.0,
+        epilogue_issue_s: 0.0,
         persist: false,
         smem,
         regs_per_thread: regs,
@@ -869,6 +892,7 @@ fn flash(
         // O and the fp32 log-sum-exp per query row.
         epilogue: f(n) * (f(d) * dtype.out_bytes() + 4.0) / f(rows),
         epilogue_fill: fill(map, f(n) * f(d) * dtype.out_bytes() / f(rows)),
+        epilogue_issue_s: issue(map, f(n) * f(d) / f(rows), cx.hw),
         persist: false,
         smem,
         regs_per_thread: regs,
@@ -992,6 +1016,7 @@ fn decode_split(
         write_per_step: 0.0,
         epilogue,
         epilogue_fill: 0.0,
+        epilogue_issue_s: 0.0,
         persist: false,
         smem,
         regs_per_thread: regs,

@@ -889,6 +889,15 @@ fitted to an individual case. Errors quoted for items 1–8 are on the first rec
    shared among the SM's resident CTAs. With the longer measured latency the analytical and
    cycle models otherwise differed by 6.4% on a searched causal FA3 mapping.
 
+13. **Fragment-store issue** (`KernelPlan::epilogue_issue_s`): a warp's fragment store touches
+   8 rows, i.e. 8 cache lines, and the L1 takes one line per clock, so a tile of `e` elements
+   holds the SM's load/store pipe for `e / 8` clocks, overlapping the fill round trip. Evidence
+   (`reports/crosscheck/h100_diagnostics_run3.md`, a third, diagnostics-only run): one CTA
+   storing a 128 × 128 bf16 tile in our GEMM's fragment pattern took 2.47 µs against 0.78 µs
+   for a CTA that only writes one word (with the GEMM's 75 KB of dynamic shared memory: no
+   cost of its own), with the tile in L2 — 1.7 µs for 2048 lines. Our one-step one-CTA GEMM went
+   from −33% to −16%, fused attention from 6.1% to 4.8% MAPE.
+
 ## Diagnostic run (same H100, same day)
 
 `reports/crosscheck/h100_diagnostics_measured.{csv,md}`: the 50 cases again plus opt-in
@@ -899,16 +908,18 @@ Used as evidence above; not scored. The model column is the device time
 | diagnostic | back-to-back µs | graph µs | model µs |
 |---|---:|---:|---:|
 | near-empty kernel (1 block, one load) | 3.65 | 0.95 | — |
+| one CTA with 75 KB dynamic shared memory, one store (run 3) | 5.7 | 0.78 | — |
+| one CTA storing a 128×128 bf16 tile as fragments (run 3) / 16 / 132 CTAs | 5.7 / 5.8 / 9.1 | 2.47 / 2.73 / 6.27 | — |
 | pointer chase 4 MiB (4096 loads; L2) | 591.6 | 588.4 | — |
 | pointer chase 128 MiB / 1 GiB (2048 loads; HBM) | 686.8 / 718.7 | (replays re-walk cached lines) | — |
-| our GEMM 128×128×32 (1 CTA, 1 step), HBM / L2 | 7.68 / 7.65 | 4.55 / 4.56 | 3.06 |
-| our GEMM 128×128×512 (1 CTA, 16 steps), HBM / L2 | 16.45 / 17.02 | 13.81 / 13.93 | 11.75 |
-| our GEMM 128×128×2048 (1 CTA, 64 steps), HBM / L2 | 46.13 / 44.29 | 41.56 / 41.15 | 39.55 |
-| our GEMM 512×512×512 (16 CTAs, 16 steps), HBM / L2 | 16.77 / 16.67 | 13.77 / 13.62 | 12.13 |
-| our GEMM 512×512×2048 (16 CTAs, 64 steps), HBM / L2 | 44.69 / 44.54 | 41.55 / 41.45 | 39.93 |
+| our GEMM 128×128×32 (1 CTA, 1 step), HBM / L2 | 7.68 / 7.65 | 4.55 / 4.56 | 3.83 |
+| our GEMM 128×128×512 (1 CTA, 16 steps), HBM / L2 | 16.45 / 17.02 | 13.81 / 13.93 | 12.51 |
+| our GEMM 128×128×2048 (1 CTA, 64 steps), HBM / L2 | 46.13 / 44.29 | 41.56 / 41.15 | 40.31 |
+| our GEMM 512×512×512 (16 CTAs, 16 steps), HBM / L2 | 16.77 / 16.67 | 13.77 / 13.62 | 12.57 |
+| our GEMM 512×512×2048 (16 CTAs, 64 steps), HBM / L2 | 44.69 / 44.54 | 41.55 / 41.45 | 40.37 |
 | our GEMM 1024×1024×4096 (64 CTAs, 128 steps) | 83.10 | 79.05 | 78.62 |
 | our GEMM 2048×2048×4096 (2 CTAs/SM, 128 steps) | 137.54 | 134.58 | 137.91 |
-| FA2 d=128, 1 CTA, 1 step | 7.36 | 4.25 | 4.09 |
+| FA2 d=128, 1 CTA, 1 step | 7.36 | 4.25 | 4.30 |
 | FA2 d=128, n=4096, 64 CTAs, 64 steps | 128.66 | 125.86 | 106.66 |
 | unfused n=1024: S=QKᵀ / softmax / PV alone | 138.5 / 93.7 / 54.8 | 135.6 / 92.6 / 51.4 | — |
 | decode b=1 l=32768: split / combine alone | 72.5 / 7.3 | 69.4 / 4.2 | — |
@@ -922,13 +933,12 @@ measurement's own spread.
 
 ## Known limits
 
-- **A fixed cost per kernel of ~1–1.5 µs** that the model lacks: one-step kernels of ours take
-  4.6–5.1 µs in graph replay, the model gives 3.1–3.5 µs (launch overhead 1.64 µs from
-  Accel-Sim, one measured HBM round trip, the step and the epilogue). The empty kernel (0.95 µs
-  with one load) shows that launch alone is not it; CTA start-up and end-of-kernel store
-  draining are the candidates, not measured separately. It leaves the short cases of ours
-  10–22% fast, and it is why the cited 1.64 µs launch overhead is kept instead of the ~0.6 µs a
-  graph launch costs (the 1 MiB copy, +24%, is the case that pays for it).
+- **A fixed cost per kernel of ~0.7–1.3 µs** that the model still lacks: one-step GEMMs of
+  ours take 4.6–6.0 µs in graph replay, the model gives 3.8–5.1 µs with the fragment-store
+  issue (item 13). A CTA that only writes one word costs 0.78 µs per launch in graph replay, so the
+  cited 1.64 µs launch overhead (Accel-Sim) is about 0.9 µs above a graph launch: it stands in
+  for start-up costs not modelled separately (prologue address arithmetic, the first
+  `cp.async` group), and it puts the 1 MiB copy +24%.
 - **Lone FA2 CTAs** (64 CTAs, 64 steps: −15%) expose more latency per step than the GEMM's
   factor covers (the softmax's shuffle and exponent chains); not measured separately, so not
   modelled.

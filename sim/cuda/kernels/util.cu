@@ -52,3 +52,32 @@ KERNEL void chase_u32(const u32* p, int steps, int start, u32* out) {
   for (int s = 0; s < steps; ++s) j = ld_cg_u32(p + j);  // L2 or HBM, never L1
   *out = j;
 }
+
+// Fixed-cost diagnostics (what a kernel pays besides its main loop):
+// a CTA with the GEMM's 75776 bytes of dynamic shared memory that only writes one word...
+KERNEL void __launch_bounds__(256) noop_dyn_smem(u32* out) {
+  DYN_SMEM(smem_raw);
+  if (threadIdx.x == 0) {
+    smem_raw[0] = 1;
+    out[blockIdx.x] = smem_raw[0];
+  }
+}
+
+// ... and a CTA that stores a 128 x 128 bf16 tile (32 KB) from registers exactly as the GEMM
+// epilogue does (8 warps of 64 x 32, m16n8 fragments: one 4-byte store per thread covers 8
+// rows x 16 bytes per warp). Grid = tiles side by side along the columns.
+KERNEL void __launch_bounds__(256) store_tile_bf16(u16* out, int ld) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int wm = warp >> 2, wn = warp & 3;
+  u16* base = out + (long long)blockIdx.x * 128;
+#pragma unroll
+  for (int mt = 0; mt < 4; ++mt)
+#pragma unroll
+    for (int nt = 0; nt < 4; ++nt)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int row = wm * 64 + mt * 16 + (lane >> 2) + h * 8;
+        const int col = wn * 32 + nt * 8 + 2 * (lane & 3);
+        *(u32*)(base + (long long)row * ld + col) = 0x3f803f80u;
+      }
+}
