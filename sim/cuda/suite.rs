@@ -1040,15 +1040,8 @@ fn run_empty(c: &Ctx) -> Result<Outcome, CudaError> {
             &[KArg::P(x.ptr), KArg::L(1), KArg::P(counter.ptr)],
         )
     };
-    launch()?;
-    gpu.sync()?;
-    let timing = c.time(&mut |_| launch())?;
-    Ok(Outcome {
-        timing,
-        rel_err: 0.0,
-        nonfinite: 0,
-        tolerance: 0.0,
-        notes: "one block of 256 threads reading one bf16 element".into(),
+    timed_diagnostic(c, &launch, |_| {
+        "one block of 256 threads reading one bf16 element".into()
     })
 }
 
@@ -1106,6 +1099,25 @@ fn run_chase(c: &Ctx, bytes: usize, steps: usize) -> Result<Outcome, CudaError> 
     })
 }
 
+/// Times a diagnostic launch that has no output to check: one launch and a sync (errors
+/// surface here), then the suite's timing; `notes` describes the case from its timing.
+fn timed_diagnostic(
+    c: &Ctx,
+    launch: &dyn Fn() -> Result<(), CudaError>,
+    notes: impl FnOnce(&Timing) -> String,
+) -> Result<Outcome, CudaError> {
+    launch()?;
+    c.gpu.sync()?;
+    let timing = c.time(&mut |_| launch())?;
+    Ok(Outcome {
+        notes: notes(&timing),
+        timing,
+        rel_err: 0.0,
+        nonfinite: 0,
+        tolerance: 0.0,
+    })
+}
+
 fn run_fixed(c: &Ctx, kernel: &'static str, ctas: usize) -> Result<Outcome, CudaError> {
     let gpu = c.gpu;
     let (args_buf, notes) = match kernel {
@@ -1131,15 +1143,8 @@ fn run_fixed(c: &Ctx, kernel: &'static str, ctas: usize) -> Result<Outcome, Cuda
         };
         gpu.launch(kernel, (ctas as u32, 1, 1), 256, &args)
     };
-    launch()?;
-    gpu.sync()?;
-    let timing = c.time(&mut |_| launch())?;
-    Ok(Outcome {
-        timing,
-        rel_err: 0.0,
-        nonfinite: 0,
-        tolerance: 0.0,
-        notes: format!("{ctas} CTAs of 256 threads; {notes}"),
+    timed_diagnostic(c, &launch, |_| {
+        format!("{ctas} CTAs of 256 threads; {notes}")
     })
 }
 
