@@ -13,7 +13,7 @@
 //!   is carried over an iterative rank. A buffered intermediate is written once and read
 //!   by each consumer that waits for it; consumers in the producer's pass take it as it is
 //!   produced (FLAT's pass 1 computes the row max while QK is written out). Spilled, the
-//!   same counts go to DRAM.
+//!   same counts go to DRAM, passing the global buffer on the way out and back in.
 //! * **Between units** data passes through the global buffer (the FuseMax artifact models
 //!   no array-to-array path, for FuseMax or FLAT): an intermediate consumed on another unit
 //!   than its producer's is written there once and read once by each such consumer, for
@@ -333,9 +333,14 @@ fn evaluate_in(
         if g.spill & (1 << t) != 0 {
             let full = tp.elems as f64 * bytes;
             dram.push((t, full * readers, full));
-            if cross > 0 {
-                glb.push((t, staged * cross as f64, staged));
-            }
+            // DRAM traffic passes the global buffer like every group input and output: the
+            // producer's write goes out through it (and feeds a cross-unit consumer of the same
+            // pass from there), each DRAM read comes back in through it.
+            glb.push((
+                t,
+                full * (1.0 + readers) + staged * cross as f64,
+                full * (1.0 + readers),
+            ));
         } else {
             // Live from its producer until its last consumer, whose output may take its place.
             let pos = |e: usize| g.einsums.iter().position(|&x| x == e).unwrap();
