@@ -13,9 +13,13 @@
 //! on the device, output poisoned with NaN before a checked launch, a full scan
 //! for unwritten (non-finite) outputs, a float64 CPU reference on a sampled
 //! subset of output rows ([`reference`]), then warm-up and ≥ 20 back-to-back
-//! launches timed with CUDA events (median reported). Inputs that would fit in
-//! L2 are rotated among several copies so the timing does not measure the
-//! cache.
+//! launches timed with CUDA events (median reported), and the same launches
+//! captured in a CUDA graph and replayed (device time per launch: what the
+//! model is compared with for cases under 100 µs, where the host's launch calls
+//! can set the back-to-back pace; see `crate::gpu::recorded`). Inputs that would
+//! fit in L2 are rotated among up to 256 copies so the timing does not measure
+//! the cache. Opt-in diagnostic cases (`CASCADE_CUDA_DIAG=1`) measure launch and
+//! epilogue costs, L2/HBM load latency (pointer chase) and lone-CTA step times.
 //!
 //! Op spec grammar written to [`Measurement::op`] (parsed by the model side):
 //! `gemm m= n= k= dtype=bf16`, `bmm batch= m= n= k= dtype=bf16`,
