@@ -1032,7 +1032,7 @@ fn run_empty(c: &Ctx) -> Result<Outcome, CudaError> {
     let counter = c.gpu.alloc(8)?;
     c.gpu.poison_u32(counter.ptr, 2)?;
     let gpu = c.gpu;
-    let launch = || {
+    let launch = |_: usize| {
         gpu.launch(
             "count_nonfinite_bf16",
             (1, 1, 1),
@@ -1080,35 +1080,28 @@ fn run_chase(c: &Ctx, bytes: usize, steps: usize) -> Result<Outcome, CudaError> 
             ],
         )
     };
-    launch(0)?;
-    gpu.sync()?;
-    let timing = c.time(&mut |i| launch(i))?;
     let per = |t: f64| t / steps as f64 * 1e9;
-    Ok(Outcome {
-        notes: format!(
-            "one thread, {steps} dependent ld.global.cg loads over {} lines of 128 B: \
+    timed_diagnostic(c, &launch, |timing| {
+        format!(
+            "one thread, {steps} dependent ld.global.cg loads over {lines} lines of 128 B: \
              {:.1} ns per load (graph), {:.1} ns (back to back)",
-            lines,
             per(timing.graph_median),
             per(timing.median)
-        ),
-        timing,
-        rel_err: 0.0,
-        nonfinite: 0,
-        tolerance: 0.0,
+        )
     })
 }
 
 /// Times a diagnostic launch that has no output to check: one launch and a sync (errors
-/// surface here), then the suite's timing; `notes` describes the case from its timing.
+/// surface here), then the suite's timing (`launch(i)` for launch `i`); `notes` describes
+/// the case from its timing.
 fn timed_diagnostic(
     c: &Ctx,
-    launch: &dyn Fn() -> Result<(), CudaError>,
+    launch: &dyn Fn(usize) -> Result<(), CudaError>,
     notes: impl FnOnce(&Timing) -> String,
 ) -> Result<Outcome, CudaError> {
-    launch()?;
+    launch(0)?;
     c.gpu.sync()?;
-    let timing = c.time(&mut |_| launch())?;
+    let timing = c.time(&mut |i| launch(i))?;
     Ok(Outcome {
         notes: notes(&timing),
         timing,
@@ -1136,7 +1129,7 @@ fn run_fixed(c: &Ctx, kernel: &'static str, ctas: usize) -> Result<Outcome, Cuda
         }
     };
     let ld = (128 * ctas) as i32;
-    let launch = || {
+    let launch = |_: usize| {
         let args: Vec<KArg> = match kernel {
             "noop_dyn_smem" => vec![KArg::P(args_buf.ptr)],
             _ => vec![KArg::P(args_buf.ptr), KArg::I(ld)],

@@ -321,25 +321,23 @@ fn evaluate_in(
         // Units exchange data only through the global buffer (no array-to-array path, as the
         // FuseMax artifact models both FuseMax and FLAT): a consumer on another unit reads what
         // the producer wrote there.
-        let staged = tp.elems as f64 * bytes;
+        let whole = tp.elems as f64 * bytes;
         if !buffered {
             if cross > 0 {
-                glb.push((t, staged * cross as f64, staged));
+                glb.push((t, whole * cross as f64, whole));
             }
             continue; // streams through the arrays
         }
         let readers = readers.max(1) as f64;
-        let elems = nest.tile(p, t, depth) * nest.fetches(p, t, depth);
         if g.spill & (1 << t) != 0 {
-            let full = tp.elems as f64 * bytes;
-            dram.push((t, full * readers, full));
+            dram.push((t, whole * readers, whole));
             // DRAM traffic passes the global buffer like every group input and output: the
             // producer's write goes out through it (and feeds a cross-unit consumer of the same
             // pass from there), each DRAM read comes back in through it.
             glb.push((
                 t,
-                full * (1.0 + readers) + staged * cross as f64,
-                full * (1.0 + readers),
+                whole * (1.0 + readers) + whole * cross as f64,
+                whole * (1.0 + readers),
             ));
         } else {
             // Live from its producer until its last consumer, whose output may take its place.
@@ -352,7 +350,8 @@ fn evaluate_in(
                 .unwrap_or(pos(pe));
             live.push((pos(pe), last, nest.tile(p, t, depth) * bytes));
             keep.push((t, depth));
-            glb.push((t, elems * bytes * (readers + cross as f64), elems * bytes));
+            let held = nest.tile(p, t, depth) * nest.fetches(p, t, depth) * bytes;
+            glb.push((t, held * (readers + cross as f64), held));
         }
     }
     // Peak of buffered intermediates over the group's Einsum order (freed in place).
