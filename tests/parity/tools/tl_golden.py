@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Convert one Timeloop v3 run of a parity case into the tool-neutral golden.json.
 
-Usage: tl_golden.py CASE_DIR
+Usage: tl_golden.py CASE_DIR [MAP_YAML OUT_DIR GOLDEN_JSON]
+
+(the optional arguments convert a run of another mapping of the same case, e.g.
+the best mapping found by timeloop-mapper)
 
 Reads the case's own inputs (arch.yaml, problem.yaml, map.yaml, ert.yaml, meta.yaml)
 and Timeloop's raw outputs in CASE_DIR/out (timeloop-model.map+stats.xml for the
@@ -164,10 +167,12 @@ def main():
     case = Path(sys.argv[1])
     arch = load_yaml(case / "arch.yaml")["architecture"]
     prob = load_yaml(case / "problem.yaml")["problem"]
-    mapping = load_yaml(case / "map.yaml")["mapping"]
+    map_file = Path(sys.argv[2]) if len(sys.argv) > 2 else case / "map.yaml"
+    out = Path(sys.argv[3]) if len(sys.argv) > 3 else case / "out"
+    golden_file = Path(sys.argv[4]) if len(sys.argv) > 4 else case / "golden.json"
+    mapping = load_yaml(map_file)["mapping"]
     ert = ert_table(load_yaml(case / "ert.yaml"))
     meta = load_yaml(case / "meta.yaml")
-    out = case / "out"
     levels, nets = parse_xml(out / "timeloop-model.map+stats.xml")
     summary = parse_stats_txt(out / "timeloop-model.stats.txt")
 
@@ -366,7 +371,7 @@ def main():
                            "instances + MAC energy + network energy, exactly as Topology::ComputeStats sums it",
         },
     }
-    with open(case / "golden.json", "w") as f:
+    with open(golden_file, "w") as f:
         json.dump(golden, f, indent=1)
         f.write("\n")
     print(f"{case.name}: energy {energy_total:.4f} pJ, cycles {summary['cycles']}, macs {arith['actual_computes']}")
