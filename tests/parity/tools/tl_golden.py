@@ -336,9 +336,11 @@ def main():
             "extents": extents,
             "coefficients": coefficients,
             "dataspaces": {ds: tensor_of[ds] for ds in ds_names},
-            "word_bits": {**{tensor_of[ds]: None for ds in ds_names},
-                          "note": "Timeloop v3 has one word size per storage level (see arch.levels[].word_bits), "
-                                  "not per tensor; O_partial == O"},
+            "word_bits": {**{tensor_of[ds]: (next(iter(word_bits_all)) if len(word_bits_all) == 1 else None)
+                             for ds in ds_names},
+                          "O_partial": next(iter(word_bits_all)) if len(word_bits_all) == 1 else None,
+                          "note": "Timeloop v3 has one word size per storage level (arch.levels[].word_bits), "
+                                  "not per tensor; partial sums use the same word size"},
         },
         "arch": {
             "clock_hz": meta.get("clock_hz"),
