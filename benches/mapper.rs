@@ -1,10 +1,11 @@
-//! Model evaluations per second (criterion): one evaluation of a GEMM mapping and of
-//! FuseMax's Mapping 1 for 1-pass attention, and whole searches (rayon over restarts)
-//! reported as evaluations/s via criterion's throughput.
+//! Model evaluations per second (criterion): a GEMM on a 3-level architecture with per-PE
+//! register files (DRAM → global buffer → 256×256 register files → MACs, the fusemax preset's
+//! 2D path) and FuseMax's Mapping 1 of 1-pass attention (12 Einsums on two arrays), one core and
+//! all cores; and whole searches, reported as evaluations/s through criterion's throughput.
 
-use cascade::spatial::analytical::{evaluate, Analytical};
+use cascade::models::spatial::analytical::Analytical;
 use cascade_einsum::{bind, library};
-use cascade_mappings::model::{ArchP, GroupPlan, NONE};
+use cascade_mappings::model::{ArchP, CostModel, GroupPlan};
 use cascade_mappings::{search_group, Problem, Search};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rayon::prelude::*;
@@ -15,28 +16,17 @@ fn problem(cascade: &str, e: &[(&str, u64)]) -> Problem {
     let c = library::load(cascade).unwrap().cascade;
     let ext: BTreeMap<String, u64> = e.iter().map(|(k, v)| (k.to_string(), *v)).collect();
     let sh = bind(&c, &ext).unwrap();
-    Problem::new(&c, &sh, 2, None)
+    Problem::new(&c, &sh, 2, None).unwrap()
 }
 
+/// A GEMM 4096³ on the fusemax preset's 2D array, mapped by a short search.
 fn gemm() -> (Problem, ArchP, GroupPlan) {
     let p = problem("gemm", &[("T", 4096), ("K", 4096), ("N", 4096)]);
     let a = ArchP::new(&cascade_arch::preset("fusemax").unwrap(), &p).unwrap();
-    let r = |n: &str| p.rank_index(n).unwrap();
-    let mut spatial: Vec<Vec<(usize, u64)>> = a
-        .units
-        .iter()
-        .map(|u| vec![(NONE, 1); u.dims.len()])
-        .collect();
-    let u2 = a.unit_index("pe2d").unwrap();
-    spatial[u2] = vec![(r("T"), 256), (r("N"), 256)];
-    let plan = GroupPlan {
-        einsums: vec![0],
-        loops: vec![(r("T"), 16), (r("N"), 16)],
-        spatial,
-        binding: vec![u2],
-        spill: 0,
-        keep: vec![],
-    };
+    let s = Search::default().budget(2_000).restarts(2);
+    let plan = search_group(&p, &a, &[0], &Analytical::default(), &s)
+        .unwrap()
+        .plan;
     (p, a, plan)
 }
 
@@ -60,16 +50,23 @@ fn attention() -> (Problem, ArchP, GroupPlan) {
 }
 
 fn bench(c: &mut Criterion) {
+    let model = Analytical::default();
     let (p, a, g) = gemm();
     let mut grp = c.benchmark_group("evaluate");
     grp.throughput(Throughput::Elements(1));
-    grp.bench_function("gemm_4096", |b| {
-        b.iter(|| evaluate(black_box(&p), &a, black_box(&g)).unwrap().cycles)
+    grp.bench_function("gemm_4096_3level", |b| {
+        b.iter(|| {
+            model
+                .score(black_box(&p), &a, black_box(&g))
+                .unwrap()
+                .cycles
+        })
     });
     let (pa, aa, ga) = attention();
     grp.bench_function("attention_1pass_16k", |b| {
         b.iter(|| {
-            evaluate(black_box(&pa), &aa, black_box(&ga))
+            model
+                .score(black_box(&pa), &aa, black_box(&ga))
                 .unwrap()
                 .cycles
         })
@@ -81,11 +78,11 @@ fn bench(c: &mut Criterion) {
     grp.sample_size(10);
     let n = 200_000u64;
     grp.throughput(Throughput::Elements(n));
-    grp.bench_function("gemm_4096", |b| {
+    grp.bench_function("gemm_4096_3level", |b| {
         b.iter(|| {
             (0..n)
                 .into_par_iter()
-                .map(|_| evaluate(&p, &a, &g).unwrap().cycles)
+                .map(|_| model.score(&p, &a, &g).unwrap().cycles)
                 .sum::<f64>()
         })
     });
@@ -93,30 +90,16 @@ fn bench(c: &mut Criterion) {
 
     let mut grp = c.benchmark_group("search");
     grp.sample_size(10);
-    for (name, p, a) in [("gemm_4096", &p, &a), ("attention_1pass_16k", &pa, &aa)] {
-        let s = Search::default().budget(100_000).restarts(4).patience(1000);
-        let n = search_group(
-            p,
-            a,
-            &(0..p.einsums.len()).collect::<Vec<_>>(),
-            &Analytical,
-            &s,
-        )
-        .unwrap()
-        .evaluations;
+    for (name, p, a) in [
+        ("gemm_4096_3level", &p, &a),
+        ("attention_1pass_16k", &pa, &aa),
+    ] {
+        let s = Search::default().budget(50_000).restarts(4).patience(1000);
+        let all: Vec<usize> = (0..p.einsums.len()).collect();
+        let n = search_group(p, a, &all, &model, &s).unwrap().evaluations;
         grp.throughput(Throughput::Elements(n));
         grp.bench_function(name, |b| {
-            b.iter(|| {
-                search_group(
-                    p,
-                    a,
-                    &(0..p.einsums.len()).collect::<Vec<_>>(),
-                    &Analytical,
-                    &s,
-                )
-                .unwrap()
-                .evaluations
-            })
+            b.iter(|| search_group(p, a, &all, &model, &s).unwrap().evaluations)
         });
     }
     grp.finish();

@@ -20,6 +20,7 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once per run
 pub enum Command {
     /// Parse and check a cascade (.ein file or built-in name); report passes per rank.
     Check {
@@ -45,18 +46,44 @@ pub enum Command {
         #[arg(long, value_delimiter = ',')]
         seq: Vec<u64>,
     },
-    /// Map one layer of a workload onto a spatial architecture; print the best mappings and reports.
+    /// Map the cascades of a workload's layer, or one cascade, onto an architecture: search
+    /// fusion, bindings, tiling, loop order, unrolling, bypass and spills; print the reports.
     Map {
-        /// Workload TOML or built-in name.
+        /// Workload TOML or built-in name (maps one layer at a point).
+        #[arg(long, conflicts_with = "cascade")]
+        workload: Option<String>,
+        /// A .ein file or a built-in cascade name (e.g. gemm, conv2d) with `--set` extents.
         #[arg(long)]
-        workload: String,
-        /// Architecture TOML or preset name (fusemax, flat, flat_edge).
+        cascade: Option<String>,
+        /// Rank extents of `--cascade`, e.g. `--set M=64 --set N=64 --set K=64`.
+        #[arg(long = "set", value_name = "RANK=N")]
+        set: Vec<String>,
+        /// Workload point: prefill or decode (default: the workload's first).
+        #[arg(long)]
+        phase: Option<String>,
+        /// Workload point: batch size (default: the workload's).
+        #[arg(long)]
+        batch: Option<u64>,
+        /// Workload point: sequence length (default: the workload's first).
+        #[arg(long)]
+        seq: Option<u64>,
+        /// Bytes per element (default: the workload's precision; 2 for --cascade).
+        #[arg(long)]
+        dtype_bytes: Option<u64>,
+        /// Zipf skew of tokens per expert for a routing cascade given with --cascade (0 = balanced).
+        #[arg(long, default_value_t = 0.0)]
+        skew: f64,
+        /// Architecture TOML or preset name (fusemax, flat, flat_edge, h100, …).
         #[arg(long)]
         arch: String,
         /// latency, energy or edp.
         #[arg(long, default_value = "latency")]
         objective: String,
-        /// Constraints TOML (`[[spatial]] unit/dim/rank`, `[[bind]] einsum/unit`).
+        /// search (try all / per pass / none), all, or none.
+        #[arg(long, default_value = "search")]
+        fusion: String,
+        /// Constraints TOML (Timeloop style: [[temporal]], [[spatial]], [[bypass]],
+        /// [[utilization]], [[bind]]).
         #[arg(long)]
         constraints: Option<String>,
         /// Directory to save each cascade's best mapping as TOML.
@@ -74,12 +101,9 @@ pub enum Command {
     Simulate {
         #[arg(long)]
         mapping: String,
-        /// Architecture (default: the preset the mapping names).
+        /// Architecture (default: the one the mapping names).
         #[arg(long)]
         arch: Option<String>,
-        /// Bytes per element.
-        #[arg(long, default_value_t = 2)]
-        dtype_bytes: u64,
         #[arg(long)]
         json: bool,
     },
@@ -227,37 +251,65 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Crosscheck { out }) => crosscheck(Path::new(&out)),
         Some(Command::Map {
             workload,
+            cascade,
+            set,
+            phase,
+            batch,
+            seq,
+            dtype_bytes,
+            skew,
             arch,
             objective,
+            fusion,
             constraints,
             save,
             seed,
             budget,
             json,
         }) => {
-            let w = Workload::load(&workload)?;
+            use crate::commands::map;
+            let obj = map::check_objective(&objective)?;
+            let fusion = map::check_fusion(&fusion)?;
+            if budget == 0 {
+                bail!("--budget 0: give at least one evaluation");
+            }
             let a = load_arch(&arch)?;
-            let obj = crate::spatial::run::check_objective(&objective)?;
-            let cons: cascade_mappings::Constraints = match &constraints {
-                Some(f) => {
-                    let text =
-                        std::fs::read_to_string(f).with_context(|| format!("{f}: cannot read"))?;
-                    toml::from_str(&text).map_err(|e| anyhow::anyhow!("{f}: {}", e.message()))?
-                }
-                None => Default::default(),
-            };
+            let cons = map::load_constraints(constraints.as_deref())?;
+            let (label, insts) = map::instances(&map::Target {
+                workload: workload.as_deref(),
+                cascade: cascade.as_deref(),
+                set: &set,
+                phase: phase.as_deref(),
+                batch,
+                seq,
+                dtype_bytes,
+                skew,
+            })?;
+            let search = cascade_mappings::Search::default()
+                .objective(obj)
+                .seed(seed)
+                .budget(budget)
+                .constraints(cons);
             let t = std::time::Instant::now();
-            let mapped = crate::spatial::run::map_workload(&w, &a, obj, &cons, seed, budget)?;
+            let mapped = map::map_instances(&insts, &a, &fusion, &search)?;
             let secs = t.elapsed().as_secs_f64();
-            let ok: Vec<(&str, &crate::spatial::run::Mapped1)> = mapped
+            let ok: Vec<(&str, &map::Mapped1)> = mapped
                 .iter()
                 .filter_map(|m| m.result.as_ref().ok().map(|r| (m.role.as_str(), r)))
                 .collect();
             let evals: u64 = ok.iter().map(|m| m.1.evaluations).sum();
             if let Some(dir) = &save {
                 std::fs::create_dir_all(dir).with_context(|| format!("{dir}: cannot create"))?;
+                let prefix = workload
+                    .as_deref()
+                    .map(|w| {
+                        Path::new(w)
+                            .file_stem()
+                            .map_or(w.to_string(), |s| s.to_string_lossy().into_owned())
+                    })
+                    .unwrap_or_else(|| "cascade".into());
                 for (role, m) in &ok {
-                    let f = Path::new(dir).join(format!("{}_{}_{}.toml", w.name, role, a.name));
+                    let f = Path::new(dir).join(format!("{prefix}_{role}_{}.toml", a.name));
                     std::fs::write(&f, m.mapping.to_toml()?)
                         .with_context(|| format!("{}: cannot write", f.display()))?;
                 }
@@ -265,77 +317,77 @@ pub fn run(cli: Cli) -> Result<()> {
             if json {
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(
-                        &serde_json::json!({"instances": mapped, "evaluations": evals, "seconds": secs, "evaluations_per_s": evals as f64 / secs})
-                    )?
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "target": label, "arch": a.name, "instances": mapped,
+                        "evaluations": evals, "seconds": secs,
+                        "evaluations_per_s": evals as f64 / secs.max(1e-9)
+                    }))?
                 );
             } else {
-                let pt = w.points()[0];
-                println!("mapped one layer of {} ({:?}, batch {}, seq {}) onto {} — objective {objective}", w.name, pt.phase, pt.batch, pt.seq_len, a.name);
+                println!("mapped {label} onto {} — objective {objective}", a.name);
                 for m in &mapped {
                     match &m.result {
                         Ok(x) => {
-                            let r = &x.report;
-                            let util: Vec<String> = r
-                                .utilization
-                                .iter()
-                                .map(|(u, v)| format!("{u} {v:.3}"))
-                                .collect();
-                            println!("  {:<10} {:<16} {:.4e} s  {:.3e} J  DRAM {:.3e} B  util {}  groups {}", m.role, r.cascade, r.latency_s, r.energy_pj * 1e-12, r.dram_bytes(), util.join(", "), r.groups.len());
+                            println!("  {}", map::summary_line(&m.role, &x.report));
+                            println!(
+                                "  {:<12} {} evaluations of a mapspace of {:.3e} plans ({:.2e} covered); stopped: {}",
+                                "", x.evaluations, x.space_size, x.coverage, x.stop.join("; ")
+                            );
                         }
-                        Err(e) => println!("  {:<10} {:<16} not mapped: {e}", m.role, m.cascade),
+                        Err(e) => println!("  {:<12} {:<18} not mapped: {e}", m.role, m.cascade),
                     }
                 }
                 let total: f64 = ok.iter().map(|m| m.1.report.latency_s).sum();
-                println!("mapped total {total:.4e} s ({} of {} cascades); {evals} mappings evaluated in {secs:.2} s ({:.0}/s)", ok.len(), mapped.len(), evals as f64 / secs);
-                if let Some((_, m)) = ok.iter().find(|m| m.0 == "attention") {
-                    println!("\nbest attention mapping:\n{}", m.mapping.to_toml()?);
+                println!(
+                    "mapped total {total:.4e} s ({} of {} cascades); {evals} mappings evaluated in {secs:.2} s ({:.0}/s)",
+                    ok.len(),
+                    mapped.len(),
+                    evals as f64 / secs.max(1e-9)
+                );
+                if let [(_, m)] = ok.as_slice() {
+                    println!("\nbest mapping:\n{}", m.mapping.to_toml()?);
                 }
+            }
+            if ok.is_empty() {
+                bail!("no cascade could be mapped onto {}", a.name);
             }
             Ok(())
         }
         Some(Command::Simulate {
             mapping,
             arch,
-            dtype_bytes,
             json,
         }) => {
-            let m = cascade_mappings::Mapping::load(Path::new(&mapping))?;
+            let (m, text) = cascade_mappings::Mapping::load(Path::new(&mapping))?;
             let a = load_arch(arch.as_deref().unwrap_or(&m.arch))?;
-            let r = crate::spatial::run::simulate(&m, &a, dtype_bytes)
-                .with_context(|| mapping.clone())?;
+            let r = crate::commands::map::simulate(&m, &text, &mapping, &a)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
-                println!(
-                    "{} on {}: {:.6e} s ({:.0} cycles), {:.4e} J, DRAM {:.4e} B",
-                    r.cascade,
-                    r.arch,
-                    r.latency_s,
-                    r.latency_cycles,
-                    r.energy_pj * 1e-12,
-                    r.dram_bytes()
-                );
-                for (u, v) in &r.utilization {
-                    println!("  utilization {u}: {v:.4}");
+                println!("{}", crate::commands::map::summary_line(&m.cascade, &r));
+                for t in &r.traffic {
+                    println!(
+                        "  {:<14} {:<6} reads {:>12.0}  fills {:>12.0}  updates {:>12.0}",
+                        t.level, t.tensor, t.reads, t.fills, t.updates
+                    );
                 }
             }
             Ok(())
         }
         Some(Command::Regress { baseline, update }) => {
             let rows = crate::reproduce::run(None)?;
-            let cur = crate::spatial::run::tracked(&crate::reproduce::summarize(&rows));
+            let cur = crate::commands::regress::tracked(&crate::reproduce::summarize(&rows));
             if update {
-                let b = crate::spatial::run::Baseline {
+                let b = crate::commands::regress::Baseline {
                     note: "Modeled FuseMax reproduction figures (cascade reproduce fusemax); regenerate with `cascade regress --update` when a model change is intended.".into(),
-                    figures: cur.iter().map(|(k, v)| (k.clone(), crate::spatial::run::BaselineFigure { value: (v * 1e6).round() / 1e6, tolerance: 0.01 })).collect(),
+                    figures: cur.iter().map(|(k, v)| (k.clone(), crate::commands::regress::BaselineFigure { value: (v * 1e6).round() / 1e6, tolerance: 0.01 })).collect(),
                 };
                 std::fs::write(&baseline, toml::to_string_pretty(&b)?)?;
                 println!("wrote {baseline}");
                 return Ok(());
             }
-            let b = crate::spatial::run::load_baseline(Path::new(&baseline))?;
-            let (text, ok) = crate::spatial::run::regress(&cur, &b);
+            let b = crate::commands::regress::load_baseline(Path::new(&baseline))?;
+            let (text, ok) = crate::commands::regress::regress(&cur, &b);
             print!("{text}");
             if !ok {
                 bail!("modeled figures drifted from {baseline}");

@@ -3,10 +3,11 @@
 
 pub mod analyze;
 pub mod cli;
+pub mod commands;
 pub mod gpu;
+pub mod models;
 pub mod plot;
 pub mod reproduce;
-pub mod spatial;
 pub mod workload;
 
 #[cfg(feature = "cuda")]

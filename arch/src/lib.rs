@@ -1,17 +1,18 @@
-//! cascade-arch: typed architecture specifications (storage levels, compute units, energy tables,
-//! GPU figures) loaded from unit-checked TOML.
+//! cascade-arch: typed architecture specifications (a tree of storage levels with fanouts,
+//! compute units, per-action energies, word sizes, GPU figures) loaded from unit-checked TOML.
 //!
 //! ```
 //! let arch = cascade_arch::preset("fusemax").unwrap();
 //! assert_eq!(arch.peak_ops_per_s("pe2d", "mac"), Some(65536.0 * 940e6));
 //! ```
 
+pub mod locate;
 pub mod spec;
 pub mod units;
 
 pub use spec::{
-    AccessEnergy, ArchError, Architecture, ComputeShape, ComputeUnit, GpuSpec, HbmTiming, Link,
-    OpCost, StorageKind, StorageLevel,
+    ArchError, Architecture, ComputeUnit, GpuSpec, LevelEnergy, OpCost, Precision, StorageKind,
+    StorageLevel, MAX_WORD_BITS, ROLES,
 };
 pub use units::{Bandwidth, Bytes, Duration, Energy, Frequency, UnitError};
 

@@ -1,6 +1,19 @@
-//! The architecture specification: storage levels, compute units, links and (for GPUs) a
-//! [`GpuSpec`]. Loaded from TOML with every unknown field rejected, then [`Architecture::validate`]d.
+//! The architecture specification: a tree of storage levels (outermost first), compute units
+//! hanging under levels, per-tensor word sizes and, for GPUs, a [`GpuSpec`]. Loaded from TOML
+//! with every unknown field rejected, then [`Architecture::validate`]d; every error names the
+//! file and the line:column of the offending field.
+//!
+//! The general core's vocabulary (Timeloop's, with FuseMax's compute units):
+//! * a **level** stores tiles of tensors; it has `fanout` instances per instance of its
+//!   `parent` (up to three dimensions, which spatial loops of a mapping unroll over), a
+//!   capacity per instance, the tensors it may `hold`, ports (access width, read/write
+//!   bandwidth, shared or separate) and an energy per action (read, fill, update);
+//! * a **compute unit** hangs under a level, with `fanout` processing elements per instance
+//!   of it, and the operations it supports with their cycles and energy.
+//!
+//! Nothing here names "DRAM", "global buffer" or "register file": they are levels.
 
+use crate::locate::{line_col, locate};
 use crate::units::{Bandwidth, Bytes, Duration, Energy, Frequency};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -18,7 +31,8 @@ pub enum ArchError {
         #[source]
         source: std::io::Error,
     },
-    /// TOML syntax error, unknown field, wrong type or bad unit string.
+    /// A TOML syntax error, unknown field, wrong type or bad unit string, or a semantic error
+    /// located in the file.
     #[error("{file}:{line}:{col}: {message}{}", snippet_suffix(snippet))]
     Parse {
         /// The file name given to the loader.
@@ -27,15 +41,15 @@ pub enum ArchError {
         line: usize,
         /// 1-based column (in characters) of the offending text (0 if unknown).
         col: usize,
-        /// The parser's message, e.g. ``unknown field `bandwith`, expected ...``.
+        /// The message, e.g. ``unknown field `bandwith`, expected ...``.
         message: String,
-        /// The offending source line, which names the field.
+        /// The offending source line.
         snippet: String,
     },
-    /// A semantic check failed; `path` names the field, e.g. `levels[1] (global_buffer).read_bandwidth`.
+    /// A semantic check failed; `path` names the field, e.g. `levels[1] (glb).fanout`.
     #[error("{}{path}: {message}", file_prefix(file))]
     Invalid {
-        /// The file, when the architecture came from one.
+        /// The file, when the architecture came from one and the field could not be located.
         file: Option<String>,
         /// Field path.
         path: String,
@@ -67,31 +81,38 @@ fn file_prefix(file: &Option<String>) -> String {
     file.as_ref().map(|f| format!("{f}: ")).unwrap_or_default()
 }
 
-fn invalid(path: impl Into<String>, message: impl Into<String>) -> ArchError {
+/// A semantic error at a field path. `locator` is the machine path (`levels[1].fanout`) used to
+/// find the field in the source; `shown` the path shown to the user.
+fn invalid(shown: impl Into<String>, message: impl Into<String>) -> ArchError {
     ArchError::Invalid {
         file: None,
-        path: path.into(),
+        path: shown.into(),
         message: message.into(),
     }
 }
 
-fn one() -> u32 {
-    1
+fn yes() -> bool {
+    true
 }
 
-fn is_one(v: &u32) -> bool {
-    *v == 1
+fn is_true(v: &bool) -> bool {
+    *v
+}
+
+fn unit_fanout() -> Vec<u32> {
+    vec![1]
+}
+
+fn is_unit_fanout(v: &[u32]) -> bool {
+    v.iter().all(|&x| x == 1)
 }
 
 fn positive(x: f64) -> bool {
     x.is_finite() && x > 0.0
 }
 
-fn is_false(v: &bool) -> bool {
-    !*v
-}
-
-/// What technology a storage level is built from.
+/// The technology a storage level is built from. Off-chip technologies (DRAM, HBM, DDR, flash)
+/// are what reports total as off-chip traffic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StorageKind {
@@ -99,139 +120,126 @@ pub enum StorageKind {
     Dram,
     /// High-bandwidth memory stacks.
     Hbm,
-    /// On-chip SRAM (buffers, caches, shared memory).
+    /// DDR DIMMs.
+    Ddr,
+    /// NAND flash / SSD.
+    Flash,
+    /// On-chip SRAM (buffers, caches, scratchpads).
     Sram,
     /// Register file.
     Regfile,
-    /// NAND flash / SSD.
-    Flash,
-    /// DDR DIMMs.
-    Ddr,
 }
 
-/// Energy per access of `per_bits` bits.
+impl StorageKind {
+    /// Whether the level is off chip (its traffic is reported as off-chip traffic).
+    pub fn off_chip(self) -> bool {
+        matches!(
+            self,
+            StorageKind::Dram | StorageKind::Hbm | StorageKind::Ddr | StorageKind::Flash
+        )
+    }
+}
+
+/// Energy per action of a storage level, each for one access of the level's port width.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AccessEnergy {
-    /// Energy of one read access.
+pub struct LevelEnergy {
+    /// One read access (`width_bits` bits) — data sent to a child level or a compute unit.
     pub read: Energy,
-    /// Energy of one write access.
+    /// One write access (`write_width_bits` bits): the energy of fills and updates unless
+    /// they are given separately.
     pub write: Energy,
-    /// Bits moved by one access.
-    pub per_bits: u32,
+    /// One fill (data arriving from the parent level); default `write`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fill: Option<Energy>,
+    /// One update (a partial or final result arriving from a child or a compute unit);
+    /// default `write`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update: Option<Energy>,
 }
 
-impl AccessEnergy {
-    /// Read energy per bit, in joules.
-    pub fn read_per_bit(&self) -> f64 {
-        self.read.joules() / f64::from(self.per_bits)
+impl LevelEnergy {
+    /// Energy of one fill.
+    pub fn fill(&self) -> Energy {
+        self.fill.unwrap_or(self.write)
     }
-
-    /// Write energy per bit, in joules.
-    pub fn write_per_bit(&self) -> f64 {
-        self.write.joules() / f64::from(self.per_bits)
-    }
-
-    /// Read energy per byte, in joules.
-    pub fn read_per_byte(&self) -> f64 {
-        8.0 * self.read_per_bit()
-    }
-
-    /// Write energy per byte, in joules.
-    pub fn write_per_byte(&self) -> f64 {
-        8.0 * self.write_per_bit()
+    /// Energy of one update.
+    pub fn update(&self) -> Energy {
+        self.update.unwrap_or(self.write)
     }
 }
 
-/// One level of the memory hierarchy.
+/// One storage level of the tree.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageLevel {
-    /// Unique level name, e.g. `"global_buffer"`.
+    /// Unique level name, e.g. `"glb"`.
     pub name: String,
     /// Technology.
     pub kind: StorageKind,
-    /// Capacity of *one instance*; `None` = unbounded (e.g. DRAM).
+    /// The level above this one; default: the previous level in the list (a chain). The first
+    /// level is the root: it has no parent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// Instances of this level per instance of its parent, as up to three spatial dimensions
+    /// (e.g. `[16, 16]` register files under one buffer). Default `[1]`.
+    #[serde(default = "unit_fanout", skip_serializing_if = "is_unit_fanout")]
+    pub fanout: Vec<u32>,
+    /// Capacity of one instance; unset = unbounded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity: Option<Bytes>,
-    /// Number of identical instances (e.g. one register file per PE). Default 1.
-    #[serde(default = "one", skip_serializing_if = "is_one")]
-    pub instances: u32,
-    /// Access width in bits.
+    /// Tensors this level may keep: tensor names (upper case, as in the cascade) and/or the
+    /// roles `inputs`, `intermediates`, `outputs`. Unset = any tensor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holds: Option<Vec<String>>,
+    /// Bits per read access (the read port's width); energies are per access.
     pub width_bits: u32,
-    /// Banks per instance. Default 1.
-    #[serde(default = "one", skip_serializing_if = "is_one")]
-    pub banks: u32,
-    /// Aggregate read bandwidth of the level; `None` = not modelled as a bottleneck.
+    /// Bits per write access; default `width_bits`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_width_bits: Option<u32>,
+    /// Read bandwidth of one instance (a separate read port); unset = unbounded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_bandwidth: Option<Bandwidth>,
-    /// Aggregate write bandwidth of the level; `None` = not modelled as a bottleneck.
+    /// Write bandwidth of one instance (a separate write port); unset = unbounded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub write_bandwidth: Option<Bandwidth>,
-    /// When true, reads and writes share one budget: transfer time is
-    /// `(read_bytes + write_bytes) / read_bandwidth` (the FuseMax artifact's DRAM model).
-    /// When false (default), reads and writes are bounded independently.
-    #[serde(default, skip_serializing_if = "is_false")]
-    pub bandwidth_shared: bool,
-    /// Access energies.
-    pub energy: AccessEnergy,
+    /// Bandwidth of one instance's shared read-write port (reads and writes share it);
+    /// excludes `read_bandwidth` and `write_bandwidth`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bandwidth: Option<Bandwidth>,
+    /// Whether the network below this level multicasts: one read serves every child instance
+    /// that needs the same data at the same time. Default true.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub multicast: bool,
+    /// Whether the network below this level reduces partial sums of child instances before
+    /// they update this level (spatial reduction). Default true.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub spatial_reduction: bool,
+    /// Energy per action.
+    pub energy: LevelEnergy,
 }
 
 impl StorageLevel {
-    /// Total capacity over all instances in bytes; `None` if unbounded.
-    pub fn total_capacity_bytes(&self) -> Option<f64> {
-        self.capacity.map(|c| c.bytes() * f64::from(self.instances))
-    }
-
-    /// Seconds to move `read_bytes` and `write_bytes` through this level's bandwidth limits
-    /// (0 where a bandwidth is unset). Honors [`StorageLevel::bandwidth_shared`].
-    pub fn transfer_seconds(&self, read_bytes: f64, write_bytes: f64) -> f64 {
-        let t = |bw: Option<Bandwidth>, bytes: f64| bw.map_or(0.0, |b| bytes / b.bytes_per_s());
-        if self.bandwidth_shared {
-            t(
-                self.read_bandwidth.or(self.write_bandwidth),
-                read_bytes + write_bytes,
-            )
-        } else {
-            t(self.read_bandwidth, read_bytes).max(t(self.write_bandwidth, write_bytes))
-        }
-    }
-
     /// Per-instance capacity in bytes; `None` if unbounded.
     pub fn capacity_bytes(&self) -> Option<f64> {
         self.capacity.map(Bytes::bytes)
     }
-}
-
-/// Spatial shape of a compute unit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
-pub enum ComputeShape {
-    /// `rows × cols` processing elements.
-    Array2d {
-        /// Rows.
-        rows: u32,
-        /// Columns.
-        cols: u32,
-    },
-    /// `len` processing elements in a line.
-    Array1d {
-        /// Length.
-        len: u32,
-    },
-}
-
-impl ComputeShape {
-    /// Number of processing elements.
-    pub fn pes(&self) -> u64 {
-        match *self {
-            ComputeShape::Array2d { rows, cols } => u64::from(rows) * u64::from(cols),
-            ComputeShape::Array1d { len } => u64::from(len),
+    /// Bits per write access.
+    pub fn write_width(&self) -> u32 {
+        self.write_width_bits.unwrap_or(self.width_bits)
+    }
+    /// Seconds one instance needs to read `read_bytes` and write `write_bytes` through its
+    /// ports (0 where no bandwidth is set).
+    pub fn transfer_seconds(&self, read_bytes: f64, write_bytes: f64) -> f64 {
+        let t = |bw: Option<Bandwidth>, bytes: f64| bw.map_or(0.0, |b| bytes / b.bytes_per_s());
+        match self.bandwidth {
+            Some(shared) => (read_bytes + write_bytes) / shared.bytes_per_s(),
+            None => t(self.read_bandwidth, read_bytes).max(t(self.write_bandwidth, write_bytes)),
         }
     }
 }
 
-/// Cost of one operation on one PE.
+/// Cost of one operation on one processing element.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OpCost {
@@ -241,15 +249,20 @@ pub struct OpCost {
     pub energy: Energy,
 }
 
-/// An array of processing elements and the operations it supports.
+/// Processing elements under a storage level and the operations they support.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ComputeUnit {
     /// Unique unit name, e.g. `"pe2d"`.
     pub name: String,
-    /// Spatial shape.
-    pub shape: ComputeShape,
-    /// Supported ops (keys such as `mac`, `add`, `sub`, `mul`, `max`, `exp`, `div`) and their cost.
+    /// The storage level the PEs hang under; default: the last level.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<String>,
+    /// PEs per instance of that level, as up to three spatial dimensions. Default `[1]`.
+    #[serde(default = "unit_fanout", skip_serializing_if = "is_unit_fanout")]
+    pub fanout: Vec<u32>,
+    /// Supported ops (keys such as `mac`, `add`, `sub`, `mul`, `max`, `exp`, `div`, `cmp`) and
+    /// their cost.
     pub ops: BTreeMap<String, OpCost>,
     /// Op chains that issue as one pipelined operation, written `"producer>consumer"`:
     /// `"sub>exp"` means an `exp(a - b)` costs the exp's cycles only (the subtraction
@@ -259,67 +272,51 @@ pub struct ComputeUnit {
 }
 
 impl ComputeUnit {
-    /// Number of processing elements.
-    pub fn pes(&self) -> u64 {
-        self.shape.pes()
-    }
-
     /// Whether this unit can execute `op`.
     pub fn supports(&self, op: &str) -> bool {
         self.ops.contains_key(op)
     }
-
     /// The cost of `op`, if supported.
     pub fn op(&self, op: &str) -> Option<&OpCost> {
         self.ops.get(op)
     }
 }
 
-/// A transfer path between two storage levels (optional detail beyond level bandwidths).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Word sizes in bits by tensor role (and by tensor name). Unset sizes come from the workload's
+/// precision.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Link {
-    /// Link name.
-    pub name: String,
-    /// Source level name.
-    pub from: String,
-    /// Destination level name.
-    pub to: String,
-    /// Bandwidth.
-    pub bandwidth: Bandwidth,
-    /// Fixed latency per transfer, if modelled.
+pub struct Precision {
+    /// Every tensor, unless a role or name below says otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub latency: Option<Duration>,
+    pub default: Option<u32>,
+    /// Tensors that Einsums read (inputs and intermediates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operands: Option<u32>,
+    /// A result wherever its reduction is not yet complete (partial sums).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial_sums: Option<u32>,
+    /// A cascade output once final.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outputs: Option<u32>,
+    /// By tensor name (upper case, as in the cascade); overrides the roles except partial sums.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tensors: BTreeMap<String, u32>,
 }
 
-/// DRAM timing parameters in memory-clock cycles (tCK).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HbmTiming {
-    /// CAS latency.
-    pub cl: u32,
-    /// Row-to-column delay.
-    pub rcd: u32,
-    /// Row precharge.
-    pub rp: u32,
-    /// Row active time.
-    pub ras: u32,
-    /// Row cycle time.
-    pub rc: u32,
-    /// Write recovery.
-    pub wr: u32,
+impl Precision {
+    fn is_default(&self) -> bool {
+        *self == Precision::default()
+    }
 }
 
-/// GPU-specific figures (SMs, tensor-core throughput, caches, latencies).
+/// GPU-specific figures (SMs, tensor-core throughput, caches, latencies), read by the GPU
+/// models (`sim/gpu`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GpuSpec {
     /// Streaming multiprocessors.
     pub sms: u32,
-    /// Tensor cores per SM.
-    pub tensor_cores_per_sm: u32,
-    /// Maximum boost clock.
-    pub clock_boost: Frequency,
     /// Clock sustained under tensor-core load.
     pub clock_sustained: Frequency,
     /// Dense FLOP per clock per SM by datatype (`bf16`, `fp16`, `fp8`, `tf32`, `fp32_fma`).
@@ -334,23 +331,16 @@ pub struct GpuSpec {
     pub l2: Bytes,
     /// L2 bandwidth.
     pub l2_bandwidth: Bandwidth,
-    /// HBM capacity.
+    /// HBM capacity: an operation whose tensors do not fit is refused.
     pub hbm: Bytes,
     /// HBM bandwidth.
     pub hbm_bandwidth: Bandwidth,
-    /// HBM stacks.
-    pub hbm_stacks: u32,
     /// HBM memory controllers / channels.
     pub hbm_channels: u32,
-    /// HBM timing, if known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hbm_timing: Option<HbmTiming>,
     /// L2 hit latency in core cycles.
     pub l2_latency_cycles: u32,
     /// DRAM latency in core cycles, on top of the L2 latency.
     pub dram_latency_cycles: u32,
-    /// Shared-memory latency in core cycles.
-    pub smem_latency_cycles: u32,
     /// Kernel launch overhead.
     pub launch_overhead: Duration,
     /// Maximum resident thread blocks per SM.
@@ -380,33 +370,27 @@ pub struct Architecture {
     pub source: String,
     /// Core clock.
     pub clock: Frequency,
-    /// Default datatype width in bits.
-    pub word_bits: u32,
-    /// Storage levels, outermost (DRAM/HBM) first, innermost (register file) last.
+    /// Word sizes by tensor role; unset ones come from the workload.
+    #[serde(default, skip_serializing_if = "Precision::is_default")]
+    pub precision: Precision,
+    /// Storage levels, outermost (the root) first; each level's parent comes before it.
     pub levels: Vec<StorageLevel>,
     /// Compute units.
     pub compute: Vec<ComputeUnit>,
-    /// Optional explicit links between levels.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub links: Vec<Link>,
     /// GPU-specific figures.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu: Option<GpuSpec>,
 }
 
-/// Converts a byte offset into 1-based (line, column-in-chars) and returns the line's text.
-fn line_col(text: &str, offset: usize) -> (usize, usize, String) {
-    let offset = offset.min(text.len());
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let col = text[line_start..offset].chars().count() + 1;
-    let line_text = text[line_start..].lines().next().unwrap_or("").trim_end();
-    (line, col, line_text.to_string())
-}
+/// The tensor roles a level's `holds` may name.
+pub const ROLES: [&str; 3] = ["inputs", "intermediates", "outputs"];
+
+/// Largest word size accepted (bits).
+pub const MAX_WORD_BITS: u32 = 1024;
 
 impl Architecture {
-    /// Parses TOML text and validates it. `file_name` is used in error messages only.
+    /// Parses TOML text and validates it. `file_name` is used in error messages only; semantic
+    /// errors are located at the field they name.
     pub fn from_toml_str(text: &str, file_name: &str) -> Result<Self, ArchError> {
         let arch: Architecture = toml::from_str(text).map_err(|e| {
             let (line, col, snippet) = match e.span() {
@@ -421,14 +405,8 @@ impl Architecture {
                 snippet,
             }
         })?;
-        arch.validate().map_err(|e| match e {
-            ArchError::Invalid { path, message, .. } => ArchError::Invalid {
-                file: Some(file_name.to_string()),
-                path,
-                message,
-            },
-            other => other,
-        })?;
+        arch.check()
+            .map_err(|(locator, e)| locate_error(e, &locator, text, file_name))?;
         Ok(arch)
     }
 
@@ -450,95 +428,198 @@ impl Architecture {
 
     /// Checks the semantic rules; errors name the field path.
     pub fn validate(&self) -> Result<(), ArchError> {
+        self.check().map_err(|(_, e)| e)
+    }
+
+    /// The checks, each error with the machine path of its field (to locate it in a file).
+    fn check(&self) -> Result<(), (String, ArchError)> {
+        let fail =
+            |locator: String, shown: String, msg: String| Err((locator, invalid(shown, msg)));
         if self.name.trim().is_empty() {
-            return Err(invalid("name", "must not be empty"));
+            return fail("name".into(), "name".into(), "must not be empty".into());
         }
         if !positive(self.clock.hz()) {
-            return Err(invalid("clock", "must be > 0"));
+            return fail("clock".into(), "clock".into(), "must be > 0".into());
         }
-        if self.word_bits == 0 {
-            return Err(invalid("word_bits", "must be > 0"));
+        let p = &self.precision;
+        for (field, v) in [
+            ("default", p.default),
+            ("operands", p.operands),
+            ("partial_sums", p.partial_sums),
+            ("outputs", p.outputs),
+        ] {
+            if let Some(v) = v {
+                if v == 0 || v > MAX_WORD_BITS {
+                    let f = format!("precision.{field}");
+                    return fail(
+                        f.clone(),
+                        f,
+                        format!("must be 1..={MAX_WORD_BITS} bits, got {v}"),
+                    );
+                }
+            }
+        }
+        for (t, &v) in &p.tensors {
+            if v == 0 || v > MAX_WORD_BITS {
+                let f = format!("precision.tensors.{t}");
+                return fail(
+                    f.clone(),
+                    f,
+                    format!("must be 1..={MAX_WORD_BITS} bits, got {v}"),
+                );
+            }
         }
         if self.levels.is_empty() {
-            return Err(invalid("levels", "at least one storage level is required"));
+            return fail(
+                "levels".into(),
+                "levels".into(),
+                "at least one storage level is required".into(),
+            );
         }
         let mut names = BTreeSet::new();
         for (i, level) in self.levels.iter().enumerate() {
-            let p = format!("levels[{i}] ({})", level.name);
+            let shown = |f: &str| format!("levels[{i}] ({}).{f}", level.name);
+            let loc = |f: &str| format!("levels[{i}].{f}");
             if level.name.trim().is_empty() {
-                return Err(invalid(format!("levels[{i}].name"), "must not be empty"));
+                return fail(
+                    loc("name"),
+                    format!("levels[{i}].name"),
+                    "must not be empty".into(),
+                );
             }
             if !names.insert(level.name.as_str()) {
-                return Err(invalid(
-                    format!("{p}.name"),
+                return fail(
+                    loc("name"),
+                    shown("name"),
                     format!("duplicate level name \"{}\"", level.name),
-                ));
+                );
+            }
+            match (i, &level.parent) {
+                (0, Some(_)) => {
+                    return fail(
+                        loc("parent"),
+                        shown("parent"),
+                        "the first level is the root of the tree: it has no parent".into(),
+                    )
+                }
+                (_, Some(parent)) if !self.levels[..i].iter().any(|l| &l.name == parent) => {
+                    let msg = if self.levels.iter().any(|l| &l.name == parent) {
+                        format!("parent \"{parent}\" must be listed before this level (levels go outermost first)")
+                    } else {
+                        format!("no storage level named \"{parent}\"")
+                    };
+                    return fail(loc("parent"), shown("parent"), msg);
+                }
+                _ => {}
+            }
+            check_fanout(&level.fanout)
+                .map_err(|m| (loc("fanout"), invalid(shown("fanout"), m)))?;
+            if i == 0 && !is_unit_fanout(&level.fanout) {
+                return fail(
+                    loc("fanout"),
+                    shown("fanout"),
+                    "the root level has no parent to fan out from: its fanout must be [1]".into(),
+                );
             }
             if let Some(c) = level.capacity {
                 if !positive(c.bytes()) {
-                    return Err(invalid(format!("{p}.capacity"), "must be > 0"));
+                    return fail(loc("capacity"), shown("capacity"), "must be > 0".into());
                 }
             }
-            for (field, v) in [
-                ("instances", level.instances),
-                ("width_bits", level.width_bits),
-                ("banks", level.banks),
-                ("energy.per_bits", level.energy.per_bits),
-            ] {
-                if v == 0 {
-                    return Err(invalid(format!("{p}.{field}"), "must be > 0"));
-                }
+            if level.width_bits == 0 {
+                return fail(loc("width_bits"), shown("width_bits"), "must be > 0".into());
             }
-            if level.bandwidth_shared && level.read_bandwidth.is_none() {
-                return Err(invalid(
-                    format!("{p}.bandwidth_shared"),
-                    "requires read_bandwidth (the shared budget)",
-                ));
+            if level.write_width_bits == Some(0) {
+                return fail(
+                    loc("write_width_bits"),
+                    shown("write_width_bits"),
+                    "must be > 0".into(),
+                );
             }
-            for (field, bw) in [
-                ("read_bandwidth", level.read_bandwidth),
-                ("write_bandwidth", level.write_bandwidth),
-            ] {
-                if let Some(bw) = bw {
-                    if !positive(bw.bytes_per_s()) {
-                        return Err(invalid(format!("{p}.{field}"), "must be > 0"));
+            if level.bandwidth.is_some()
+                && (level.read_bandwidth.is_some() || level.write_bandwidth.is_some())
+            {
+                let f = if level.read_bandwidth.is_some() {
+                    "read_bandwidth"
+                } else {
+                    "write_bandwidth"
+                };
+                return fail(
+                    loc(f),
+                    shown(f),
+                    "give either `bandwidth` (one shared read-write port) or `read_bandwidth`/`write_bandwidth` (separate ports), not both".into(),
+                );
+            }
+            if let Some(holds) = &level.holds {
+                let mut seen = BTreeSet::new();
+                for (k, h) in holds.iter().enumerate() {
+                    let f = format!("holds[{k}]");
+                    if h.trim().is_empty() {
+                        return fail(loc(&f), shown(&f), "must not be empty".into());
+                    }
+                    if !seen.insert(h.as_str()) {
+                        return fail(loc(&f), shown(&f), format!("\"{h}\" is listed twice"));
+                    }
+                    let lower = h.chars().all(|c| !c.is_ascii_uppercase());
+                    if lower && !ROLES.contains(&h.as_str()) {
+                        return fail(
+                            loc(&f),
+                            shown(&f),
+                            format!(
+                                "\"{h}\" is neither a role ({}) nor a tensor name (tensor names are upper case)",
+                                ROLES.join(", ")
+                            ),
+                        );
                     }
                 }
             }
         }
         if self.compute.is_empty() {
-            return Err(invalid("compute", "at least one compute unit is required"));
+            return fail(
+                "compute".into(),
+                "compute".into(),
+                "at least one compute unit is required".into(),
+            );
         }
         let mut unit_names = BTreeSet::new();
         for (i, unit) in self.compute.iter().enumerate() {
-            let p = format!("compute[{i}] ({})", unit.name);
+            let shown = |f: &str| format!("compute[{i}] ({}).{f}", unit.name);
+            let loc = |f: &str| format!("compute[{i}].{f}");
+            if unit.name.trim().is_empty() {
+                return fail(
+                    loc("name"),
+                    format!("compute[{i}].name"),
+                    "must not be empty".into(),
+                );
+            }
             if !unit_names.insert(unit.name.as_str()) {
-                return Err(invalid(
-                    format!("{p}.name"),
+                return fail(
+                    loc("name"),
+                    shown("name"),
                     format!("duplicate compute unit name \"{}\"", unit.name),
-                ));
+                );
             }
-            match unit.shape {
-                ComputeShape::Array2d { rows, cols } => {
-                    if rows == 0 {
-                        return Err(invalid(format!("{p}.shape.rows"), "must be > 0"));
-                    }
-                    if cols == 0 {
-                        return Err(invalid(format!("{p}.shape.cols"), "must be > 0"));
-                    }
-                }
-                ComputeShape::Array1d { len } => {
-                    if len == 0 {
-                        return Err(invalid(format!("{p}.shape.len"), "must be > 0"));
-                    }
+            if let Some(level) = &unit.level {
+                if self.level_index(level).is_none() {
+                    return fail(
+                        loc("level"),
+                        shown("level"),
+                        format!("no storage level named \"{level}\""),
+                    );
                 }
             }
+            check_fanout(&unit.fanout).map_err(|m| (loc("fanout"), invalid(shown("fanout"), m)))?;
             if unit.ops.is_empty() {
-                return Err(invalid(format!("{p}.ops"), "at least one op is required"));
+                return fail(
+                    loc("ops"),
+                    shown("ops"),
+                    "at least one op is required".into(),
+                );
             }
             for (op, cost) in &unit.ops {
                 if cost.cycles == 0 {
-                    return Err(invalid(format!("{p}.ops.{op}.cycles"), "must be >= 1"));
+                    let f = format!("ops.{op}.cycles");
+                    return fail(loc(&f), shown(&f), "must be >= 1".into());
                 }
             }
             for (k, chain) in unit.chains.iter().enumerate() {
@@ -546,53 +627,53 @@ impl Architecture {
                     .split_once('>')
                     .is_some_and(|(a, b)| unit.ops.contains_key(a) && unit.ops.contains_key(b));
                 if !ok {
-                    return Err(invalid(
-                        format!("{p}.chains[{k}]"),
+                    let f = format!("chains[{k}]");
+                    return fail(
+                        loc(&f),
+                        shown(&f),
                         format!("\"{chain}\" must be \"op>op\" over ops this unit supports"),
-                    ));
+                    );
                 }
             }
         }
-        for (i, link) in self.links.iter().enumerate() {
-            let p = format!("links[{i}] ({})", link.name);
-            for (field, level) in [("from", &link.from), ("to", &link.to)] {
-                if self.level(level).is_none() {
-                    return Err(invalid(
-                        format!("{p}.{field}"),
-                        format!("no storage level named \"{level}\""),
-                    ));
-                }
+        // Every level must lie on the path of some compute unit (it stores data for someone).
+        let mut used = vec![false; self.levels.len()];
+        for u in 0..self.compute.len() {
+            for l in self.unit_path(u) {
+                used[l] = true;
             }
-            if !positive(link.bandwidth.bytes_per_s()) {
-                return Err(invalid(format!("{p}.bandwidth"), "must be > 0"));
-            }
+        }
+        if let Some(i) = used.iter().position(|u| !u) {
+            return fail(
+                format!("levels[{i}].name"),
+                format!("levels[{i}] ({})", self.levels[i].name),
+                "feeds no compute unit: no unit hangs under it or under a level below it".into(),
+            );
         }
         if let Some(gpu) = &self.gpu {
             for (field, v) in [
                 ("sms", gpu.sms),
-                ("tensor_cores_per_sm", gpu.tensor_cores_per_sm),
-                ("hbm_stacks", gpu.hbm_stacks),
                 ("hbm_channels", gpu.hbm_channels),
                 ("max_ctas_per_sm", gpu.max_ctas_per_sm),
                 ("max_threads_per_sm", gpu.max_threads_per_sm),
             ] {
                 if v == 0 {
-                    return Err(invalid(format!("gpu.{field}"), "must be > 0"));
+                    let f = format!("gpu.{field}");
+                    return fail(f.clone(), f, "must be > 0".into());
                 }
             }
             for (dtype, f) in &gpu.tensor_flops_per_clk_per_sm {
                 if !positive(*f) {
-                    return Err(invalid(
-                        format!("gpu.tensor_flops_per_clk_per_sm.{dtype}"),
-                        "must be finite and > 0",
-                    ));
+                    let f = format!("gpu.tensor_flops_per_clk_per_sm.{dtype}");
+                    return fail(f.clone(), f, "must be finite and > 0".into());
                 }
             }
             if gpu.smem_per_block_max.bytes() > gpu.smem_per_sm.bytes() {
-                return Err(invalid(
-                    "gpu.smem_per_block_max",
-                    "must not exceed gpu.smem_per_sm",
-                ));
+                return fail(
+                    "gpu.smem_per_block_max".into(),
+                    "gpu.smem_per_block_max".into(),
+                    "must not exceed gpu.smem_per_sm".into(),
+                );
             }
         }
         Ok(())
@@ -603,23 +684,59 @@ impl Architecture {
         self.levels.iter().find(|l| l.name == name)
     }
 
-    /// Index of the level named `name` (0 = outermost).
+    /// Index of the level named `name` (0 = the root).
     pub fn level_index(&self, name: &str) -> Option<usize> {
         self.levels.iter().position(|l| l.name == name)
     }
 
-    /// The outermost level (DRAM/HBM). Panics if `levels` is empty, which `validate` rejects.
-    pub fn dram(&self) -> &StorageLevel {
+    /// The parent of level `i` (`None` for the root). Assumes a validated architecture.
+    pub fn parent(&self, i: usize) -> Option<usize> {
+        if i == 0 {
+            return None;
+        }
+        match &self.levels[i].parent {
+            Some(p) => self.level_index(p),
+            None => Some(i - 1),
+        }
+    }
+
+    /// The root level (outermost; e.g. DRAM). Panics if `levels` is empty, which `validate`
+    /// rejects.
+    pub fn root(&self) -> &StorageLevel {
         self.levels
             .first()
             .expect("architecture has no storage levels")
     }
 
-    /// The innermost level (register file). Panics if `levels` is empty.
-    pub fn innermost(&self) -> &StorageLevel {
-        self.levels
-            .last()
-            .expect("architecture has no storage levels")
+    /// The level compute unit `u` hangs under.
+    pub fn unit_level(&self, u: usize) -> usize {
+        match &self.compute[u].level {
+            Some(l) => self.level_index(l).unwrap_or(self.levels.len() - 1),
+            None => self.levels.len() - 1,
+        }
+    }
+
+    /// Levels from the root down to the level unit `u` hangs under.
+    pub fn unit_path(&self, u: usize) -> Vec<usize> {
+        let mut path = vec![self.unit_level(u)];
+        while let Some(p) = self.parent(*path.last().unwrap()) {
+            if path.contains(&p) {
+                break; // unreachable for a validated architecture
+            }
+            path.push(p);
+        }
+        path.reverse();
+        path
+    }
+
+    /// Instances of level `i` in the whole architecture (product of the fanouts on its path).
+    pub fn instances(&self, i: usize) -> u64 {
+        let own: u64 = self.levels[i]
+            .fanout
+            .iter()
+            .map(|&f| u64::from(f))
+            .product();
+        own * self.parent(i).map_or(1, |p| self.instances(p))
     }
 
     /// The compute unit named `name`.
@@ -627,16 +744,68 @@ impl Architecture {
         self.compute.iter().find(|u| u.name == name)
     }
 
-    /// Peak throughput of `op` on `unit` in ops/s: `pes × clock / cycles`. `None` if the unit does
-    /// not exist or does not support the op.
+    /// Index of the compute unit named `name`.
+    pub fn unit_index(&self, name: &str) -> Option<usize> {
+        self.compute.iter().position(|u| u.name == name)
+    }
+
+    /// Processing elements of unit `u` in the whole architecture.
+    pub fn unit_pes(&self, u: usize) -> u64 {
+        let own: u64 = self.compute[u]
+            .fanout
+            .iter()
+            .map(|&f| u64::from(f))
+            .product();
+        own * self.instances(self.unit_level(u))
+    }
+
+    /// Peak throughput of `op` on `unit` in ops/s: `PEs × clock / cycles`. `None` if the unit
+    /// does not exist or does not support the op.
     pub fn peak_ops_per_s(&self, unit: &str, op: &str) -> Option<f64> {
-        let unit = self.compute_unit(unit)?;
-        let cost = unit.op(op)?;
-        Some(unit.pes() as f64 * self.clock.hz() / f64::from(cost.cycles))
+        let u = self.unit_index(unit)?;
+        let cost = self.compute[u].op(op)?;
+        Some(self.unit_pes(u) as f64 * self.clock.hz() / f64::from(cost.cycles))
     }
 
     /// Seconds for `cycles` core cycles at [`Architecture::clock`].
     pub fn cycles_to_seconds(&self, cycles: f64) -> f64 {
         self.clock.cycles_to_seconds(cycles)
+    }
+}
+
+fn check_fanout(f: &[u32]) -> Result<(), String> {
+    if f.is_empty() || f.len() > 3 {
+        return Err(format!(
+            "a fanout has one to three dimensions, got {}",
+            f.len()
+        ));
+    }
+    if f.contains(&0) {
+        return Err("every fanout dimension must be ≥ 1".into());
+    }
+    Ok(())
+}
+
+/// Turns a semantic error into a located parse error when its field is found in `text`.
+fn locate_error(e: ArchError, locator: &str, text: &str, file: &str) -> ArchError {
+    match e {
+        ArchError::Invalid { path, message, .. } => match locate(text, locator) {
+            Some(off) => {
+                let (line, col, snippet) = line_col(text, off);
+                ArchError::Parse {
+                    file: file.to_string(),
+                    line,
+                    col,
+                    message: format!("{path}: {message}"),
+                    snippet,
+                }
+            }
+            None => ArchError::Invalid {
+                file: Some(file.to_string()),
+                path,
+                message,
+            },
+        },
+        other => other,
     }
 }

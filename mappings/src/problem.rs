@@ -1,20 +1,30 @@
-//! A cascade lowered to numbers for the mapper's inner loop: leaf ranks with extents,
-//! tensors as rank bitmasks, Einsums with op counts and pass boundaries.
+//! A cascade lowered to numbers for the mapper's inner loop: leaf ranks with extents, tensors
+//! as rank bitmasks, Einsums with op counts, pass boundaries and, per tensor an Einsum touches,
+//! its **projection**: the tensor's coordinates as affine forms over the Einsum's leaf ranks
+//! (`I[c, p+r]` → coordinates `c` and `p + r`), from which the models derive tile sizes (with
+//! halos) and the data that changes when a loop steps.
 
-use cascade_einsum::ir::{rank_of, Cascade, TensorKind};
+use cascade_einsum::ir::{rank_of, Cascade, DimIndex, ResolvedAccess, TensorKind};
 use cascade_einsum::syntax::{BinOp, Expr};
 use cascade_einsum::{analyze, AnalysisOptions, Routing, Shapes};
 use std::collections::BTreeMap;
 
-/// Bitmask over leaf ranks (at most 32 per cascade).
+/// Bitmask over leaf ranks (at most [`MAX_RANKS`] per cascade).
 pub type RankMask = u32;
 
+/// Most leaf ranks a cascade may have (the width of [`RankMask`]).
+pub const MAX_RANKS: usize = 32;
+/// Most tensors a cascade may have (tensor sets are `u64` bitmasks).
+pub const MAX_TENSORS: usize = 64;
+
+/// A leaf rank (a rank that is not split further) and its extent.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RankP {
     pub name: String,
     pub extent: u64,
 }
 
+/// A tensor's role in the cascade.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
     Input,
@@ -25,7 +35,7 @@ pub enum Role {
 #[derive(Clone, Debug, PartialEq)]
 pub struct TensorP {
     pub name: String,
-    /// Each dimension as the leaf ranks that address it (a split dim has several).
+    /// Each declared dimension as the leaf ranks that address it (a split dim has several).
     pub dims: Vec<RankMask>,
     pub ranks: RankMask,
     /// Leaf rank stepped by an iterative dimension (held as a running value).
@@ -37,6 +47,47 @@ pub struct TensorP {
     pub consumers: Vec<usize>,
 }
 
+/// One coordinate of a tensor as an Einsum addresses it: `Σ coef · rank` (a plain index has one
+/// term with coefficient 1; a split dimension contributes one coordinate per part, which makes
+/// the projection a bijection on the parts).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Coord {
+    /// `(leaf rank, coefficient ≥ 1)`.
+    pub terms: Vec<(usize, u64)>,
+}
+
+/// How an Einsum addresses one tensor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessP {
+    pub tensor: usize,
+    /// Coordinates that vary with the Einsum's ranks (constant ones, `X[0]`, `X[M1]`, and the
+    /// running dimension of an iterative tensor, are left out: they do not grow a tile).
+    pub coords: Vec<Coord>,
+    /// Leaf ranks the tensor's tile depends on (the union of the coordinates' ranks).
+    pub ranks: RankMask,
+    /// Whether some coordinate combines ranks or scales one (`p+r`, `2*p`): consecutive tiles
+    /// can then overlap (halos).
+    pub halo: bool,
+}
+
+impl AccessP {
+    /// Tile elements when each leaf rank `r` spans `inside(r)` consecutive values: per
+    /// coordinate the bounding interval `Σ coef · (inside − 1) + 1` (a window with its halo).
+    pub fn tile(&self, inside: impl Fn(usize) -> u64) -> f64 {
+        self.coords
+            .iter()
+            .map(|c| {
+                1 + c
+                    .terms
+                    .iter()
+                    .map(|&(r, k)| k * (inside(r).max(1) - 1))
+                    .sum::<u64>()
+            })
+            .map(|x| x as f64)
+            .product()
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct EinsumP {
     pub name: String,
@@ -44,15 +95,33 @@ pub struct EinsumP {
     pub out_vars: RankMask,
     /// Iteration points actually computed (after routing masks).
     pub points: u64,
+    /// Points of the full iteration space (product of the extents of `vars`).
+    pub full_points: u64,
     /// (op kind index into `Problem::op_kinds`, count).
     pub ops: Vec<(usize, u64)>,
     pub reads: Vec<usize>,
     pub write: usize,
+    /// Projections of every tensor read (in `reads` order) and, last, of the one written.
+    pub accesses: Vec<AccessP>,
+    /// The leaf rank this Einsum's recurrence steps (`RM[m1+1] = …`): it cannot be unrolled
+    /// spatially, each step needs the previous one.
+    pub recurrence: Option<usize>,
     /// Pass of this Einsum per root rank name (FuseMax pass analysis).
     pub pass: BTreeMap<String, u32>,
     /// Chained ops `("sub", "exp", n)`: n results of the first feed the second directly
     /// (`exp(a - b)`), which a unit with that chain issues as one operation.
     pub chains: Vec<(usize, usize, u64)>,
+}
+
+impl EinsumP {
+    /// The projection of tensor `t`, if this Einsum touches it.
+    pub fn access(&self, t: usize) -> Option<&AccessP> {
+        self.accesses.iter().find(|a| a.tensor == t)
+    }
+    /// Ranks this Einsum reduces (iterates but does not write).
+    pub fn reduced(&self) -> RankMask {
+        self.vars & !self.out_vars
+    }
 }
 
 /// A cascade instance ready for mapping.
@@ -65,9 +134,23 @@ pub struct Problem {
     pub tensors: Vec<TensorP>,
     pub einsums: Vec<EinsumP>,
     pub op_kinds: Vec<String>,
+    /// Bytes per element given by the workload (an architecture's `precision` may override).
     pub dtype_bytes: u64,
+    /// Tokens per expert when the cascade routes (MoE); travels with saved mappings.
+    pub routing: Option<Routing>,
     /// `boundaries[p][c]`: see [`Problem::boundary`] (precomputed for the inner loop).
     pub boundaries: Vec<Vec<RankMask>>,
+}
+
+/// Why a cascade cannot be lowered.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum ProblemError {
+    #[error("cascade `{cascade}` has {n} leaf ranks; the mapper handles at most {MAX_RANKS}")]
+    TooManyRanks { cascade: String, n: usize },
+    #[error("cascade `{cascade}` has {n} tensors; the mapper handles at most {MAX_TENSORS}")]
+    TooManyTensors { cascade: String, n: usize },
+    #[error("bytes per element must be ≥ 1")]
+    ZeroDtype,
 }
 
 /// `(inner binary op, outer unary op)` pairs such as `exp(a - b)` → ("sub", "exp").
@@ -99,13 +182,21 @@ fn chain_pairs(e: &Expr) -> Vec<(String, String)> {
 
 impl Problem {
     /// Lower a checked cascade with bound shapes.
-    pub fn new(c: &Cascade, sh: &Shapes, dtype_bytes: u64, routing: Option<Routing>) -> Problem {
+    pub fn new(
+        c: &Cascade,
+        sh: &Shapes,
+        dtype_bytes: u64,
+        routing: Option<Routing>,
+    ) -> Result<Problem, ProblemError> {
+        if dtype_bytes == 0 {
+            return Err(ProblemError::ZeroDtype);
+        }
         let a = analyze(
             c,
             sh,
             &AnalysisOptions {
                 dtype_bytes,
-                routing,
+                routing: routing.clone(),
             },
         );
         // Leaf ranks: ranks that are not split further, in name order.
@@ -115,10 +206,25 @@ impl Problem {
             .filter(|r| r.parts.is_empty())
             .map(|r| r.name.as_str())
             .collect();
-        assert!(leaves.len() <= 32, "at most 32 leaf ranks");
-        let idx = |r: &str| leaves.iter().position(|l| *l == r).expect("leaf rank");
-        let mask_of_rank =
-            |r: &str| -> RankMask { c.leaf_ranks(r).iter().fold(0, |m, l| m | (1 << idx(l))) };
+        if leaves.len() > MAX_RANKS {
+            return Err(ProblemError::TooManyRanks {
+                cascade: c.name.clone(),
+                n: leaves.len(),
+            });
+        }
+        if c.tensors.len() > MAX_TENSORS {
+            return Err(ProblemError::TooManyTensors {
+                cascade: c.name.clone(),
+                n: c.tensors.len(),
+            });
+        }
+        let idx = |r: &str| leaves.iter().position(|l| *l == r);
+        let mask_of_rank = |r: &str| -> RankMask {
+            c.leaf_ranks(r)
+                .iter()
+                .filter_map(|l| idx(l))
+                .fold(0, |m, l| m | (1 << l))
+        };
         let ranks: Vec<RankP> = leaves
             .iter()
             .map(|l| RankP {
@@ -128,7 +234,7 @@ impl Problem {
             .collect();
         let roots: Vec<String> = leaves.iter().map(|l| c.root_rank(l).to_string()).collect();
         let names: Vec<&String> = c.tensors.keys().collect();
-        let tidx = |t: &str| names.iter().position(|n| *n == t).unwrap();
+        let tidx = |t: &str| names.iter().position(|n| *n == t).unwrap_or(0);
         let mut tensors: Vec<TensorP> = c
             .tensors
             .values()
@@ -137,7 +243,11 @@ impl Problem {
                 TensorP {
                     name: t.name.clone(),
                     ranks: dims.iter().fold(0, |m, d| m | d),
-                    iterative: t.dims.iter().find(|d| d.iterative).map(|d| idx(&d.rank)),
+                    iterative: t
+                        .dims
+                        .iter()
+                        .find(|d| d.iterative)
+                        .and_then(|d| idx(&d.rank)),
                     dims,
                     elems: sh.tensor_elems(t),
                     role: match t.kind {
@@ -150,11 +260,60 @@ impl Problem {
                 }
             })
             .collect();
+        // The projection of one access: a coordinate per varying dimension.
+        let project = |acc: &ResolvedAccess| -> AccessP {
+            let t = tidx(&acc.tensor);
+            let info = &c.tensors[&acc.tensor];
+            let var = |v: &str| idx(&rank_of(v));
+            let mut coords = Vec::new();
+            for (d, di) in acc.dims.iter().enumerate() {
+                let iterative = info.dims.get(d).is_some_and(|x| x.iterative);
+                match di {
+                    DimIndex::Var { var: v, .. } => {
+                        if !iterative {
+                            if let Some(r) = var(v) {
+                                coords.push(Coord {
+                                    terms: vec![(r, 1)],
+                                });
+                            }
+                        }
+                    }
+                    DimIndex::Split { vars } => {
+                        for v in vars {
+                            if let Some(r) = var(v) {
+                                coords.push(Coord {
+                                    terms: vec![(r, 1)],
+                                });
+                            }
+                        }
+                    }
+                    DimIndex::Const(_) | DimIndex::Last => {}
+                }
+            }
+            let ranks = coords
+                .iter()
+                .flat_map(|c| c.terms.iter())
+                .fold(0, |m, &(r, _)| m | (1 << r));
+            let halo = coords
+                .iter()
+                .any(|c| c.terms.len() > 1 || c.terms.iter().any(|&(_, k)| k != 1));
+            AccessP {
+                tensor: t,
+                coords,
+                ranks,
+                halo,
+            }
+        };
         let mut op_kinds: Vec<String> = Vec::new();
         let mut einsums = Vec::new();
         for (k, e) in c.einsums.iter().enumerate() {
             let st = &a.einsums[k];
-            let mask = |vs: &[String]| vs.iter().fold(0, |m, v| m | (1 << idx(&rank_of(v))));
+            let mask = |vs: &[String]| {
+                vs.iter()
+                    .filter_map(|v| idx(&rank_of(v)))
+                    .fold(0, |m, r| m | (1 << r))
+            };
+            let vars: RankMask = mask(&e.vars);
             let out_vars = mask(&e.output.vars());
             let ops = st
                 .ops
@@ -178,6 +337,15 @@ impl Problem {
             for &r in &reads {
                 tensors[r].consumers.push(k);
             }
+            // One projection per tensor: the first access of each tensor read, then the output.
+            let mut accesses: Vec<AccessP> = Vec::new();
+            for acc in e.accesses.iter().chain(e.mask.iter()) {
+                let t = tidx(&acc.tensor);
+                if t != write && !accesses.iter().any(|x| x.tensor == t) {
+                    accesses.push(project(acc));
+                }
+            }
+            accesses.push(project(&e.output));
             let mut chains = Vec::new();
             for (inner, outer) in chain_pairs(&e.expr) {
                 let (Some(a), Some(b)) = (
@@ -196,15 +364,22 @@ impl Problem {
                     chains.push((a, b, n));
                 }
             }
+            let full_points = (0..ranks.len())
+                .filter(|r| vars & (1 << r) != 0)
+                .map(|r| ranks[r].extent)
+                .fold(1u64, |a, b| a.saturating_mul(b));
             einsums.push(EinsumP {
                 name: e.name.clone(),
+                recurrence: e.iterative.as_ref().and_then(|v| idx(&rank_of(v))),
                 chains,
-                vars: mask(&e.vars),
+                vars,
                 out_vars,
                 points: st.computed_points,
+                full_points,
                 ops,
                 reads,
                 write,
+                accesses,
                 pass: st.pass.clone(),
             });
         }
@@ -216,13 +391,14 @@ impl Problem {
             einsums,
             op_kinds,
             dtype_bytes,
+            routing,
             boundaries: vec![],
         };
         let n = p.einsums.len();
         p.boundaries = (0..n)
             .map(|a| (0..n).map(|b| p.compute_boundary(a, b)).collect())
             .collect();
-        p
+        Ok(p)
     }
 
     pub fn rank_index(&self, name: &str) -> Option<usize> {
@@ -252,5 +428,10 @@ impl Problem {
             }
         }
         m
+    }
+
+    /// Total ops of an Einsum (all kinds).
+    pub fn ops_total(&self, e: usize) -> u64 {
+        self.einsums[e].ops.iter().map(|&(_, n)| n).sum()
     }
 }

@@ -1,10 +1,14 @@
-//! The mapper: a mapspace over bindings, spatial unrolling, tiling, loop order and
-//! spills of one fusion group, searched exhaustively when small and by seeded
-//! random-restart hill climbing otherwise, in parallel with rayon, with explicit
-//! stop reasons (egg-style runner). Same seed → same result.
+//! The mapper's runner (egg-style): searches one fusion group's mapspace ([`Space`]) against a
+//! [`CostModel`] — exhaustively when the space is small, otherwise by iterated local search from
+//! heuristic starts (first-improvement descent over one-digit changes in a seeded random order,
+//! then random kicks), restarts in parallel with rayon — and stops for a reason that carries
+//! its data. Same seed → same result.
 
-use crate::model::{ArchP, CostModel, GroupEval, GroupPlan, NONE};
+use crate::constraints::Constraints;
+use crate::model::{ArchP, CostModel, GroupPlan, Score};
 use crate::problem::Problem;
+use crate::space::{common_levels, Point, Space};
+use crate::starts::families;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
@@ -12,6 +16,7 @@ use rustc_hash::FxHasher;
 use serde::{Deserialize, Serialize};
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 /// What the search minimises.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -24,52 +29,53 @@ pub enum Objective {
 }
 
 impl Objective {
-    pub fn score(self, e: &GroupEval) -> f64 {
+    /// The quantity minimised, on a log scale, with the other metric weighted 1/1000 so that
+    /// it decides between near-equal mappings: under `Latency` a mapping may be up to 0.07%
+    /// slower if it halves the energy (and the other way round for `Energy`); `Edp` weighs both
+    /// equally. Smooth and transitive, unlike a lexicographic order with a tolerance.
+    pub fn key(self, s: &Score) -> f64 {
+        let (c, e) = (s.cycles.max(1e-300).ln(), s.energy_pj.max(1e-300).ln());
         match self {
-            Objective::Latency => e.cycles + e.energy.total() * 1e-18, // energy breaks ties
-            Objective::Energy => e.energy.total() + e.cycles * 1e-12,
-            Objective::Edp => e.cycles * e.energy.total(),
+            Objective::Latency => c + 1e-3 * e,
+            Objective::Energy => e + 1e-3 * c,
+            Objective::Edp => c + e,
         }
+    }
+    /// Whether `a` is strictly better than `b`.
+    pub fn better(self, a: &Score, b: &Score) -> bool {
+        self.key(a) < self.key(b) - 1e-12
+    }
+    /// A total order for ranking.
+    pub fn cmp(self, a: &Score, b: &Score) -> std::cmp::Ordering {
+        self.key(a).total_cmp(&self.key(b))
     }
 }
 
-/// Why a search stopped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+/// Why a search stopped, with its data.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "reason")]
 pub enum StopReason {
     /// Every point of the mapspace was evaluated.
-    SpaceExhausted,
+    SpaceExhausted { points: u64 },
     /// The evaluation budget ran out.
-    EvaluationBudget,
-    /// Every restart ended at a local optimum (no neighbour improves it).
-    NoImprovement,
+    Budget { evaluations: u64 },
+    /// The time limit passed.
+    TimeLimit { seconds: f64 },
+    /// Every restart ended after `kicks` kicks in a row without improvement.
+    NoImprovement { kicks: u32 },
 }
 
-/// User constraints on the mapspace (TOML `[constraints]`).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Constraints {
-    /// Pin a rank to a unit dimension: `{ unit = "pe2d", dim = 0, rank = "M0" }`.
-    #[serde(default)]
-    pub spatial: Vec<SpatialPin>,
-    /// Pin an Einsum to a unit: `{ einsum = "BQK", unit = "pe2d" }`.
-    #[serde(default)]
-    pub bind: Vec<BindPin>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SpatialPin {
-    pub unit: String,
-    pub dim: usize,
-    pub rank: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BindPin {
-    pub einsum: String,
-    pub unit: String,
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StopReason::SpaceExhausted { points } => write!(f, "space exhausted ({points} points)"),
+            StopReason::Budget { evaluations } => write!(f, "budget of {evaluations} evaluations"),
+            StopReason::TimeLimit { seconds } => write!(f, "time limit of {seconds} s"),
+            StopReason::NoImprovement { kicks } => {
+                write!(f, "no improvement in {kicks} kicks per restart")
+            }
+        }
+    }
 }
 
 /// Search settings (builder style).
@@ -77,13 +83,15 @@ pub struct BindPin {
 pub struct Search {
     pub objective: Objective,
     pub seed: u64,
-    /// Evaluations across all restarts.
+    /// Evaluations across all restarts (and fusion levels).
     pub budget: u64,
     pub restarts: usize,
     /// Kicks in a row without improvement before a restart stops.
     pub patience: u32,
     /// Spaces with at most this many points are enumerated exhaustively.
-    pub exhaustive_limit: u64,
+    pub exhaustive_limit: f64,
+    /// Stop after this long (`None`: no limit; a limit makes results depend on the machine).
+    pub time_limit: Option<Duration>,
     pub constraints: Constraints,
 }
 
@@ -95,7 +103,8 @@ impl Default for Search {
             budget: 200_000,
             restarts: 8,
             patience: 12,
-            exhaustive_limit: 20_000,
+            exhaustive_limit: 20_000.0,
+            time_limit: None,
             constraints: Constraints::default(),
         }
     }
@@ -111,7 +120,7 @@ impl Search {
         self
     }
     pub fn budget(mut self, b: u64) -> Self {
-        self.budget = b;
+        self.budget = b.max(1);
         self
     }
     pub fn restarts(mut self, r: usize) -> Self {
@@ -120,6 +129,14 @@ impl Search {
     }
     pub fn patience(mut self, n: u32) -> Self {
         self.patience = n.max(1);
+        self
+    }
+    pub fn exhaustive_limit(mut self, n: f64) -> Self {
+        self.exhaustive_limit = n;
+        self
+    }
+    pub fn time_limit(mut self, d: Duration) -> Self {
+        self.time_limit = Some(d);
         self
     }
     pub fn constraints(mut self, c: Constraints) -> Self {
@@ -132,12 +149,23 @@ impl Search {
 #[derive(Clone, Debug)]
 pub struct Found {
     pub plan: GroupPlan,
-    pub eval: GroupEval,
+    pub score: Score,
     pub evaluations: u64,
     pub valid: u64,
     pub stop: StopReason,
-    /// Size of the mapspace (points), saturating.
-    pub space_size: u64,
+    /// Size of the mapspace (distinct plans, an upper bound), over every fusion level tried.
+    pub space_size: f64,
+}
+
+impl Found {
+    /// Fraction of the mapspace evaluated (at most 1).
+    pub fn coverage(&self) -> f64 {
+        if self.space_size > 0.0 {
+            (self.evaluations as f64 / self.space_size).min(1.0)
+        } else {
+            1.0
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -158,649 +186,190 @@ pub enum SearchError {
     },
     #[error("constraint names unknown {what} `{name}`")]
     Unknown { what: &'static str, name: String },
+    #[error("{0}")]
+    Invalid(String),
 }
 
-/// The mapspace of one group: choices per "digit".
-#[derive(Clone, Debug)]
-pub struct Space {
-    pub einsums: Vec<usize>,
-    /// Allowed units per Einsum.
-    pub units: Vec<Vec<usize>>,
-    /// Per unit, per dim: candidate (rank, factor), `NONE` included.
-    pub spatial: Vec<Vec<Vec<(usize, u64)>>>,
-    /// Per leaf rank: divisors of its extent (candidate outer factors).
-    pub divisors: Vec<Vec<u64>>,
-    /// Per leaf rank, per outer factor index: divisors of extent / factor.
-    pub sub_divisors: Vec<Vec<Vec<u64>>>,
-    /// Intermediates that could be spilled (bitmask candidates).
-    pub spillable: Vec<usize>,
-}
-
-/// A point in the space, as indices (a "genome").
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct Point {
-    binding: Vec<usize>,
-    spatial: Vec<Vec<usize>>,
-    /// Per rank: (index of outer factor o1, index of o2 among divisors of extent/o1).
-    outer: Vec<(usize, usize)>,
-    /// Priority of the 2 loop slots of each rank (lower = outer).
-    order: Vec<u32>,
-    spill: u64,
-}
-
-fn divisors(n: u64) -> Vec<u64> {
-    let mut d: Vec<u64> = (1..)
-        .take_while(|i| i * i <= n)
-        .filter(|i| n.is_multiple_of(*i))
-        .flat_map(|i| [i, n / i])
-        .collect();
-    d.sort_unstable();
-    d.dedup();
-    d
-}
-
-impl Space {
-    /// Build the space of a group; `allowed` optionally narrows each Einsum's units.
-    pub fn new(
-        p: &Problem,
-        a: &ArchP,
-        einsums: &[usize],
-        c: &Constraints,
-    ) -> Result<Space, SearchError> {
-        let mut units = Vec::new();
-        for &e in einsums {
-            let ep = &p.einsums[e];
-            let mut ok: Vec<usize> = (0..a.units.len())
-                .filter(|&u| {
-                    ep.ops
-                        .iter()
-                        .all(|&(k, n)| n == 0 || a.units[u].op_cycles[k].is_some())
-                })
-                .collect();
-            for pin in c.bind.iter().filter(|b| b.einsum == ep.name) {
-                let u = a.unit_index(&pin.unit).ok_or(SearchError::Unknown {
-                    what: "unit",
-                    name: pin.unit.clone(),
-                })?;
-                ok.retain(|&x| x == u);
-            }
-            if ok.is_empty() {
-                let missing: Vec<&str> = ep
-                    .ops
+/// The units each Einsum of a group may run on (supporting its ops, narrowed by bindings).
+pub fn allowed_units(
+    p: &Problem,
+    a: &ArchP,
+    einsums: &[usize],
+    c: &Constraints,
+) -> Result<Vec<Vec<usize>>, SearchError> {
+    for pin in &c.bind {
+        if a.unit_index(&pin.unit).is_none() {
+            return Err(SearchError::Unknown {
+                what: "unit",
+                name: pin.unit.clone(),
+            });
+        }
+    }
+    let mut units = Vec::new();
+    for &e in einsums {
+        let ep = &p.einsums[e];
+        let mut ok: Vec<usize> = (0..a.units.len())
+            .filter(|&u| {
+                ep.ops
                     .iter()
-                    .filter(|&&(k, n)| n > 0 && !a.units.iter().any(|u| u.op_cycles[k].is_some()))
-                    .map(|&(k, _)| p.op_kinds[k].as_str())
-                    .collect();
-                return Err(SearchError::Unsupported {
-                    einsum: ep.name.clone(),
-                    arch: a.name.clone(),
-                    ops: if missing.is_empty() {
-                        "its ops together (pinned units)".into()
-                    } else {
-                        missing.join(", ")
-                    },
-                });
-            }
-            units.push(ok);
-        }
-        for pin in &c.bind {
-            if p.einsum_index(&pin.einsum).is_none() {
-                return Err(SearchError::Unknown {
-                    what: "Einsum",
-                    name: pin.einsum.clone(),
-                });
-            }
-        }
-        let group_vars: u32 = einsums.iter().fold(0, |m, &e| m | p.einsums[e].vars);
-        let mut spatial = Vec::new();
-        for unit in &a.units {
-            let mut per_dim = Vec::new();
-            for (d, &size) in unit.dims.iter().enumerate() {
-                let mut cands = vec![(NONE, 1)];
-                for (r, rk) in p.ranks.iter().enumerate() {
-                    if group_vars & (1 << r) == 0 || rk.extent == 1 {
-                        continue;
-                    }
-                    let f = divisors(rk.extent)
-                        .into_iter()
-                        .filter(|&x| x <= size)
-                        .max()
-                        .unwrap_or(1);
-                    cands.push((r, f));
-                }
-                let pins: Vec<&SpatialPin> = c
-                    .spatial
-                    .iter()
-                    .filter(|s| s.unit == unit.name && s.dim == d)
-                    .collect();
-                for pin in pins {
-                    let r = p.rank_index(&pin.rank).ok_or(SearchError::Unknown {
-                        what: "rank",
-                        name: pin.rank.clone(),
-                    })?;
-                    cands.retain(|x| x.0 == r);
-                }
-                per_dim.push(cands);
-            }
-            spatial.push(per_dim);
-        }
-        for pin in &c.spatial {
-            if a.unit_index(&pin.unit).is_none() {
-                return Err(SearchError::Unknown {
-                    what: "unit",
-                    name: pin.unit.clone(),
-                });
-            }
-        }
-        let divs: Vec<Vec<u64>> = p.ranks.iter().map(|r| divisors(r.extent)).collect();
-        let sub_divisors = p
-            .ranks
-            .iter()
-            .zip(&divs)
-            .map(|(r, d)| d.iter().map(|&o| divisors(r.extent / o)).collect())
-            .collect();
-        let spillable = p
-            .tensors
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| {
-                t.producer.is_some_and(|e| einsums.contains(&e))
-                    && !t.consumers.is_empty()
-                    && t.consumers.iter().all(|c| einsums.contains(c))
-                    && t.iterative.is_none()
-                    && t.role != crate::problem::Role::Output
-            })
-            .map(|(t, _)| t)
-            .filter(|&t| t < 64)
-            .collect();
-        Ok(Space {
-            einsums: einsums.to_vec(),
-            units,
-            spatial,
-            divisors: divs,
-            sub_divisors,
-            spillable,
-        })
-    }
-
-    /// Number of points (saturating).
-    pub fn size(&self) -> u64 {
-        let mut s: u64 = 1;
-        let mul = |s: u64, x: u64| s.saturating_mul(x.max(1));
-        for u in &self.units {
-            s = mul(s, u.len() as u64);
-        }
-        for d in self.spatial.iter().flatten() {
-            s = mul(s, d.len() as u64);
-        }
-        // Σ over factor choices of (loops with factor > 1)!, by a DP over ranks on the
-        // number of live loops.
-        let mut dp: Vec<u64> = vec![1];
-        for (r, d) in self.divisors.iter().enumerate() {
-            let mut next = vec![0u64; dp.len() + 2];
-            for (i1, &o1) in d.iter().enumerate() {
-                for &o2 in &self.sub_divisors[r][i1] {
-                    let live = usize::from(o1 > 1) + usize::from(o2 > 1);
-                    for (l, &n) in dp.iter().enumerate() {
-                        next[l + live] = next[l + live].saturating_add(n);
-                    }
-                }
-            }
-            dp = next;
-        }
-        let fact = |n: usize| (1..=n as u64).fold(1u64, |a, b| a.saturating_mul(b));
-        let orders = dp.iter().enumerate().fold(0u64, |acc, (l, &n)| {
-            acc.saturating_add(n.saturating_mul(fact(l)))
-        });
-        s = mul(s, orders);
-        mul(s, 1 << self.spillable.len().min(20))
-    }
-
-    fn plan(&self, pt: &Point) -> GroupPlan {
-        let mut slots: Vec<(u32, usize, usize, u64)> = Vec::new(); // (priority, rank, slot, factor)
-        for (r, &(i1, i2)) in pt.outer.iter().enumerate() {
-            let o1 = self.divisors[r][i1];
-            let rest = &self.sub_divisors[r][i1];
-            let o2 = rest[i2.min(rest.len() - 1)];
-            slots.push((pt.order[2 * r], r, 0, o1));
-            slots.push((pt.order[2 * r + 1], r, 1, o2));
-        }
-        slots.sort();
-        let loops = slots
-            .into_iter()
-            .filter(|s| s.3 > 1)
-            .map(|s| (s.1, s.3))
-            .collect();
-        let spatial = self
-            .spatial
-            .iter()
-            .zip(&pt.spatial)
-            .map(|(dims, choice)| dims.iter().zip(choice).map(|(c, &i)| c[i]).collect())
-            .collect();
-        let binding = self
-            .units
-            .iter()
-            .zip(&pt.binding)
-            .map(|(u, &i)| u[i])
-            .collect();
-        let spill = self
-            .spillable
-            .iter()
-            .enumerate()
-            .filter(|(b, _)| pt.spill & (1 << b) != 0)
-            .fold(0u64, |m, (_, &t)| m | (1 << t));
-        GroupPlan {
-            einsums: self.einsums.clone(),
-            loops,
-            spatial,
-            binding,
-            spill,
-            keep: vec![],
-        }
-    }
-
-    fn random(&self, rng: &mut ChaCha8Rng) -> Point {
-        let outer = self
-            .divisors
-            .iter()
-            .enumerate()
-            .map(|(r, d)| {
-                let i1 = rng.random_range(0..d.len());
-                let rest = self.sub_divisors[r][i1].len();
-                (i1, rng.random_range(0..rest))
+                    .all(|&(k, n)| n == 0 || a.units[u].op_cycles[k].is_some())
             })
             .collect();
-        Point {
-            binding: self
-                .units
+        for pin in c.bind.iter().filter(|b| b.einsum == ep.name) {
+            let u = a.unit_index(&pin.unit).unwrap_or(usize::MAX);
+            ok.retain(|&x| x == u);
+        }
+        if ok.is_empty() {
+            let missing: Vec<&str> = ep
+                .ops
                 .iter()
-                .map(|u| rng.random_range(0..u.len()))
-                .collect(),
-            spatial: self
-                .spatial
-                .iter()
-                .map(|dims| dims.iter().map(|c| rng.random_range(0..c.len())).collect())
-                .collect(),
-            outer,
-            order: (0..self.divisors.len() * 2)
-                .map(|_| rng.random_range(0..1000))
-                .collect(),
-            spill: if self.spillable.is_empty() {
-                0
-            } else {
-                rng.random_range(0..(1u64 << self.spillable.len().min(20)))
-            },
-        }
-    }
-
-    /// A deterministic start: the largest spatial factors, first allowed units, every
-    /// rank's extent as one outer loop in rank order, nothing spilled.
-    fn heuristic(&self, p: &Problem) -> Point {
-        // Spatial: per unit dimension, the rank carrying the most work of the Einsums
-        // that may run there, weighted by how many PEs it can fill.
-        let work = |e: usize| -> f64 { p.einsums[e].ops.iter().map(|&(_, n)| n as f64).sum() };
-        let spatial: Vec<Vec<usize>> = self
-            .spatial
-            .iter()
-            .enumerate()
-            .map(|(u, dims)| {
-                let mut used: Vec<usize> = vec![NONE];
-                dims.iter()
-                    .map(|c| {
-                        let score = |i: usize| -> f64 {
-                            let (r, f) = c[i];
-                            if used.contains(&r) {
-                                return -1.0;
-                            }
-                            let w: f64 = self
-                                .einsums
-                                .iter()
-                                .zip(&self.units)
-                                .filter(|(&e, units)| {
-                                    units.contains(&u) && p.einsums[e].vars & (1 << r) != 0
-                                })
-                                .map(|(&e, _)| work(e))
-                                .sum();
-                            w * f as f64
-                        };
-                        let best = (0..c.len())
-                            .max_by(|&x, &y| score(x).total_cmp(&score(y)).then(y.cmp(&x)))
-                            .unwrap_or(0);
-                        if score(best) <= 0.0 {
-                            return c.iter().position(|x| x.0 == NONE).unwrap_or(0);
-                        }
-                        used.push(c[best].0);
-                        best
-                    })
-                    .collect()
-            })
-            .collect();
-        // Binding: the allowed unit whose spatial ranks the Einsum fills most.
-        let binding = self
-            .einsums
-            .iter()
-            .zip(&self.units)
-            .map(|(&e, units)| {
-                let fill = |u: usize| -> u64 {
-                    self.spatial[u]
-                        .iter()
-                        .zip(&spatial[u])
-                        .filter(|(c, &i)| c[i].0 != NONE && p.einsums[e].vars & (1 << c[i].0) != 0)
-                        .map(|(c, &i)| c[i].1)
-                        .product()
-                };
-                (0..units.len())
-                    .max_by_key(|&i| (fill(units[i]), std::cmp::Reverse(i)))
-                    .unwrap_or(0)
-            })
-            .collect();
-        // Tiling: spatial ranks keep their spatial factor inside, reduced ranks stay whole
-        // inside, every other rank is stepped entirely by outer loops.
-        let reduced: u32 = self
-            .einsums
-            .iter()
-            .fold(0, |m, &e| m | (p.einsums[e].vars & !p.einsums[e].out_vars));
-        let outer = (0..p.ranks.len())
-            .map(|r| {
-                let f = self
-                    .spatial
-                    .iter()
-                    .zip(&spatial)
-                    .flat_map(|(dims, ch)| dims.iter().zip(ch).map(|(c, &i)| c[i]))
-                    .filter(|x| x.0 == r)
-                    .map(|x| x.1)
-                    .max();
-                let o = match f {
-                    Some(f) => p.ranks[r].extent / f,
-                    None if reduced & (1 << r) != 0 => 1,
-                    None => p.ranks[r].extent,
-                };
-                (
-                    self.divisors[r].iter().position(|&d| d == o).unwrap_or(0),
-                    0,
-                )
-            })
-            .collect();
-        Point {
-            binding,
-            spatial,
-            outer,
-            order: (0..self.divisors.len() as u32 * 2).collect(),
-            spill: 0,
-        }
-    }
-
-    /// Every point of the space (binding × spatial × factors × loop orders × spills), for
-    /// spaces small enough to enumerate. Orders are the permutations of the slots whose
-    /// factor is > 1 (other slots do not change the plan).
-    fn all_points(&self) -> Vec<Point> {
-        let mut radices: Vec<usize> = Vec::new();
-        radices.extend(self.units.iter().map(|u| u.len()));
-        for dims in &self.spatial {
-            radices.extend(dims.iter().map(|c| c.len()));
-        }
-        let pairs: Vec<Vec<(usize, usize)>> = self
-            .divisors
-            .iter()
-            .enumerate()
-            .map(|(r, d)| {
-                (0..d.len())
-                    .flat_map(|i1| (0..self.sub_divisors[r][i1].len()).map(move |i2| (i1, i2)))
-                    .collect()
-            })
-            .collect();
-        radices.extend(pairs.iter().map(|v| v.len()));
-        radices.push(1 << self.spillable.len().min(20));
-        let total: usize = radices.iter().product();
-        let mut out = Vec::new();
-        let mut digits = vec![0usize; radices.len()];
-        for _ in 0..total {
-            let mut it = digits.iter();
-            let binding = self.units.iter().map(|_| *it.next().unwrap()).collect();
-            let spatial = self
-                .spatial
-                .iter()
-                .map(|dims| dims.iter().map(|_| *it.next().unwrap()).collect())
+                .filter(|&&(k, n)| n > 0 && !a.units.iter().any(|u| u.op_cycles[k].is_some()))
+                .map(|&(k, _)| p.op_kinds[k].as_str())
                 .collect();
-            let outer: Vec<(usize, usize)> = pairs.iter().map(|v| v[*it.next().unwrap()]).collect();
-            let spill = *it.next().unwrap() as u64;
-            let base = Point {
-                binding,
-                spatial,
-                outer,
-                order: (0..self.divisors.len() as u32 * 2).collect(),
-                spill,
-            };
-            let live: Vec<usize> = (0..base.order.len())
-                .filter(|&sl| {
-                    let (r, which) = (sl / 2, sl % 2);
-                    let (i1, i2) = base.outer[r];
-                    let f = if which == 0 {
-                        self.divisors[r][i1]
-                    } else {
-                        self.sub_divisors[r][i1][i2]
-                    };
-                    f > 1
-                })
-                .collect();
-            // Permutations of the live slots' priorities (Heap's algorithm).
-            let mut prio: Vec<u32> = live.iter().map(|&i| i as u32).collect();
-            let mut c = vec![0usize; prio.len()];
-            let emit = |prio: &[u32], out: &mut Vec<Point>| {
-                let mut q = base.clone();
-                for (k, &sl) in live.iter().enumerate() {
-                    q.order[sl] = prio[k];
-                }
-                out.push(q);
-            };
-            emit(&prio, &mut out);
-            let mut i = 0;
-            while i < prio.len() {
-                if c[i] < i {
-                    if i % 2 == 0 {
-                        prio.swap(0, i);
-                    } else {
-                        prio.swap(c[i], i);
-                    }
-                    emit(&prio, &mut out);
-                    c[i] += 1;
-                    i = 0;
+            return Err(SearchError::Unsupported {
+                einsum: ep.name.clone(),
+                arch: a.name.clone(),
+                ops: if missing.is_empty() {
+                    "its ops together (pinned units)".into()
                 } else {
-                    c[i] = 0;
-                    i += 1;
-                }
-            }
-            for k in (0..digits.len()).rev() {
-                digits[k] += 1;
-                if digits[k] < radices[k] {
-                    break;
-                }
-                digits[k] = 0;
-            }
+                    missing.join(", ")
+                },
+            });
         }
-        out
+        units.push(ok);
     }
+    Ok(units)
+}
 
-    /// Families of heuristic starts: the heuristic point (and variants keeping one rank
-    /// whole, or with reduced ranks' loops innermost), each with variants whose tile of
-    /// each rank is 2, 4, … times smaller.
-    fn heuristics(&self, p: &Problem) -> Vec<Vec<Point>> {
-        let base = self.heuristic(p);
-        let shrink = |q: &Point, r: usize, up: usize| -> Option<Point> {
-            let (i1, i2) = q.outer[r];
-            (i1 + up < self.divisors[r].len()).then(|| {
-                let mut q = q.clone();
-                q.outer[r] = (i1 + up, i2.min(self.sub_divisors[r][i1 + up].len() - 1));
-                q
-            })
+/// Fusion levels to try for a group: a single Einsum on one possible unit needs no choice (the
+/// first level below the root); otherwise every level all the allowed units share below the
+/// root (the root itself if they share nothing else).
+pub fn fuse_candidates(a: &ArchP, units: &[Vec<usize>]) -> Vec<usize> {
+    let mut all: Vec<usize> = units.iter().flatten().copied().collect();
+    all.sort_unstable();
+    all.dedup();
+    let common = common_levels(a, &all);
+    let below_root: Vec<usize> = common.iter().copied().filter(|&l| l != 0).collect();
+    if below_root.is_empty() {
+        return vec![0];
+    }
+    if units.len() == 1 {
+        return vec![below_root[0]];
+    }
+    below_root
+}
+
+/// A plan with its score.
+type Scored = (GroupPlan, Score);
+
+/// Search one group.
+pub fn search_group(
+    p: &Problem,
+    a: &ArchP,
+    einsums: &[usize],
+    model: &dyn CostModel,
+    s: &Search,
+) -> Result<Found, SearchError> {
+    let start = Instant::now();
+    let units = allowed_units(p, a, einsums, &s.constraints)?;
+    let fuses = fuse_candidates(a, &units);
+    let mut best: Option<Found> = None;
+    let mut evaluations = 0;
+    let mut space_size = 0.0;
+    let mut last_err = String::new();
+    let per_fuse = (s.budget / fuses.len() as u64).max(1);
+    for &fuse in &fuses {
+        let space = Space::new(p, a, einsums, units.clone(), fuse, &s.constraints)?;
+        let size = space.size(p);
+        space_size += size;
+        let sub = Search {
+            budget: per_fuse,
+            ..s.clone()
         };
-        // Bases: the heuristic, and the heuristic with one rank kept whole inside the tile
-        // (a multi-pass fused group needs whole fibres of the passed rank on chip).
-        let mut bases = vec![base.clone()];
-        for r in 0..self.divisors.len() {
-            if base.outer[r].0 != 0 {
-                let mut q = base.clone();
-                q.outer[r] = (0, 0);
-                bases.push(q);
-            }
-        }
-        // The same with the loops of ranks some Einsum reduces innermost: a later pass can
-        // then wait on tiles of one outer step instead of whole fibres.
-        let reduced: u32 = self
-            .einsums
-            .iter()
-            .fold(0, |m, &e| m | (p.einsums[e].vars & !p.einsums[e].out_vars));
-        if reduced != 0 {
-            let inner_last = |b: &Point| -> Point {
-                let mut q = b.clone();
-                let n = q.order.len() as u32;
-                for (slot, prio) in q.order.iter_mut().enumerate() {
-                    if reduced & (1 << (slot / 2)) != 0 {
-                        *prio += n;
-                    }
-                }
-                q
-            };
-            let extra: Vec<Point> = bases.iter().map(inner_last).collect();
-            bases.extend(extra);
-        }
-        // One family per base: the base and its smaller-tile variants.
-        bases
-            .iter()
-            .map(|b| {
-                let mut v = vec![b.clone()];
-                for r in 0..self.divisors.len() {
-                    for up in 1..=10 {
-                        if let Some(q) = shrink(b, r, up) {
-                            v.push(q);
-                        }
-                    }
-                }
-                v
-            })
-            .collect()
-    }
-
-    /// Change one random digit of a point.
-    fn mutate(&self, pt: &mut Point, rng: &mut ChaCha8Rng) {
-        match rng.random_range(0..5) {
-            0 if !self.units.is_empty() => {
-                let k = rng.random_range(0..self.units.len());
-                pt.binding[k] = rng.random_range(0..self.units[k].len());
-            }
-            1 => {
-                let u = rng.random_range(0..self.spatial.len());
-                if !self.spatial[u].is_empty() {
-                    let d = rng.random_range(0..self.spatial[u].len());
-                    pt.spatial[u][d] = rng.random_range(0..self.spatial[u][d].len());
+        let r = if size <= s.exhaustive_limit {
+            exhaustive(p, a, &space, model, &sub)
+        } else {
+            local_search(p, a, &space, model, &sub, start)
+        };
+        match r {
+            Ok(f) => {
+                evaluations += f.evaluations;
+                if best
+                    .as_ref()
+                    .is_none_or(|b| s.objective.better(&f.score, &b.score))
+                {
+                    best = Some(f);
                 }
             }
-            2 if !self.divisors.is_empty() => {
-                let r = rng.random_range(0..self.divisors.len());
-                let i1 = rng.random_range(0..self.divisors[r].len());
-                pt.outer[r] = (i1, rng.random_range(0..self.sub_divisors[r][i1].len()));
+            Err(SearchError::NoValidMapping {
+                evaluations: n,
+                reason,
+                ..
+            }) => {
+                evaluations += n;
+                last_err = reason;
             }
-            3 if pt.order.len() > 1 => {
-                let i = rng.random_range(0..pt.order.len());
-                let j = rng.random_range(0..pt.order.len());
-                pt.order.swap(i, j);
-            }
-            _ if !self.spillable.is_empty() => {
-                pt.spill ^= 1 << rng.random_range(0..self.spillable.len().min(20));
-            }
-            _ => {}
+            Err(e) => return Err(e),
         }
     }
-
-    /// All single-digit changes of a point.
-    fn neighbours(&self, pt: &Point) -> Vec<Point> {
-        let mut v = Vec::new();
-        for (k, u) in self.units.iter().enumerate() {
-            for i in 0..u.len() {
-                if i != pt.binding[k] {
-                    let mut q = pt.clone();
-                    q.binding[k] = i;
-                    v.push(q);
-                }
-            }
+    match best {
+        Some(mut f) => {
+            f.evaluations = evaluations;
+            f.space_size = space_size;
+            Ok(f)
         }
-        for (u, dims) in self.spatial.iter().enumerate() {
-            for (d, c) in dims.iter().enumerate() {
-                for i in 0..c.len() {
-                    if i != pt.spatial[u][d] {
-                        let mut q = pt.clone();
-                        q.spatial[u][d] = i;
-                        v.push(q);
-                    }
-                }
-            }
-        }
-        for r in 0..self.divisors.len() {
-            // Any outer factor for either loop of the rank (jumps, not just ×2 steps,
-            // so capacity ridges can be crossed in one move).
-            let (i1, i2) = pt.outer[r];
-            for a in 0..self.divisors[r].len() {
-                if a != i1 {
-                    let mut q = pt.clone();
-                    q.outer[r] = (a, i2.min(self.sub_divisors[r][a].len() - 1));
-                    v.push(q);
-                }
-            }
-            for b in 0..self.sub_divisors[r][i1].len() {
-                if b != i2 {
-                    let mut q = pt.clone();
-                    q.outer[r] = (i1, b);
-                    v.push(q);
-                }
-            }
-        }
-        // Reorder only loops that exist (factor > 1): other swaps give the same plan.
-        let live: Vec<usize> = (0..pt.order.len())
-            .filter(|&sl| {
-                let (r, which) = (sl / 2, sl % 2);
-                let (i1, i2) = pt.outer[r];
-                let f = if which == 0 {
-                    self.divisors[r][i1]
-                } else {
-                    self.sub_divisors[r][i1][i2.min(self.sub_divisors[r][i1].len() - 1)]
-                };
-                f > 1
-            })
-            .collect();
-        for (x, &i) in live.iter().enumerate() {
-            for &j in &live[x + 1..] {
-                let mut q = pt.clone();
-                q.order.swap(i, j);
-                v.push(q);
-            }
-        }
-        for b in 0..self.spillable.len().min(20) {
-            let mut q = pt.clone();
-            q.spill ^= 1 << b;
-            v.push(q);
-        }
-        v
+        None => Err(SearchError::NoValidMapping {
+            group: group_name(p, einsums),
+            evaluations,
+            reason: last_err,
+        }),
     }
 }
 
-/// Evaluate every point of a small space (in parallel; ties broken by enumeration order).
+fn group_name(p: &Problem, einsums: &[usize]) -> String {
+    einsums
+        .iter()
+        .map(|&e| p.einsums[e].name.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Evaluates a decoded point: the objective, the plan and its score, or why it is invalid.
+fn eval_point(
+    p: &Problem,
+    a: &ArchP,
+    space: &Space,
+    model: &dyn CostModel,
+    obj: Objective,
+    pt: &Point,
+    f: &mut Vec<u64>,
+) -> Result<Scored, String> {
+    let plan = space
+        .plan(p, pt, f)
+        .ok_or_else(|| "a fixed factor of the constraints cannot be met".to_string())?;
+    if !space.utilization_ok(a, &plan) {
+        return Err("below the constraints' minimum utilisation".into());
+    }
+    let _ = obj;
+    match model.score(p, a, &plan) {
+        Ok(sc) => Ok((plan, sc)),
+        Err(inv) => Err(inv.describe(p, a)),
+    }
+}
+
+/// Every point of a small space, in parallel; ties go to the first in enumeration order.
 fn exhaustive(
     p: &Problem,
     a: &ArchP,
     space: &Space,
     model: &dyn CostModel,
     s: &Search,
-    size: u64,
 ) -> Result<Found, SearchError> {
-    let points = space.all_points();
-    let results: Vec<Result<(f64, GroupPlan, GroupEval), String>> = points
+    let points = enumerate(p, a, space);
+    let results: Vec<Result<Scored, String>> = points
         .par_iter()
-        .map(|pt| {
-            let plan = space.plan(pt);
-            match model.evaluate(p, a, &plan) {
-                Ok(e) => Ok((s.objective.score(&e), plan, e)),
-                Err(inv) => Err(inv.describe(p, a)),
-            }
+        .map_init(Vec::new, |f, pt| {
+            eval_point(p, a, space, model, s.objective, pt, f)
         })
         .collect();
     let evaluations = results.len() as u64;
@@ -814,59 +383,312 @@ fn exhaustive(
         .into_iter()
         .filter_map(Result::ok)
         .enumerate()
-        .min_by(|x, y| x.1 .0.total_cmp(&y.1 .0).then(x.0.cmp(&y.0)));
+        .min_by(|x, y| s.objective.cmp(&x.1 .1, &y.1 .1).then(x.0.cmp(&y.0)));
     match best {
-        Some((_, (_, plan, eval))) => Ok(Found {
+        Some((_, (plan, score))) => Ok(Found {
             plan,
-            eval,
+            score,
             evaluations,
             valid,
-            stop: StopReason::SpaceExhausted,
-            space_size: size,
+            stop: StopReason::SpaceExhausted {
+                points: evaluations,
+            },
+            space_size: evaluations as f64,
         }),
         None => Err(SearchError::NoValidMapping {
-            group: space
-                .einsums
-                .iter()
-                .map(|&e| p.einsums[e].name.as_str())
-                .collect::<Vec<_>>()
-                .join(" "),
+            group: group_name(p, &space.einsums),
             evaluations,
             reason: last,
         }),
     }
 }
 
-/// A plan with its score and evaluation.
-type Scored = (f64, GroupPlan, GroupEval);
+/// Every distinct point of a small space: bindings × factor digits (each over its candidates,
+/// given the digits before it) × loop orders × bypasses × spills, one point per distinct plan.
+fn enumerate(p: &Problem, a: &ArchP, space: &Space) -> Vec<Point> {
+    let ns = space.slots.len();
+    let mut out: Vec<Point> = Vec::new();
+    let mut seen: std::collections::HashSet<GroupPlan, BuildHasherDefault<FxHasher>> =
+        Default::default();
+    let mut f = Vec::new();
+    let mut radix = Vec::new();
+    // Bindings.
+    let nb: usize = space.units.iter().map(|u| u.len()).product();
+    for b in 0..nb {
+        let mut pt = space.zero(a);
+        let mut x = b;
+        for (k, u) in space.units.iter().enumerate() {
+            pt.binding[k] = (x % u.len()) as u8;
+            x /= u.len();
+        }
+        // Factor digits: odometer over digits whose radix depends on the digits before them.
+        let mut digits = vec![0u16; space.ranks.len() * ns];
+        loop {
+            pt.factors.clone_from(&digits);
+            space.radices(&mut radix);
+            // Orders: permutations of the loops of each temporal slot with a factor > 1.
+            if space.factors(p, &pt, &mut f).is_some() {
+                for order in orders(space, &f) {
+                    let mut q = pt.clone();
+                    q.prio = order;
+                    for bypass in bypasses(space) {
+                        q.bypass.clone_from(&bypass);
+                        for spill in 0..(1u64 << space.spillable.len()) {
+                            q.spill = spill;
+                            if let Some(plan) = space.plan(p, &q, &mut f) {
+                                if seen.insert(plan) {
+                                    out.push(q.clone());
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            // Next digits (last digit fastest), each below its radix at the current point
+            // (the radices of later digits are recomputed once they restart from 0).
+            let mut k = digits.len();
+            let mut wrapped = true;
+            while k > 0 {
+                k -= 1;
+                digits[k] += 1;
+                if digits[k] < radix[k] {
+                    wrapped = false;
+                    break;
+                }
+                digits[k] = 0;
+            }
+            if wrapped {
+                break;
+            }
+        }
+    }
+    out
+}
 
-/// Search one group.
-pub fn search_group(
+/// Priority vectors giving every order of the loops with a factor > 1 in each temporal slot.
+fn orders(space: &Space, f: &[u64]) -> Vec<Vec<u16>> {
+    let ns = space.slots.len();
+    let nr = space.ranks.len();
+    let mut all = vec![vec![0u16; nr * ns]];
+    for (si, s) in space.slots.iter().enumerate() {
+        if !s.temporal() {
+            continue;
+        }
+        let live: Vec<usize> = (0..nr)
+            .filter(|&ri| f[ri * ns + si] > 1 && space.fixed_prio[ri * ns + si].is_none())
+            .collect();
+        if live.len() < 2 {
+            continue;
+        }
+        let perms = permutations(live.len());
+        let mut next = Vec::with_capacity(all.len() * perms.len());
+        for base in &all {
+            for perm in &perms {
+                let mut q = base.clone();
+                for (k, &ri) in live.iter().enumerate() {
+                    q[ri * ns + si] = perm[k] as u16;
+                }
+                next.push(q);
+            }
+        }
+        all = next;
+    }
+    all
+}
+
+fn permutations(n: usize) -> Vec<Vec<usize>> {
+    if n == 0 {
+        return vec![vec![]];
+    }
+    let mut out = Vec::new();
+    for rest in permutations(n - 1) {
+        for i in 0..=rest.len() {
+            let mut v = rest.clone();
+            v.insert(i, n - 1);
+            out.push(v);
+        }
+    }
+    out
+}
+
+/// Every combination of the free bypass bits.
+fn bypasses(space: &Space) -> Vec<Vec<u64>> {
+    let mut all = vec![vec![0u64; space.bypass_free.len()]];
+    for (l, &free) in space.bypass_free.iter().enumerate() {
+        let mut m = free;
+        while m != 0 {
+            let t = m.trailing_zeros();
+            m &= m - 1;
+            let with: Vec<Vec<u64>> = all
+                .iter()
+                .map(|v| {
+                    let mut v = v.clone();
+                    v[l] |= 1 << t;
+                    v
+                })
+                .collect();
+            all.extend(with);
+        }
+    }
+    all
+}
+
+/// All one-digit changes of a point.
+fn neighbours(p: &Problem, space: &Space, pt: &Point, radix: &mut Vec<u16>) -> Vec<Point> {
+    let mut v = Vec::new();
+    let ns = space.slots.len();
+    for (k, u) in space.units.iter().enumerate() {
+        for i in 0..u.len() {
+            if i != usize::from(pt.binding[k]) % u.len() {
+                let mut q = pt.clone();
+                q.binding[k] = i as u8;
+                v.push(q);
+            }
+        }
+    }
+    space.radices(radix);
+    for (d, &rad) in radix.iter().enumerate() {
+        let cur = usize::from(pt.factors[d]) % usize::from(rad.max(1));
+        for i in 0..usize::from(rad) {
+            if i != cur {
+                let mut q = pt.clone();
+                q.factors[d] = i as u16;
+                v.push(q);
+            }
+        }
+    }
+    // Swap the priorities of two loops of one temporal slot.
+    let mut f = Vec::new();
+    if space.factors(p, pt, &mut f).is_some() {
+        for (si, s) in space.slots.iter().enumerate() {
+            if !s.temporal() {
+                continue;
+            }
+            let live: Vec<usize> = (0..space.ranks.len())
+                .filter(|&ri| f[ri * ns + si] > 1)
+                .collect();
+            for (x, &i) in live.iter().enumerate() {
+                for &j in &live[x + 1..] {
+                    let mut q = pt.clone();
+                    let (a1, b1) = (i * ns + si, j * ns + si);
+                    let (pa, pb) = (q.prio[a1], q.prio[b1]);
+                    q.prio[a1] = pb;
+                    q.prio[b1] = pa;
+                    if pa == pb {
+                        q.prio[a1] = pb + 1;
+                    }
+                    v.push(q);
+                }
+            }
+        }
+    }
+    for (l, &free) in space.bypass_free.iter().enumerate() {
+        let mut m = free;
+        while m != 0 {
+            let t = m.trailing_zeros();
+            m &= m - 1;
+            let mut q = pt.clone();
+            q.bypass[l] ^= 1 << t;
+            v.push(q);
+        }
+    }
+    for b in 0..space.spillable.len() {
+        let mut q = pt.clone();
+        q.spill ^= 1 << b;
+        v.push(q);
+    }
+    v
+}
+
+/// Change one random digit.
+fn mutate(_p: &Problem, space: &Space, pt: &mut Point, rng: &mut ChaCha8Rng, radix: &mut Vec<u16>) {
+    match rng.random_range(0..5) {
+        0 if !space.units.is_empty() => {
+            let k = rng.random_range(0..space.units.len());
+            pt.binding[k] = rng.random_range(0..space.units[k].len()) as u8;
+        }
+        1 | 2 if !pt.factors.is_empty() => {
+            space.radices(radix);
+            let d = rng.random_range(0..pt.factors.len());
+            pt.factors[d] = rng.random_range(0..radix[d].max(1));
+        }
+        3 if pt.prio.len() > 1 => {
+            let i = rng.random_range(0..pt.prio.len());
+            let j = rng.random_range(0..pt.prio.len());
+            pt.prio.swap(i, j);
+        }
+        _ => {
+            let bits: u32 = space.bypass_free.iter().map(|m| m.count_ones()).sum();
+            let n = bits as usize + space.spillable.len();
+            if n == 0 {
+                return;
+            }
+            let mut i = rng.random_range(0..n);
+            for (l, &free) in space.bypass_free.iter().enumerate() {
+                let c = free.count_ones() as usize;
+                if i < c {
+                    let mut m = free;
+                    for _ in 0..i {
+                        m &= m - 1;
+                    }
+                    pt.bypass[l] ^= 1 << m.trailing_zeros();
+                    return;
+                }
+                i -= c;
+            }
+            pt.spill ^= 1 << i;
+        }
+    }
+}
+
+/// A random point.
+fn random(_p: &Problem, a: &ArchP, space: &Space, rng: &mut ChaCha8Rng) -> Point {
+    let mut pt = space.zero(a);
+    for (k, u) in space.units.iter().enumerate() {
+        pt.binding[k] = rng.random_range(0..u.len()) as u8;
+    }
+    let mut radix = Vec::new();
+    // Draw digits in order: each one's radix depends on the ones before it.
+    for d in 0..pt.factors.len() {
+        space.radices(&mut radix);
+        pt.factors[d] = rng.random_range(0..radix[d].max(1));
+    }
+    for x in pt.prio.iter_mut() {
+        *x = rng.random_range(0..1000);
+    }
+    for (l, &free) in space.bypass_free.iter().enumerate() {
+        pt.bypass[l] = rng.random::<u64>() & free;
+    }
+    if !space.spillable.is_empty() {
+        pt.spill = rng.random_range(0..(1u64 << space.spillable.len()));
+    }
+    pt
+}
+
+/// Iterated local search from the heuristic starts, one restart per thread task.
+fn local_search(
     p: &Problem,
     a: &ArchP,
-    einsums: &[usize],
+    space: &Space,
     model: &dyn CostModel,
     s: &Search,
+    start: Instant,
 ) -> Result<Found, SearchError> {
-    let space = Space::new(p, a, einsums, &s.constraints)?;
-    let size = space.size();
-    if size <= s.exhaustive_limit {
-        return exhaustive(p, a, &space, model, s, size);
-    }
     let evals = AtomicU64::new(0);
     let valid = AtomicU64::new(0);
+    let timed_out = std::sync::atomic::AtomicBool::new(false);
     let last_err = std::sync::Mutex::new(String::new());
-    let eval = |plan: GroupPlan| -> Option<(f64, GroupPlan, GroupEval)> {
+    let eval = |pt: &Point, f: &mut Vec<u64>| -> Option<Scored> {
         evals.fetch_add(1, Ordering::Relaxed);
-        match model.evaluate(p, a, &plan) {
-            Ok(e) => {
+        match eval_point(p, a, space, model, s.objective, pt, f) {
+            Ok(x) => {
                 valid.fetch_add(1, Ordering::Relaxed);
-                Some((s.objective.score(&e), plan, e))
+                Some(x)
             }
-            Err(inv) => {
+            Err(msg) => {
                 if let Ok(mut l) = last_err.try_lock() {
                     if l.is_empty() {
-                        *l = inv.describe(p, a);
+                        *l = msg;
                     }
                 }
                 None
@@ -874,24 +696,27 @@ pub fn search_group(
         }
     };
     let per_restart = (s.budget / s.restarts as u64).max(1);
-    // The heuristic point and its variants, evaluated once and ranked: restart k starts
-    // from the k-th best.
     // Diverse starts: the best valid point of each heuristic family, best family first.
-    let mut starts: Vec<(Point, f64, GroupPlan, GroupEval)> = space
-        .heuristics(p)
+    let mut f0 = Vec::new();
+    let mut starts: Vec<(Point, Scored)> = families(space, p, a)
         .into_iter()
         .filter_map(|family| {
             family
                 .into_iter()
-                .filter_map(|pt| eval(space.plan(&pt)).map(|(sc, pl, ev)| (pt, sc, pl, ev)))
-                .min_by(|a, b| a.1.total_cmp(&b.1))
+                .filter_map(|pt| eval(&pt, &mut f0).map(|x| (pt, x)))
+                .min_by(|x, y| s.objective.cmp(&x.1 .1, &y.1 .1))
         })
         .collect();
-    starts.sort_by(|a, b| a.1.total_cmp(&b.1));
-    starts.dedup_by(|a, b| a.2 == b.2);
-    // Iterated local search per restart: steepest descent over single-digit changes, then
-    // a random kick of a few digits from the best point, until the budget or `patience`
-    // kicks in a row bring nothing.
+    if std::env::var_os("CASCADE_SEARCH_DEBUG").is_some() {
+        eprintln!(
+            "search [{}]: {} start evaluations, {} starts",
+            group_name(p, &space.einsums),
+            evals.load(Ordering::Relaxed),
+            starts.len()
+        );
+    }
+    starts.sort_by(|x, y| s.objective.cmp(&x.1 .1, &y.1 .1));
+    starts.dedup_by(|x, y| x.1 .0 == y.1 .0);
     let patience = s.patience;
     let results: Vec<(Option<Scored>, bool)> = (0..s.restarts)
         .into_par_iter()
@@ -899,45 +724,54 @@ pub fn search_group(
             let mut rng =
                 ChaCha8Rng::seed_from_u64(s.seed.wrapping_mul(0x9E37_79B9).wrapping_add(k as u64));
             let mut spent = 0u64;
-            let mut best: Option<(Point, f64, GroupPlan, GroupEval)> = None;
-            // Different points often give the same plan: evaluate each plan once.
+            let mut f = Vec::new();
+            let mut radix = Vec::new();
+            let mut best: Option<(Point, Scored)> = None;
+            // Different points often decode to the same plan: evaluate each plan once.
             let mut seen: std::collections::HashSet<u64, BuildHasherDefault<FxHasher>> =
                 Default::default();
-            let mut try_point =
-                |pt: &Point, spent: &mut u64| -> Option<(f64, GroupPlan, GroupEval)> {
-                    let plan = space.plan(pt);
-                    let mut h = FxHasher::default();
-                    plan.hash(&mut h);
-                    if !seen.insert(h.finish()) {
-                        return None; // evaluated before: never an improvement
-                    }
-                    *spent += 1;
-                    eval(plan)
-                };
-            // Start: the heuristic point for restart 0, else random points until one is valid.
-            // Start from the k-th best heuristic variant (distinct starts), else a random
-            // valid point.
-            let mut cur: Option<(Point, f64, GroupPlan, GroupEval)> = starts.get(k).cloned();
+            let mut try_point = |pt: &Point, spent: &mut u64, f: &mut Vec<u64>| -> Option<Scored> {
+                let plan = space.plan(p, pt, f)?;
+                let mut h = FxHasher::default();
+                plan.hash(&mut h);
+                if !seen.insert(h.finish()) {
+                    return None; // evaluated before: never an improvement
+                }
+                *spent += 1;
+                eval(pt, f)
+            };
+            let out_of_time = || {
+                s.time_limit.is_some_and(|t| start.elapsed() >= t) && {
+                    timed_out.store(true, Ordering::Relaxed);
+                    true
+                }
+            };
+            let mut cur: Option<(Point, Scored)> = starts.get(k).cloned();
             let mut tries = 0;
             while cur.is_none() && spent < per_restart / 4 && tries < per_restart {
                 tries += 1;
-                let pt = space.random(&mut rng);
-                cur = try_point(&pt, &mut spent).map(|(sc, pl, ev)| (pt, sc, pl, ev));
+                let pt = random(p, a, space, &mut rng);
+                cur = try_point(&pt, &mut spent, &mut f).map(|x| (pt, x));
             }
             let mut stale = 0;
             while let Some(c) = cur.take() {
-                // Steepest descent from c.
                 let mut here = c;
+                // First-improvement descent over one-digit changes, in a seeded random order:
+                // move as soon as a neighbour is better; stop when none is.
                 loop {
-                    let mut step: Option<(Point, f64, GroupPlan, GroupEval)> = None;
-                    for q in space.neighbours(&here.0) {
-                        if spent >= per_restart {
+                    let mut nbrs = neighbours(p, space, &here.0, &mut radix);
+                    for i in (1..nbrs.len()).rev() {
+                        nbrs.swap(i, rng.random_range(0..=i));
+                    }
+                    let mut step: Option<(Point, Scored)> = None;
+                    for q in nbrs {
+                        if spent >= per_restart || out_of_time() {
                             break;
                         }
-                        if let Some((s2, pl, ev)) = try_point(&q, &mut spent) {
-                            if s2 < here.1 * (1.0 - 1e-12) && step.as_ref().is_none_or(|b| s2 < b.1)
-                            {
-                                step = Some((q, s2, pl, ev));
+                        if let Some(x) = try_point(&q, &mut spent, &mut f) {
+                            if s.objective.better(&x.1, &here.1 .1) {
+                                step = Some((q, x));
+                                break;
                             }
                         }
                     }
@@ -946,24 +780,30 @@ pub fn search_group(
                         None => break,
                     }
                 }
-                if best.as_ref().is_none_or(|b| here.1 < b.1 * (1.0 - 1e-12)) {
+                if best
+                    .as_ref()
+                    .is_none_or(|b| s.objective.better(&here.1 .1, &b.1 .1))
+                {
                     best = Some(here);
                     stale = 0;
                 } else {
                     stale += 1;
                 }
-                if spent >= per_restart || stale >= patience {
+                if spent >= per_restart || stale >= patience || out_of_time() {
                     break;
                 }
-                // Kick: change 2–4 random digits of the best point (a few tries for a new, valid plan).
-                let b = &best.as_ref().unwrap().0;
+                // Kick: change 2–4 random digits of the best point.
+                let b = best
+                    .as_ref()
+                    .map(|x| x.0.clone())
+                    .unwrap_or_else(|| space.zero(a));
                 for _ in 0..32 {
                     let mut pt = b.clone();
                     for _ in 0..rng.random_range(2..=4) {
-                        space.mutate(&mut pt, &mut rng);
+                        mutate(p, space, &mut pt, &mut rng, &mut radix);
                     }
-                    if let Some((sc, pl, ev)) = try_point(&pt, &mut spent) {
-                        cur = Some((pt, sc, pl, ev));
+                    if let Some(x) = try_point(&pt, &mut spent, &mut f) {
+                        cur = Some((pt, x));
                         break;
                     }
                 }
@@ -975,7 +815,7 @@ pub fn search_group(
                     }
                 }
             }
-            (best.map(|(_, sc, pl, ev)| (sc, pl, ev)), stale >= patience)
+            (best.map(|(_, x)| x), stale >= patience)
         })
         .collect();
     let all_converged = results.iter().all(|r| r.1);
@@ -983,28 +823,29 @@ pub fn search_group(
         .into_iter()
         .filter_map(|r| r.0)
         .enumerate()
-        .min_by(|x, y| x.1 .0.total_cmp(&y.1 .0).then(x.0.cmp(&y.0)))
+        .min_by(|x, y| s.objective.cmp(&x.1 .1, &y.1 .1).then(x.0.cmp(&y.0)))
         .map(|(_, b)| b);
     let evaluations = evals.load(Ordering::Relaxed);
+    let stop = if timed_out.load(Ordering::Relaxed) {
+        StopReason::TimeLimit {
+            seconds: s.time_limit.map_or(0.0, |t| t.as_secs_f64()),
+        }
+    } else if all_converged {
+        StopReason::NoImprovement { kicks: patience }
+    } else {
+        StopReason::Budget { evaluations }
+    };
     match best {
-        Some((_, plan, eval)) => Ok(Found {
+        Some((plan, score)) => Ok(Found {
             plan,
-            eval,
+            score,
             evaluations,
             valid: valid.load(Ordering::Relaxed),
-            stop: if all_converged {
-                StopReason::NoImprovement
-            } else {
-                StopReason::EvaluationBudget
-            },
-            space_size: size,
+            stop,
+            space_size: space.size(p),
         }),
         None => Err(SearchError::NoValidMapping {
-            group: einsums
-                .iter()
-                .map(|&e| p.einsums[e].name.as_str())
-                .collect::<Vec<_>>()
-                .join(" "),
+            group: group_name(p, &space.einsums),
             evaluations,
             reason: last_err.into_inner().unwrap_or_default(),
         }),

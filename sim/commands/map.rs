@@ -1,0 +1,378 @@
+//! `cascade map` and `cascade simulate`: map the cascades of a workload's layer, or one cascade
+//! with rank extents given on the command line, onto an architecture; replay a saved mapping.
+
+use crate::models::spatial::analytical::evaluate;
+use crate::models::spatial::fusion::{map_cascade, Fusion};
+use crate::workload::{Phase, Point, Workload};
+use anyhow::{anyhow, bail, Context, Result};
+use cascade_einsum::ir::{rank_of, Cascade, Reduce};
+use cascade_einsum::{bind, check_source, library, Routing};
+use cascade_mappings::mapping::{locate, GroupMapping, RoutingMapping};
+use cascade_mappings::{ArchP, Constraints, Mapping, Objective, Problem, Report, Search};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// One cascade instance to map: its checked cascade, extents, element size and routing.
+pub struct Instance {
+    pub role: String,
+    /// The built-in name or the file it came from (what a saved mapping names).
+    pub source: String,
+    pub cascade: Cascade,
+    pub extents: BTreeMap<String, u64>,
+    pub dtype_bytes: u64,
+    pub routing: Option<Routing>,
+}
+
+/// A cascade from a `.ein` file or the built-in library.
+pub fn load_cascade(arg: &str) -> Result<Cascade> {
+    let p = Path::new(arg);
+    let (name, text) = if p.exists() {
+        (
+            arg.to_string(),
+            std::fs::read_to_string(p).with_context(|| format!("{arg}: cannot read"))?,
+        )
+    } else if let Some(src) = library::source(arg) {
+        (format!("einsum/cascades/{arg}.ein"), src.to_string())
+    } else {
+        bail!(
+            "{arg}: no such file, and not a built-in cascade (built in: {})",
+            library::names().join(", ")
+        );
+    };
+    Ok(check_source(&name, &text)
+        .map_err(|e| anyhow!("{e}"))?
+        .cascade)
+}
+
+/// `RANK=N` pairs; errors name the argument.
+pub fn parse_sets(sets: &[String]) -> Result<BTreeMap<String, u64>> {
+    let mut m = BTreeMap::new();
+    for s in sets {
+        let Some((k, v)) = s.split_once('=') else {
+            bail!("--set {s}: expected RANK=N, e.g. M=16")
+        };
+        let k = k.trim();
+        if k.is_empty() {
+            bail!("--set {s}: the rank name is empty");
+        }
+        let n: u64 = v
+            .trim()
+            .parse()
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| anyhow!("--set {s}: `{}` is not a positive integer", v.trim()))?;
+        if m.insert(k.to_string(), n).is_some() {
+            bail!("--set {s}: rank {k} is set twice");
+        }
+    }
+    Ok(m)
+}
+
+/// Balanced (or Zipf-skewed) routing for a cascade with a top-k Einsum: the top-k's variable
+/// is the expert rank, the other ranks of its output count the tokens.
+pub fn routing_for(c: &Cascade, extents: &BTreeMap<String, u64>, skew: f64) -> Option<Routing> {
+    let e = c
+        .einsums
+        .iter()
+        .find(|e| matches!(e.reduce, Reduce::TopK { .. }))?;
+    let Reduce::TopK { var, k } = &e.reduce else {
+        return None;
+    };
+    let expert = rank_of(var);
+    let experts = *extents.get(&expert)?;
+    let tokens: u64 = e
+        .output
+        .vars()
+        .iter()
+        .map(|v| rank_of(v))
+        .filter(|r| *r != expert)
+        .map(|r| extents.get(&r).copied().unwrap_or(1))
+        .product();
+    Some(Routing::zipf(&expert, experts, tokens, *k as u64, skew))
+}
+
+/// What to map: a workload's layer at a point, or one cascade.
+pub struct Target<'a> {
+    pub workload: Option<&'a str>,
+    pub cascade: Option<&'a str>,
+    pub set: &'a [String],
+    pub phase: Option<&'a str>,
+    pub batch: Option<u64>,
+    pub seq: Option<u64>,
+    pub dtype_bytes: Option<u64>,
+    pub skew: f64,
+}
+
+/// The instances a target names, and a label for the output.
+pub fn instances(t: &Target) -> Result<(String, Vec<Instance>)> {
+    if t.dtype_bytes == Some(0) {
+        bail!("--dtype-bytes 0: bytes per element must be ≥ 1");
+    }
+    if !t.skew.is_finite() || t.skew < 0.0 {
+        bail!("--skew {}: must be a finite number ≥ 0", t.skew);
+    }
+    match (t.workload, t.cascade) {
+        (Some(_), Some(_)) => bail!("give either --workload or --cascade, not both"),
+        (None, None) => {
+            bail!("give --workload W (a layer of a model) or --cascade C --set RANK=N …")
+        }
+        (None, Some(c)) => {
+            if t.phase.is_some() || t.batch.is_some() || t.seq.is_some() {
+                bail!(
+                    "--phase, --batch and --seq choose a workload point: use them with --workload"
+                );
+            }
+            let cascade = load_cascade(c)?;
+            let extents = parse_sets(t.set)?;
+            for r in extents.keys() {
+                if !cascade.ranks.contains_key(r) {
+                    bail!(
+                        "--set {r}=…: cascade {} has no rank {r} (ranks: {})",
+                        cascade.name,
+                        cascade.ranks.keys().cloned().collect::<Vec<_>>().join(", ")
+                    );
+                }
+            }
+            let routing = routing_for(&cascade, &extents, t.skew);
+            let label = format!("{} with {}", c, fmt_extents(&extents));
+            Ok((
+                label,
+                vec![Instance {
+                    role: cascade.name.clone(),
+                    source: c.to_string(),
+                    cascade,
+                    extents,
+                    dtype_bytes: t.dtype_bytes.unwrap_or(2),
+                    routing,
+                }],
+            ))
+        }
+        (Some(w), None) => {
+            if !t.set.is_empty() {
+                bail!("--set gives rank extents of --cascade; a workload's point is chosen with --phase, --batch and --seq");
+            }
+            let w = Workload::load(w)?;
+            let first = w.points()[0];
+            let phase = match t.phase {
+                None => first.phase,
+                Some("prefill") => Phase::Prefill,
+                Some("decode") => Phase::Decode,
+                Some(x) => bail!("--phase {x}: expected prefill or decode"),
+            };
+            let pt = Point {
+                phase,
+                batch: t.batch.unwrap_or(first.batch),
+                seq_len: t.seq.unwrap_or(first.seq_len),
+            };
+            if pt.batch == 0 || pt.seq_len == 0 {
+                bail!("--batch and --seq must be ≥ 1");
+            }
+            let dtype = t.dtype_bytes.unwrap_or(w.run.precision.bytes());
+            let mut out = Vec::new();
+            for inst in w.layer(&pt) {
+                let cascade = load_cascade(&inst.cascade)?;
+                out.push(Instance {
+                    role: inst.role.clone(),
+                    source: inst.cascade.clone(),
+                    cascade,
+                    extents: inst.extents.clone(),
+                    dtype_bytes: dtype,
+                    routing: inst.routing.clone(),
+                });
+            }
+            let label = format!(
+                "one layer of {} ({:?}, batch {}, seq {})",
+                w.name, pt.phase, pt.batch, pt.seq_len
+            );
+            Ok((label, out))
+        }
+    }
+}
+
+fn fmt_extents(e: &BTreeMap<String, u64>) -> String {
+    e.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// One mapped instance.
+#[derive(Clone, Debug, Serialize)]
+pub struct Mapped1 {
+    pub report: Report,
+    pub mapping: Mapping,
+    pub evaluations: u64,
+    /// Distinct plans in the mapspaces searched (an upper bound) and the fraction evaluated.
+    pub space_size: f64,
+    pub coverage: f64,
+    pub stop: Vec<String>,
+    pub seconds: f64,
+}
+
+/// One instance's result (or why it could not be mapped).
+#[derive(Clone, Debug, Serialize)]
+pub struct MappedInstance {
+    pub role: String,
+    pub cascade: String,
+    pub result: Result<Mapped1, String>,
+}
+
+/// Lower an instance for an architecture.
+pub fn lower(inst: &Instance, arch: &cascade_arch::Architecture) -> Result<(Problem, ArchP)> {
+    let sh = bind(&inst.cascade, &inst.extents).map_err(|e| anyhow!("{e}"))?;
+    let p = Problem::new(&inst.cascade, &sh, inst.dtype_bytes, inst.routing.clone())?;
+    let a = ArchP::new(arch, &p).map_err(|e| anyhow!(e))?;
+    Ok((p, a))
+}
+
+/// Map every instance (each searched with the same settings).
+pub fn map_instances(
+    insts: &[Instance],
+    arch: &cascade_arch::Architecture,
+    fusion: &Fusion,
+    search: &Search,
+) -> Result<Vec<MappedInstance>> {
+    let mut out = Vec::new();
+    for inst in insts {
+        let result = lower(inst, arch)
+            .map_err(|e| e.to_string())
+            .and_then(|(p, a)| {
+                let m = map_cascade(&p, &a, fusion, search)?;
+                let sh = bind(&inst.cascade, &inst.extents).map_err(|e| e.to_string())?;
+                Ok(Mapped1 {
+                    mapping: Mapping {
+                        cascade: inst.source.clone(),
+                        arch: arch.name.clone(),
+                        dtype_bytes: inst.dtype_bytes,
+                        extents: sh.extents().clone(),
+                        routing: inst.routing.as_ref().map(RoutingMapping::from),
+                        groups: m
+                            .groups
+                            .iter()
+                            .map(|(g, ev)| GroupMapping::from_plan(&p, &a, g, &ev.keep))
+                            .collect(),
+                    },
+                    coverage: if m.space_size > 0.0 {
+                        (m.evaluations as f64 / m.space_size).min(1.0)
+                    } else {
+                        1.0
+                    },
+                    space_size: m.space_size,
+                    stop: m.stop.iter().map(|s| s.to_string()).collect(),
+                    report: m.report,
+                    evaluations: m.evaluations,
+                    seconds: m.seconds,
+                })
+            });
+        out.push(MappedInstance {
+            role: inst.role.clone(),
+            cascade: inst.source.clone(),
+            result,
+        });
+    }
+    Ok(out)
+}
+
+/// Re-evaluate a saved mapping (its text locates errors) on an architecture.
+pub fn simulate(
+    m: &Mapping,
+    text: &str,
+    file: &str,
+    arch: &cascade_arch::Architecture,
+) -> Result<Report> {
+    let cascade = load_cascade(&m.cascade)
+        .map_err(|e| anyhow!("{}", locate(text, file, field("cascade", &e.to_string()))))?;
+    let inst = Instance {
+        role: cascade.name.clone(),
+        source: m.cascade.clone(),
+        cascade,
+        extents: m.extents.clone(),
+        dtype_bytes: m.dtype_bytes,
+        routing: m.routing(),
+    };
+    for r in inst.extents.keys() {
+        if !inst.cascade.ranks.contains_key(r) {
+            let e = field(
+                &format!("extents.{r}"),
+                &format!("cascade {} has no rank {r}", inst.cascade.name),
+            );
+            return Err(anyhow!("{}", locate(text, file, e)));
+        }
+    }
+    let (p, a) = lower(&inst, arch)?;
+    let plans = m
+        .plans(&p, &a)
+        .map_err(|e| anyhow!("{}", locate(text, file, e)))?;
+    let mut groups = Vec::new();
+    for (i, g) in plans.into_iter().enumerate() {
+        let ev = evaluate(&p, &a, &g).map_err(|e| {
+            anyhow!(
+                "{}",
+                locate(
+                    text,
+                    file,
+                    field(
+                        &format!("groups[{i}]"),
+                        &format!("cannot run: {}", e.describe(&p, &a))
+                    )
+                )
+            )
+        })?;
+        groups.push((g, ev));
+    }
+    Ok(Report::from_groups(&p, &a, &groups))
+}
+
+fn field(path: &str, message: &str) -> cascade_mappings::mapping::FieldError {
+    cascade_mappings::mapping::FieldError {
+        path: path.to_string(),
+        message: message.to_string(),
+    }
+}
+
+pub fn check_objective(s: &str) -> Result<Objective> {
+    match s {
+        "latency" => Ok(Objective::Latency),
+        "energy" => Ok(Objective::Energy),
+        "edp" => Ok(Objective::Edp),
+        _ => bail!("--objective {s}: expected latency, energy or edp"),
+    }
+}
+
+pub fn check_fusion(s: &str) -> Result<Fusion> {
+    match s {
+        "search" => Ok(Fusion::Search),
+        "all" => Ok(Fusion::All),
+        "none" => Ok(Fusion::None),
+        _ => bail!("--fusion {s}: expected search, all or none"),
+    }
+}
+
+/// Constraints from a file (located errors), or none.
+pub fn load_constraints(f: Option<&str>) -> Result<Constraints> {
+    match f {
+        Some(f) => Ok(Constraints::load(Path::new(f))?),
+        None => Ok(Constraints::default()),
+    }
+}
+
+/// The text summary of one report.
+pub fn summary_line(role: &str, r: &Report) -> String {
+    let util: Vec<String> = r
+        .utilization
+        .iter()
+        .map(|(u, v)| format!("{u} {v:.3}"))
+        .collect();
+    format!(
+        "{role:<12} {:<18} {:.4e} s ({:.0} cycles, {}-bound)  {:.4e} J  off-chip {:.4e} B  util {}  groups {}",
+        r.cascade,
+        r.latency_s,
+        r.latency_cycles,
+        r.bound,
+        r.energy_pj * 1e-12,
+        r.off_chip_bytes,
+        util.join(", "),
+        r.groups.len()
+    )
+}

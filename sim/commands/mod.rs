@@ -1,0 +1,4 @@
+//! The CLI's verbs that map, replay and regress (one file per concern). Only commands and
+//! reports write files; models never do.
+pub mod map;
+pub mod regress;
