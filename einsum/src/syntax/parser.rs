@@ -279,15 +279,9 @@ fn index(i: &str) -> R<'_, IndexExpr> {
             return Ok((r, IndexExpr::Const(v, Span::new(start, pos(r)))));
         }
     } else {
-        let (r, id) = match ident(i) {
-            Ok(ok) => ok,
-            Err(_) => return fail(
-                i,
-                format!(
-                    "expected an index (e.g. `m`, `m1+1`, `p+r`, `2*p+r`, `0` or `M1`), found {}",
-                    found(i)
-                ),
-            ),
+        let Ok((r, id)) = ident(i) else {
+            let msg = "expected an index (e.g. `m`, `m1+1`, `p+r`, `2*p+r`, `0` or `M1`)";
+            return fail(i, format!("{msg}, found {}", found(i)));
         };
         if is_rank_name(&id.name) {
             return Ok((r, IndexExpr::Last(id)));
