@@ -1,6 +1,6 @@
 //! `cascade analyze`: per-layer, per-Einsum op counts, footprints and passes of a workload.
 
-use crate::workload::{Instance, Point, Workload};
+use crate::workload::{Instance, Point, Workload, WorkloadKind};
 use anyhow::{Context, Result};
 use cascade_einsum::analysis::OpCounts;
 use cascade_einsum::{analyze, bind, library, Analysis, AnalysisOptions};
@@ -11,6 +11,8 @@ use std::fmt::Write;
 #[derive(Clone, Debug, Serialize)]
 pub struct InstanceReport {
     pub role: String,
+    /// Occurrences per layer (a layer list's `count`; 1 for an LLM's cascades).
+    pub count: u64,
     pub analysis: Analysis,
     /// Bytes of all inputs and outputs of the cascade (each once).
     pub io_bytes: u64,
@@ -20,15 +22,17 @@ pub struct InstanceReport {
 pub struct PointReport {
     pub point: Point,
     pub layer: Vec<InstanceReport>,
-    /// Ops of one layer by kind.
+    /// Ops of one layer by kind (each instance × its count).
     pub layer_ops: OpCounts,
-    /// Ops of the whole model (layers × one layer), as u128: 1M-token points overflow u64.
+    /// Ops of the whole model (repeats × one layer), as u128: 1M-token points overflow u64.
     pub model_ops: BTreeMap<String, u128>,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct WorkloadReport {
     pub workload: String,
+    pub kind: WorkloadKind,
+    /// How many times one layer repeats: the LLM's layers, 1 for a layer list.
     pub layers: u64,
     pub precision_bytes: u64,
     pub points: Vec<PointReport>,
@@ -55,6 +59,7 @@ pub fn analyze_instance(inst: &Instance, dtype_bytes: u64) -> Result<InstanceRep
         .sum();
     Ok(InstanceReport {
         role: inst.role.clone(),
+        count: inst.count,
         analysis,
         io_bytes,
     })
@@ -70,13 +75,14 @@ pub fn analyze_workload(w: &Workload) -> Result<WorkloadReport> {
             let r = analyze_instance(&inst, bytes)
                 .with_context(|| format!("{} ({})", inst.role, inst.cascade))?;
             for (k, v) in &r.analysis.total_ops {
-                *layer_ops.entry(k.clone()).or_insert(0) += v;
+                let n = layer_ops.entry(k.clone()).or_insert(0);
+                *n = n.saturating_add(v.saturating_mul(inst.count));
             }
             layer.push(r);
         }
         let model_ops = layer_ops
             .iter()
-            .map(|(k, v)| (k.clone(), *v as u128 * w.model.layers as u128))
+            .map(|(k, v)| (k.clone(), *v as u128 * w.repeats() as u128))
             .collect();
         points.push(PointReport {
             point: pt,
@@ -87,7 +93,8 @@ pub fn analyze_workload(w: &Workload) -> Result<WorkloadReport> {
     }
     Ok(WorkloadReport {
         workload: w.name.clone(),
-        layers: w.model.layers,
+        kind: w.kind(),
+        layers: w.repeats(),
         precision_bytes: bytes,
         points,
     })
@@ -105,23 +112,42 @@ pub fn eng(v: f64) -> String {
 /// Human-readable table of a workload report.
 pub fn render_text(r: &WorkloadReport) -> String {
     let mut s = String::new();
-    writeln!(
-        s,
-        "workload {} — {} layers, {} B/element",
-        r.workload, r.layers, r.precision_bytes
-    )
-    .unwrap();
-    for p in &r.points {
+    let list = r.kind == WorkloadKind::LayerList;
+    if list {
+        let listed = r.points.first().map_or(0, |p| p.layer.len());
+        let all: u64 = r
+            .points
+            .first()
+            .map_or(0, |p| p.layer.iter().map(|i| i.count).sum());
         writeln!(
             s,
-            "\n{:?} batch {} seq {}",
-            p.point.phase, p.point.batch, p.point.seq_len
+            "workload {} — {listed} listed layers ({all} with repeats), {} B/element",
+            r.workload, r.precision_bytes
         )
         .unwrap();
+    } else {
         writeln!(
             s,
-            "  {:<10} {:<16} {:>12} {:>12} {:>12} {:>12}  passes",
-            "role", "cascade", "MACs", "other ops", "io bytes", "footprint"
+            "workload {} — {} layers, {} B/element",
+            r.workload, r.layers, r.precision_bytes
+        )
+        .unwrap();
+    }
+    for p in &r.points {
+        if list {
+            writeln!(s, "\nbatch {}", p.point.batch).unwrap();
+        } else {
+            writeln!(
+                s,
+                "\n{:?} batch {} seq {}",
+                p.point.phase, p.point.batch, p.point.seq_len
+            )
+            .unwrap();
+        }
+        writeln!(
+            s,
+            "  {:<10} {:<16} {:>5} {:>12} {:>12} {:>12} {:>12}  passes",
+            "role", "cascade", "count", "MACs", "other ops", "io bytes", "footprint"
         )
         .unwrap();
         for i in &p.layer {
@@ -142,9 +168,10 @@ pub fn render_text(r: &WorkloadReport) -> String {
                 .collect();
             writeln!(
                 s,
-                "  {:<10} {:<16} {:>12} {:>12} {:>12} {:>12}  {}",
+                "  {:<10} {:<16} {:>5} {:>12} {:>12} {:>12} {:>12}  {}",
                 i.role,
                 a.cascade,
+                i.count,
                 eng(macs as f64),
                 eng(other as f64),
                 eng(i.io_bytes as f64),
@@ -160,7 +187,8 @@ pub fn render_text(r: &WorkloadReport) -> String {
         let total: u128 = p.model_ops.values().sum();
         writeln!(
             s,
-            "  model total: {} MACs, {} ops of all kinds",
+            "  {} total: {} MACs, {} ops of all kinds",
+            if list { "network" } else { "model" },
             eng(*p.model_ops.get("mac").unwrap_or(&0) as f64),
             eng(total as f64)
         )

@@ -1,10 +1,14 @@
-//! TOML workloads: a model (layers, widths, heads, FFN, MoE) × a run (phases, batch,
-//! sequence lengths, precision), expanded into the cascade instances of one layer.
+//! TOML workloads, of two kinds, expanded into cascade instances:
+//! - an LLM: a model (layers, widths, heads, FFN, MoE) × a run (phases, batch, sequence
+//!   lengths, precision) → the cascade instances of one transformer layer;
+//! - a layer list (`[[layers]]`: role, built-in cascade, extents, count) × a run (batch
+//!   sizes, precision) → every listed layer (CNNs, audio encoders).
 
-use cascade_einsum::{Routing, SourceFile};
+use cascade_einsum::{bind, library, Routing, SourceFile};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
+use toml::Spanned;
 
 /// Errors loading a workload: always name the file, and the line:column or field.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +28,14 @@ pub enum WorkloadError {
     #[error("{file}: {field}: {message}")]
     Invalid {
         file: String,
+        field: String,
+        message: String,
+    },
+    #[error("{file}:{line}:{col}: {field}: {message}")]
+    InvalidAt {
+        file: String,
+        line: usize,
+        col: usize,
         field: String,
         message: String,
     },
@@ -117,27 +129,205 @@ pub struct Model {
     pub moe: Option<Moe>,
 }
 
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+/// The run of a workload. An LLM workload gives every field; a layer-list workload
+/// gives `batch` (one size or a list) and `precision`, and the LLM fields hold
+/// placeholders (`phases = [prefill]`, `seq_len = []`, `attention = 1-pass`,
+/// `partition = 1`) that nothing should read.
+#[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Run {
     pub phases: Vec<Phase>,
+    /// The batch of an LLM workload; the first of `batches` for a layer list.
     pub batch: u64,
+    /// Batch sizes of the points: `[batch]` for an LLM workload, the listed sizes for
+    /// a layer list (whose points vary only the batch).
+    pub batches: Vec<u64>,
     pub seq_len: Vec<u64>,
     pub precision: Precision,
     pub attention: AttentionCascade,
     pub partition: u64,
 }
 
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+/// An extent in a layer list: a number, or `"batch"` (the point's batch size).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Extent {
+    Fixed(u64),
+    Batch,
+}
+
+impl Extent {
+    /// The extent at a point with this batch size.
+    pub fn at(self, batch: u64) -> u64 {
+        match self {
+            Extent::Fixed(v) => v,
+            Extent::Batch => batch,
+        }
+    }
+}
+
+impl Serialize for Extent {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Extent::Fixed(v) => s.serialize_u64(*v),
+            Extent::Batch => s.serialize_str("batch"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Extent {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Extent;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an extent (an integer) or \"batch\"")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Extent, E> {
+                Ok(Extent::Fixed(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Extent, E> {
+                u64::try_from(v)
+                    .map(Extent::Fixed)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(v), &self))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Extent, E> {
+                if v == "batch" {
+                    Ok(Extent::Batch)
+                } else {
+                    Err(E::invalid_value(serde::de::Unexpected::Str(v), &self))
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// One entry of a layer list (`[[layers]]`): a built-in cascade with its rank extents,
+/// occurring `count` times in the network.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Layer {
+    pub role: String,
+    pub cascade: String,
+    pub extents: BTreeMap<String, Extent>,
+    pub count: u64,
+}
+
+/// What a workload file describes.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkloadKind {
+    /// `[model]` + `[run]`: the cascades of one transformer layer, `model.layers` times.
+    Llm,
+    /// `[[layers]]` + `[run]`: every layer of the network listed.
+    LayerList,
+}
+
+/// A validated workload.
+#[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Workload {
     pub name: String,
-    #[serde(default)]
     pub description: String,
-    #[serde(default)]
     pub source: String,
+    /// The transformer's shapes. A layer-list workload has no model: this holds
+    /// [`Model::none`] and must not be read (see [`Workload::kind`]).
     pub model: Model,
     pub run: Run,
+    /// The listed layers of a layer-list workload; empty for an LLM workload.
+    pub layers: Vec<Layer>,
+}
+
+impl Model {
+    /// The placeholder model of a layer-list workload: one pass over the list, no
+    /// transformer shapes.
+    pub fn none() -> Model {
+        Model {
+            layers: 1,
+            d_model: 0,
+            heads: 0,
+            kv_heads: 0,
+            head_dim: 0,
+            ffn_dim: 0,
+            ffn: Ffn::Gelu,
+            norm: Norm::Layernorm,
+            moe: None,
+        }
+    }
+}
+
+/// The file as written; [`validate`] checks it and builds the [`Workload`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WorkloadFile {
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    source: String,
+    model: Option<Model>,
+    run: Spanned<RunFile>,
+    layers: Option<Spanned<Vec<LayerFile>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunFile {
+    phases: Option<Spanned<Vec<Phase>>>,
+    batch: Option<Spanned<Batches>>,
+    seq_len: Option<Spanned<Vec<u64>>>,
+    precision: Option<Precision>,
+    attention: Option<Spanned<AttentionCascade>>,
+    partition: Option<Spanned<u64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LayerFile {
+    role: Spanned<String>,
+    cascade: Spanned<String>,
+    extents: Spanned<BTreeMap<String, Spanned<Extent>>>,
+    count: Option<Spanned<u64>>,
+}
+
+/// `batch = 8` or `batch = [1, 32]`.
+struct Batches {
+    sizes: Vec<u64>,
+    list: bool,
+}
+
+impl<'de> Deserialize<'de> for Batches {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Batches;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a batch size (an integer) or a list of them")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Batches, E> {
+                Ok(Batches {
+                    sizes: vec![v],
+                    list: false,
+                })
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Batches, E> {
+                u64::try_from(v)
+                    .map(|v| Batches {
+                        sizes: vec![v],
+                        list: false,
+                    })
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(v), &self))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Batches, A::Error> {
+                let mut sizes = Vec::new();
+                while let Some(v) = seq.next_element::<u64>()? {
+                    sizes.push(v);
+                }
+                Ok(Batches { sizes, list: true })
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// Built-in workloads (`workloads/*.toml`), embedded.
@@ -152,6 +342,11 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../workloads/mixtral_8x7b.toml"),
     ),
     ("opt_13b", include_str!("../workloads/opt_13b.toml")),
+    ("resnet18", include_str!("../workloads/resnet18.toml")),
+    (
+        "wav2vec2_encoder",
+        include_str!("../workloads/wav2vec2_encoder.toml"),
+    ),
 ];
 
 /// The four FuseMax models, in the paper's order.
@@ -160,7 +355,7 @@ pub const FUSEMAX_MODELS: [&str; 4] = ["bert_base", "trxl_wt103", "t5_small", "x
 impl Workload {
     /// Parse and validate workload TOML; `file` names it in errors.
     pub fn from_toml_str(text: &str, file: &str) -> Result<Workload, WorkloadError> {
-        let w: Workload = toml::from_str(text).map_err(|e| {
+        let w: WorkloadFile = toml::from_str(text).map_err(|e| {
             let (line, col) = e
                 .span()
                 .map_or((0, 0), |s| SourceFile::new(file, text).line_col(s.start));
@@ -171,8 +366,7 @@ impl Workload {
                 message: e.message().to_string(),
             }
         })?;
-        w.validate(file)?;
-        Ok(w)
+        Checker { file, text }.workload(w)
     }
 
     /// Load a workload file, or a built-in by name (`bert_base`).
@@ -209,81 +403,38 @@ impl Workload {
         }
     }
 
-    fn validate(&self, file: &str) -> Result<(), WorkloadError> {
-        let bad = |field: &str, message: String| {
-            Err(WorkloadError::Invalid {
-                file: file.to_string(),
-                field: field.to_string(),
-                message,
-            })
-        };
-        let m = &self.model;
-        for (f, v) in [
-            ("model.layers", m.layers),
-            ("model.d_model", m.d_model),
-            ("model.heads", m.heads),
-            ("model.kv_heads", m.kv_heads),
-            ("model.head_dim", m.head_dim),
-            ("model.ffn_dim", m.ffn_dim),
-            ("run.batch", self.run.batch),
-            ("run.partition", self.run.partition),
-        ] {
-            if v == 0 {
-                return bad(f, "must be ≥ 1".into());
-            }
+    pub fn kind(&self) -> WorkloadKind {
+        if self.layers.is_empty() {
+            WorkloadKind::Llm
+        } else {
+            WorkloadKind::LayerList
         }
-        if !m.heads.is_multiple_of(m.kv_heads) {
-            return bad(
-                "model.kv_heads",
-                format!(
-                    "{} query heads cannot be shared evenly by {} KV heads",
-                    m.heads, m.kv_heads
-                ),
-            );
-        }
-        if let Some(moe) = &m.moe {
-            if moe.experts == 0 || moe.top_k == 0 || moe.top_k > moe.experts {
-                return bad(
-                    "model.moe.top_k",
-                    format!(
-                        "need 1 ≤ top_k ≤ experts, got top_k = {} of {}",
-                        moe.top_k, moe.experts
-                    ),
-                );
-            }
-            if moe.top_k != 2 {
-                return bad(
-                    "model.moe.top_k",
-                    format!(
-                        "the built-in moe cascade routes top-2 (`topk[x,2]`), got {}",
-                        moe.top_k
-                    ),
-                );
-            }
-            if !moe.skew.is_finite() || moe.skew < 0.0 {
-                return bad(
-                    "model.moe.skew",
-                    format!("must be a finite number ≥ 0, got {}", moe.skew),
-                );
-            }
-        }
-        if self.run.phases.is_empty() {
-            return bad(
-                "run.phases",
-                "list at least one of \"prefill\", \"decode\"".into(),
-            );
-        }
-        if self.run.seq_len.is_empty() || self.run.seq_len.contains(&0) {
-            return bad(
-                "run.seq_len",
-                "list one or more sequence lengths ≥ 1".into(),
-            );
-        }
-        Ok(())
     }
 
-    /// Every (phase, seq_len) point of the run, in file order.
+    /// How many times [`Workload::layer`]'s instances repeat in the whole model: the
+    /// transformer's layer count, or 1 for a layer list (which lists every layer).
+    pub fn repeats(&self) -> u64 {
+        match self.kind() {
+            WorkloadKind::Llm => self.model.layers,
+            WorkloadKind::LayerList => 1,
+        }
+    }
+
+    /// Every point of the run, in file order: (phase, seq_len) for an LLM; one per
+    /// batch size for a layer list (phase `prefill`, `seq_len` 0: not a sequence).
     pub fn points(&self) -> Vec<Point> {
+        if self.kind() == WorkloadKind::LayerList {
+            return self
+                .run
+                .batches
+                .iter()
+                .map(|&batch| Point {
+                    phase: Phase::Prefill,
+                    batch,
+                    seq_len: 0,
+                })
+                .collect();
+        }
         let mut v = Vec::new();
         for &phase in &self.run.phases {
             for &seq_len in &self.run.seq_len {
@@ -297,8 +448,26 @@ impl Workload {
         v
     }
 
-    /// The cascade instances of one layer at a point.
+    /// The cascade instances of one layer at a point (an LLM), or of every listed
+    /// layer with the point's batch (a layer list).
     pub fn layer(&self, pt: &Point) -> Vec<Instance> {
+        if self.kind() == WorkloadKind::LayerList {
+            return self
+                .layers
+                .iter()
+                .map(|l| Instance {
+                    role: l.role.clone(),
+                    cascade: l.cascade.clone(),
+                    extents: l
+                        .extents
+                        .iter()
+                        .map(|(r, e)| (r.clone(), e.at(pt.batch)))
+                        .collect(),
+                    routing: None,
+                    count: l.count,
+                })
+                .collect();
+        }
         let m = &self.model;
         let tokens = match pt.phase {
             Phase::Prefill => pt.batch * pt.seq_len,
@@ -316,6 +485,7 @@ impl Workload {
             cascade: norm.into(),
             extents: ext(&[("T", tokens), ("D", m.d_model)]),
             routing: None,
+            count: 1,
         }];
         v.push(Instance {
             role: "qkv_proj".into(),
@@ -326,6 +496,7 @@ impl Workload {
                 ("N", (m.heads + 2 * m.kv_heads) * m.head_dim),
             ]),
             routing: None,
+            count: 1,
         });
         let partition = |len: u64| {
             if len.is_multiple_of(self.run.partition) {
@@ -348,6 +519,7 @@ impl Workload {
                     ("M0", partition(pt.seq_len)),
                 ]),
                 routing: None,
+                count: 1,
             }),
             Phase::Decode => v.push(Instance {
                 role: "attention".into(),
@@ -362,6 +534,7 @@ impl Workload {
                     ("M0", partition(pt.seq_len)),
                 ]),
                 routing: None,
+                count: 1,
             }),
         }
         v.push(Instance {
@@ -369,12 +542,14 @@ impl Workload {
             cascade: "gemm".into(),
             extents: ext(&[("T", tokens), ("K", m.heads * m.head_dim), ("N", m.d_model)]),
             routing: None,
+            count: 1,
         });
         v.push(Instance {
             role: "ffn_norm".into(),
             cascade: norm.into(),
             extents: ext(&[("T", tokens), ("D", m.d_model)]),
             routing: None,
+            count: 1,
         });
         match &m.moe {
             Some(moe) => v.push(Instance {
@@ -387,6 +562,7 @@ impl Workload {
                     ("F", m.ffn_dim),
                 ]),
                 routing: Some(Routing::zipf("X", moe.experts, tokens, moe.top_k, moe.skew)),
+                count: 1,
             }),
             None => v.push(Instance {
                 role: "ffn".into(),
@@ -398,13 +574,14 @@ impl Workload {
                 .into(),
                 extents: ext(&[("T", tokens), ("D", m.d_model), ("F", m.ffn_dim)]),
                 routing: None,
+                count: 1,
             }),
         }
         v
     }
 }
 
-/// One (phase, batch, sequence length) point of a run.
+/// One (phase, batch, sequence length) point of a run (`seq_len` 0 for a layer list).
 #[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
 pub struct Point {
     pub phase: Phase,
@@ -419,4 +596,329 @@ pub struct Instance {
     pub cascade: String,
     pub extents: BTreeMap<String, u64>,
     pub routing: Option<Routing>,
+    /// How often the instance occurs per [`Workload::layer`]: 1 for an LLM's layer,
+    /// the `count` of a listed layer (ResNet's repeated 3×3 convs).
+    pub count: u64,
+}
+
+/// Validation of a parsed workload file: every error names the file and the field,
+/// and the line:column where the field's position is known.
+struct Checker<'a> {
+    file: &'a str,
+    text: &'a str,
+}
+
+impl Checker<'_> {
+    fn bad<T>(&self, field: &str, message: impl Into<String>) -> Result<T, WorkloadError> {
+        Err(WorkloadError::Invalid {
+            file: self.file.to_string(),
+            field: field.to_string(),
+            message: message.into(),
+        })
+    }
+
+    fn bad_at<T>(
+        &self,
+        span: std::ops::Range<usize>,
+        field: &str,
+        message: impl Into<String>,
+    ) -> Result<T, WorkloadError> {
+        let (line, col) = SourceFile::new(self.file, self.text).line_col(span.start);
+        Err(WorkloadError::InvalidAt {
+            file: self.file.to_string(),
+            line,
+            col,
+            field: field.to_string(),
+            message: message.into(),
+        })
+    }
+
+    fn workload(&self, w: WorkloadFile) -> Result<Workload, WorkloadError> {
+        let run_span = w.run.span();
+        let run = w.run.into_inner();
+        let (model, run, layers) = match (w.model, w.layers) {
+            (Some(_), Some(l)) => {
+                return self.bad_at(
+                    l.span(),
+                    "layers",
+                    "a workload is an LLM ([model]) or a layer list ([[layers]]), not both",
+                )
+            }
+            (None, None) => {
+                return self.bad(
+                    "model",
+                    "missing: describe an LLM with [model] or list the layers with [[layers]]",
+                )
+            }
+            (Some(m), None) => {
+                let run = self.llm_run(run, run_span)?;
+                self.llm(&m, &run)?;
+                (m, run, Vec::new())
+            }
+            (None, Some(l)) => {
+                let run = self.layer_run(run, run_span)?;
+                let layers = self.layers(l, &run.batches)?;
+                (Model::none(), run, layers)
+            }
+        };
+        Ok(Workload {
+            name: w.name,
+            description: w.description,
+            source: w.source,
+            model,
+            run,
+            layers,
+        })
+    }
+
+    /// The run of an LLM: every field, one batch size.
+    fn llm_run(&self, r: RunFile, span: std::ops::Range<usize>) -> Result<Run, WorkloadError> {
+        let missing = |field: &str| {
+            self.bad_at::<Run>(
+                span.clone(),
+                field,
+                "missing (an LLM workload's [run] gives phases, batch, seq_len, precision, attention and partition)",
+            )
+        };
+        let Some(phases) = r.phases else {
+            return missing("run.phases");
+        };
+        let Some(batch) = r.batch else {
+            return missing("run.batch");
+        };
+        let Some(seq_len) = r.seq_len else {
+            return missing("run.seq_len");
+        };
+        let Some(precision) = r.precision else {
+            return missing("run.precision");
+        };
+        let Some(attention) = r.attention else {
+            return missing("run.attention");
+        };
+        let Some(partition) = r.partition else {
+            return missing("run.partition");
+        };
+        let b = batch.get_ref();
+        if b.list {
+            return self.bad_at(
+                batch.span(),
+                "run.batch",
+                "an LLM workload takes one batch size (a list is for layer-list workloads)",
+            );
+        }
+        let batch = b.sizes[0];
+        Ok(Run {
+            phases: phases.into_inner(),
+            batch,
+            batches: vec![batch],
+            seq_len: seq_len.into_inner(),
+            precision,
+            attention: attention.into_inner(),
+            partition: partition.into_inner(),
+        })
+    }
+
+    fn llm(&self, m: &Model, run: &Run) -> Result<(), WorkloadError> {
+        for (f, v) in [
+            ("model.layers", m.layers),
+            ("model.d_model", m.d_model),
+            ("model.heads", m.heads),
+            ("model.kv_heads", m.kv_heads),
+            ("model.head_dim", m.head_dim),
+            ("model.ffn_dim", m.ffn_dim),
+            ("run.batch", run.batch),
+            ("run.partition", run.partition),
+        ] {
+            if v == 0 {
+                return self.bad(f, "must be ≥ 1");
+            }
+        }
+        if !m.heads.is_multiple_of(m.kv_heads) {
+            return self.bad(
+                "model.kv_heads",
+                format!(
+                    "{} query heads cannot be shared evenly by {} KV heads",
+                    m.heads, m.kv_heads
+                ),
+            );
+        }
+        if let Some(moe) = &m.moe {
+            if moe.experts == 0 || moe.top_k == 0 || moe.top_k > moe.experts {
+                return self.bad(
+                    "model.moe.top_k",
+                    format!(
+                        "need 1 ≤ top_k ≤ experts, got top_k = {} of {}",
+                        moe.top_k, moe.experts
+                    ),
+                );
+            }
+            if moe.top_k != 2 {
+                return self.bad(
+                    "model.moe.top_k",
+                    format!(
+                        "the built-in moe cascade routes top-2 (`topk[x,2]`), got {}",
+                        moe.top_k
+                    ),
+                );
+            }
+            if !moe.skew.is_finite() || moe.skew < 0.0 {
+                return self.bad(
+                    "model.moe.skew",
+                    format!("must be a finite number ≥ 0, got {}", moe.skew),
+                );
+            }
+        }
+        if run.phases.is_empty() {
+            return self.bad("run.phases", "list at least one of \"prefill\", \"decode\"");
+        }
+        if run.seq_len.is_empty() || run.seq_len.contains(&0) {
+            return self.bad("run.seq_len", "list one or more sequence lengths ≥ 1");
+        }
+        Ok(())
+    }
+
+    /// The run of a layer list: batch sizes and precision only.
+    fn layer_run(&self, r: RunFile, span: std::ops::Range<usize>) -> Result<Run, WorkloadError> {
+        let llm_only =
+            "applies to LLM workloads ([model]); a layer list's [run] gives batch and precision";
+        if let Some(x) = &r.phases {
+            return self.bad_at(x.span(), "run.phases", llm_only);
+        }
+        if let Some(x) = &r.seq_len {
+            return self.bad_at(x.span(), "run.seq_len", llm_only);
+        }
+        if let Some(x) = &r.attention {
+            return self.bad_at(x.span(), "run.attention", llm_only);
+        }
+        if let Some(x) = &r.partition {
+            return self.bad_at(x.span(), "run.partition", llm_only);
+        }
+        let Some(batch) = r.batch else {
+            return self.bad_at(
+                span,
+                "run.batch",
+                "missing: the batch sizes, e.g. `batch = [1, 32]`",
+            );
+        };
+        let Some(precision) = r.precision else {
+            return self.bad_at(
+                span,
+                "run.precision",
+                "missing: e.g. `precision = \"bf16\"`",
+            );
+        };
+        let bspan = batch.span();
+        let sizes = batch.into_inner().sizes;
+        if sizes.is_empty() {
+            return self.bad_at(bspan, "run.batch", "list one or more batch sizes ≥ 1");
+        }
+        for (k, &b) in sizes.iter().enumerate() {
+            if b == 0 {
+                return self.bad_at(bspan, "run.batch", "must be ≥ 1");
+            }
+            if sizes[..k].contains(&b) {
+                return self.bad_at(bspan, "run.batch", format!("batch {b} is listed twice"));
+            }
+        }
+        Ok(Run {
+            phases: vec![Phase::Prefill],
+            batch: sizes[0],
+            batches: sizes,
+            seq_len: Vec::new(),
+            precision,
+            attention: AttentionCascade::OnePass,
+            partition: 1,
+        })
+    }
+
+    fn layers(
+        &self,
+        layers: Spanned<Vec<LayerFile>>,
+        batches: &[u64],
+    ) -> Result<Vec<Layer>, WorkloadError> {
+        if layers.get_ref().is_empty() {
+            return self.bad_at(layers.span(), "layers", "list at least one layer");
+        }
+        let mut out: Vec<Layer> = Vec::new();
+        for (i, l) in layers.into_inner().into_iter().enumerate() {
+            let f = |field: &str| format!("layers[{i}].{field}");
+            let role = l.role.get_ref().trim();
+            if role.is_empty() {
+                return self.bad_at(l.role.span(), &f("role"), "must not be empty");
+            }
+            if let Some(j) = out.iter().position(|o| o.role == role) {
+                return self.bad_at(
+                    l.role.span(),
+                    &f("role"),
+                    format!("`{role}` is also the role of layers[{j}]; roles name layers uniquely"),
+                );
+            }
+            let name = l.cascade.get_ref();
+            let checked = match library::source(name) {
+                Some(_) => library::load(name).map_err(|e| WorkloadError::Invalid {
+                    file: self.file.to_string(),
+                    field: f("cascade"),
+                    message: e.to_string(),
+                })?,
+                None => {
+                    return self.bad_at(
+                        l.cascade.span(),
+                        &f("cascade"),
+                        format!(
+                            "unknown cascade `{name}` (built in: {})",
+                            library::names().join(", ")
+                        ),
+                    )
+                }
+            };
+            let c = &checked.cascade;
+            let count = match &l.count {
+                Some(n) if *n.get_ref() == 0 => {
+                    return self.bad_at(n.span(), &f("count"), "must be ≥ 1")
+                }
+                Some(n) => *n.get_ref(),
+                None => 1,
+            };
+            let mut extents = BTreeMap::new();
+            for (rank, v) in l.extents.get_ref() {
+                if !c.ranks.contains_key(rank) {
+                    return self.bad_at(
+                        v.span(),
+                        &f(&format!("extents.{rank}")),
+                        format!(
+                            "cascade `{name}` has no rank `{rank}` (its ranks: {})",
+                            c.ranks.keys().cloned().collect::<Vec<_>>().join(", ")
+                        ),
+                    );
+                }
+                if *v.get_ref() == Extent::Fixed(0) {
+                    return self.bad_at(v.span(), &f(&format!("extents.{rank}")), "must be ≥ 1");
+                }
+                extents.insert(rank.clone(), *v.get_ref());
+            }
+            // The extents must bind (every rank given or derived, splits dividing,
+            // windows large enough) at every batch size of the run.
+            for &b in batches {
+                let given = extents.iter().map(|(r, e)| (r.clone(), e.at(b))).collect();
+                if let Err(e) = bind(c, &given) {
+                    let message = e
+                        .diagnostics
+                        .first()
+                        .map_or_else(|| e.to_string(), |d| d.message.clone());
+                    return self.bad_at(
+                        l.extents.span(),
+                        &f("extents"),
+                        format!("{message} (cascade `{name}`, batch {b})"),
+                    );
+                }
+            }
+            out.push(Layer {
+                role: role.to_string(),
+                cascade: name.clone(),
+                extents,
+                count,
+            });
+        }
+        Ok(out)
+    }
 }

@@ -125,7 +125,11 @@ pub struct TensorStats {
     pub dims: Vec<u64>,
     pub elems: u64,
     pub bytes: u64,
-    /// Bytes actually touched (expert weights of idle experts are not read).
+    /// Elements actually touched: an input read through affine indices counts the
+    /// distinct elements its windows read (halos once, rows a stride skips not at
+    /// all); expert weights of idle experts are not read.
+    pub touched_elems: u64,
+    /// `touched_elems` in bytes.
     pub touched_bytes: u64,
 }
 
@@ -307,13 +311,15 @@ pub fn analyze(c: &Cascade, sh: &Shapes, opts: &AnalysisOptions) -> Analysis {
             let elems = sh.tensor_elems(t);
             let bytes = elems * opts.dtype_bytes;
             let frac = touched_frac.get(&t.name).copied().unwrap_or(1.0);
+            let touched = touched_elems(c, sh, t);
             TensorStats {
                 name: t.name.clone(),
                 kind: format!("{:?}", t.kind).to_lowercase(),
                 dims: sh.tensor_dims(t),
                 elems,
                 bytes,
-                touched_bytes: (bytes as f64 * frac).round() as u64,
+                touched_elems: (touched as f64 * frac).round() as u64,
+                touched_bytes: ((touched * opts.dtype_bytes) as f64 * frac).round() as u64,
             }
         })
         .collect();
@@ -324,6 +330,187 @@ pub fn analyze(c: &Cascade, sh: &Shapes, opts: &AnalysisOptions) -> Analysis {
         tensors,
         passes: pass_counts(c),
         total_ops: total,
+    }
+}
+
+/// An affine index with its variables' extents: ((coefficient, extent) per term, offset).
+type Window = (Vec<(u64, u64)>, u64);
+
+/// Elements of `t` that some access reads: per dimension, the distinct values of the
+/// affine indices addressing it (the whole extent when none does), multiplied across
+/// dimensions. Exact when no variable addresses two dimensions of the tensor; an
+/// upper bound otherwise (`I[p+r, p+s]`).
+fn touched_elems(c: &Cascade, sh: &Shapes, t: &TensorInfo) -> u64 {
+    let dims = sh.tensor_dims(t);
+    let mut windows: Vec<Vec<Window>> = vec![Vec::new(); dims.len()];
+    for e in &c.einsums {
+        for a in e.accesses.iter().filter(|a| a.tensor == t.name) {
+            for (p, di) in a.dims.iter().enumerate() {
+                if let DimIndex::Affine { terms, offset } = di {
+                    let ts = terms
+                        .iter()
+                        .map(|(v, coef)| (*coef as u64, sh.extent(&rank_of(v))))
+                        .collect();
+                    windows[p].push((ts, *offset as u64));
+                }
+            }
+        }
+    }
+    dims.iter()
+        .zip(&windows)
+        .map(|(&n, ws)| match ws.as_slice() {
+            [] => n,
+            [(terms, _)] => affine_distinct(terms),
+            _ if n <= BITSET_LIMIT => {
+                let mut all = Bits::new(n);
+                for (terms, offset) in ws {
+                    all.or(&window_bits(terms, *offset, n));
+                }
+                all.count()
+            }
+            _ => ws
+                .iter()
+                .fold(0u64, |s, (terms, _)| {
+                    s.saturating_add(affine_distinct(terms))
+                })
+                .min(n),
+        })
+        .fold(1u64, |p, n| p.saturating_mul(n))
+}
+
+/// Widest window (in elements) counted exactly with a bitset; wider windows with gaps
+/// get an upper bound.
+const BITSET_LIMIT: u64 = 1 << 26;
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+/// Distinct values of `Σ coef·x` with each `x` in `0..extent` (`terms` = (coef ≥ 1,
+/// extent ≥ 1)): the elements an affine index reads along its rank. `p+r` over P, R
+/// gives P + R − 1; `2*p` gives P; `2*p+r` with R = 3 gives 2P + 1.
+///
+/// Exact: terms sorted by coefficient (after dividing out their gcd) extend a
+/// contiguous range while each coefficient is at most the range's length; the rest
+/// are added to a bitset by Minkowski sums (doubling, O(log extent) shifts each). A
+/// window wider than 2^26 elements that has gaps gets an upper bound instead.
+pub fn affine_distinct(terms: &[(u64, u64)]) -> u64 {
+    let mut ts: Vec<(u64, u64)> = terms.iter().copied().filter(|&(_, e)| e > 1).collect();
+    if ts.is_empty() {
+        return 1;
+    }
+    let g = ts.iter().fold(0, |g, &(c, _)| gcd(g, c)).max(1);
+    for t in &mut ts {
+        t.0 /= g;
+    }
+    ts.sort_unstable();
+    let mut span: u64 = 1;
+    let mut k = 0;
+    while k < ts.len() && ts[k].0 <= span {
+        span = span.saturating_add(ts[k].0.saturating_mul(ts[k].1 - 1));
+        k += 1;
+    }
+    if k == ts.len() {
+        return span;
+    }
+    let rest = &ts[k..];
+    let width = rest
+        .iter()
+        .fold(span, |w, &(c, e)| w.saturating_add(c.saturating_mul(e - 1)));
+    if width > BITSET_LIMIT {
+        let points = rest.iter().fold(span, |p, &(_, e)| p.saturating_mul(e));
+        return width.min(points);
+    }
+    let mut bits = Bits::new(width);
+    bits.set_range(0, span);
+    for &(c, e) in rest {
+        bits = bits.minkowski_ap(c, e);
+    }
+    bits.count()
+}
+
+/// The values of `Σ coef·x + offset` as a bitset over `0..width` (width ≤ the limit).
+fn window_bits(terms: &[(u64, u64)], offset: u64, width: u64) -> Bits {
+    let mut bits = Bits::new(width);
+    bits.set_range(offset, offset + 1);
+    for &(c, e) in terms {
+        bits = bits.minkowski_ap(c, e);
+    }
+    bits
+}
+
+/// A fixed-width bitset for window counts.
+#[derive(Clone)]
+struct Bits {
+    width: u64,
+    words: Vec<u64>,
+}
+
+impl Bits {
+    fn new(width: u64) -> Bits {
+        Bits {
+            width,
+            words: vec![0; width.div_ceil(64) as usize],
+        }
+    }
+    fn set_range(&mut self, lo: u64, hi: u64) {
+        for b in lo..hi.min(self.width) {
+            self.words[(b / 64) as usize] |= 1 << (b % 64);
+        }
+    }
+    fn or(&mut self, o: &Bits) {
+        for (a, b) in self.words.iter_mut().zip(&o.words) {
+            *a |= b;
+        }
+    }
+    /// `self |= src << shift`, dropping bits past the width.
+    fn or_shifted(&mut self, src: &Bits, shift: u64) {
+        let n = self.words.len();
+        let (ws, bs) = ((shift / 64) as usize, (shift % 64) as u32);
+        if ws >= n {
+            return;
+        }
+        for i in 0..n - ws {
+            let v = src.words[i];
+            if v == 0 {
+                continue;
+            }
+            self.words[i + ws] |= v << bs;
+            if bs > 0 && i + ws + 1 < n {
+                self.words[i + ws + 1] |= v >> (64 - bs);
+            }
+        }
+    }
+    /// `{a + c·x : a ∈ self, 0 ≤ x < e}` by doubling.
+    fn minkowski_ap(&self, c: u64, e: u64) -> Bits {
+        let mut s = self.clone();
+        let mut n: u64 = 1;
+        for bit in (0..63 - e.leading_zeros()).rev() {
+            let copy = s.clone();
+            s.or_shifted(&copy, c.saturating_mul(n));
+            n *= 2;
+            if e >> bit & 1 == 1 {
+                s.or_shifted(self, c.saturating_mul(n));
+                n += 1;
+            }
+        }
+        s
+    }
+    fn count(&self) -> u64 {
+        let full = self.width / 64;
+        let mut n: u64 = self.words[..full as usize]
+            .iter()
+            .map(|w| u64::from(w.count_ones()))
+            .sum();
+        if !self.width.is_multiple_of(64) {
+            let mask = (1u64 << (self.width % 64)) - 1;
+            n += u64::from((self.words[full as usize] & mask).count_ones());
+        }
+        n
     }
 }
 
@@ -404,11 +591,16 @@ fn pass_analysis(c: &Cascade) -> Vec<BTreeMap<String, u32>> {
     per
 }
 
-/// Passes over each root rank: the largest pass of any Einsum iterating it.
+/// Passes over each root rank: the largest pass of any Einsum iterating it. Window
+/// ranks (addressed only by affine indices) are never traversed and are left out.
 pub fn pass_counts(c: &Cascade) -> BTreeMap<String, u32> {
     let per = pass_analysis(c);
+    let windows = c.window_ranks();
     let mut out = BTreeMap::new();
     for root in c.root_ranks() {
+        if windows.contains(root) {
+            continue;
+        }
         let m = per
             .iter()
             .filter_map(|p| p.get(root))

@@ -93,6 +93,10 @@ struct Cx {
     graph: DiGraph<usize, String>,
     inputs: Vec<String>,
     outputs: Vec<String>,
+    /// Rank → where an index variable first iterates it.
+    iter_uses: BTreeMap<String, (Span, String)>,
+    /// Window rank → the first affine index addressing it (span, tensor, index text).
+    window_uses: BTreeMap<String, (Span, String, String)>,
 }
 
 impl Cx {
@@ -112,6 +116,24 @@ impl Cx {
         for st in &p.stmts {
             if let Stmt::Split(s) = st {
                 self.declare_split(s);
+            }
+        }
+        // The variables of affine indices declare their ranks when no input does:
+        // `O[n,k,p,q] = I[n,c,p+r,q+s] * F[k,c,r,s]` iterates the output extent `P`.
+        for st in &p.stmts {
+            if let Stmt::Einsum(e) = st {
+                for a in e.expr.accesses() {
+                    for ix in &a.indices {
+                        if matches!(ix, IndexExpr::Affine { .. } | IndexExpr::Shift(..)) {
+                            for v in ix.vars() {
+                                self.declare_rank(&Ident {
+                                    name: rank_of(&v.name),
+                                    span: v.span,
+                                });
+                            }
+                        }
+                    }
+                }
             }
         }
         // 2. Output tensors of Einsums (their dims come from the left-hand side).
@@ -149,6 +171,26 @@ impl Cx {
             } else {
                 None
             });
+        }
+        // A window rank's extent follows from its accesses: no variable may iterate it.
+        let windows: Vec<(String, (Span, String, String))> = self
+            .window_uses
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (rank, (_, tensor, text)) in windows {
+            if let Some((span, var)) = self.iter_uses.get(&rank).cloned() {
+                self.diags.push(
+                    Diagnostic::error(
+                        span,
+                        format!("`{var}` iterates rank `{rank}`, which `{tensor}` addresses as a window with `{text}`"),
+                        "a window rank is never iterated",
+                    )
+                    .with_note(format!(
+                        "the extent of `{rank}` follows from its affine indices; give the window its own rank name"
+                    )),
+                );
+            }
         }
         // 5. Iterative tensors need an init.
         for e in built.iter().flatten() {
@@ -345,6 +387,7 @@ impl Cx {
                     if !self.known_rank(v) {
                         return false;
                     }
+                    self.note_iter(v);
                     if !seen.insert(v.name.clone()) {
                         self.err(
                             v.span,
@@ -369,6 +412,17 @@ impl Cx {
                         rank: rank_of(&v.name),
                         iterative,
                     });
+                }
+                IndexExpr::Affine { .. } => {
+                    self.err(
+                        ix.span(),
+                        format!(
+                            "affine index `{}` on the left-hand side",
+                            crate::syntax::printer::index(ix)
+                        ),
+                        "outputs are written with plain variables",
+                    );
+                    return false;
                 }
                 other => {
                     self.err(
@@ -528,6 +582,11 @@ impl Cx {
                     dims.push(DimIndex::Last);
                     j += 1;
                 }
+                IndexExpr::Affine { terms, offset, .. } => {
+                    let di = self.resolve_affine(ix, terms, *offset, d, &t)?;
+                    dims.push(di);
+                    j += 1;
+                }
                 IndexExpr::Var(v) | IndexExpr::Shift(v, _) => {
                     if !self.known_rank(v) {
                         return None;
@@ -566,10 +625,23 @@ impl Cx {
                             );
                             return None;
                         }
+                        self.note_iter(v);
                         dims.push(DimIndex::Var {
                             var: v.name.clone(),
                             shift,
                         });
+                        j += 1;
+                        continue;
+                    }
+                    if shift != 0 {
+                        // `t+3` on another rank: a one-term affine index (a window).
+                        let term = AffineTerm {
+                            coef: 1,
+                            var: v.clone(),
+                            span: v.span,
+                        };
+                        let di = self.resolve_affine(ix, &[term], shift, d, &t)?;
+                        dims.push(di);
                         j += 1;
                         continue;
                     }
@@ -583,6 +655,7 @@ impl Cx {
                         for (k, p) in parts.iter().enumerate() {
                             match a.indices.get(j + k) {
                                 Some(IndexExpr::Var(v2)) if rank_of(&v2.name) == *p => {
+                                    self.note_iter(v2);
                                     vars.push(v2.name.clone())
                                 }
                                 Some(other) => {
@@ -654,6 +727,182 @@ impl Cx {
         })
     }
 
+    /// Remember where a variable first iterates its rank (for the window-rank check).
+    fn note_iter(&mut self, v: &Ident) {
+        self.iter_uses
+            .entry(rank_of(&v.name))
+            .or_insert_with(|| (v.span, v.name.clone()));
+    }
+
+    /// Check an affine index (`p+r`, `2*p+r`, `t+3`) against the dimension it addresses.
+    fn resolve_affine(
+        &mut self,
+        ix: &IndexExpr,
+        terms: &[AffineTerm],
+        offset: i64,
+        d: &Dim,
+        t: &TensorInfo,
+    ) -> Option<DimIndex> {
+        let text = crate::syntax::printer::index(ix);
+        let name = &t.name;
+        if d.iterative {
+            self.err(
+                ix.span(),
+                format!(
+                    "affine index `{text}` on iterative rank `{}` of `{name}`",
+                    d.rank
+                ),
+                format!(
+                    "an iterative rank is read at `{0}`, `{0}+1`, `0` or `{1}`",
+                    var_of(&d.rank),
+                    d.rank
+                ),
+            );
+            return None;
+        }
+        if let Some(parts) = self.ranks.get(&d.rank).map(|r| r.parts.clone()) {
+            if !parts.is_empty() {
+                self.err(
+                    ix.span(),
+                    format!(
+                        "affine index `{text}` on rank `{}` of `{name}`, which is split into {}",
+                        d.rank,
+                        parts.join("*")
+                    ),
+                    format!(
+                        "a split rank is addressed by its parts ({})",
+                        parts
+                            .iter()
+                            .map(|p| var_of(p))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    ),
+                );
+                return None;
+            }
+        }
+        if t.kind != TensorKind::Input {
+            self.err(
+                ix.span(),
+                format!("affine index `{text}` into `{name}`, which is not an input"),
+                "affine indices read windows of input tensors",
+            );
+            return None;
+        }
+        let mut seen: BTreeSet<&str> = BTreeSet::new();
+        let mut out = Vec::new();
+        for term in terms {
+            let v = &term.var;
+            if term.coef == 0 {
+                self.err(
+                    term.span,
+                    format!("zero coefficient in affine index `{text}`"),
+                    "coefficients are integers ≥ 1",
+                );
+                return None;
+            }
+            if term.coef < 0 {
+                self.err(
+                    term.span,
+                    format!("negative coefficient in affine index `{text}`"),
+                    "coefficients are integers ≥ 1",
+                );
+                return None;
+            }
+            if !seen.insert(v.name.as_str()) {
+                self.err(
+                    term.span,
+                    format!("`{}` appears twice in affine index `{text}`", v.name),
+                    format!("write a coefficient instead (e.g. `2*{}`)", v.name),
+                );
+                return None;
+            }
+            if !self.known_rank(v) {
+                return None;
+            }
+            let vr = rank_of(&v.name);
+            let info = &self.ranks[&vr];
+            if let Some(parent) = info.parent.clone() {
+                self.err(
+                    term.span,
+                    format!(
+                        "`{}` in affine index `{text}` iterates `{vr}`, a part of split rank `{parent}`",
+                        v.name
+                    ),
+                    "affine indices use ranks that are not split",
+                );
+                return None;
+            }
+            if !info.parts.is_empty() {
+                self.err(
+                    term.span,
+                    format!(
+                        "`{}` in affine index `{text}` iterates `{vr}`, which is split into {}",
+                        v.name,
+                        info.parts.join("*")
+                    ),
+                    "affine indices use ranks that are not split",
+                );
+                return None;
+            }
+            if self
+                .tensors
+                .values()
+                .any(|x| x.dims.iter().any(|dd| dd.iterative && dd.rank == vr))
+            {
+                self.err(
+                    term.span,
+                    format!(
+                        "`{}` in affine index `{text}` iterates `{vr}`, an iterative rank",
+                        v.name
+                    ),
+                    format!(
+                        "an iterative rank is stepped by `{}+1`, never read through a window",
+                        v.name
+                    ),
+                );
+                return None;
+            }
+            if vr == d.rank {
+                self.err(
+                    ix.span(),
+                    format!(
+                        "index used with inconsistent rank: affine index `{text}` on rank `{}` of `{name}`, which its own variable `{}` iterates",
+                        d.rank, v.name
+                    ),
+                    format!(
+                        "a window has a rank of its own (e.g. `input {name}[..H..]`), never `{}`",
+                        d.rank
+                    ),
+                );
+                return None;
+            }
+            out.push((v.name.clone(), term.coef));
+        }
+        if offset < 0 {
+            let zeros: Vec<&str> = terms.iter().map(|t| t.var.name.as_str()).collect();
+            self.err(
+                ix.span(),
+                format!(
+                    "affine index `{text}` reads element {offset} of `{name}` at {} = 0",
+                    zeros.join(" = ")
+                ),
+                "indices start at 0",
+            );
+            self.diags.last_mut().expect("just pushed").notes.push(
+                "pad the input instead: declare its rank longer and shift the window right (`t+k` instead of `t+k-1`)".into(),
+            );
+            return None;
+        }
+        for term in terms {
+            self.note_iter(&term.var);
+        }
+        self.window_uses
+            .entry(d.rank.clone())
+            .or_insert_with(|| (ix.span(), name.clone(), text.clone()));
+        Some(DimIndex::Affine { terms: out, offset })
+    }
+
     fn build_einsum(&mut self, e: &EinsumStmt) -> Option<Einsum> {
         let name = e.output.tensor.name.clone();
         let output = self.resolve(&e.output, None)?;
@@ -666,10 +915,27 @@ impl Cx {
             }
         }
         let mask = match &e.mask {
-            Some(m) => match self.resolve(m, Some(&name)) {
-                Some(r) => Some(r),
-                None => return None,
-            },
+            Some(m) => {
+                if let Some(ix) = m
+                    .indices
+                    .iter()
+                    .find(|ix| matches!(ix, IndexExpr::Affine { .. }))
+                {
+                    self.err(
+                        ix.span(),
+                        format!(
+                            "affine index `{}` in a `where` mask",
+                            crate::syntax::printer::index(ix)
+                        ),
+                        "a mask selects iteration points by plain variables",
+                    );
+                    return None;
+                }
+                match self.resolve(m, Some(&name)) {
+                    Some(r) => Some(r),
+                    None => return None,
+                }
+            }
             None => None,
         };
         if !ok {

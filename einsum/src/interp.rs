@@ -88,6 +88,13 @@ fn compile_access(a: &ResolvedAccess, vars: &[String], shapes: &Shapes, c: &Casc
                     inner *= shapes.extent(&rank_of(p)) as usize;
                 }
             }
+            DimIndex::Affine { terms, offset } => {
+                // In range by construction: `bind` sized the window for every access.
+                for (v, coef) in terms {
+                    coeffs[vpos(v)] += *coef as usize * st[k];
+                }
+                constant += *offset as usize * st[k];
+            }
             DimIndex::Const(v) => constant += *v as usize * st[k],
             DimIndex::Last => constant += (dims_us[k] - 1) * st[k],
         }

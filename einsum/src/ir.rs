@@ -8,7 +8,7 @@
 use crate::diag::SourceFile;
 use crate::syntax::{Access, Expr, ReduceOp, Span};
 use petgraph::graph::DiGraph;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The rank of an index variable: its upper-case spelling (`m1` → `M1`).
 pub fn rank_of(var: &str) -> String {
@@ -73,6 +73,30 @@ pub enum DimIndex {
     Const(i64),
     /// Final element of an iterative dimension.
     Last,
+    /// `p+r`, `2*p+r`, `p+2*r`, `t+k+1`: `Σ coef·var + offset` on a window rank of an
+    /// input (a rank no Einsum iterates, e.g. `H` of `input I[N,C,H,W]`). `terms` are
+    /// (index variable, coefficient ≥ 1) in source order, no variable twice;
+    /// `offset ≥ 0`. Every index that is not a plain [`DimIndex::Var`], a
+    /// [`DimIndex::Split`], [`DimIndex::Const`] or [`DimIndex::Last`] is `Affine`.
+    Affine {
+        terms: Vec<(String, i64)>,
+        offset: i64,
+    },
+}
+
+impl DimIndex {
+    /// The index as `(terms, offset)`: `Var` is one term of coefficient 1 with its
+    /// shift as offset; `Affine` its own; `None` for `Split`, `Const` and `Last`.
+    pub fn affine_terms(&self) -> Option<(Vec<(String, i64)>, i64)> {
+        match self {
+            DimIndex::Var { var, shift } => Some((vec![(var.clone(), 1)], *shift)),
+            DimIndex::Affine { terms, offset } => Some((terms.clone(), *offset)),
+            DimIndex::Split { .. } | DimIndex::Const(_) | DimIndex::Last => None,
+        }
+    }
+    pub fn is_affine(&self) -> bool {
+        matches!(self, DimIndex::Affine { .. })
+    }
 }
 
 /// An access resolved against its tensor's dims (one entry per tensor dimension).
@@ -84,14 +108,15 @@ pub struct ResolvedAccess {
 }
 
 impl ResolvedAccess {
-    /// Index variables the access iterates, in order.
+    /// Index variables the access iterates, in order (an affine index's terms included).
     pub fn vars(&self) -> Vec<String> {
         let mut v = Vec::new();
         for d in &self.dims {
             match d {
                 DimIndex::Var { var, .. } => v.push(var.clone()),
                 DimIndex::Split { vars } => v.extend(vars.iter().cloned()),
-                _ => {}
+                DimIndex::Affine { terms, .. } => v.extend(terms.iter().map(|(t, _)| t.clone())),
+                DimIndex::Const(_) | DimIndex::Last => {}
             }
         }
         v
@@ -193,6 +218,37 @@ impl Cascade {
             Some(r) if !r.parts.is_empty() => self.outermost_part(&r.parts[0]),
             _ => rank,
         }
+    }
+    /// Window ranks: the input ranks addressed by affine indices (`H`, `W` of
+    /// `I[n,c,p+r,q+s]` on `input I[N,C,H,W]`). No Einsum iterates them; [`crate::bind`]
+    /// derives their extents from the accesses when they are not given.
+    pub fn window_ranks(&self) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        for e in &self.einsums {
+            for a in e.accesses.iter().chain(e.mask.iter()) {
+                for (di, d) in a.dims.iter().zip(&self.tensors[&a.tensor].dims) {
+                    if di.is_affine() {
+                        out.insert(d.rank.clone());
+                    }
+                }
+            }
+        }
+        out
+    }
+    /// Every affine access: (Einsum index, access index into `Einsum::accesses`,
+    /// dimension position), in Einsum and source order.
+    pub fn affine_accesses(&self) -> Vec<(usize, usize, usize)> {
+        let mut out = Vec::new();
+        for (k, e) in self.einsums.iter().enumerate() {
+            for (j, a) in e.accesses.iter().enumerate() {
+                for (p, di) in a.dims.iter().enumerate() {
+                    if di.is_affine() {
+                        out.push((k, j, p));
+                    }
+                }
+            }
+        }
+        out
     }
     /// Leaf ranks (no further split) that make up `rank`, outer first.
     pub fn leaf_ranks(&self, rank: &str) -> Vec<String> {

@@ -25,6 +25,20 @@ pub const CASCADES: &[(&str, &str)] = &[
     ("rmsnorm", include_str!("../cascades/rmsnorm.ein")),
     ("layernorm", include_str!("../cascades/layernorm.ein")),
     ("moe", include_str!("../cascades/moe.ein")),
+    ("conv2d", include_str!("../cascades/conv2d.ein")),
+    ("conv2d_s2", include_str!("../cascades/conv2d_s2.ein")),
+    ("conv1d", include_str!("../cascades/conv1d.ein")),
+    ("conv1d_s2", include_str!("../cascades/conv1d_s2.ein")),
+    ("conv1d_s5", include_str!("../cascades/conv1d_s5.ein")),
+    (
+        "depthwise_conv2d",
+        include_str!("../cascades/depthwise_conv2d.ein"),
+    ),
+    ("maxpool2d_s2", include_str!("../cascades/maxpool2d_s2.ein")),
+    (
+        "global_avgpool",
+        include_str!("../cascades/global_avgpool.ein"),
+    ),
 ];
 
 /// Source text of a built-in cascade.

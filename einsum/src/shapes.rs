@@ -2,8 +2,9 @@
 //! (rank splits that do not divide, tensors of the wrong shape).
 
 use crate::diag::{CheckError, Diagnostic};
-use crate::ir::{rank_of, Cascade, TensorInfo};
+use crate::ir::{rank_of, Cascade, DimIndex, TensorInfo};
 use crate::syntax::Span;
+use crate::syntax::{printer, Access};
 use std::collections::BTreeMap;
 
 /// Extents of every rank of a cascade (split parts included).
@@ -101,7 +102,12 @@ pub fn bind(c: &Cascade, given: &BTreeMap<String, u64>) -> Result<Shapes, CheckE
             break;
         }
     }
-    for r in c.ranks.values() {
+    bind_windows(c, given, &mut ext)?;
+    // Window ranks last: a missing window extent is usually a missing variable extent.
+    let windows = c.window_ranks();
+    let mut order: Vec<&crate::ir::RankInfo> = c.ranks.values().collect();
+    order.sort_by_key(|r| windows.contains(&r.name));
+    for r in order {
         if !ext.contains_key(&r.name) {
             return Err(shape_err(
                 c,
@@ -147,6 +153,114 @@ pub fn bind(c: &Cascade, given: &BTreeMap<String, u64>) -> Result<Shapes, CheckE
         }
     }
     Ok(shapes)
+}
+
+/// One past the largest value of `Σ coef·var + offset` when each variable ranges over
+/// its rank's extent (`extent_of` gives it; `None` while unbound): the extent a window
+/// rank needs. Saturates instead of overflowing.
+pub fn affine_need(
+    terms: &[(String, i64)],
+    offset: i64,
+    extent_of: impl Fn(&str) -> Option<u64>,
+) -> Option<u128> {
+    let mut n = offset.max(0) as u128 + 1;
+    for (v, coef) in terms {
+        let e = extent_of(&rank_of(v))?;
+        n = n.saturating_add((*coef).max(0) as u128 * u128::from(e.saturating_sub(1)));
+    }
+    Some(n)
+}
+
+/// The span of the source index that addresses dimension `pos` of a resolved access.
+fn index_span(ast: &Access, dims: &[DimIndex], pos: usize) -> Span {
+    let mut j = 0;
+    for (k, d) in dims.iter().enumerate() {
+        if k == pos {
+            break;
+        }
+        j += match d {
+            DimIndex::Split { vars } => vars.len(),
+            _ => 1,
+        };
+    }
+    ast.indices.get(j).map_or(ast.tensor.span, |i| i.span())
+}
+
+/// Window ranks (addressed by affine indices): derive the extents not given — the
+/// largest index any access reads, plus one — and check the given ones are large
+/// enough for every access (larger is fine: e.g. padding rows never read). After
+/// this no affine index can leave its tensor.
+fn bind_windows(
+    c: &Cascade,
+    given: &BTreeMap<String, u64>,
+    ext: &mut BTreeMap<String, u64>,
+) -> Result<(), CheckError> {
+    let mut derived: BTreeMap<String, u128> = BTreeMap::new();
+    let mut checks = Vec::new();
+    for (k, j, pos) in c.affine_accesses() {
+        let e = &c.einsums[k];
+        let a = &e.accesses[j];
+        let DimIndex::Affine { terms, offset } = &a.dims[pos] else {
+            continue;
+        };
+        let rank = &c.tensors[&a.tensor].dims[pos].rank;
+        let Some(need) = affine_need(terms, *offset, |r| ext.get(r).copied()) else {
+            continue; // a variable's rank is unbound: reported below
+        };
+        checks.push((k, j, pos, rank.clone(), need));
+        if !given.contains_key(rank) {
+            let n = derived.entry(rank.clone()).or_insert(0);
+            *n = (*n).max(need);
+        }
+    }
+    for (rank, need) in derived {
+        ext.insert(rank, u64::try_from(need).unwrap_or(u64::MAX));
+    }
+    for (k, j, pos, rank, need) in checks {
+        let have = ext[&rank];
+        let e = &c.einsums[k];
+        let a = &e.accesses[j];
+        let ast = e.expr.accesses()[j];
+        let span = index_span(ast, &a.dims, pos);
+        let DimIndex::Affine { terms, .. } = &a.dims[pos] else {
+            continue;
+        };
+        let vars: Vec<String> = terms
+            .iter()
+            .map(|(v, _)| format!("{} = {}", rank_of(v), ext[&rank_of(v)]))
+            .collect();
+        let text = printer::access(ast);
+        let ix = ast
+            .indices
+            .iter()
+            .find(|i| i.span().start == span.start)
+            .map(printer::index)
+            .unwrap_or_default();
+        if need > u128::from(MAX_POINTS) {
+            return Err(shape_err(
+                c,
+                span,
+                format!(
+                    "shape mismatch after binding: `{text}` needs rank `{rank}` of {need} elements (more than 2^60) with {}",
+                    vars.join(", ")
+                ),
+                "too large",
+            ));
+        }
+        if u128::from(have) < need {
+            return Err(shape_err(
+                c,
+                span,
+                format!(
+                    "shape mismatch after binding: `{text}` reads `{ix}` up to {} with {}, so `{rank}` needs extent {need}, but {rank} = {have}",
+                    need - 1,
+                    vars.join(", ")
+                ),
+                "index out of range",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Largest element count of a tensor, or iteration space of an Einsum, that

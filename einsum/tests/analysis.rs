@@ -1,8 +1,10 @@
 //! Op counts and footprints, with the numbers derived by hand, and the MoE analysis
 //! under balanced and skewed routing.
 
+use cascade_einsum::analysis::affine_distinct;
 use cascade_einsum::{analyze, bind, check_source, library, Analysis, AnalysisOptions, Routing};
-use std::collections::BTreeMap;
+use proptest::prelude::*;
+use std::collections::{BTreeMap, BTreeSet};
 
 fn ext(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
     pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
@@ -189,5 +191,151 @@ fn moe_balanced_vs_skewed_routing() {
     // Router weights and activations are read whole either way.
     for name in ["WR", "IN"] {
         assert_eq!(tensor(&skw, name).touched_bytes, tensor(&skw, name).bytes);
+    }
+}
+
+/// Analyse a cascade written here with the given extents (2 bytes per element).
+fn analyse_text(text: &str, pairs: &[(&str, u64)]) -> Analysis {
+    let c = check_source("t.ein", text).unwrap().cascade;
+    let s = bind(&c, &ext(pairs)).unwrap();
+    analyze(&c, &s, &opts(None))
+}
+
+#[test]
+fn conv2d_macs_and_halo_footprint() {
+    // 3×3, stride 1, 6×6 output: the input window is 8×8 per channel. H = W = 10
+    // holds two padding rows and columns that no output reads.
+    let a = analyse_text(
+        library::source("conv2d").unwrap(),
+        &[
+            ("N", 1),
+            ("C", 2),
+            ("K", 4),
+            ("P", 6),
+            ("Q", 6),
+            ("R", 3),
+            ("S", 3),
+            ("H", 10),
+            ("W", 10),
+        ],
+    );
+    // MACs = the iteration space N·K·P·Q·C·R·S; nothing else.
+    assert_eq!(a.einsum("O").unwrap().ops, ops(&[("mac", 4 * 36 * 2 * 9)]));
+    let i = tensor(&a, "I");
+    assert_eq!(i.elems, 2 * 10 * 10);
+    assert_eq!(i.touched_elems, 2 * 8 * 8);
+    assert_eq!(i.touched_bytes, 2 * 8 * 8 * 2);
+    // Filters and outputs are touched whole.
+    assert_eq!(tensor(&a, "F").touched_elems, 4 * 2 * 9);
+    assert_eq!(tensor(&a, "O").touched_elems, 4 * 36);
+    // Window ranks are never traversed: no pass count for H or W.
+    assert!(
+        !a.passes.contains_key("H") && a.passes["P"] == 1,
+        "{:?}",
+        a.passes
+    );
+}
+
+#[test]
+fn strided_footprint_skips_rows() {
+    // 1×1, stride 2 (a ResNet shortcut): 4×4 outputs read every other row and column
+    // of an 8×8 input — 16 of 64 elements.
+    let a = analyse_text(
+        library::source("conv2d_s2").unwrap(),
+        &[
+            ("N", 1),
+            ("C", 1),
+            ("K", 1),
+            ("P", 4),
+            ("Q", 4),
+            ("R", 1),
+            ("S", 1),
+            ("H", 8),
+            ("W", 8),
+        ],
+    );
+    let i = tensor(&a, "I");
+    assert_eq!((i.elems, i.touched_elems), (64, 16));
+    // 3×3 at stride 2 overlaps its windows: rows 0..=8 of 9, all read.
+    let a = analyse_text(
+        library::source("conv2d_s2").unwrap(),
+        &[
+            ("N", 1),
+            ("C", 1),
+            ("K", 1),
+            ("P", 4),
+            ("Q", 4),
+            ("R", 3),
+            ("S", 3),
+        ],
+    );
+    let i = tensor(&a, "I");
+    assert_eq!((i.elems, i.touched_elems), (81, 81));
+}
+
+#[test]
+fn gapped_and_dilated_footprints() {
+    // Stride 4 over a 2-tap window: rows {0,1, 4,5, 8,9} of 10.
+    let a = analyse_text(
+        "input I[H], F[R]\noutput O[p] = I[4*p+r] * F[r]\n",
+        &[("P", 3), ("R", 2)],
+    );
+    let i = tensor(&a, "I");
+    assert_eq!((i.elems, i.touched_elems), (10, 6));
+    // Dilation 2 with one output: rows {0, 2, 4} of 5.
+    let a = analyse_text(
+        "input I[H], F[R]\noutput O[p] = I[p+2*r] * F[r]\n",
+        &[("P", 1), ("R", 3)],
+    );
+    let i = tensor(&a, "I");
+    assert_eq!((i.elems, i.touched_elems), (5, 3));
+    // Two accesses of one tensor: even rows and odd rows, together all 8.
+    let a = analyse_text("input I[H]\noutput O[p] = I[2*p] + I[2*p+1]\n", &[("P", 4)]);
+    let i = tensor(&a, "I");
+    assert_eq!((i.elems, i.touched_elems), (8, 8));
+    // Only the even rows when the odd ones are read by nobody.
+    let a = analyse_text("input I[H]\noutput O[p] = I[2*p] + I[2*p+4]\n", &[("P", 4)]);
+    let i = tensor(&a, "I");
+    assert_eq!((i.elems, i.touched_elems), (11, 6));
+}
+
+#[test]
+fn distinct_affine_values_at_scale() {
+    // Stride-1 windows are counted in closed form however long.
+    assert_eq!(affine_distinct(&[(1, 1 << 40), (1, 4)]), (1 << 40) + 3);
+    // A common factor is divided out: 2·p over 2^40 values is 2^40 values.
+    assert_eq!(affine_distinct(&[(2, 1 << 40)]), 1 << 40);
+    // Gapped windows wider than the bitset get an upper bound, here exact: 2 rows of
+    // every 8, for 2^30 outputs.
+    assert_eq!(affine_distinct(&[(8, 1 << 30), (1, 2)]), 1 << 31);
+    assert_eq!(affine_distinct(&[]), 1);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// The window count equals brute-force enumeration of the affine form.
+    #[test]
+    fn distinct_affine_values_match_enumeration(
+        terms in prop::collection::vec((1u64..=7, 1u64..=6), 0..4),
+    ) {
+        let mut seen = BTreeSet::new();
+        let mut point = vec![0u64; terms.len()];
+        loop {
+            seen.insert(terms.iter().zip(&point).map(|((c, _), x)| c * x).sum::<u64>());
+            let mut k = 0;
+            while k < terms.len() {
+                point[k] += 1;
+                if point[k] < terms[k].1 {
+                    break;
+                }
+                point[k] = 0;
+                k += 1;
+            }
+            if k == terms.len() {
+                break;
+            }
+        }
+        prop_assert_eq!(affine_distinct(&terms), seen.len() as u64, "{:?}", terms);
     }
 }

@@ -491,3 +491,313 @@ fn shape_mismatch_when_too_large_to_count() {
     );
     assert_eq!(a.einsum("BQK").unwrap().ops["mac"], 1 << 57);
 }
+
+// ---- Affine indices: one test per refusal, each located at the offending text. ----
+
+/// Check that `text` fails with a diagnostic at the first `needle` (+ `skip` chars).
+fn assert_diag_at(text: &str, needle: &str, skip: usize, width: usize, words: &[&str]) {
+    let r = error_of(text);
+    let (line, col) = locate(text, needle, skip);
+    assert_diag(&r, line, col, width, words);
+}
+
+#[test]
+fn affine_zero_coefficient() {
+    let t = "input I[H], F[R]\noutput O[p] = I[0*p+r] * F[r]\n";
+    assert_diag_at(
+        t,
+        "0*p",
+        0,
+        3,
+        &[
+            "error: zero coefficient in affine index `0*p+r`",
+            "coefficients are integers ≥ 1",
+        ],
+    );
+}
+
+#[test]
+fn affine_negative_coefficient() {
+    let t = "input I[H], F[R]\noutput O[p] = I[p-r] * F[r]\n";
+    assert_diag_at(
+        t,
+        "-r",
+        0,
+        2,
+        &[
+            "error: negative coefficient in affine index `p-r`",
+            "coefficients are integers ≥ 1",
+        ],
+    );
+}
+
+#[test]
+fn affine_variable_repeated_in_one_index() {
+    let t = "input I[H]\noutput O[p] = I[p+p]\n";
+    assert_diag_at(
+        t,
+        "+p]",
+        1,
+        1,
+        &[
+            "error: `p` appears twice in affine index `p+p`",
+            "write a coefficient instead (e.g. `2*p`)",
+        ],
+    );
+}
+
+#[test]
+fn affine_index_on_the_left_hand_side() {
+    let t = "input I[H], F[R]\noutput O[p+r] = I[p+r] * F[r]\n";
+    assert_diag_at(
+        t,
+        "p+r]",
+        0,
+        3,
+        &[
+            "error: affine index `p+r` on the left-hand side",
+            "outputs are written with plain variables",
+        ],
+    );
+}
+
+#[test]
+fn affine_index_on_an_iterative_rank() {
+    let t = "input A[M1], F[R]\ninit S[0] = 0\nS[m1+1] = S[m1] + A[m1]\noutput Y[r] = S[r+1+m1] * F[r]\n";
+    assert_diag_at(
+        t,
+        "r+1+m1",
+        0,
+        6,
+        &[
+            "error: affine index `r+m1+1` on iterative rank `M1` of `S`",
+            "an iterative rank is read at `m1`, `m1+1`, `0` or `M1`",
+        ],
+    );
+}
+
+#[test]
+fn affine_index_mixed_with_the_shift_of_an_iterative_rank() {
+    // `m1+1+r` on an input's window: m1 is stepped by `+1`, never read through a window.
+    let t =
+        "input A[M1], X[H], F[R]\ninit S[0] = 0\nS[m1+1] = S[m1] + X[m1+1+r] * F[r]\noutput S\n";
+    assert_diag_at(
+        t,
+        "m1+1+r",
+        0,
+        2,
+        &[
+            "error: `m1` in affine index `m1+r+1` iterates `M1`, an iterative rank",
+            "never read through a window",
+        ],
+    );
+}
+
+#[test]
+fn affine_index_on_a_split_rank() {
+    let t = "input I[H], F[R]\nsplit H = H1 * H0\noutput O[p] = I[p+r] * F[r]\n";
+    assert_diag_at(
+        t,
+        "p+r",
+        0,
+        3,
+        &[
+            "error: affine index `p+r` on rank `H` of `I`, which is split into H1*H0",
+            "a split rank is addressed by its parts (h1,h0)",
+        ],
+    );
+}
+
+#[test]
+fn affine_index_over_a_split_rank_part() {
+    let t =
+        "input A[M], X[H], F[R]\nsplit M = M1 * M0\noutput O[m1,m0] = A[m1,m0] * X[m0+r] * F[r]\n";
+    assert_diag_at(
+        t,
+        "m0+r",
+        0,
+        2,
+        &[
+            "error: `m0` in affine index `m0+r` iterates `M0`, a part of split rank `M`",
+            "affine indices use ranks that are not split",
+        ],
+    );
+}
+
+#[test]
+fn affine_index_over_its_own_rank_is_an_inconsistent_rank() {
+    let t = "input X[P], F[R]\noutput O[p] = X[p+r] * F[r]\n";
+    assert_diag_at(
+        t,
+        "p+r",
+        0,
+        3,
+        &[
+            "error: index used with inconsistent rank: affine index `p+r` on rank `P` of `X`, which its own variable `p` iterates",
+            "a window has a rank of its own",
+        ],
+    );
+}
+
+#[test]
+fn window_rank_iterated_elsewhere() {
+    // `H` is a window of `I` (its extent follows from `p+r`) and also iterated by `h`.
+    let t = "input I[H], F[R]\nO[p] = I[p+r] * F[r]\nZ[h] = I[h]\noutput O, Z\n";
+    assert_diag_at(
+        t,
+        "Z[h]",
+        2,
+        1,
+        &[
+            "error: `h` iterates rank `H`, which `I` addresses as a window with `p+r`",
+            "a window rank is never iterated",
+            "note: the extent of `H` follows from its affine indices",
+        ],
+    );
+}
+
+#[test]
+fn affine_index_below_zero_is_refused() {
+    // The smallest value of an affine index is its offset (every variable at 0).
+    let t = "input X[L], F[K]\noutput O[t] = X[t+k-1] * F[k]\n";
+    assert_diag_at(
+        t,
+        "t+k-1",
+        0,
+        5,
+        &[
+            "error: affine index `t+k-1` reads element -1 of `X` at t = k = 0",
+            "indices start at 0",
+            "note: pad the input instead",
+        ],
+    );
+}
+
+#[test]
+fn affine_index_into_an_intermediate() {
+    let t = "input A[H], F[R]\nB[h] = A[h]\noutput O[p] = B[p+r] * F[r]\n";
+    assert_diag_at(
+        t,
+        "p+r",
+        0,
+        3,
+        &[
+            "error: affine index `p+r` into `B`, which is not an input",
+            "affine indices read windows of input tensors",
+        ],
+    );
+}
+
+#[test]
+fn affine_index_in_a_mask() {
+    let t = "input A[P], G[H]\noutput O[p] = A[p] where G[p+1+p]\n";
+    assert_diag_at(
+        t,
+        "p+1+p",
+        0,
+        5,
+        &[
+            "error: affine index `p+p+1` in a `where` mask",
+            "a mask selects iteration points by plain variables",
+        ],
+    );
+}
+
+#[test]
+fn affine_syntax_errors_are_located() {
+    let t = "input I[H]\noutput O[p] = I[2*]\n";
+    assert_diag_at(
+        t,
+        "*]",
+        1,
+        1,
+        &["syntax error", "expected an index variable"],
+    );
+    let t = "input I[H]\noutput O[p] = I[1+p]\n";
+    assert_diag_at(t, "+p]", 0, 1, &["syntax error", "write the constant last"]);
+    let t = "input I[H]\noutput O[p] = I[p+]\n";
+    assert_diag_at(
+        t,
+        "+]",
+        1,
+        1,
+        &[
+            "syntax error",
+            "expected an index variable or an integer after `+`",
+        ],
+    );
+    let t = "input I[H]\noutput O[p] = I[2*P]\n";
+    assert_diag_at(
+        t,
+        "P]",
+        0,
+        1,
+        &["syntax error", "index variables are lower case"],
+    );
+}
+
+/// A conv1d written here (so that line/column numbers are this file's).
+const CONV1D: &str = "input I[N,C,H], F[K,C,R]\noutput O[n,k,p] = I[n,c,2*p+r] * F[k,c,r]\n";
+
+#[test]
+fn window_extent_is_derived_from_its_accesses() {
+    let c = check_source("t.ein", CONV1D).unwrap().cascade;
+    assert_eq!(
+        c.window_ranks().into_iter().collect::<Vec<_>>(),
+        vec!["H".to_string()]
+    );
+    let s = bind(
+        &c,
+        &ext(&[("N", 1), ("C", 2), ("K", 3), ("P", 5), ("R", 3)]),
+    )
+    .unwrap();
+    // 2·(5−1) + (3−1) + 1.
+    assert_eq!(s.extent("H"), 11);
+    // The iteration space has P and R, not H.
+    assert_eq!(c.einsums[0].vars, ["n", "k", "p", "c", "r"]);
+}
+
+#[test]
+fn window_extent_given_too_small() {
+    let c = check_source("t.ein", CONV1D).unwrap().cascade;
+    let given = ext(&[("N", 1), ("C", 2), ("K", 3), ("P", 5), ("R", 3), ("H", 10)]);
+    let r = bind(&c, &given).unwrap_err().to_string();
+    let (line, col) = locate(CONV1D, "2*p+r", 0);
+    assert_diag(
+        &r,
+        line,
+        col,
+        5,
+        &[
+            "shape mismatch after binding: `I[n,c,2*p+r]` reads `2*p+r` up to 10",
+            "P = 5, R = 3",
+            "so `H` needs extent 11, but H = 10",
+            "index out of range",
+        ],
+    );
+    // Larger than needed is fine (padding never read), and evaluates.
+    let mut given = given;
+    given.insert("H".into(), 12);
+    let s = bind(&c, &given).unwrap();
+    assert_eq!(s.extent("H"), 12);
+    let out = evaluate(&c, &s, &random_inputs(&c, &s, 1)).unwrap();
+    assert_eq!(out["O"].shape, vec![1, 3, 5]);
+}
+
+#[test]
+fn window_extent_too_large_to_count() {
+    let t = "input I[H]\noutput O[p] = I[4611686018427387904*p]\n";
+    let c = check_source("t.ein", t).unwrap().cascade;
+    let r = bind(&c, &ext(&[("P", 3)])).unwrap_err().to_string();
+    assert_diag(
+        &r,
+        2,
+        17,
+        21,
+        &[
+            "shape mismatch after binding",
+            "more than 2^60",
+            "too large",
+        ],
+    );
+}

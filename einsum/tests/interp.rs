@@ -298,10 +298,12 @@ fn gelu_is_the_tanh_approximation() {
 fn interpreter_is_deterministic() {
     for name in library::names() {
         let c = load(name);
-        // Small extents for every root rank; split parts but the outermost are 2.
+        // Small extents for every root rank; split parts but the outermost are 2;
+        // window ranks (convolution inputs) derived from their affine indices.
+        let windows = c.window_ranks();
         let mut given = BTreeMap::new();
         for (r, info) in &c.ranks {
-            if info.parent.is_none() {
+            if info.parent.is_none() && !windows.contains(r) {
                 given.insert(r.clone(), 4u64);
             }
             for p in info.parts.iter().skip(1) {
@@ -321,5 +323,108 @@ fn interpreter_is_deterministic() {
         assert_ne!(a, checksum(43), "{name}: a different seed changed nothing");
         // Same seed → identical inputs, too.
         assert_eq!(random_inputs(&c, &s, 42), random_inputs(&c, &s, 42));
+    }
+}
+
+/// Which convolution a generated cascade computes.
+#[derive(Clone, Copy, Debug)]
+enum Conv {
+    OneD,
+    TwoD,
+    Depthwise2d,
+}
+
+/// `stride*p + dilation*r` as cascade text (`p+r`, `2*p+r`, `p+2*r`, …).
+fn window(p: &str, r: &str, stride: u64, dilation: u64) -> String {
+    let term = |c: u64, v: &str| {
+        if c == 1 {
+            v.to_string()
+        } else {
+            format!("{c}*{v}")
+        }
+    };
+    format!("{}+{}", term(stride, p), term(dilation, r))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Affine indices in the interpreter ≡ convolutions written as nested loops here:
+    /// conv1d, conv2d and depthwise conv2d with random strides, dilations and padding
+    /// rows that are never read.
+    #[test]
+    fn convolutions_match_direct_loops(
+        kind in prop::sample::select(vec![Conv::OneD, Conv::TwoD, Conv::Depthwise2d]),
+        (n, c, k) in (1u64..=2, 1u64..=3, 1u64..=3),
+        (p, q, r, s) in (1u64..=4, 1u64..=4, 1u64..=3, 1u64..=3),
+        stride in 1u64..=3,
+        dilation in 1u64..=2,
+        pad in 0u64..=2,
+        seed in any::<u64>(),
+    ) {
+        let (wh, ww) = (window("p", "r", stride, dilation), window("q", "s", stride, dilation));
+        let text = match kind {
+            Conv::OneD => format!(
+                "input I[N,C,H], F[K,C,R]\noutput O[n,k,p] = I[n,c,{wh}] * F[k,c,r]\n"
+            ),
+            Conv::TwoD => format!(
+                "input I[N,C,H,W], F[K,C,R,S]\noutput O[n,k,p,q] = I[n,c,{wh},{ww}] * F[k,c,r,s]\n"
+            ),
+            Conv::Depthwise2d => format!(
+                "input I[N,C,H,W], F[C,R,S]\noutput O[n,c,p,q] = I[n,c,{wh},{ww}] * F[c,r,s]\n"
+            ),
+        };
+        let cas = cascade_einsum::check_source("conv.ein", &text).unwrap().cascade;
+        // The window's extent: derived, plus `pad` rows at the end that are never read.
+        let need = |o: u64, f: u64| stride * (o - 1) + dilation * (f - 1) + 1;
+        let given = ext(&[
+            ("N", n), ("C", c), ("K", k), ("P", p), ("Q", q), ("R", r), ("S", s),
+            ("H", need(p, r) + pad), ("W", need(q, s) + pad),
+        ]);
+        let sh = bind(&cas, &given).unwrap();
+        let inputs = random_inputs(&cas, &sh, seed);
+        let got = &run(&cas, &sh, &inputs)["O"];
+        let (i, f) = (&inputs["I"], &inputs["F"]);
+        let (n, c, k, p, q, r, s) =
+            (n as usize, c as usize, k as usize, p as usize, q as usize, r as usize, s as usize);
+        let (st, dl) = (stride as usize, dilation as usize);
+        let at = |t: &Tensor, ix: &[usize]| t.data[idx(&t.shape, ix)];
+        let want = match kind {
+            Conv::OneD => tensor(vec![n, k, p], |o| {
+                let mut acc = 0.0;
+                for ci in 0..c {
+                    for ri in 0..r {
+                        acc += at(i, &[o[0], ci, st * o[2] + dl * ri]) * at(f, &[o[1], ci, ri]);
+                    }
+                }
+                acc
+            }),
+            Conv::TwoD => tensor(vec![n, k, p, q], |o| {
+                let mut acc = 0.0;
+                for ci in 0..c {
+                    for ri in 0..r {
+                        for si in 0..s {
+                            acc += at(i, &[o[0], ci, st * o[2] + dl * ri, st * o[3] + dl * si])
+                                * at(f, &[o[1], ci, ri, si]);
+                        }
+                    }
+                }
+                acc
+            }),
+            Conv::Depthwise2d => tensor(vec![n, c, p, q], |o| {
+                let mut acc = 0.0;
+                for ri in 0..r {
+                    for si in 0..s {
+                        acc += at(i, &[o[0], o[1], st * o[2] + dl * ri, st * o[3] + dl * si])
+                            * at(f, &[o[1], ri, si]);
+                    }
+                }
+                acc
+            }),
+        };
+        prop_assert_eq!(&got.shape, &want.shape);
+        for (g, w) in got.data.iter().zip(&want.data) {
+            prop_assert!((g - w).abs() <= 1e-9, "{:?}: {} vs {}\n{}", kind, g, w, text);
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! pass counts match FuseMax Table I.
 
 use cascade_einsum::syntax::{parse_program, printer};
-use cascade_einsum::{analyze, bind, library, AnalysisOptions};
+use cascade_einsum::{analyze, bind, evaluate, library, random_inputs, AnalysisOptions, Tensor};
 use std::collections::BTreeMap;
 
 #[test]
@@ -110,4 +110,108 @@ fn attention_op_counts() {
     // Iterative tensors hold M1 + 1 elements along M1.
     let rm = a1.tensors.iter().find(|t| t.name == "RM").unwrap();
     assert_eq!(rm.dims, vec![b, h, 5, p]);
+}
+
+fn run(name: &str, given: &[(&str, u64)]) -> (cascade_einsum::Shapes, BTreeMap<String, Tensor>) {
+    let c = library::load(name).unwrap().cascade;
+    let s = bind(&c, &ext(given)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let out = evaluate(&c, &s, &random_inputs(&c, &s, 5)).unwrap();
+    (s, out)
+}
+
+#[test]
+fn convolutions_check_bind_and_evaluate() {
+    // Window ranks derive from the output and filter extents.
+    let (s, out) = run(
+        "conv2d",
+        &[
+            ("N", 2),
+            ("C", 3),
+            ("K", 4),
+            ("P", 5),
+            ("Q", 6),
+            ("R", 3),
+            ("S", 2),
+        ],
+    );
+    assert_eq!((s.extent("H"), s.extent("W")), (7, 7));
+    assert_eq!(out["O"].shape, vec![2, 4, 5, 6]);
+    let (s, out) = run(
+        "conv2d_s2",
+        &[
+            ("N", 1),
+            ("C", 3),
+            ("K", 2),
+            ("P", 4),
+            ("Q", 3),
+            ("R", 3),
+            ("S", 3),
+        ],
+    );
+    assert_eq!((s.extent("H"), s.extent("W")), (9, 7));
+    assert_eq!(out["O"].shape, vec![1, 2, 4, 3]);
+    let (s, out) = run(
+        "conv1d",
+        &[("N", 1), ("C", 2), ("K", 3), ("P", 8), ("R", 4)],
+    );
+    assert_eq!(s.extent("H"), 11);
+    assert_eq!(out["O"].shape, vec![1, 3, 8]);
+    let (s, _) = run(
+        "conv1d_s2",
+        &[("N", 1), ("C", 2), ("K", 3), ("P", 8), ("R", 3)],
+    );
+    assert_eq!(s.extent("H"), 17);
+    let (s, _) = run(
+        "conv1d_s5",
+        &[("N", 1), ("C", 1), ("K", 2), ("P", 4), ("R", 10)],
+    );
+    assert_eq!(s.extent("H"), 25);
+    let (s, out) = run(
+        "depthwise_conv2d",
+        &[("N", 1), ("C", 3), ("P", 4), ("Q", 4), ("R", 3), ("S", 3)],
+    );
+    assert_eq!((s.extent("H"), s.extent("W")), (6, 6));
+    assert_eq!(out["O"].shape, vec![1, 3, 4, 4]);
+    // A stride-2 conv with a 1×1 filter (a ResNet shortcut) reads every other row.
+    let (s, out) = run(
+        "conv2d_s2",
+        &[
+            ("N", 1),
+            ("C", 1),
+            ("K", 1),
+            ("P", 2),
+            ("Q", 2),
+            ("R", 1),
+            ("S", 1),
+            ("H", 4),
+            ("W", 4),
+        ],
+    );
+    assert_eq!(s.extent("H"), 4);
+    let (i, f, o) = (&out["I"], &out["F"], &out["O"]);
+    assert_eq!(o.at(&[0, 0, 1, 1]), i.at(&[0, 0, 2, 2]) * f.data[0]);
+}
+
+#[test]
+fn pools_compute_window_maxima_and_means() {
+    let (s, out) = run(
+        "maxpool2d_s2",
+        &[("N", 1), ("C", 2), ("P", 3), ("Q", 3), ("R", 3), ("S", 3)],
+    );
+    assert_eq!(s.extent("H"), 7);
+    let (i, o) = (&out["I"], &out["O"]);
+    let mut want = f64::NEG_INFINITY;
+    for r in 0..3 {
+        for c in 0..3 {
+            want = want.max(i.at(&[0, 1, 2 + r, 4 + c]));
+        }
+    }
+    assert_eq!(o.at(&[0, 1, 1, 2]), want);
+    let (_, out) = run("global_avgpool", &[("N", 2), ("C", 3), ("H", 4), ("W", 5)]);
+    let (i, o) = (&out["I"], &out["O"]);
+    let sum: f64 = (0..4)
+        .flat_map(|h| (0..5).map(move |w| (h, w)))
+        .map(|(h, w)| i.at(&[1, 2, h, w]))
+        .sum();
+    assert!((o.at(&[1, 2]) - sum / 20.0).abs() < 1e-12);
 }

@@ -50,12 +50,51 @@ fn number() -> impl Strategy<Value = f64> {
     ]
 }
 
+/// Affine indices as the parser produces them: the first term's coefficient is ≥ 0
+/// (later ones may be negative or zero, for the checker to refuse), variables may
+/// repeat, constants are summed into one offset, and a lone `v` or `v+k` (k > 0) is
+/// never `Affine` (it is `Var` or `Shift`).
+fn affine() -> impl Strategy<Value = IndexExpr> {
+    let coef = prop_oneof![
+        4 => Just(1i64),
+        2 => 2i64..5,
+        1 => Just(0i64),
+        1 => -3i64..0,
+        1 => prop::sample::select(vec![i64::MAX, -i64::MAX, 1 << 40]),
+    ];
+    let offset = prop_oneof![
+        2 => Just(0i64),
+        2 => -5i64..6,
+        1 => prop::sample::select(vec![i64::MAX, -i64::MAX, 1 << 50]),
+    ];
+    (prop::collection::vec((coef, var_name()), 1..4), offset).prop_map(|(terms, offset)| {
+        let mut terms: Vec<AffineTerm> = terms
+            .into_iter()
+            .map(|(coef, var)| AffineTerm {
+                coef,
+                var,
+                span: Span::default(),
+            })
+            .collect();
+        terms[0].coef = terms[0].coef.abs();
+        if terms.len() == 1 && terms[0].coef == 1 && offset >= 0 {
+            terms[0].coef = 2;
+        }
+        IndexExpr::Affine {
+            terms,
+            offset,
+            span: Span::default(),
+        }
+    })
+}
+
 fn index() -> impl Strategy<Value = IndexExpr> {
     prop_oneof![
         3 => var_name().prop_map(IndexExpr::Var),
-        1 => (var_name(), 0i64..3).prop_map(|(v, k)| IndexExpr::Shift(v, k)),
+        1 => (var_name(), 1i64..3).prop_map(|(v, k)| IndexExpr::Shift(v, k)),
         1 => (0i64..100).prop_map(|c| IndexExpr::Const(c, Span::default())),
         1 => rank_name().prop_map(IndexExpr::Last),
+        2 => affine(),
     ]
 }
 
@@ -218,7 +257,8 @@ proptest! {
                 "input", "split", "init", "output", "where", "topk", "sum", "max", "min",
                 "size", "exp", "inf", "-inf", "A", "B", "M", "M1", "M0", "m", "m1", "m0",
                 "[", "]", "(", ")", ",", "=", "+", "-", "*", "/", ";", "\n", "#", " ",
-                "0", "1", "2.5", "1e3", "+1", "é", "\\\n",
+                "0", "1", "2.5", "1e3", "+1", "é", "\\\n", "p", "r", "2*", "+r", "-1",
+                "I[n,c,p+r]", "[N,C,H]", "0*",
             ]),
             0..40,
         )
@@ -245,4 +285,80 @@ fn layout_does_not_change_the_ast() {
     let plain = "input A[M], B[M]\nX[m] = A[m] * B[m]\noutput Y = X[m]\n";
     let fancy = "# comment\n\ninput A[M],   B[M]   # two inputs\nX[m] = A[m] \\\n  * B[m]; output Y = X[m]\n";
     assert_eq!(parse_program(plain).unwrap(), parse_program(fancy).unwrap());
+}
+
+/// The index at `[k]` of the right-hand side's first access of `text`'s only Einsum.
+fn rhs_index(text: &str, k: usize) -> IndexExpr {
+    let p = parse_program(text).unwrap_or_else(|e| panic!("{e:?}\n{text}"));
+    match &p.stmts[..] {
+        [Stmt::Einsum(st)] => st.expr.accesses()[0].indices[k].clone(),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn term(coef: i64, var: &str) -> AffineTerm {
+    AffineTerm {
+        coef,
+        var: id(var),
+        span: Span::default(),
+    }
+}
+
+#[test]
+fn affine_indices_parse_by_value() {
+    let affine = |terms: Vec<AffineTerm>, offset| IndexExpr::Affine {
+        terms,
+        offset,
+        span: Span::default(),
+    };
+    // Window forms keep their terms in source order; constants are summed.
+    assert_eq!(
+        rhs_index("Y = I[n, 2*p+r]", 1),
+        affine(vec![term(2, "p"), term(1, "r")], 0)
+    );
+    assert_eq!(
+        rhs_index("Y = I[p + 2 * r]", 0),
+        affine(vec![term(1, "p"), term(2, "r")], 0)
+    );
+    assert_eq!(
+        rhs_index("Y = I[t+1+k-1]", 0),
+        affine(vec![term(1, "t"), term(1, "k")], 0)
+    );
+    assert_eq!(
+        rhs_index("Y = I[t+k-1]", 0),
+        affine(vec![term(1, "t"), term(1, "k")], -1)
+    );
+    assert_eq!(rhs_index("Y = I[2*p]", 0), affine(vec![term(2, "p")], 0));
+    assert_eq!(rhs_index("Y = I[p-1]", 0), affine(vec![term(1, "p")], -1));
+    assert_eq!(
+        rhs_index("Y = I[p-r]", 0),
+        affine(vec![term(1, "p"), term(-1, "r")], 0)
+    );
+    // A lone variable is `Var` however written; a lone `v+k` is today's `Shift`.
+    assert_eq!(rhs_index("Y = I[1*p]", 0), IndexExpr::Var(id("p")));
+    assert_eq!(rhs_index("Y = I[p+0]", 0), IndexExpr::Var(id("p")));
+    assert_eq!(rhs_index("Y = I[m1+1]", 0), IndexExpr::Shift(id("m1"), 1));
+    assert_eq!(
+        rhs_index("Y = I[m1 + 2 - 1]", 0),
+        IndexExpr::Shift(id("m1"), 1)
+    );
+    // The printer writes the canonical form.
+    for (src, printed) in [
+        ("Y = I[p + 2 * r]", "Y = I[p+2*r]\n"),
+        ("Y = I[t+1+k-2]", "Y = I[t+k-1]\n"),
+        ("Y = I[2*p+r+3]", "Y = I[2*p+r+3]\n"),
+        ("Y = I[1*p]", "Y = I[p]\n"),
+        ("Y = I[p-r]", "Y = I[p-r]\n"),
+    ] {
+        assert_eq!(printer::print(&parse_program(src).unwrap()), printed);
+    }
+}
+
+#[test]
+fn affine_constants_that_overflow_are_syntax_errors() {
+    let e = parse_program("Y = I[p+9223372036854775807+1]").unwrap_err();
+    assert!(e.message.contains("index constant too large"), "{e:?}");
+    // i64::MIN has no printable negation, so it is refused too.
+    let e = parse_program("Y = I[p-9223372036854775807-1]").unwrap_err();
+    assert!(e.message.contains("index constant too large"), "{e:?}");
 }

@@ -31,31 +31,62 @@ pub struct Ident {
     pub span: Span,
 }
 
+/// One term `coef*var` of an affine index (`2*p` in `I[n,c,2*p+r]`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AffineTerm {
+    /// As written: `p` is 1, `2*p` is 2, `-r` is −1 (the checker refuses ≤ 0).
+    pub coef: i64,
+    pub var: Ident,
+    /// The whole term, coefficient included.
+    pub span: Span,
+}
+
 /// One index position of a tensor access.
+///
+/// The parser classifies an index by its value, not its spelling: a lone variable
+/// (`p`, `1*p`, `p+0`) is [`IndexExpr::Var`], a lone variable plus a positive
+/// constant (`m1+1`) is [`IndexExpr::Shift`], and every other combination of
+/// variables (`p+r`, `2*p+r`, `t+k-1`, `2*p`) is [`IndexExpr::Affine`]. Constants are
+/// summed into one offset, so the printer's `terms…±offset` parses back to the same AST.
 #[derive(Clone, Debug, PartialEq)]
 pub enum IndexExpr {
     /// `m1`: an index variable; its rank is the upper-case spelling (`M1`).
     Var(Ident),
-    /// `m1+1`: the next element of an iterative rank.
+    /// `m1+1`: the next element of an iterative rank (or, on an input's window
+    /// rank, the affine index `m1+1`).
     Shift(Ident, i64),
     /// `0`: a constant coordinate (used by `init`).
     Const(i64, Span),
     /// `M1`: the final element of an iterative rank (its extent).
     Last(Ident),
+    /// `p+r`, `2*p+r`, `p+2*r`, `t+k+1`: terms in source order and their summed constant.
+    Affine {
+        terms: Vec<AffineTerm>,
+        offset: i64,
+        span: Span,
+    },
 }
 
 impl IndexExpr {
     pub fn span(&self) -> Span {
         match self {
             IndexExpr::Var(i) | IndexExpr::Shift(i, _) | IndexExpr::Last(i) => i.span,
-            IndexExpr::Const(_, s) => *s,
+            IndexExpr::Const(_, s) | IndexExpr::Affine { span: s, .. } => *s,
         }
     }
-    /// The index variable, if the position iterates one.
+    /// The index variable, if the position iterates exactly one.
     pub fn var(&self) -> Option<&Ident> {
         match self {
             IndexExpr::Var(i) | IndexExpr::Shift(i, _) => Some(i),
             _ => None,
+        }
+    }
+    /// Every index variable the position uses, in source order.
+    pub fn vars(&self) -> Vec<&Ident> {
+        match self {
+            IndexExpr::Var(i) | IndexExpr::Shift(i, _) => vec![i],
+            IndexExpr::Affine { terms, .. } => terms.iter().map(|t| &t.var).collect(),
+            IndexExpr::Const(..) | IndexExpr::Last(_) => vec![],
         }
     }
 }

@@ -9,7 +9,9 @@
 //!          | ['output'] access '=' [reduce] expr ['where' access]
 //! decl    := NAME '[' RANK (',' RANK)* ']'
 //! access  := NAME ['[' index (',' index)* ']']
-//! index   := var ['+' INT] | INT | RANK          (RANK = final element of an iterative rank)
+//! index   := INT | RANK | term (('+'|'-') (term | INT))*   (RANK = final element of an
+//!            iterative rank; `p`, `m1+1`, `p+r`, `2*p+r`, `t+k-1`)
+//! term    := [INT '*'] var
 //! reduce  := ('sum'|'max'|'min'|'prod') '[' var (',' var)* ']' | 'topk' '[' var ',' INT ']'
 //! expr    := term (('+'|'-') term)* ; term := unary (('*'|'/') unary)*
 //! unary   := '-' unary | NUMBER | 'inf' | FUNC '(' expr [',' expr] ')' | access | '(' expr ')'
@@ -240,44 +242,120 @@ fn number(i: &str) -> R<'_, f64> {
     Ok((r, if neg.is_some() { -v } else { v }))
 }
 
+/// `[INT '*'] var`: one term of an affine index; `sign` is the `+`/`-` before it.
+fn affine_term(i: &str, sign: i64) -> R<'_, AffineTerm> {
+    let (i, _) = ws(i)?;
+    let start = pos(i);
+    let (r, coef) = match int(i) {
+        Ok((r, c)) => {
+            let (r, _) = expect("*", "between a coefficient and its variable (e.g. `2*p`)")(r)?;
+            (r, c)
+        }
+        Err(_) => (i, 1),
+    };
+    let (r, v) = var(r)?;
+    Ok((
+        r,
+        AffineTerm {
+            coef: sign * coef,
+            var: v,
+            span: Span::new(start, pos(r)),
+        },
+    ))
+}
+
 fn index(i: &str) -> R<'_, IndexExpr> {
     let (i, _) = ws(i)?;
     let start = pos(i);
     if let Ok((r, v)) = int(i) {
-        return Ok((r, IndexExpr::Const(v, Span::new(start, pos(r)))));
-    }
-    let (r, id) = match ident(i) {
-        Ok(ok) => ok,
-        Err(_) => {
+        let (rw, _) = ws(r)?;
+        if !rw.starts_with('*') {
+            if rw.starts_with('+') || rw.starts_with('-') {
+                return fail(
+                    rw,
+                    "an index starts with its variables; write the constant last (e.g. `p+1`)",
+                );
+            }
+            return Ok((r, IndexExpr::Const(v, Span::new(start, pos(r)))));
+        }
+    } else {
+        let Ok((r, id)) = ident(i) else {
+            let msg = "expected an index (e.g. `m`, `m1+1`, `p+r`, `2*p+r`, `0` or `M1`)";
+            return fail(i, format!("{msg}, found {}", found(i)));
+        };
+        if is_rank_name(&id.name) {
+            return Ok((r, IndexExpr::Last(id)));
+        }
+        if !is_var_name(&id.name) {
             return fail(
                 i,
                 format!(
-                    "expected an index (e.g. `m`, `m1+1`, `0` or `M1`), found {}",
-                    found(i)
+                    "index variables are lower case and ranks upper case, found `{}`",
+                    id.name
                 ),
-            )
+            );
         }
-    };
-    if is_rank_name(&id.name) {
-        return Ok((r, IndexExpr::Last(id)));
     }
-    if !is_var_name(&id.name) {
-        return fail(
-            i,
-            format!(
-                "index variables are lower case and ranks upper case, found `{}`",
-                id.name
-            ),
-        );
-    }
-    if let Ok((r2, _)) = sym("+").parse(r) {
-        let (r3, k) = match int(r2) {
-            Ok(ok) => ok,
-            Err(_) => return fail(r2, "expected an integer offset after `+` in an index"),
+    // An affine combination: term (('+'|'-') (term | INT))*.
+    let (mut r, first) = affine_term(i, 1)?;
+    let mut terms = vec![first];
+    let mut offset: i64 = 0;
+    loop {
+        let (rw, _) = ws(r)?;
+        let sign = match rw.chars().next() {
+            Some('+') => 1,
+            Some('-') => -1,
+            _ => break,
         };
-        return Ok((r3, IndexExpr::Shift(id, k)));
+        let (after, _) = ws(&rw[1..])?;
+        if let Ok((r2, k)) = int(after) {
+            let (r2w, _) = ws(r2)?;
+            if !r2w.starts_with('*') {
+                // i64::MIN has no printable negation; refuse it with the overflows.
+                match offset.checked_add(sign * k).filter(|&o| o != i64::MIN) {
+                    Some(o) => offset = o,
+                    None => return fail(after, "index constant too large"),
+                }
+                r = r2;
+                continue;
+            }
+        } else if ident(after).is_err() {
+            return fail(
+                after,
+                format!(
+                    "expected an index variable or an integer after `{}` in an index, found {}",
+                    if sign > 0 { '+' } else { '-' },
+                    found(after)
+                ),
+            );
+        }
+        let (r2, mut t) = affine_term(after, sign)?;
+        if sign < 0 {
+            t.span.start = pos(rw); // `-r`: the sign belongs to the term
+        }
+        terms.push(t);
+        r = r2;
     }
-    Ok((r, IndexExpr::Var(id)))
+    // Classify by value: `p` and `p+k` keep their own variants (see `IndexExpr`).
+    if terms.len() == 1 && terms[0].coef == 1 && offset >= 0 {
+        let v = terms.pop().expect("one term").var;
+        return Ok((
+            r,
+            if offset == 0 {
+                IndexExpr::Var(v)
+            } else {
+                IndexExpr::Shift(v, offset)
+            },
+        ));
+    }
+    Ok((
+        r,
+        IndexExpr::Affine {
+            terms,
+            offset,
+            span: Span::new(start, pos(r)),
+        },
+    ))
 }
 
 fn comma_list<'a, T>(

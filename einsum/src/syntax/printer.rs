@@ -20,11 +20,35 @@ fn num(v: f64) -> String {
     }
 }
 
-fn index(ix: &IndexExpr) -> String {
+/// One index position, as the parser reads it back.
+pub fn index(ix: &IndexExpr) -> String {
     match ix {
         IndexExpr::Var(i) | IndexExpr::Last(i) => i.name.clone(),
         IndexExpr::Shift(i, k) => format!("{}+{}", i.name, k),
         IndexExpr::Const(v, _) => v.to_string(),
+        IndexExpr::Affine { terms, offset, .. } => {
+            let mut s = String::new();
+            for (k, t) in terms.iter().enumerate() {
+                if t.coef < 0 {
+                    s.push('-');
+                } else if k > 0 {
+                    s.push('+');
+                }
+                let c = t.coef.unsigned_abs();
+                if c != 1 {
+                    s.push_str(&format!("{c}*"));
+                }
+                s.push_str(&t.var.name);
+            }
+            if *offset != 0 {
+                s.push_str(&format!(
+                    "{}{}",
+                    if *offset > 0 { "+" } else { "-" },
+                    offset.unsigned_abs()
+                ));
+            }
+            s
+        }
     }
 }
 
