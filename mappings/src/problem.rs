@@ -287,6 +287,17 @@ impl Problem {
                             }
                         }
                     }
+                    DimIndex::Affine { terms, .. } => {
+                        // `p + r`, `2*p + r`: one coordinate over several ranks (the offset
+                        // shifts the window, it does not grow it).
+                        let terms: Vec<(usize, u64)> = terms
+                            .iter()
+                            .filter_map(|(v, k)| Some((var(v)?, (*k).max(1) as u64)))
+                            .collect();
+                        if !terms.is_empty() {
+                            coords.push(Coord { terms });
+                        }
+                    }
                     DimIndex::Const(_) | DimIndex::Last => {}
                 }
             }
