@@ -68,23 +68,28 @@ pub struct AccessP {
     /// Whether some coordinate combines ranks or scales one (`p+r`, `2*p`): consecutive tiles
     /// can then overlap (halos).
     pub halo: bool,
+    /// Fraction of the tensor's elements that exist: a tensor of a routed Einsum (`where
+    /// G[t,x]`) spanning the mask's ranks holds only the routed (token, expert) pairs.
+    pub density: f64,
 }
 
 impl AccessP {
     /// Tile elements when each leaf rank `r` spans `inside(r)` consecutive values: per
     /// coordinate the bounding interval `Σ coef · (inside − 1) + 1` (a window with its halo).
     pub fn tile(&self, inside: impl Fn(usize) -> u64) -> f64 {
-        self.coords
-            .iter()
-            .map(|c| {
-                1 + c
-                    .terms
-                    .iter()
-                    .map(|&(r, k)| k * (inside(r).max(1) - 1))
-                    .sum::<u64>()
-            })
-            .map(|x| x as f64)
-            .product()
+        self.density
+            * self
+                .coords
+                .iter()
+                .map(|c| {
+                    1 + c
+                        .terms
+                        .iter()
+                        .map(|&(r, k)| k * (inside(r).max(1) - 1))
+                        .sum::<u64>()
+                })
+                .map(|x| x as f64)
+                .product::<f64>()
     }
 }
 
@@ -313,6 +318,7 @@ impl Problem {
                 coords,
                 ranks,
                 halo,
+                density: 1.0,
             }
         };
         let mut op_kinds: Vec<String> = Vec::new();
@@ -357,6 +363,26 @@ impl Problem {
                 }
             }
             accesses.push(project(&e.output));
+            // A routed Einsum touches only the routed pairs of the tensors that span the mask's
+            // ranks (not the mask itself).
+            if let Some(m) = &e.mask {
+                let mask_ranks: RankMask = m
+                    .vars()
+                    .iter()
+                    .filter_map(|v| idx(&rank_of(v)))
+                    .fold(0, |x, r| x | (1 << r));
+                let full: u64 = (0..ranks.len())
+                    .filter(|r| vars & (1 << r) != 0)
+                    .map(|r| ranks[r].extent)
+                    .fold(1u64, |a, b| a.saturating_mul(b));
+                let density = (st.computed_points as f64 / full.max(1) as f64).min(1.0);
+                let mask_t = tidx(&m.tensor);
+                for acc in accesses.iter_mut() {
+                    if acc.tensor != mask_t && acc.ranks & mask_ranks == mask_ranks {
+                        acc.density = density;
+                    }
+                }
+            }
             let mut chains = Vec::new();
             for (inner, outer) in chain_pairs(&e.expr) {
                 let (Some(a), Some(b)) = (

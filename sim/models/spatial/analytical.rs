@@ -302,7 +302,7 @@ fn coord_extents(acc: &AccessP, ext: &impl Fn(usize) -> u64, out: &mut [u64; 8])
 fn entries(v: &View, acc: &AccessP, ib: usize, ext: &impl Fn(usize) -> u64, halo: Halo) -> f64 {
     let mut exts = [0u64; 8];
     let nc = coord_extents(acc, ext, &mut exts);
-    let tile: f64 = exts[..nc].iter().map(|&x| x as f64).product();
+    let tile: f64 = acc.density * exts[..nc].iter().map(|&x| x as f64).product::<f64>();
     if !acc.halo {
         // Without halos a tile that moves shares nothing with the previous one, whatever the
         // halo rule: the first tile, then a whole tile per step that moves it. A loop moves
@@ -508,7 +508,7 @@ fn distinct(v: &View, acc: &AccessP, iw: usize) -> f64 {
     let ext = |r: usize| v.inside(r, iw) * v.temporal_above(r, iw);
     let mut exts = [0u64; 8];
     let nc = coord_extents(acc, &ext, &mut exts);
-    exts[..nc].iter().map(|&x| x as f64).product()
+    acc.density * exts[..nc].iter().map(|&x| x as f64).product::<f64>()
 }
 
 /// State of an intermediate of the group.
