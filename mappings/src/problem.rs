@@ -57,7 +57,7 @@ pub struct Coord {
 }
 
 /// How an Einsum addresses one tensor.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct AccessP {
     pub tensor: usize,
     /// Coordinates that vary with the Einsum's ranks (constant ones, `X[0]`, `X[M1]`, and the
