@@ -8,6 +8,7 @@ pub mod gpu;
 pub mod models;
 pub mod plot;
 pub mod reproduce;
+pub mod validate;
 pub mod workload;
 
 #[cfg(feature = "cuda")]

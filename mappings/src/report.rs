@@ -118,7 +118,7 @@ impl Report {
                     .is_some_and(|l| a.levels[l].off_chip)
             })
             .map(|t| t.read_bytes + t.write_bytes)
-            .sum();
+            .fold(0.0, |a, b| a + b);
         let bound = bound_cycles
             .iter()
             .max_by(|x, y| x.1.total_cmp(y.1).then(y.0.cmp(x.0)))

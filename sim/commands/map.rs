@@ -1,13 +1,14 @@
 //! `cascade map` and `cascade simulate`: map the cascades of a workload's layer, or one cascade
 //! with rank extents given on the command line, onto an architecture; replay a saved mapping.
 
-use crate::models::spatial::analytical::evaluate;
+use crate::models::spatial::analytical::Analytical;
 use crate::models::spatial::fusion::{map_cascade, Fusion};
 use crate::workload::{Phase, Point, Workload};
 use anyhow::{anyhow, bail, Context, Result};
 use cascade_einsum::ir::{rank_of, Cascade, Reduce};
 use cascade_einsum::{bind, check_source, library, Routing};
 use cascade_mappings::mapping::{locate, GroupMapping, RoutingMapping};
+use cascade_mappings::model::{CostModel, GroupEval, GroupPlan};
 use cascade_mappings::{ArchP, Constraints, Mapping, Objective, Problem, Report, Search};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -275,12 +276,20 @@ pub fn map_instances(
 }
 
 /// Re-evaluate a saved mapping (its text locates errors) on an architecture.
-pub fn simulate(
+pub fn simulate(m: &Mapping, text: &str, file: &str, arch: &cascade_arch::Architecture) -> Result<Report> {
+    let (p, a, groups) = replay(m, text, file, arch, &Analytical::default())?;
+    Ok(Report::from_groups(&p, &a, &groups))
+}
+
+/// A saved mapping evaluated group by group with `model`: the problem, the architecture and
+/// every group's plan with its evaluation.
+pub fn replay(
     m: &Mapping,
     text: &str,
     file: &str,
     arch: &cascade_arch::Architecture,
-) -> Result<Report> {
+    model: &Analytical,
+) -> Result<(Problem, ArchP, Vec<(GroupPlan, GroupEval)>)> {
     let cascade = load_cascade(&m.cascade)
         .map_err(|e| anyhow!("{}", locate(text, file, field("cascade", &e.to_string()))))?;
     let inst = Instance {
@@ -293,10 +302,7 @@ pub fn simulate(
     };
     for r in inst.extents.keys() {
         if !inst.cascade.ranks.contains_key(r) {
-            let e = field(
-                &format!("extents.{r}"),
-                &format!("cascade {} has no rank {r}", inst.cascade.name),
-            );
+            let e = field(&format!("extents.{r}"), &format!("cascade {} has no rank {r}", inst.cascade.name));
             return Err(anyhow!("{}", locate(text, file, e)));
         }
     }
@@ -306,22 +312,19 @@ pub fn simulate(
         .map_err(|e| anyhow!("{}", locate(text, file, e)))?;
     let mut groups = Vec::new();
     for (i, g) in plans.into_iter().enumerate() {
-        let ev = evaluate(&p, &a, &g).map_err(|e| {
+        let ev = model.evaluate(&p, &a, &g).map_err(|e| {
             anyhow!(
                 "{}",
                 locate(
                     text,
                     file,
-                    field(
-                        &format!("groups[{i}]"),
-                        &format!("cannot run: {}", e.describe(&p, &a))
-                    )
+                    field(&format!("groups[{i}]"), &format!("cannot run: {}", e.describe(&p, &a)))
                 )
             )
         })?;
         groups.push((g, ev));
     }
-    Ok(Report::from_groups(&p, &a, &groups))
+    Ok((p, a, groups))
 }
 
 fn field(path: &str, message: &str) -> cascade_mappings::mapping::FieldError {

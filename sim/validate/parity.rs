@@ -1,0 +1,182 @@
+//! Parity with the peers: each case under `tests/parity/<case>/` holds a peer's golden output
+//! (`golden.json`, Timeloop v3.0.3 or ZigZag 3.9.1) and the same problem, architecture and
+//! mapping written for cascade (`cascade/`). Replaying cascade's mapping with the peer's counting
+//! conventions gives, per level and tensor, the accesses to compare, and the energy and cycles.
+
+use crate::commands::map::replay;
+use crate::models::spatial::analytical::{Analytical, Conventions};
+use anyhow::{anyhow, bail, Context, Result};
+use cascade_mappings::{Mapping, Report};
+use serde::Serialize;
+use serde_json::Value;
+use std::path::Path;
+
+/// One compared count.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Row {
+    pub level: String,
+    pub tensor: String,
+    /// `reads`, `fills` or `updates` (Timeloop's names).
+    pub action: String,
+    pub peer: f64,
+    pub ours: f64,
+}
+
+/// One case compared.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Case {
+    pub case: String,
+    pub tool: String,
+    pub rows: Vec<Row>,
+    pub energy_peer_pj: f64,
+    pub energy_ours_pj: f64,
+    pub cycles_peer: f64,
+    pub cycles_ours: f64,
+    /// cascade's own conventions on the same mapping (what a user of cascade gets).
+    pub cycles_cascade: f64,
+    pub energy_cascade_pj: f64,
+}
+
+impl Case {
+    /// Counts that differ.
+    pub fn mismatches(&self) -> Vec<&Row> {
+        self.rows
+            .iter()
+            .filter(|r| (r.ours - r.peer).abs() > 1e-6 * r.peer.abs().max(1.0))
+            .collect()
+    }
+    pub fn energy_error(&self) -> f64 {
+        self.energy_ours_pj / self.energy_peer_pj - 1.0
+    }
+    pub fn cycles_error(&self) -> f64 {
+        self.cycles_ours / self.cycles_peer - 1.0
+    }
+}
+
+fn num(v: &Value, key: &str) -> Result<f64> {
+    v.get(key)
+        .and_then(Value::as_f64)
+        .ok_or_else(|| anyhow!("golden.json: missing number `{key}`"))
+}
+
+/// The cases under `dir` (each a directory with a golden.json and a cascade/ mapping).
+pub fn cases(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("{}: cannot read", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("golden.json").exists() && p.join("cascade/mapping.toml").exists())
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// Compare one case: replay cascade's mapping of it with the peer's conventions.
+pub fn compare(case_dir: &Path) -> Result<Case> {
+    let golden_path = case_dir.join("golden.json");
+    let golden: Value = serde_json::from_str(
+        &std::fs::read_to_string(&golden_path)
+            .with_context(|| format!("{}: cannot read", golden_path.display()))?,
+    )
+    .with_context(|| format!("{}: not JSON", golden_path.display()))?;
+    let tool = golden["tool"].as_str().unwrap_or("").to_string();
+    let conventions = if tool.starts_with("timeloop") {
+        Conventions::TIMELOOP
+    } else {
+        bail!("{}: no conventions for peer `{tool}`", golden_path.display());
+    };
+    let map_path = case_dir.join("cascade/mapping.toml");
+    let (m, text) = Mapping::load(&map_path)?;
+    let arch = cascade_arch::Architecture::load(&m.arch)?;
+    let file = map_path.display().to_string();
+    let (p, a, groups) = replay(&m, &text, &file, &arch, &Analytical { conventions })?;
+    let ours = Report::from_groups(&p, &a, &groups);
+    let (p2, a2, own) = replay(&m, &text, &file, &arch, &Analytical::default())?;
+    let cascade = Report::from_groups(&p2, &a2, &own);
+    let results = &golden["results"];
+    let mut rows = Vec::new();
+    for e in results["per_level"]
+        .as_array()
+        .ok_or_else(|| anyhow!("golden.json: results.per_level"))?
+    {
+        let level = e["level"].as_str().unwrap_or("").to_string();
+        let tensor = e["tensor"].as_str().unwrap_or("").to_string();
+        let inst = num(e, "utilized_instances")?;
+        let t = ours.traffic_of(&level, &tensor);
+        for (action, get) in [
+            ("reads", (|t: &cascade_mappings::report::Traffic| t.reads) as fn(&_) -> f64),
+            ("fills", |t| t.fills),
+            ("updates", |t| t.updates),
+        ] {
+            rows.push(Row {
+                level: level.clone(),
+                tensor: tensor.clone(),
+                action: action.into(),
+                peer: num(e, action)? * inst,
+                ours: t.map_or(0.0, get),
+            });
+        }
+    }
+    Ok(Case {
+        case: golden["case"].as_str().unwrap_or("").to_string(),
+        tool,
+        rows,
+        energy_peer_pj: num(results, "energy_pj_total")?,
+        energy_ours_pj: ours.energy_pj,
+        cycles_peer: num(results, "cycles")?,
+        cycles_ours: ours.latency_cycles,
+        cycles_cascade: cascade.latency_cycles,
+        energy_cascade_pj: cascade.energy_pj,
+    })
+}
+
+/// The per-level comparison table (Markdown).
+pub fn render(cases: &[Case]) -> String {
+    use std::fmt::Write;
+    let mut o = String::new();
+    writeln!(
+        o,
+        "| case | peer | accesses equal | energy (peer) | energy (cascade) | Δ | cycles (peer) | cycles (cascade) | Δ |"
+    )
+    .unwrap();
+    writeln!(o, "|---|---|---|---:|---:|---:|---:|---:|---:|").unwrap();
+    for c in cases {
+        writeln!(
+            o,
+            "| {} | {} | {}/{} | {:.6e} | {:.6e} | {:+.3}% | {:.0} | {:.0} | {:+.3}% |",
+            c.case,
+            c.tool,
+            c.rows.len() - c.mismatches().len(),
+            c.rows.len(),
+            c.energy_peer_pj,
+            c.energy_ours_pj,
+            c.energy_error() * 100.0,
+            c.cycles_peer,
+            c.cycles_ours,
+            c.cycles_error() * 100.0
+        )
+        .unwrap();
+    }
+    for c in cases {
+        writeln!(o, "\n### {} ({})\n", c.case, c.tool).unwrap();
+        writeln!(o, "| level | tensor | action | peer | cascade | equal |").unwrap();
+        writeln!(o, "|---|---|---|---:|---:|---|").unwrap();
+        for r in &c.rows {
+            if r.peer == 0.0 && r.ours == 0.0 {
+                continue;
+            }
+            let eq = (r.ours - r.peer).abs() <= 1e-6 * r.peer.abs().max(1.0);
+            writeln!(
+                o,
+                "| {} | {} | {} | {} | {} | {} |",
+                r.level,
+                r.tensor,
+                r.action,
+                r.peer,
+                r.ours,
+                if eq { "yes" } else { "**no**" }
+            )
+            .unwrap();
+        }
+    }
+    o
+}
