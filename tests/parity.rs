@@ -20,3 +20,44 @@ fn timeloop_cases_match_access_counts_energy_and_cycles() {
         assert!(c.cycles_error().abs() <= 0.05, "{}: cycles {}", c.case, c.cycles_error());
     }
 }
+
+#[test]
+fn searched_mapping_is_no_worse_than_timeloop_mappers() {
+    use cascade::commands::map::replay;
+    use cascade::models::spatial::analytical::{Analytical, Conventions};
+    use cascade_mappings::{search_group, Constraints, Mapping, Search};
+    // timeloop-mapper's best on tl_gemm_3level (delay, then energy), re-evaluated by
+    // timeloop-model: tests/parity/tl_gemm_3level/mapper/golden_best.json.
+    let golden: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string("tests/parity/tl_gemm_3level/mapper/golden_best.json").unwrap(),
+    )
+    .unwrap();
+    let tl_cycles = golden["results"]["cycles"].as_f64().unwrap();
+    let tl_energy = golden["results"]["energy_pj_total"].as_f64().unwrap();
+    // Its mapping, replayed by cascade, gives the same numbers.
+    let f = "tests/parity/tl_gemm_3level/cascade_mapper/mapping.toml";
+    let (m, text) = Mapping::load(Path::new(f)).unwrap();
+    let arch = cascade_arch::Architecture::load(&m.arch).unwrap();
+    let model = Analytical {
+        conventions: Conventions::TIMELOOP,
+    };
+    let (p, a, groups) = replay(&m, &text, f, &arch, &model).unwrap();
+    assert_eq!(groups[0].1.cycles, tl_cycles);
+    assert!((groups[0].1.energy_pj() / tl_energy - 1.0).abs() < 1e-6);
+    // cascade's mapper, under the same constraints and conventions.
+    let c = Constraints::load(Path::new(
+        "tests/parity/tl_gemm_3level/cascade_mapper/constraints.toml",
+    ))
+    .unwrap();
+    let found = search_group(&p, &a, &[0], &model, &Search::default().constraints(c)).unwrap();
+    println!(
+        "timeloop-mapper: {tl_cycles} cycles, {tl_energy:.6e} pJ; cascade: {} cycles, {:.6e} pJ in {} evaluations",
+        found.score.cycles, found.score.energy_pj, found.evaluations
+    );
+    assert!(found.score.cycles <= tl_cycles, "{} > {tl_cycles}", found.score.cycles);
+    assert!(
+        found.score.cycles < tl_cycles || found.score.energy_pj <= tl_energy * (1.0 + 1e-9),
+        "{} > {tl_energy}",
+        found.score.energy_pj
+    );
+}
