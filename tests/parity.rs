@@ -15,9 +15,24 @@ fn timeloop_cases_match_access_counts_energy_and_cycles() {
     let results: Vec<_> = tl.iter().map(|d| compare(d).unwrap()).collect();
     println!("{}", render(&results));
     for c in &results {
-        assert!(c.mismatches().is_empty(), "{}: {:?}", c.case, c.mismatches());
-        assert!(c.energy_error().abs() <= 0.01, "{}: energy {}", c.case, c.energy_error());
-        assert!(c.cycles_error().abs() <= 0.05, "{}: cycles {}", c.case, c.cycles_error());
+        assert!(
+            c.mismatches().is_empty(),
+            "{}: {:?}",
+            c.case,
+            c.mismatches()
+        );
+        assert!(
+            c.energy_error().abs() <= 0.01,
+            "{}: energy {}",
+            c.case,
+            c.energy_error()
+        );
+        assert!(
+            c.cycles_error().abs() <= 0.05,
+            "{}: cycles {}",
+            c.case,
+            c.cycles_error()
+        );
     }
 }
 
@@ -54,10 +69,34 @@ fn searched_mapping_is_no_worse_than_timeloop_mappers() {
         "timeloop-mapper: {tl_cycles} cycles, {tl_energy:.6e} pJ; cascade: {} cycles, {:.6e} pJ in {} evaluations",
         found.score.cycles, found.score.energy_pj, found.evaluations
     );
-    assert!(found.score.cycles <= tl_cycles, "{} > {tl_cycles}", found.score.cycles);
+    assert!(
+        found.score.cycles <= tl_cycles,
+        "{} > {tl_cycles}",
+        found.score.cycles
+    );
     assert!(
         found.score.cycles < tl_cycles || found.score.energy_pj <= tl_energy * (1.0 + 1e-9),
         "{} > {tl_energy}",
         found.score.energy_pj
     );
+}
+
+#[test]
+fn zigzag_cases_match_access_counts() {
+    let dirs = cases(Path::new("tests/parity")).unwrap();
+    let zz: Vec<_> = dirs
+        .iter()
+        .filter(|d| d.file_name().unwrap().to_string_lossy().starts_with("zz_"))
+        .collect();
+    assert!(zz.len() >= 2, "{zz:?}");
+    let results: Vec<_> = zz.iter().map(|d| compare(d).unwrap()).collect();
+    println!("{}", render(&results));
+    for c in &results {
+        assert!(
+            c.mismatches().is_empty(),
+            "{}: {:?}",
+            c.case,
+            c.mismatches()
+        );
+    }
 }

@@ -276,7 +276,12 @@ pub fn map_instances(
 }
 
 /// Re-evaluate a saved mapping (its text locates errors) on an architecture.
-pub fn simulate(m: &Mapping, text: &str, file: &str, arch: &cascade_arch::Architecture) -> Result<Report> {
+pub fn simulate(
+    m: &Mapping,
+    text: &str,
+    file: &str,
+    arch: &cascade_arch::Architecture,
+) -> Result<Report> {
     let (p, a, groups) = replay(m, text, file, arch, &Analytical::default())?;
     Ok(Report::from_groups(&p, &a, &groups))
 }
@@ -302,7 +307,10 @@ pub fn replay(
     };
     for r in inst.extents.keys() {
         if !inst.cascade.ranks.contains_key(r) {
-            let e = field(&format!("extents.{r}"), &format!("cascade {} has no rank {r}", inst.cascade.name));
+            let e = field(
+                &format!("extents.{r}"),
+                &format!("cascade {} has no rank {r}", inst.cascade.name),
+            );
             return Err(anyhow!("{}", locate(text, file, e)));
         }
     }
@@ -318,7 +326,10 @@ pub fn replay(
                 locate(
                     text,
                     file,
-                    field(&format!("groups[{i}]"), &format!("cannot run: {}", e.describe(&p, &a)))
+                    field(
+                        &format!("groups[{i}]"),
+                        &format!("cannot run: {}", e.describe(&p, &a))
+                    )
                 )
             )
         })?;

@@ -79,10 +79,16 @@ pub fn compare(case_dir: &Path) -> Result<Case> {
     )
     .with_context(|| format!("{}: not JSON", golden_path.display()))?;
     let tool = golden["tool"].as_str().unwrap_or("").to_string();
+    let zigzag = tool.starts_with("zigzag");
     let conventions = if tool.starts_with("timeloop") {
         Conventions::TIMELOOP
+    } else if zigzag {
+        Conventions::ZIGZAG
     } else {
-        bail!("{}: no conventions for peer `{tool}`", golden_path.display());
+        bail!(
+            "{}: no conventions for peer `{tool}`",
+            golden_path.display()
+        );
     };
     let map_path = case_dir.join("cascade/mapping.toml");
     let (m, text) = Mapping::load(&map_path)?;
@@ -99,20 +105,35 @@ pub fn compare(case_dir: &Path) -> Result<Case> {
         .ok_or_else(|| anyhow!("golden.json: results.per_level"))?
     {
         let level = e["level"].as_str().unwrap_or("").to_string();
-        let tensor = e["tensor"].as_str().unwrap_or("").to_string();
-        let inst = num(e, "utilized_instances")?;
+        let key = if zigzag { "operand" } else { "tensor" };
+        let tensor = e[key].as_str().unwrap_or("").to_string();
+        // Peer counts as (reads, fills, updates) of all instances. ZigZag counts elements per
+        // direction: reads go down (to the child or the MACs) and up (drains); fills arrive
+        // from above; updates from below.
+        let peer: [f64; 3] = if zigzag {
+            let d = &e["data_elem_move_count"];
+            [
+                num(d, "rd_out_to_low")? + num(d, "rd_out_to_high")?,
+                num(d, "wr_in_by_high")?,
+                num(d, "wr_in_by_low")?,
+            ]
+        } else {
+            let inst = num(e, "utilized_instances")?;
+            [
+                num(e, "reads")? * inst,
+                num(e, "fills")? * inst,
+                num(e, "updates")? * inst,
+            ]
+        };
         let t = ours.traffic_of(&level, &tensor);
-        for (action, get) in [
-            ("reads", (|t: &cascade_mappings::report::Traffic| t.reads) as fn(&_) -> f64),
-            ("fills", |t| t.fills),
-            ("updates", |t| t.updates),
-        ] {
+        let mine = t.map_or([0.0; 3], |t| [t.reads, t.fills, t.updates]);
+        for (i, action) in ["reads", "fills", "updates"].iter().enumerate() {
             rows.push(Row {
                 level: level.clone(),
                 tensor: tensor.clone(),
-                action: action.into(),
-                peer: num(e, action)? * inst,
-                ours: t.map_or(0.0, get),
+                action: action.to_string(),
+                peer: peer[i],
+                ours: mine[i],
             });
         }
     }

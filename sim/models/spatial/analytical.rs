@@ -59,6 +59,9 @@ pub struct Conventions {
     /// Latency adds the load of the first tiles before compute and the drain of the last
     /// results after it (the parts that cannot overlap); Timeloop adds neither.
     pub load_drain: bool,
+    /// A PE keeps an operand while its innermost loops leave it unchanged (ZigZag's
+    /// stationary operand); Timeloop reads every operand at every operation.
+    pub pe_operand_reuse: bool,
 }
 
 impl Conventions {
@@ -69,6 +72,7 @@ impl Conventions {
         first_read_per_copy: true,
         drain_reads: true,
         load_drain: true,
+        pe_operand_reuse: false,
     };
     /// Timeloop v3.0.3.
     pub const TIMELOOP: Conventions = Conventions {
@@ -76,6 +80,15 @@ impl Conventions {
         first_read_per_copy: true,
         drain_reads: false,
         load_drain: false,
+        pe_operand_reuse: false,
+    };
+    /// ZigZag 3.9.1.
+    pub const ZIGZAG: Conventions = Conventions {
+        halo: Halo::Never,
+        first_read_per_copy: false,
+        drain_reads: true,
+        load_drain: true,
+        pe_operand_reuse: true,
     };
 }
 
@@ -136,9 +149,9 @@ struct Scratch {
     port: Vec<[f64; 2]>,
     /// Per level: bits one instance holds.
     used: Vec<f64>,
-    /// Per level: (read, write) bits per instance of the first input tiles and the last results.
-    first_bits: Vec<[f64; 2]>,
-    last_bits: Vec<[f64; 2]>,
+    /// Cycles to bring the first tiles down before compute, and the last results up after it.
+    load: f64,
+    drain: f64,
     /// Per `level × tensor`: the largest tile of a tensor at a shared level.
     shared_tiles: Vec<f64>,
     private_used: Vec<f64>,
@@ -693,10 +706,8 @@ fn run(
     s.shared_port.resize(nl * nt, [0.0; 2]);
     s.port.clear();
     s.port.resize(nl, [0.0; 2]);
-    for buf in [&mut s.first_bits, &mut s.last_bits] {
-        buf.clear();
-        buf.resize(nl, [0.0; 2]);
-    }
+    s.load = 0.0;
+    s.drain = 0.0;
     s.used.clear();
     s.used.resize(nl, 0.0);
     s.shared_tiles.clear();
@@ -785,6 +796,17 @@ fn run(
                         };
                         (ce, pm)
                     }
+                    None if conv.pe_operand_reuse && !writes => {
+                        // The PEs keep an operand while the innermost loops do not change it:
+                        // one read per change (a one-element tile stepped by the loops).
+                        let pe = sb * entries(v, acc, n, &|_| 1, Halo::Never);
+                        let pm = if fans {
+                            inst * entries(v, acc, n, &widened, Halo::Never)
+                        } else {
+                            pe
+                        };
+                        (pe, pm)
+                    }
                     None => {
                         // The PEs: one access per operation and tensor, no reuse.
                         let ops = v.temporal_iterations() * sb;
@@ -796,7 +818,7 @@ fn run(
                         (ops, pm)
                     }
                 };
-                let (child_first, parent_first) = if writes {
+                let (child_first, parent_first) = if writes && conv.first_read_per_copy {
                     let cf = sb * distinct(v, acc, ib);
                     (
                         cf,
@@ -806,6 +828,10 @@ fn run(
                             cf
                         },
                     )
+                } else if writes {
+                    // The first read of each element skipped once, whatever copy holds it.
+                    let all = distinct(v, acc, 0);
+                    (all, all)
                 } else {
                     (0.0, 0.0)
                 };
@@ -828,8 +854,14 @@ fn run(
                     } else {
                         bits.value
                     };
-                    let resumed = (child_entries - child_first).max(0.0);
                     let resumed_parent = (parent_moves - parent_first).max(0.0);
+                    // Per copy, each child resumes its own partial sums; per element (ZigZag),
+                    // a returning partial sum is sent to one child of those that share it.
+                    let resumed = if conv.first_read_per_copy {
+                        (child_entries - child_first).max(0.0)
+                    } else {
+                        resumed_parent
+                    };
                     parent.updates = parent_moves;
                     parent.update_bits = parent_moves * ub;
                     parent.reads = resumed_parent;
@@ -841,22 +873,6 @@ fn run(
                         }
                         kid.fills = resumed;
                         kid.fill_bits = resumed * bits.partial;
-                    }
-                }
-                // The first tiles of the group's inputs arrive before compute starts, the last
-                // results of its outputs leave after it ends.
-                if conv.load_drain && matches!(top, Top::Level(0)) {
-                    let child_tile = acc.tile(|r| v.inside(r, ib)) * bits.value;
-                    let union = acc.tile(widened) * bits.value;
-                    let (pl, kl) = if writes { (1, 0) } else { (0, 1) };
-                    let bucket = if writes {
-                        &mut s.last_bits
-                    } else {
-                        &mut s.first_bits
-                    };
-                    bucket[l][pl] = bucket[l][pl].max(union);
-                    if let Some(cl) = child_level {
-                        bucket[cl][kl] = bucket[cl][kl].max(child_tile);
                     }
                 }
                 let pp = [
@@ -884,6 +900,35 @@ fn run(
                         s.local_port[cl][1] += kp[1];
                     }
                 }
+            }
+            // The first tile the PEs need travels down the chain before compute starts; the
+            // last results travel up after it ends. Per edge, the slower of the parent's port
+            // (the union of the tiles under one parent) and the child's; the edges in turn.
+            if conv.load_drain && matches!(top, Top::Level(0)) && !s.chain.is_empty() {
+                let ik = v.at(s.chain[s.chain.len() - 1].1);
+                let union_bits = |iw: usize| {
+                    acc.tile(|r| {
+                        let mut x = v.inside(r, ik);
+                        for j in iw..ik {
+                            if v.spatial[j] && usize::from(v.rank[j]) == r {
+                                x *= v.factor[j];
+                            }
+                        }
+                        x
+                    }) * if writes { bits.value } else { bits.value }
+                };
+                let mut t_cycles = 0.0;
+                for w in s.chain.windows(2) {
+                    let (pl, cl) = (&a.levels[w[0].0], &a.levels[w[1].0]);
+                    let (pb, cb) = (union_bits(v.at(w[0].1)), union_bits(v.at(w[1].1)));
+                    t_cycles += if writes {
+                        cl.port_cycles(cb, 0.0).max(pl.port_cycles(0.0, pb))
+                    } else {
+                        pl.port_cycles(pb, 0.0).max(cl.port_cycles(0.0, cb))
+                    };
+                }
+                let slot = if writes { &mut s.drain } else { &mut s.load };
+                *slot = slot.max(t_cycles);
             }
             if local_used {
                 for l in 0..nl {
@@ -952,13 +997,7 @@ fn run(
         .collect();
     // Loading the first tiles and draining the last results cannot overlap compute; the
     // steady state overlaps transfers with compute.
-    let (mut load, mut drain) = (0.0, 0.0);
-    if conv.load_drain {
-        for l in 0..nl {
-            load += a.levels[l].port_cycles(s.first_bits[l][0], s.first_bits[l][1]);
-            drain += a.levels[l].port_cycles(s.last_bits[l][0], s.last_bits[l][1]);
-        }
-    }
+    let (load, drain) = (s.load, s.drain);
     let cycles = (compute_cycles + load + drain).max(mem);
     let energy: f64 = level_pj.iter().flatten().sum::<f64>() + unit_pj.iter().sum::<f64>();
     let score = Score {
