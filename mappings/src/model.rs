@@ -453,6 +453,10 @@ pub struct Actions {
     pub read_bits: f64,
     pub fill_bits: f64,
     pub update_bits: f64,
+    /// Port accesses (of the level's read or write width) the actions take.
+    pub read_accesses: f64,
+    pub fill_accesses: f64,
+    pub update_accesses: f64,
 }
 
 impl Actions {
@@ -463,6 +467,9 @@ impl Actions {
         self.read_bits += o.read_bits;
         self.fill_bits += o.fill_bits;
         self.update_bits += o.update_bits;
+        self.read_accesses += o.read_accesses;
+        self.fill_accesses += o.fill_accesses;
+        self.update_accesses += o.update_accesses;
     }
     /// Whether nothing moved.
     pub fn is_empty(&self) -> bool {

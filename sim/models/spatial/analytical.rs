@@ -62,6 +62,10 @@ pub struct Conventions {
     /// A PE keeps an operand while its innermost loops leave it unchanged (ZigZag's
     /// stationary operand); Timeloop reads every operand at every operation.
     pub pe_operand_reuse: bool,
+    /// Energy counts each transfer (a tile, or a PE's word) in whole port accesses, rounded up
+    /// (ZigZag); otherwise words pack into accesses across transfers (Timeloop's vector
+    /// accesses).
+    pub per_transfer_accesses: bool,
 }
 
 impl Conventions {
@@ -73,6 +77,7 @@ impl Conventions {
         drain_reads: true,
         load_drain: true,
         pe_operand_reuse: false,
+        per_transfer_accesses: false,
     };
     /// Timeloop v3.0.3.
     pub const TIMELOOP: Conventions = Conventions {
@@ -81,6 +86,7 @@ impl Conventions {
         drain_reads: false,
         load_drain: false,
         pe_operand_reuse: false,
+        per_transfer_accesses: false,
     };
     /// ZigZag 3.9.1.
     pub const ZIGZAG: Conventions = Conventions {
@@ -89,6 +95,7 @@ impl Conventions {
         drain_reads: true,
         load_drain: true,
         pe_operand_reuse: true,
+        per_transfer_accesses: true,
     };
 }
 
@@ -308,11 +315,29 @@ fn coord_extents(acc: &AccessP, ext: &impl Fn(usize) -> u64, out: &mut [u64; 8])
     n
 }
 
+/// What one instance of a level receives over the run: words, and the transfers (the first
+/// tile and every step that brings new data) they arrive in.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Fetch {
+    words: f64,
+    transfers: f64,
+}
+
+impl std::ops::Mul<f64> for Fetch {
+    type Output = Fetch;
+    fn mul(self, n: f64) -> Fetch {
+        Fetch {
+            words: self.words * n,
+            transfers: self.transfers * n,
+        }
+    }
+}
+
 /// Per-instance entries of a tile kept at view index `ib` whose rank extents are `ext(r)` (the
 /// loops inside `ib`, possibly widened to a union over spatial loops above it): the first tile,
 /// plus at every step of a temporal loop above `ib` (the temporal loops between it and `ib`
 /// wrapping) what the new tile holds that the previous one did not, as `halo` allows.
-fn entries(v: &View, acc: &AccessP, ib: usize, ext: &impl Fn(usize) -> u64, halo: Halo) -> f64 {
+fn entries(v: &View, acc: &AccessP, ib: usize, ext: &impl Fn(usize) -> u64, halo: Halo) -> Fetch {
     let mut exts = [0u64; 8];
     let nc = coord_extents(acc, ext, &mut exts);
     let tile: f64 = acc.density * exts[..nc].iter().map(|&x| x as f64).product::<f64>();
@@ -339,7 +364,10 @@ fn entries(v: &View, acc: &AccessP, ib: usize, ext: &impl Fn(usize) -> u64, halo
             relevant_inside |= rel;
             inner *= f;
         }
-        return tile * (1.0 + moves);
+        return Fetch {
+            words: tile * (1.0 + moves),
+            transfers: 1.0 + moves,
+        };
     }
     // With halos: the words each stepping loop brings when the overlap is kept, and its
     // translation (for Timeloop's same-step rule), outermost first.
@@ -372,7 +400,7 @@ fn entries(v: &View, acc: &AccessP, ib: usize, ext: &impl Fn(usize) -> u64, halo
                     .wrapping_mul(0x9E37_79B9_7F4A_7C15)
                     .wrapping_add((delta as u64) ^ ((c as u64) << 56));
             }
-            new = tile - overlap;
+            new = tile - acc.density * overlap;
         }
         if rel {
             for (c, w) in wrap.iter_mut().enumerate().take(nt) {
@@ -391,39 +419,40 @@ fn entries(v: &View, acc: &AccessP, ib: usize, ext: &impl Fn(usize) -> u64, halo
     steps[..ns].reverse();
     let steps = &steps[..ns];
     match halo {
-        Halo::Always => {
-            let mut total = tile;
+        Halo::Always | Halo::Never => {
+            let mut f = Fetch {
+                words: tile,
+                transfers: 1.0,
+            };
             let mut outer = 1.0;
             for &(j, new, _) in steps {
-                let f = v.factor[j] as f64;
-                total += outer * (f - 1.0) * new;
-                outer *= f;
-            }
-            total
-        }
-        Halo::Never => {
-            let mut total = tile;
-            let mut outer = 1.0;
-            for &(j, new, _) in steps {
-                let f = v.factor[j] as f64;
+                let fj = v.factor[j] as f64;
                 if new > 0.0 {
-                    total += outer * (f - 1.0) * tile;
+                    let n = outer * (fj - 1.0);
+                    f.words += n * if halo == Halo::Always { new } else { tile };
+                    f.transfers += n;
                 }
-                outer *= f;
+                outer *= fj;
             }
-            total
+            f
         }
-        Halo::SameStep => tile + same_step(v, tile, steps),
+        Halo::SameStep => {
+            let (words, transfers) = same_step(v, tile, steps);
+            Fetch {
+                words: tile + words,
+                transfers: 1.0 + transfers,
+            }
+        }
     }
 }
 
 /// Timeloop's rule over the walk of the stepping loops: a step keeps the overlap when its
 /// translation equals the previous step's (or no translation is remembered: at the start and
 /// after a whole refetch), otherwise it fetches the whole tile and forgets the translation.
-/// Returns the words after the first tile. The walk of loops `i..` from a remembered
-/// translation is memoised; the `f − 1` repetitions of a loop settle into a cycle of at most
-/// two states, which is extrapolated.
-fn same_step(v: &View, tile: f64, steps: &[(usize, f64, u64)]) -> f64 {
+/// Returns the words and the transfers after the first tile. The walk of loops `i..` from a
+/// remembered translation is memoised; the `f − 1` repetitions of a loop settle into a cycle of
+/// at most two states, which is extrapolated.
+fn same_step(v: &View, tile: f64, steps: &[(usize, f64, u64)]) -> (f64, f64) {
     // Distinct translations as small ids; the state is a remembered id or NONE.
     let mut ids = [0u8; 32];
     let mut keys = [0u64; 32];
@@ -445,9 +474,10 @@ fn same_step(v: &View, tile: f64, steps: &[(usize, f64, u64)]) -> f64 {
         steps,
         ids: &ids[..steps.len()],
         nd,
-        memo: [(0, 0.0, false); 33 * 33],
+        memo: [(0, 0.0, 0.0, false); 33 * 33],
     };
-    w.go(0, Walk::NONE).1
+    let (_, words, transfers) = w.go(0, Walk::NONE);
+    (words, transfers)
 }
 
 /// The memoised walk of [`same_step`].
@@ -457,17 +487,18 @@ struct Walk<'a> {
     steps: &'a [(usize, f64, u64)],
     ids: &'a [u8],
     nd: usize,
-    memo: [(u8, f64, bool); 33 * 33],
+    /// (state after, words, transfers, known).
+    memo: [(u8, f64, f64, bool); 33 * 33],
 }
 
 impl Walk<'_> {
     const NONE: u8 = u8::MAX;
 
     /// From state `state`, walk loops `i..` (the first visit of their nest and all repetitions):
-    /// the state after, and the words fetched after the current tile.
-    fn go(&mut self, i: usize, state: u8) -> (u8, f64) {
+    /// the state after, and the words and transfers fetched after the current tile.
+    fn go(&mut self, i: usize, state: u8) -> (u8, f64, f64) {
         if i == self.steps.len() {
-            return (state, 0.0);
+            return (state, 0.0, 0.0);
         }
         let key = i * (self.nd + 1)
             + if state == Self::NONE {
@@ -475,21 +506,23 @@ impl Walk<'_> {
             } else {
                 usize::from(state)
             };
-        if self.memo[key].2 {
-            return (self.memo[key].0, self.memo[key].1);
+        if self.memo[key].3 {
+            let m = self.memo[key];
+            return (m.0, m.1, m.2);
         }
-        let (mut st, mut total) = self.go(i + 1, state);
+        let (mut st, mut total, mut count) = self.go(i + 1, state);
         let reps = self.v.factor[self.steps[i].0] - 1;
         let id = self.ids[i];
-        let mut seen: [(u8, u64, f64); 4] = [(0, 0, 0.0); 4];
+        let mut seen: [(u8, u64, f64, f64); 4] = [(0, 0, 0.0, 0.0); 4];
         let mut nseen = 0;
         let mut k = 0u64;
         while k < reps {
             if let Some(pos) = seen[..nseen].iter().position(|x| x.0 == st) {
-                let (_, k0, t0) = seen[pos];
+                let (_, k0, t0, c0) = seen[pos];
                 let period = k - k0;
                 let cycles = (reps - k) / period;
                 total += (total - t0) * cycles as f64;
+                count += (count - c0) * cycles as f64;
                 k += cycles * period;
                 nseen = 0;
                 if k >= reps {
@@ -497,7 +530,7 @@ impl Walk<'_> {
                 }
             }
             if nseen < seen.len() {
-                seen[nseen] = (st, k, total);
+                seen[nseen] = (st, k, total, count);
                 nseen += 1;
             }
             let (next, add) = if st == Self::NONE || st == id {
@@ -505,13 +538,14 @@ impl Walk<'_> {
             } else {
                 (Self::NONE, self.tile)
             };
-            let (after, w) = self.go(i + 1, next);
+            let (after, w, c) = self.go(i + 1, next);
             total += add + w;
+            count += c + if add > 0.0 { 1.0 } else { 0.0 };
             st = after;
             k += 1;
         }
-        self.memo[key] = (st, total, true);
-        (st, total)
+        self.memo[key] = (st, total, count, true);
+        (st, total, count)
     }
 }
 
@@ -560,6 +594,9 @@ fn max_actions(a: &mut Actions, b: &Actions) {
     a.read_bits = a.read_bits.max(b.read_bits);
     a.fill_bits = a.fill_bits.max(b.fill_bits);
     a.update_bits = a.update_bits.max(b.update_bits);
+    a.read_accesses = a.read_accesses.max(b.read_accesses);
+    a.fill_accesses = a.fill_accesses.max(b.fill_accesses);
+    a.update_accesses = a.update_accesses.max(b.update_accesses);
 }
 
 /// The model: fills the scratch space, returns the score and (when `full`) the evaluation.
@@ -786,11 +823,11 @@ fn run(
                 let fans = (iv..ib).any(|j| v.spatial[j]) && widen;
                 // Child-side entries (all instances) and parent-side moves; for results, the
                 // first entries of each element (which resume from nothing).
-                let (child_entries, parent_moves) = match child_level {
+                let (child_fetch, parent_fetch) = match child_level {
                     Some(_) => {
-                        let ce = sb * entries(v, acc, ib, &|r| v.inside(r, ib), halo);
+                        let ce = entries(v, acc, ib, &|r| v.inside(r, ib), halo) * sb;
                         let pm = if fans {
-                            inst * entries(v, acc, ib, &widened, halo)
+                            entries(v, acc, ib, &widened, halo) * inst
                         } else {
                             ce
                         };
@@ -799,9 +836,9 @@ fn run(
                     None if conv.pe_operand_reuse && !writes => {
                         // The PEs keep an operand while the innermost loops do not change it:
                         // one read per change (a one-element tile stepped by the loops).
-                        let pe = sb * entries(v, acc, n, &|_| 1, Halo::Never);
+                        let pe = entries(v, acc, n, &|_| 1, Halo::Never) * sb;
                         let pm = if fans {
-                            inst * entries(v, acc, n, &widened, Halo::Never)
+                            entries(v, acc, n, &widened, Halo::Never) * inst
                         } else {
                             pe
                         };
@@ -809,13 +846,32 @@ fn run(
                     }
                     None => {
                         // The PEs: one access per operation and tensor, no reuse.
-                        let ops = v.temporal_iterations() * sb;
+                        let ops = Fetch {
+                            words: v.temporal_iterations() * sb,
+                            transfers: v.temporal_iterations() * sb,
+                        };
                         let pm = if fans {
-                            v.temporal_iterations() * inst * acc.tile(widened)
+                            Fetch {
+                                words: v.temporal_iterations() * inst * acc.tile(widened),
+                                transfers: v.temporal_iterations() * inst,
+                            }
                         } else {
                             ops
                         };
                         (ops, pm)
+                    }
+                };
+                let (child_entries, parent_moves) = (child_fetch.words, parent_fetch.words);
+                // Port accesses: `words` in `transfers`, each rounded up to whole accesses of
+                // `width` bits (per-transfer rounding), or packed across transfers.
+                let accesses = |f: &Fetch, words: f64, bits: f64, width: f64| -> f64 {
+                    if words <= 0.0 {
+                        0.0
+                    } else if conv.per_transfer_accesses && f.transfers > 0.0 {
+                        let n = f.transfers * (words / f.words.max(1e-300)).min(1.0);
+                        n * (words / n * bits / width).ceil()
+                    } else {
+                        words * bits / width
                     }
                 };
                 let (child_first, parent_first) = if writes && conv.first_read_per_copy {
@@ -838,13 +894,18 @@ fn run(
                 let child_private = child_level.is_none_or(private);
                 let mut parent = Actions::default();
                 let mut kid = Actions::default();
+                let lk = child_level.map(|cl| &a.levels[cl]);
                 if !writes {
                     // Operands flow down: the parent reads for its child, which is filled.
                     parent.reads = parent_moves;
                     parent.read_bits = parent_moves * bits.value;
-                    if child_level.is_some() {
+                    parent.read_accesses =
+                        accesses(&parent_fetch, parent_moves, bits.value, lv.read_width_bits);
+                    if let Some(lk) = lk {
                         kid.fills = child_entries;
                         kid.fill_bits = child_entries * bits.value;
+                        kid.fill_accesses =
+                            accesses(&child_fetch, child_entries, bits.value, lk.write_width_bits);
                     }
                 } else {
                     // Results flow up: the parent is updated by each retiring tile and reads back
@@ -864,15 +925,27 @@ fn run(
                     };
                     parent.updates = parent_moves;
                     parent.update_bits = parent_moves * ub;
+                    parent.update_accesses =
+                        accesses(&parent_fetch, parent_moves, ub, lv.write_width_bits);
                     parent.reads = resumed_parent;
                     parent.read_bits = resumed_parent * bits.partial;
-                    if child_level.is_some() {
+                    parent.read_accesses = accesses(
+                        &parent_fetch,
+                        resumed_parent,
+                        bits.partial,
+                        lv.read_width_bits,
+                    );
+                    if let Some(lk) = lk {
                         if conv.drain_reads {
                             kid.reads = child_entries;
                             kid.read_bits = child_entries * ub;
+                            kid.read_accesses =
+                                accesses(&child_fetch, child_entries, ub, lk.read_width_bits);
                         }
                         kid.fills = resumed;
                         kid.fill_bits = resumed * bits.partial;
+                        kid.fill_accesses =
+                            accesses(&child_fetch, resumed, bits.partial, lk.write_width_bits);
                     }
                 }
                 let pp = [
@@ -901,30 +974,22 @@ fn run(
                     }
                 }
             }
-            // The first tile the PEs need travels down the chain before compute starts; the
-            // last results travel up after it ends. Per edge, the slower of the parent's port
-            // (the union of the tiles under one parent) and the child's; the edges in turn.
+            // The first tile a PE needs travels down the chain before compute starts, and its
+            // last results travel up after compute ends: per edge, the slower of the parent's
+            // and the child's port for that one tile; the edges in turn. (The rest of the
+            // loading overlaps compute, bounded by the ports' steady-state time.)
             if conv.load_drain && matches!(top, Top::Level(0)) && !s.chain.is_empty() {
                 let ik = v.at(s.chain[s.chain.len() - 1].1);
-                let union_bits = |iw: usize| {
-                    acc.tile(|r| {
-                        let mut x = v.inside(r, ik);
-                        for j in iw..ik {
-                            if v.spatial[j] && usize::from(v.rank[j]) == r {
-                                x *= v.factor[j];
-                            }
-                        }
-                        x
-                    }) * if writes { bits.value } else { bits.value }
-                };
+                let tile_bits = acc.tile(|r| v.inside(r, ik)) * bits.value;
                 let mut t_cycles = 0.0;
                 for w in s.chain.windows(2) {
                     let (pl, cl) = (&a.levels[w[0].0], &a.levels[w[1].0]);
-                    let (pb, cb) = (union_bits(v.at(w[0].1)), union_bits(v.at(w[1].1)));
                     t_cycles += if writes {
-                        cl.port_cycles(cb, 0.0).max(pl.port_cycles(0.0, pb))
+                        cl.port_cycles(tile_bits, 0.0)
+                            .max(pl.port_cycles(0.0, tile_bits))
                     } else {
-                        pl.port_cycles(pb, 0.0).max(cl.port_cycles(0.0, cb))
+                        pl.port_cycles(tile_bits, 0.0)
+                            .max(cl.port_cycles(0.0, tile_bits))
                     };
                 }
                 let slot = if writes { &mut s.drain } else { &mut s.load };
@@ -984,13 +1049,14 @@ fn run(
         .iter()
         .enumerate()
         .map(|(l, lv)| {
+            let (rw, ww) = (lv.read_width_bits, lv.write_width_bits);
             s.actions[l * nt..(l + 1) * nt]
                 .iter()
                 .fold([0.0; 3], |e, x| {
                     [
-                        e[0] + x.read_bits * lv.read_pj_per_bit,
-                        e[1] + x.fill_bits * lv.fill_pj_per_bit,
-                        e[2] + x.update_bits * lv.update_pj_per_bit,
+                        e[0] + x.read_accesses * lv.read_pj_per_bit * rw,
+                        e[1] + x.fill_accesses * lv.fill_pj_per_bit * ww,
+                        e[2] + x.update_accesses * lv.update_pj_per_bit * ww,
                     ]
                 })
         })
@@ -1515,7 +1581,7 @@ fn io_positions(
         for pos in 0..n {
             let iv = v.at(pos);
             traffic[j * n + pos] =
-                entries(v, acc, iv, &|r| v.inside(r, iv), Halo::SameStep) * v.instances(iv);
+                entries(v, acc, iv, &|r| v.inside(r, iv), Halo::SameStep).words * v.instances(iv);
             tile[j * n + pos] = acc.tile(|r| v.inside(r, iv)) * bits;
         }
     }
