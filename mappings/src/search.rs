@@ -533,16 +533,40 @@ fn bypasses(space: &Space) -> Vec<Vec<u64>> {
     all
 }
 
+/// A one-digit change of a point.
+#[derive(Clone, Copy, Debug)]
+enum Move {
+    Bind(usize, u8),
+    Factor(usize, u16),
+    Swap(usize, usize),
+    Bypass(usize, u32),
+    Spill(usize),
+}
+
+impl Move {
+    fn apply(self, pt: &mut Point) {
+        match self {
+            Move::Bind(k, i) => pt.binding[k] = i,
+            Move::Factor(d, x) => pt.factors[d] = x,
+            Move::Swap(a, b) => {
+                let (pa, pb) = (pt.prio[a], pt.prio[b]);
+                pt.prio[a] = pb;
+                pt.prio[b] = if pa == pb { pb + 1 } else { pa };
+            }
+            Move::Bypass(l, t) => pt.bypass[l] ^= 1 << t,
+            Move::Spill(b) => pt.spill ^= 1 << b,
+        }
+    }
+}
+
 /// All one-digit changes of a point.
-fn neighbours(p: &Problem, space: &Space, pt: &Point, radix: &mut Vec<u16>) -> Vec<Point> {
-    let mut v = Vec::new();
+fn neighbours(p: &Problem, space: &Space, pt: &Point, radix: &mut Vec<u16>, out: &mut Vec<Move>) {
+    out.clear();
     let ns = space.slots.len();
     for (k, u) in space.units.iter().enumerate() {
         for i in 0..u.len() {
             if i != usize::from(pt.binding[k]) % u.len() {
-                let mut q = pt.clone();
-                q.binding[k] = i as u8;
-                v.push(q);
+                out.push(Move::Bind(k, i as u8));
             }
         }
     }
@@ -551,9 +575,7 @@ fn neighbours(p: &Problem, space: &Space, pt: &Point, radix: &mut Vec<u16>) -> V
         let cur = usize::from(pt.factors[d]) % usize::from(rad.max(1));
         for i in 0..usize::from(rad) {
             if i != cur {
-                let mut q = pt.clone();
-                q.factors[d] = i as u16;
-                v.push(q);
+                out.push(Move::Factor(d, i as u16));
             }
         }
     }
@@ -569,15 +591,7 @@ fn neighbours(p: &Problem, space: &Space, pt: &Point, radix: &mut Vec<u16>) -> V
                 .collect();
             for (x, &i) in live.iter().enumerate() {
                 for &j in &live[x + 1..] {
-                    let mut q = pt.clone();
-                    let (a1, b1) = (i * ns + si, j * ns + si);
-                    let (pa, pb) = (q.prio[a1], q.prio[b1]);
-                    q.prio[a1] = pb;
-                    q.prio[b1] = pa;
-                    if pa == pb {
-                        q.prio[a1] = pb + 1;
-                    }
-                    v.push(q);
+                    out.push(Move::Swap(i * ns + si, j * ns + si));
                 }
             }
         }
@@ -587,17 +601,12 @@ fn neighbours(p: &Problem, space: &Space, pt: &Point, radix: &mut Vec<u16>) -> V
         while m != 0 {
             let t = m.trailing_zeros();
             m &= m - 1;
-            let mut q = pt.clone();
-            q.bypass[l] ^= 1 << t;
-            v.push(q);
+            out.push(Move::Bypass(l, t));
         }
     }
     for b in 0..space.spillable.len() {
-        let mut q = pt.clone();
-        q.spill ^= 1 << b;
-        v.push(q);
+        out.push(Move::Spill(b));
     }
-    v
 }
 
 /// Change one random digit.
@@ -758,16 +767,19 @@ fn local_search(
                 let mut here = c;
                 // First-improvement descent over one-digit changes, in a seeded random order:
                 // move as soon as a neighbour is better; stop when none is.
+                let mut moves = Vec::new();
                 loop {
-                    let mut nbrs = neighbours(p, space, &here.0, &mut radix);
-                    for i in (1..nbrs.len()).rev() {
-                        nbrs.swap(i, rng.random_range(0..=i));
+                    neighbours(p, space, &here.0, &mut radix, &mut moves);
+                    for i in (1..moves.len()).rev() {
+                        moves.swap(i, rng.random_range(0..=i));
                     }
                     let mut step: Option<(Point, Scored)> = None;
-                    for q in nbrs {
+                    for mv in moves.iter() {
                         if spent >= per_restart || out_of_time() {
                             break;
                         }
+                        let mut q = here.0.clone();
+                        mv.apply(&mut q);
                         if let Some(x) = try_point(&q, &mut spent, &mut f) {
                             if s.objective.better(&x.1, &here.1 .1) {
                                 step = Some((q, x));

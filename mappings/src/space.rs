@@ -370,6 +370,33 @@ impl Space {
         }
     }
 
+    /// The largest divisor of `rem` not above `limit` (at least 1).
+    fn best_divisor(&self, rem: u64, limit: u64) -> u64 {
+        let d = self.divs(rem);
+        match d.binary_search(&limit) {
+            Ok(i) => d[i],
+            Err(0) => 1,
+            Err(i) => d[i - 1],
+        }
+    }
+
+    /// The factor a slot takes with `rem` of the rank left and room `cap`: the largest divisor
+    /// of `rem` not above `want` and `cap`; over a fanout with `fill`, the largest divisor that
+    /// fits, or `cap` itself (an imperfect factor) when no divisor comes close to filling it.
+    fn pick_factor(&self, rem: u64, cap: u64, spatial: bool, want: Option<u64>) -> u64 {
+        match want {
+            Some(w) => self.best_divisor(rem, w.min(cap)),
+            None => {
+                let best = self.best_divisor(rem, cap);
+                if spatial && rem > cap && cap > 1 && best * 2 <= cap {
+                    cap
+                } else {
+                    best
+                }
+            }
+        }
+    }
+
     /// Candidate factors for a slot with `rem` of the rank left and room `cap`.
     pub fn candidates(&self, rem: u64, cap: u64, spatial: bool, out: &mut Vec<u64>) {
         out.clear();
@@ -414,7 +441,6 @@ impl Space {
         // Ranks already unrolled over some dimension of each slot's node (by owner): a rank
         // unrolls over at most one dimension of a node, as in Timeloop.
         let mut node_ranks: Vec<u32> = vec![0; ns];
-        let mut cands = Vec::new();
         let shared_end = self
             .slots
             .iter()
@@ -442,21 +468,11 @@ impl Space {
                 None if !s.temporal() && allowed != 0 && allowed & (1 << r) == 0 => 1,
                 None if full => 1,
                 None => {
-                    self.candidates(left, cap[si], !s.temporal(), &mut cands);
+                    // The digit names the factor wanted (past the rank's divisors: "fill the
+                    // fanout").
                     let divs = &self.rank_divs[ri];
                     let d = usize::from(pt.factors[ri * ns + si]);
-                    if d >= divs.len() {
-                        // "Fill the fanout": the largest candidate (imperfect if need be).
-                        cands.iter().copied().max().unwrap_or(1)
-                    } else {
-                        let want = divs[d];
-                        cands
-                            .iter()
-                            .copied()
-                            .filter(|&x| x <= want && left.is_multiple_of(x))
-                            .max()
-                            .unwrap_or(1)
-                    }
+                    self.pick_factor(left, cap[si], !s.temporal(), divs.get(d).copied())
                 }
             };
             if f > 1 && !s.temporal() {

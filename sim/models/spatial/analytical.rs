@@ -172,7 +172,20 @@ struct Scratch {
     live: Vec<(usize, usize, f64)>,
     /// `defpos[u * levels + l]`: where level l's own loops begin for unit u.
     defpos: Vec<usize>,
+    /// `keep_tab[l * tensors + t]`: the plan's explicit keep of tensor t at level l
+    /// ([`NO_KEEP`], [`BYPASS`] or a loop index).
+    keep_tab: Vec<u16>,
+    /// Per tensor: its index in `inter` ([`NO_INTER`] if not an intermediate of the group).
+    inter_of: Vec<u8>,
+    /// Per tensor: its derived keep position at the fusion level ([`NO_KEEP`] if none).
+    io_tab: Vec<u16>,
+    /// Per tensor: whether it is a held intermediate (live at the fusion level).
+    live_tab: Vec<bool>,
 }
+
+const NO_KEEP: u16 = u16::MAX;
+const BYPASS: u16 = u16::MAX - 1;
+const NO_INTER: u8 = u8::MAX;
 
 /// One Einsum's view of the nest: its loops, outermost first, with per-rank tables over the
 /// Einsum's own ranks.
@@ -638,6 +651,17 @@ fn run(
     }
     let fuse_depth = a.depth_on_path(g.binding[0], g.fuse).unwrap_or(0);
     check_loops(p, a, g, fuse_depth)?;
+    s.keep_tab.clear();
+    s.keep_tab.resize(nl * nt, NO_KEEP);
+    for &(t, l, k) in &g.keep {
+        let (t, l) = (usize::from(t), usize::from(l));
+        if t < nt && l < nl {
+            s.keep_tab[l * nt + t] = match k {
+                Keep::Bypass => BYPASS,
+                Keep::At(pos) => pos.min(BYPASS - 1),
+            };
+        }
+    }
     let shared_end = g
         .loops
         .iter()
@@ -730,6 +754,12 @@ fn run(
             s.defpos[u * nl + l] = default_position(a, g, l, u);
         }
     }
+    s.inter_of.clear();
+    s.inter_of.resize(nt, NO_INTER);
+    s.io_tab.clear();
+    s.io_tab.resize(nt, NO_KEEP);
+    s.live_tab.clear();
+    s.live_tab.resize(nt, false);
     // --- intermediates, and where group inputs and outputs are kept at the fusion level.
     intermediates(p, a, g, s, shared_end)?;
     io_positions(p, a, g, s, shared_end)?;
@@ -769,13 +799,11 @@ fn run(
             } else {
                 bits.value
             };
-            let spilled_inter = s.inter.iter().any(|i| i.tensor == t && i.spilled);
+            let it = s.inter.get(usize::from(s.inter_of[t])).copied();
+            let spilled_inter = it.is_some_and(|i| i.spilled);
             // Staged between units in the same pass: producer and consumer step together, so
             // it streams through the fusion level (reads and writes there, no tile held).
-            let staged = s
-                .inter
-                .iter()
-                .any(|i| i.tensor == t && !i.held && i.cross != 0);
+            let staged = it.is_some_and(|i| !i.held && i.cross != 0);
             if s.local.len() != nl {
                 s.local.clear();
                 s.local.resize(nl, Actions::default());
@@ -791,7 +819,7 @@ fn run(
                 let tile = acc.tile(|r| v.inside(r, iv)) * tile_bits;
                 if private(l) {
                     s.private_used[l] += tile;
-                } else if !(s.live.iter().any(|x| x.0 == t) || staged && l == g.fuse) {
+                } else if !(s.live_tab[t] || staged && l == g.fuse) {
                     let slot = &mut s.shared_tiles[l * nt + t];
                     *slot = slot.max(tile);
                 }
@@ -1323,7 +1351,7 @@ fn intermediates(
                 it.depth = it.depth.min(i);
             }
         }
-        if it.cross != 0 && !kept(a, g, t, g.fuse) {
+        if it.cross != 0 && !kept(a, s, t, g.fuse) {
             return Err(structure(format!(
                 "{} passes between units through the fusion level {}, which does not keep it",
                 tp.name, a.levels[g.fuse].name
@@ -1342,7 +1370,7 @@ fn intermediates(
                     tp.name
                 )));
             }
-        } else if (it.held || it.cross != 0) && !kept(a, g, t, g.fuse) {
+        } else if (it.held || it.cross != 0) && !kept(a, s, t, g.fuse) {
             return Err(structure(format!(
                 "{} must be {} at the fusion level {}, which does not keep it",
                 tp.name,
@@ -1373,12 +1401,16 @@ fn intermediates(
         s.live
             .push((t, (first << 16) | last, tile * a.bits[t].value));
     }
+    for (i, it) in s.inter.iter().enumerate() {
+        s.inter_of[it.tensor] = i as u8;
+        s.live_tab[it.tensor] = it.held && !it.spilled;
+    }
     Ok(())
 }
 
 /// Where tensor `t` comes from (read) or goes to (written) for the `k`-th Einsum of the group.
 fn top_of(s: &Scratch, g: &GroupPlan, k: usize, t: usize, writes: bool) -> Top {
-    let Some(it) = s.inter.iter().find(|i| i.tensor == t) else {
+    let Some(it) = s.inter.get(usize::from(s.inter_of[t])) else {
         return Top::Level(0); // a group input or output
     };
     if it.spilled && (writes || it.waiting & (1 << k) != 0) {
@@ -1401,12 +1433,8 @@ fn top_of(s: &Scratch, g: &GroupPlan, k: usize, t: usize, writes: bool) -> Top {
 }
 
 /// Whether level `l` may keep tensor `t` (it holds it and the plan does not bypass it).
-fn kept(a: &ArchP, g: &GroupPlan, t: usize, l: usize) -> bool {
-    let bypassed = g
-        .keep
-        .iter()
-        .any(|&(kt, kl, k)| usize::from(kt) == t && usize::from(kl) == l && k == Keep::Bypass);
-    a.levels[l].holds & (1 << t) != 0 && !bypassed
+fn kept(a: &ArchP, s: &Scratch, t: usize, l: usize) -> bool {
+    a.levels[l].holds & (1 << t) != 0 && s.keep_tab[l * s.inter_of.len() + t] != BYPASS
 }
 
 /// The default keep position of level `l` for unit `u`: where its own loops begin.
@@ -1427,25 +1455,18 @@ fn position(a: &ArchP, g: &GroupPlan, s: &Scratch, k: usize, t: usize, l: usize)
     if l == 0 {
         return 0;
     }
+    let nt = s.inter_of.len();
     if l == g.fuse {
-        if let Some(it) = s
-            .inter
-            .iter()
-            .find(|i| i.tensor == t && i.held && !i.spilled)
-        {
-            return it.depth;
+        if s.live_tab[t] {
+            return s.inter[usize::from(s.inter_of[t])].depth;
         }
-        if let Some(&(_, pos)) = s.io_pos.iter().find(|x| x.0 == t) {
-            return pos;
+        if s.io_tab[t] != NO_KEEP {
+            return usize::from(s.io_tab[t]);
         }
     }
-    match g
-        .keep
-        .iter()
-        .find(|&&(kt, kl, _)| usize::from(kt) == t && usize::from(kl) == l)
-    {
-        Some(&(_, _, Keep::At(pos))) => usize::from(pos),
-        _ => s.defpos[g.binding[k] * a.levels.len() + l],
+    match s.keep_tab[l * nt + t] {
+        NO_KEEP | BYPASS => s.defpos[g.binding[k] * a.levels.len() + l],
+        pos => usize::from(pos),
     }
 }
 
@@ -1471,7 +1492,7 @@ fn chain(
             let start = path.iter().position(|&l| l == tl).unwrap_or(0);
             s.chain.push((tl, position(a, g, s, k, t, tl)));
             for &l in &path[start + 1..] {
-                if kept(a, g, t, l) {
+                if kept(a, s, t, l) {
                     s.chain.push((l, position(a, g, s, k, t, l)));
                 }
             }
@@ -1480,7 +1501,7 @@ fn chain(
             if let Some(&l) = path[fuse_at + 1..]
                 .iter()
                 .rev()
-                .find(|&&l| kept(a, g, t, l))
+                .find(|&&l| kept(a, s, t, l))
             {
                 s.chain.push((l, position(a, g, s, k, t, l)));
             }
@@ -1553,12 +1574,10 @@ fn io_positions(
     for (k, &e) in g.einsums.iter().enumerate() {
         for acc in &p.einsums[e].accesses {
             let t = acc.tensor;
-            if s.inter.iter().any(|i| i.tensor == t)
+            if s.inter_of[t] != NO_INTER
                 || cands.iter().any(|c| c.0 == t)
-                || !kept(a, g, t, g.fuse)
-                || g.keep
-                    .iter()
-                    .any(|&(kt, kl, _)| usize::from(kt) == t && usize::from(kl) == g.fuse)
+                || !kept(a, s, t, g.fuse)
+                || s.keep_tab[g.fuse * s.inter_of.len() + t] != NO_KEEP
             {
                 continue;
             }
@@ -1617,6 +1636,7 @@ fn io_positions(
     }
     for (j, &(t, _)) in cands.iter().enumerate() {
         s.io_pos.push((t, depth[j]));
+        s.io_tab[t] = depth[j] as u16;
     }
     Ok(())
 }
@@ -1634,7 +1654,7 @@ fn other_fuse_bits(
     for it in s
         .inter
         .iter()
-        .filter(|i| i.spilled && kept(a, g, i.tensor, g.fuse))
+        .filter(|i| i.spilled && kept(a, s, i.tensor, g.fuse))
     {
         let t = it.tensor;
         if cands.iter().any(|c| c.0 == t) {
