@@ -286,6 +286,9 @@ pub fn simulate(
     Ok(Report::from_groups(&p, &a, &groups))
 }
 
+/// A replayed mapping: the problem, the architecture and every group's plan with its evaluation.
+pub type Replayed = (Problem, ArchP, Vec<(GroupPlan, GroupEval)>);
+
 /// A saved mapping evaluated group by group with `model`: the problem, the architecture and
 /// every group's plan with its evaluation.
 pub fn replay(
@@ -294,7 +297,7 @@ pub fn replay(
     file: &str,
     arch: &cascade_arch::Architecture,
     model: &Analytical,
-) -> Result<(Problem, ArchP, Vec<(GroupPlan, GroupEval)>)> {
+) -> Result<Replayed> {
     let cascade = load_cascade(&m.cascade)
         .map_err(|e| anyhow!("{}", locate(text, file, field("cascade", &e.to_string()))))?;
     let inst = Instance {
