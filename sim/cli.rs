@@ -136,7 +136,8 @@ pub enum Command {
     Eval {
         /// A .ein file, or a built-in cascade name.
         cascade: String,
-        /// Rank extents, e.g. `--set M=8 --set M0=2` (unset ranks: 4; split parts: derived).
+        /// Rank extents, e.g. `--set M=8 --set M0=2` (unset ranks: 4; split parts and window
+        /// ranks: derived).
         #[arg(long = "set", value_name = "RANK=N")]
         set: Vec<String>,
         #[arg(long, default_value_t = 1)]
@@ -425,9 +426,12 @@ pub fn run(cli: Cli) -> Result<()> {
             let c = load_cascade(&cascade)?;
             let cas = &c.cascade;
             let mut given = parse_sets(&set)?;
+            // Window ranks (`H` of `I[n,c,p+r,…]`) are left unset so that `bind` derives
+            // them from the ranks their affine indices combine.
+            let windows = cas.window_ranks();
             for r in cas.ranks.values() {
                 let in_split = r.parent.is_some() || !r.parts.is_empty();
-                if !given.contains_key(&r.name) && !in_split {
+                if !given.contains_key(&r.name) && !in_split && !windows.contains(&r.name) {
                     given.insert(r.name.clone(), 4);
                 }
             }

@@ -1,6 +1,9 @@
 //! `cascade map` on layer-list workloads (the total weighs each layer by its `count`; the label
-//! gives the batch, not a sequence length), end to end through the binary.
+//! gives the batch, not a sequence length) and `cascade eval` on convolutions (window ranks are
+//! derived, not defaulted), end to end through the binary.
 
+use cascade_einsum::{bind, library, random_inputs, Tensor};
+use std::collections::BTreeMap;
 use std::process::{Command, Output};
 
 fn cascade(args: &[&str]) -> Output {
@@ -96,4 +99,65 @@ fn map_of_a_layer_list_weighs_each_layer_by_its_count_and_names_the_batch() {
             "{e}"
         );
     }
+}
+
+#[test]
+fn eval_conv2d_derives_the_window_ranks_and_computes_the_convolution() {
+    let o = cascade(&["eval", "conv2d"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    // Unset ranks default to 4; the window ranks are derived: H = P + R − 1 = 7.
+    assert!(
+        out.contains("with C=4 H=7 K=4 N=4 P=4 Q=4 R=4 S=4 W=7"),
+        "{out}"
+    );
+    let shown: f64 = out
+        .split("checksum ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+
+    // The same inputs through a direct convolution written here.
+    let c = library::load("conv2d").unwrap().cascade;
+    let ext: BTreeMap<String, u64> = [("C", 4), ("K", 4), ("N", 4), ("P", 4), ("Q", 4)]
+        .iter()
+        .chain(&[("R", 4), ("S", 4)])
+        .map(|(k, v)| (k.to_string(), *v))
+        .collect();
+    let sh = bind(&c, &ext).unwrap();
+    let ins = random_inputs(&c, &sh, 1);
+    let (i, f) = (&ins["I"], &ins["F"]);
+    assert_eq!(i.shape, [4, 4, 7, 7]);
+    let mut o = vec![0.0; 4 * 4 * 4 * 4];
+    for n in 0..4 {
+        for k in 0..4 {
+            for p in 0..4 {
+                for q in 0..4 {
+                    let mut s = 0.0;
+                    for ch in 0..4 {
+                        for r in 0..4 {
+                            for t in 0..4 {
+                                s += i.at(&[n, ch, p + r, q + t]) * f.at(&[k, ch, r, t]);
+                            }
+                        }
+                    }
+                    o[((n * 4 + k) * 4 + p) * 4 + q] = s;
+                }
+            }
+        }
+    }
+    let want = Tensor::new(vec![4, 4, 4, 4], o).checksum();
+    assert!(
+        (shown - want).abs() <= 1e-10 * want.abs().max(1.0),
+        "{shown} vs {want}"
+    );
+
+    // A window rank given explicitly is still checked against its use.
+    let o = cascade(&["eval", "conv2d", "--set", "H=5"]);
+    assert!(!o.status.success());
+    assert!(text(&o.stderr).contains("so `H` needs extent 7, but H = 5"));
 }
