@@ -145,7 +145,8 @@ pub enum Command {
     Eval {
         /// A .ein file, or a built-in cascade name.
         cascade: String,
-        /// Rank extents, e.g. `--set M=8 --set M0=2` (unset ranks: 4; split parts: derived).
+        /// Rank extents, e.g. `--set M=8 --set M0=2` (unset ranks: 4; split parts and window
+        /// ranks: derived).
         #[arg(long = "set", value_name = "RANK=N")]
         set: Vec<String>,
         #[arg(long, default_value_t = 1)]
@@ -306,6 +307,14 @@ pub fn run(cli: Cli) -> Result<()> {
                 .iter()
                 .filter_map(|m| m.result.as_ref().ok().map(|r| (m.role.as_str(), r)))
                 .collect();
+            // Repeated instances (a layer list's `count`) each run once per occurrence.
+            let total: f64 = mapped
+                .iter()
+                .filter_map(|m| {
+                    let r = m.result.as_ref().ok()?;
+                    Some(m.count as f64 * r.report.latency_s)
+                })
+                .sum();
             let evals: u64 = ok.iter().map(|m| m.1.evaluations).sum();
             if let Some(dir) = &save {
                 std::fs::create_dir_all(dir).with_context(|| format!("{dir}: cannot create"))?;
@@ -328,6 +337,7 @@ pub fn run(cli: Cli) -> Result<()> {
                     "{}",
                     serde_json::to_string_pretty(&serde_json::json!({
                         "target": label, "arch": a.name, "instances": mapped,
+                        "total_latency_s": total,
                         "evaluations": evals, "seconds": secs,
                         "evaluations_per_s": evals as f64 / secs.max(1e-9)
                     }))?
@@ -338,6 +348,14 @@ pub fn run(cli: Cli) -> Result<()> {
                     match &m.result {
                         Ok(x) => {
                             println!("  {}", map::summary_line(&m.role, &x.report));
+                            if m.count > 1 {
+                                println!(
+                                    "  {:<12} occurs {} times: {:.4e} s in all",
+                                    "",
+                                    m.count,
+                                    m.count as f64 * x.report.latency_s
+                                );
+                            }
                             println!(
                                 "  {:<12} {} evaluations of a mapspace of {:.3e} plans ({:.2e} covered); stopped: {}",
                                 "", x.evaluations, x.space_size, x.coverage, x.stop.join("; ")
@@ -346,9 +364,18 @@ pub fn run(cli: Cli) -> Result<()> {
                         Err(e) => println!("  {:<12} {:<18} not mapped: {e}", m.role, m.cascade),
                     }
                 }
-                let total: f64 = ok.iter().map(|m| m.1.report.latency_s).sum();
+                let occurrences: u64 = mapped
+                    .iter()
+                    .filter(|m| m.result.is_ok())
+                    .map(|m| m.count)
+                    .sum();
+                let repeats = if occurrences != ok.len() as u64 {
+                    format!(", {occurrences} occurrences")
+                } else {
+                    String::new()
+                };
                 println!(
-                    "mapped total {total:.4e} s ({} of {} cascades); {evals} mappings evaluated in {secs:.2} s ({:.0}/s)",
+                    "mapped total {total:.4e} s ({} of {} cascades{repeats}); {evals} mappings evaluated in {secs:.2} s ({:.0}/s)",
                     ok.len(),
                     mapped.len(),
                     evals as f64 / secs.max(1e-9)
@@ -438,9 +465,12 @@ pub fn run(cli: Cli) -> Result<()> {
             let c = load_cascade(&cascade)?;
             let cas = &c.cascade;
             let mut given = parse_sets(&set)?;
+            // Window ranks (`H` of `I[n,c,p+r,…]`) are left unset so that `bind` derives
+            // them from the ranks their affine indices combine.
+            let windows = cas.window_ranks();
             for r in cas.ranks.values() {
                 let in_split = r.parent.is_some() || !r.parts.is_empty();
-                if !given.contains_key(&r.name) && !in_split {
+                if !given.contains_key(&r.name) && !in_split && !windows.contains(&r.name) {
                     given.insert(r.name.clone(), 4);
                 }
             }

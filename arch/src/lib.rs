@@ -38,6 +38,11 @@ const PRESETS: &[(&str, &str, &str)] = &[
         "presets/h100.toml",
         include_str!("../presets/h100.toml"),
     ),
+    (
+        "fusemax_vpu",
+        "presets/fusemax_vpu.toml",
+        include_str!("../presets/fusemax_vpu.toml"),
+    ),
 ];
 
 /// Names of the embedded presets.
@@ -53,7 +58,7 @@ pub fn preset_source(name: &str) -> Option<&'static str> {
         .map(|(_, _, text)| *text)
 }
 
-/// Loads and validates an embedded preset (`fusemax`, `flat`, `flat_edge`, `h100`).
+/// Loads and validates an embedded preset (`fusemax`, `flat`, `flat_edge`, `h100`, `fusemax_vpu`).
 pub fn preset(name: &str) -> Result<Architecture, ArchError> {
     let (_, file, text) =
         PRESETS

@@ -3,7 +3,7 @@
 
 use crate::models::spatial::analytical::Analytical;
 use crate::models::spatial::fusion::{map_cascade, Fusion};
-use crate::workload::{Phase, Point, Workload};
+use crate::workload::{Phase, Point, Workload, WorkloadKind};
 use anyhow::{anyhow, bail, Context, Result};
 use cascade_einsum::ir::{rank_of, Cascade, Reduce};
 use cascade_einsum::{bind, check_source, library, Routing};
@@ -23,6 +23,9 @@ pub struct Instance {
     pub extents: BTreeMap<String, u64>,
     pub dtype_bytes: u64,
     pub routing: Option<Routing>,
+    /// Occurrences in the target (a layer list's repeated layers; 1 otherwise): totals weigh
+    /// the instance's latency and energy by it.
+    pub count: u64,
 }
 
 /// A cascade from a `.ein` file or the built-in library.
@@ -146,6 +149,7 @@ pub fn instances(t: &Target) -> Result<(String, Vec<Instance>)> {
                     extents,
                     dtype_bytes: t.dtype_bytes.unwrap_or(2),
                     routing,
+                    count: 1,
                 }],
             ))
         }
@@ -154,6 +158,13 @@ pub fn instances(t: &Target) -> Result<(String, Vec<Instance>)> {
                 bail!("--set gives rank extents of --cascade; a workload's point is chosen with --phase, --batch and --seq");
             }
             let w = Workload::load(w)?;
+            let list = w.kind() == WorkloadKind::LayerList;
+            if list && (t.phase.is_some() || t.seq.is_some()) {
+                bail!(
+                    "--phase and --seq choose a point of an LLM workload; {} lists its layers: choose its point with --batch",
+                    w.name
+                );
+            }
             let first = w.points()[0];
             let phase = match t.phase {
                 None => first.phase,
@@ -166,7 +177,7 @@ pub fn instances(t: &Target) -> Result<(String, Vec<Instance>)> {
                 batch: t.batch.unwrap_or(first.batch),
                 seq_len: t.seq.unwrap_or(first.seq_len),
             };
-            if pt.batch == 0 || pt.seq_len == 0 {
+            if pt.batch == 0 || (!list && pt.seq_len == 0) {
                 bail!("--batch and --seq must be ≥ 1");
             }
             let dtype = t.dtype_bytes.unwrap_or(w.run.precision.bytes());
@@ -180,12 +191,17 @@ pub fn instances(t: &Target) -> Result<(String, Vec<Instance>)> {
                     extents: inst.extents.clone(),
                     dtype_bytes: dtype,
                     routing: inst.routing.clone(),
+                    count: inst.count,
                 });
             }
-            let label = format!(
-                "one layer of {} ({:?}, batch {}, seq {})",
-                w.name, pt.phase, pt.batch, pt.seq_len
-            );
+            let label = if list {
+                format!("the layers of {} (batch {})", w.name, pt.batch)
+            } else {
+                format!(
+                    "one layer of {} ({:?}, batch {}, seq {})",
+                    w.name, pt.phase, pt.batch, pt.seq_len
+                )
+            };
             Ok((label, out))
         }
     }
@@ -216,6 +232,8 @@ pub struct Mapped1 {
 pub struct MappedInstance {
     pub role: String,
     pub cascade: String,
+    /// Occurrences of the instance in the target ([`Instance::count`]).
+    pub count: u64,
     pub result: Result<Mapped1, String>,
 }
 
@@ -269,6 +287,7 @@ pub fn map_instances(
         out.push(MappedInstance {
             role: inst.role.clone(),
             cascade: inst.source.clone(),
+            count: inst.count,
             result,
         });
     }
@@ -307,6 +326,7 @@ pub fn replay(
         extents: m.extents.clone(),
         dtype_bytes: m.dtype_bytes,
         routing: m.routing(),
+        count: 1,
     };
     for r in inst.extents.keys() {
         if !inst.cascade.ranks.contains_key(r) {
