@@ -218,6 +218,25 @@ fn zipf_routing_expert_ops_follow_the_skewed_tokens_per_expert() {
     let a = ArchP::new(&cascade_arch::preset(ARCH).unwrap(), &p).unwrap();
     let m = map(&p, &a, 300);
     assert_physical(&p, &a, &m);
+    // Idle experts' weights stay in DRAM: each expert matrix is read from DRAM at least once
+    // for every active expert and never for an idle one.
+    let rep = Report::from_groups(&p, &a, &m.groups);
+    let active = r.active_experts() as f64;
+    let one_expert = (64 * 128 * 2) as f64;
+    for w in ["WG", "WU", "WD"] {
+        let t = rep.traffic_of("hbm", w).unwrap();
+        assert!(
+            t.read_bytes >= active * one_expert * (1.0 - 1e-9),
+            "{w}: {} B read",
+            t.read_bytes
+        );
+        let once = active * one_expert;
+        assert!(
+            (t.read_bytes / once - (t.read_bytes / once).round()).abs() < 1e-6,
+            "{w}: {} B is not a whole number of reads of the {active} active experts' weights",
+            t.read_bytes
+        );
+    }
 }
 
 #[test]

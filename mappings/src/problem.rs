@@ -377,9 +377,26 @@ impl Problem {
                     .fold(1u64, |a, b| a.saturating_mul(b));
                 let density = (st.computed_points as f64 / full.max(1) as f64).min(1.0);
                 let mask_t = tidx(&m.tensor);
+                // Tensors over the expert rank but not over every mask rank (an expert's
+                // weights) are touched only for experts that receive a token.
+                let expert: RankMask = match (&routing, st.active_experts) {
+                    (Some(r), Some(_)) => idx(&r.expert_rank).map_or(0, |x| 1 << x),
+                    _ => 0,
+                };
+                let active = match (&routing, st.active_experts) {
+                    (Some(r), Some(n)) => {
+                        (n as f64 / r.tokens_per_expert.len().max(1) as f64).min(1.0)
+                    }
+                    _ => 1.0,
+                };
                 for acc in accesses.iter_mut() {
-                    if acc.tensor != mask_t && acc.ranks & mask_ranks == mask_ranks {
+                    if acc.tensor == mask_t {
+                        continue;
+                    }
+                    if acc.ranks & mask_ranks == mask_ranks {
                         acc.density = density;
+                    } else if expert != 0 && acc.ranks & expert != 0 {
+                        acc.density = active;
                     }
                 }
             }
