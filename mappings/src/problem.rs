@@ -77,6 +77,18 @@ impl AccessP {
     /// Tile elements when each leaf rank `r` spans `inside(r)` consecutive values: per
     /// coordinate the bounding interval `Σ coef · (inside − 1) + 1` (a window with its halo).
     pub fn tile(&self, inside: impl Fn(usize) -> u64) -> f64 {
+        if !self.halo && self.ranks.count_ones() as usize == self.coords.len() {
+            // Plain projection (each coordinate one rank, each rank once): the product of the
+            // ranks' extents.
+            let mut m = self.ranks;
+            let mut n = 1.0;
+            while m != 0 {
+                let r = m.trailing_zeros() as usize;
+                m &= m - 1;
+                n *= inside(r).max(1) as f64;
+            }
+            return self.density * n;
+        }
         self.density
             * self
                 .coords

@@ -340,20 +340,46 @@ fn eval_point(
     a: &ArchP,
     space: &Space,
     model: &dyn CostModel,
-    obj: Objective,
     pt: &Point,
     f: &mut Vec<u64>,
 ) -> Result<Scored, String> {
     let plan = space
         .plan(p, pt, f)
-        .ok_or_else(|| "a fixed factor of the constraints cannot be met".to_string())?;
-    if !space.utilization_ok(a, &plan) {
-        return Err("below the constraints' minimum utilisation".into());
+        .ok_or_else(|| Refusal::FixedFactor.describe(p, a))?;
+    eval_plan(p, a, space, model, plan).map_err(|r| r.describe(p, a))
+}
+
+/// Why a point was not scored (described only when the search reports it).
+enum Refusal {
+    FixedFactor,
+    Utilization,
+    Model(crate::Invalid),
+}
+
+impl Refusal {
+    fn describe(&self, p: &Problem, a: &ArchP) -> String {
+        match self {
+            Refusal::FixedFactor => "a fixed factor of the constraints cannot be met".into(),
+            Refusal::Utilization => "below the constraints' minimum utilisation".into(),
+            Refusal::Model(inv) => inv.describe(p, a),
+        }
     }
-    let _ = obj;
+}
+
+/// Score a decoded plan (refused below the constraints' minimum utilisation).
+fn eval_plan(
+    p: &Problem,
+    a: &ArchP,
+    space: &Space,
+    model: &dyn CostModel,
+    plan: GroupPlan,
+) -> Result<Scored, Refusal> {
+    if !space.utilization_ok(a, &plan) {
+        return Err(Refusal::Utilization);
+    }
     match model.score(p, a, &plan) {
         Ok(sc) => Ok((plan, sc)),
-        Err(inv) => Err(inv.describe(p, a)),
+        Err(inv) => Err(Refusal::Model(inv)),
     }
 }
 
@@ -368,9 +394,7 @@ fn exhaustive(
     let points = enumerate(p, a, space);
     let results: Vec<Result<Scored, String>> = points
         .par_iter()
-        .map_init(Vec::new, |f, pt| {
-            eval_point(p, a, space, model, s.objective, pt, f)
-        })
+        .map_init(Vec::new, |f, pt| eval_point(p, a, space, model, pt, f))
         .collect();
     let evaluations = results.len() as u64;
     let valid = results.iter().filter(|r| r.is_ok()).count() as u64;
@@ -687,19 +711,32 @@ fn local_search(
     let valid = AtomicU64::new(0);
     let timed_out = std::sync::atomic::AtomicBool::new(false);
     let last_err = std::sync::Mutex::new(String::new());
-    let eval = |pt: &Point, f: &mut Vec<u64>| -> Option<Scored> {
+    let refused = |r: Refusal| {
+        if let Ok(mut l) = last_err.try_lock() {
+            if l.is_empty() {
+                *l = r.describe(p, a);
+            }
+        }
+    };
+    let eval_decoded = |plan: GroupPlan| -> Option<Scored> {
         evals.fetch_add(1, Ordering::Relaxed);
-        match eval_point(p, a, space, model, s.objective, pt, f) {
+        match eval_plan(p, a, space, model, plan) {
             Ok(x) => {
                 valid.fetch_add(1, Ordering::Relaxed);
                 Some(x)
             }
-            Err(msg) => {
-                if let Ok(mut l) = last_err.try_lock() {
-                    if l.is_empty() {
-                        *l = msg;
-                    }
-                }
+            Err(r) => {
+                refused(r);
+                None
+            }
+        }
+    };
+    let eval = |pt: &Point, f: &mut Vec<u64>| -> Option<Scored> {
+        match space.plan(p, pt, f) {
+            Some(plan) => eval_decoded(plan),
+            None => {
+                evals.fetch_add(1, Ordering::Relaxed);
+                refused(Refusal::FixedFactor);
                 None
             }
         }
@@ -747,7 +784,7 @@ fn local_search(
                     return None; // evaluated before: never an improvement
                 }
                 *spent += 1;
-                eval(pt, f)
+                eval_decoded(plan)
             };
             let out_of_time = || {
                 s.time_limit.is_some_and(|t| start.elapsed() >= t) && {

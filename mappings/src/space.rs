@@ -82,6 +82,22 @@ pub struct Space {
     /// Per rank (index into `ranks`): the divisors of its extent.
     pub rank_divs: Vec<Vec<u64>>,
     divisors: BTreeMap<u64, Vec<u64>>,
+    /// Per spatial slot: the other spatial slots over the same node for the same owner (a rank
+    /// unrolls over at most one dimension of a node).
+    siblings: Vec<Vec<usize>>,
+}
+
+/// [`Space::factors`]' working vectors, reused across the decodes of a thread.
+#[derive(Default)]
+struct FactorScratch {
+    cap: Vec<u64>,
+    used_ranks: Vec<usize>,
+    node_ranks: Vec<u32>,
+}
+
+thread_local! {
+    static FACTOR_SCRATCH: std::cell::RefCell<FactorScratch> =
+        std::cell::RefCell::new(FactorScratch::default());
 }
 
 /// Divisors of `n`, ascending.
@@ -347,7 +363,23 @@ impl Space {
             unit_ranks,
             rank_divs: vec![],
             divisors: BTreeMap::new(),
+            siblings: vec![],
         };
+        sp.siblings = (0..sp.slots.len())
+            .map(|si| {
+                let s = &sp.slots[si];
+                (0..sp.slots.len())
+                    .filter(|&sj| {
+                        let x = &sp.slots[sj];
+                        sj != si
+                            && !s.temporal()
+                            && x.node == s.node
+                            && x.owner == s.owner
+                            && !x.temporal()
+                    })
+                    .collect()
+            })
+            .collect();
         sp.rank_divs = sp
             .ranks
             .iter()
@@ -427,6 +459,19 @@ impl Space {
 
     /// Decode a point into the factor of every (rank, slot); `None` if a constraint cannot be met.
     pub fn factors(&self, p: &Problem, pt: &Point, out: &mut Vec<u64>) -> Option<()> {
+        FACTOR_SCRATCH.with(|fs| match fs.try_borrow_mut() {
+            Ok(mut fs) => self.factors_in(p, pt, out, &mut fs),
+            Err(_) => self.factors_in(p, pt, out, &mut FactorScratch::default()),
+        })
+    }
+
+    fn factors_in(
+        &self,
+        p: &Problem,
+        pt: &Point,
+        out: &mut Vec<u64>,
+        fs: &mut FactorScratch,
+    ) -> Option<()> {
         let ns = self.slots.len();
         out.clear();
         out.resize(self.ranks.len() * ns, 1);
@@ -436,11 +481,19 @@ impl Space {
             let u = self.unit_of(pt, k);
             bound_ranks[u.min(63)] |= p.einsums[self.einsums[k]].vars;
         }
-        let mut cap: Vec<u64> = self.slots.iter().map(|s| s.limit).collect();
-        let mut used_ranks = vec![0usize; ns];
+        let FactorScratch {
+            cap,
+            used_ranks,
+            node_ranks,
+        } = fs;
+        cap.clear();
+        cap.extend(self.slots.iter().map(|s| s.limit));
+        used_ranks.clear();
+        used_ranks.resize(ns, 0);
         // Ranks already unrolled over some dimension of each slot's node (by owner): a rank
         // unrolls over at most one dimension of a node, as in Timeloop.
-        let mut node_ranks: Vec<u32> = vec![0; ns];
+        node_ranks.clear();
+        node_ranks.resize(ns, 0);
         let shared_end = self
             .slots
             .iter()
@@ -450,13 +503,9 @@ impl Space {
             let s = &self.slots[si];
             let r = self.ranks[ri];
             let allowed = self.spatial_ranks[si];
-            let same_node = |x: &Slot| x.node == s.node && x.owner == s.owner && !x.temporal();
-            let twice = !s.temporal()
-                && self
-                    .slots
-                    .iter()
-                    .enumerate()
-                    .any(|(sj, x)| sj != si && same_node(x) && node_ranks[sj] & (1 << r) != 0);
+            let twice = self.siblings[si]
+                .iter()
+                .any(|&sj| node_ranks[sj] & (1 << r) != 0);
             let full = !s.temporal() && (used_ranks[si] >= self.max_ranks[si] || twice);
             let f = match self.fixed[ri * ns + si] {
                 Some(f) => {
@@ -485,7 +534,7 @@ impl Space {
         for (ri, &r) in self.ranks.iter().enumerate() {
             let mut rem = p.ranks[r].extent;
             for si in 0..shared_end {
-                let f = pick(ri, si, rem, &mut cap)?;
+                let f = pick(ri, si, rem, &mut cap[..])?;
                 out[ri * ns + si] = f;
                 rem = rem.div_ceil(f);
             }
@@ -505,7 +554,7 @@ impl Space {
                             residual = Some(sj);
                             continue;
                         }
-                        let f = pick(ri, sj, left, &mut cap)?;
+                        let f = pick(ri, sj, left, &mut cap[..])?;
                         out[ri * ns + sj] = f;
                         left = left.div_ceil(f);
                     }

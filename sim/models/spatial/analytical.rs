@@ -181,6 +181,22 @@ struct Scratch {
     io_tab: Vec<u16>,
     /// Per tensor: whether it is a held intermediate (live at the fusion level).
     live_tab: Vec<bool>,
+    /// Per unit: busy cycles, op energy and ops of the group's Einsums bound to it.
+    unit_busy: Vec<f64>,
+    unit_pj: Vec<f64>,
+    unit_ops: Vec<f64>,
+    /// Per level: port cycles and (read, fill, update) energy.
+    level_cycles: Vec<f64>,
+    level_pj: Vec<[f64; 3]>,
+    /// [`check_loops`]' spatial products per (owner, node, dim) and last key per unit.
+    fan: Vec<(u8, u16, u8, u64)>,
+    last: Vec<usize>,
+    /// [`io_positions`]' candidates (tensor, Einsum), traffic and tile bits per position, and
+    /// chosen position per candidate.
+    io_cands: Vec<(usize, usize)>,
+    io_traffic: Vec<f64>,
+    io_tile: Vec<f64>,
+    io_depth: Vec<usize>,
 }
 
 const NO_KEEP: u16 = u16::MAX;
@@ -204,6 +220,8 @@ struct View {
     tpre: Vec<u64>,
     /// `inst[i]`: product of the spatial factors above index i.
     inst: Vec<f64>,
+    /// `tprod[i]`: product of the temporal factors above view index i.
+    tprod: Vec<f64>,
     /// Product of every temporal factor.
     temporal: f64,
 }
@@ -248,6 +266,8 @@ impl View {
         self.tpre.resize((n + 1) * nr, 1);
         self.inst.clear();
         self.inst.push(1.0);
+        self.tprod.clear();
+        self.tprod.push(1.0);
         let mut temporal = 1.0;
         for i in 0..n {
             let (head, tail) = self.tpre.split_at_mut((i + 1) * nr);
@@ -256,6 +276,7 @@ impl View {
                 tail[usize::from(self.local[usize::from(self.rank[i])])] *= self.factor[i];
                 temporal *= self.factor[i] as f64;
             }
+            self.tprod.push(temporal);
             let x = self.inst[i]
                 * if self.spatial[i] {
                     self.factor[i] as f64
@@ -351,37 +372,25 @@ impl std::ops::Mul<f64> for Fetch {
 /// plus at every step of a temporal loop above `ib` (the temporal loops between it and `ib`
 /// wrapping) what the new tile holds that the previous one did not, as `halo` allows.
 fn entries(v: &View, acc: &AccessP, ib: usize, ext: &impl Fn(usize) -> u64, halo: Halo) -> Fetch {
+    if !acc.halo {
+        let tile = acc.tile(ext);
+        // Without halos a tile that moves shares nothing with the previous one, whatever the
+        // halo rule: the first tile, then a whole tile per step that moves it. A loop moves
+        // the tile if it is relevant or a relevant temporal loop inside it wraps, so every
+        // temporal loop down to the innermost relevant one above `ib` (k) moves it:
+        // 1 + Σ_{j ≤ k} (f_j − 1) · Π_{i < j} f_i = Π_{j ≤ k} f_j transfers.
+        let k = (0..ib)
+            .rev()
+            .find(|&j| !v.spatial[j] && v.factor[j] > 1 && acc.ranks & (1 << v.rank[j]) != 0);
+        let transfers = k.map_or(1.0, |k| v.tprod[k + 1]);
+        return Fetch {
+            words: tile * transfers,
+            transfers,
+        };
+    }
     let mut exts = [0u64; 8];
     let nc = coord_extents(acc, ext, &mut exts);
     let tile: f64 = acc.density * exts[..nc].iter().map(|&x| x as f64).product::<f64>();
-    if !acc.halo {
-        // Without halos a tile that moves shares nothing with the previous one, whatever the
-        // halo rule: the first tile, then a whole tile per step that moves it. A loop moves
-        // the tile if it is relevant or a relevant temporal loop inside it wraps.
-        let mut relevant_inside = false;
-        let mut inner = 1.0; // product of the temporal factors between j and ib
-        let mut moves = 0.0; // Σ over moving loops of (f − 1) × (temporal factors above j)
-        let above: f64 = (0..ib)
-            .filter(|&j| !v.spatial[j])
-            .map(|j| v.factor[j] as f64)
-            .product();
-        for j in (0..ib).rev() {
-            if v.spatial[j] || v.factor[j] <= 1 {
-                continue;
-            }
-            let f = v.factor[j] as f64;
-            let rel = acc.ranks & (1 << v.rank[j]) != 0;
-            if rel || relevant_inside {
-                moves += above / (inner * f) * (f - 1.0);
-            }
-            relevant_inside |= rel;
-            inner *= f;
-        }
-        return Fetch {
-            words: tile * (1.0 + moves),
-            transfers: 1.0 + moves,
-        };
-    }
     // With halos: the words each stepping loop brings when the overlap is kept, and its
     // translation (for Timeloop's same-step rule), outermost first.
     let nt = acc.coords.len().min(8);
@@ -650,7 +659,7 @@ fn run(
         }
     }
     let fuse_depth = a.depth_on_path(g.binding[0], g.fuse).unwrap_or(0);
-    check_loops(p, a, g, fuse_depth)?;
+    check_loops(p, a, g, fuse_depth, &mut s.fan, &mut s.last)?;
     s.keep_tab.clear();
     s.keep_tab.resize(nl * nt, NO_KEEP);
     for &(t, l, k) in &g.keep {
@@ -669,9 +678,14 @@ fn run(
         .unwrap_or(g.loops.len());
 
     // --- compute per Einsum, and the units pipelined over the shared loops' steps.
-    let mut unit_busy = vec![0.0; a.units.len()];
-    let mut unit_pj = vec![0.0; a.units.len()];
-    let mut unit_ops = vec![0.0; a.units.len()];
+    let nu = a.units.len();
+    let mut unit_busy = std::mem::take(&mut s.unit_busy);
+    let mut unit_pj = std::mem::take(&mut s.unit_pj);
+    let mut unit_ops = std::mem::take(&mut s.unit_ops);
+    for v in [&mut unit_busy, &mut unit_pj, &mut unit_ops] {
+        v.clear();
+        v.resize(nu, 0.0);
+    }
     s.steps.clear();
     s.steps.extend(
         g.loops[..shared_end]
@@ -1065,30 +1079,29 @@ fn run(
     }
 
     // --- latency and energy.
-    let level_cycles: Vec<f64> = a
-        .levels
-        .iter()
-        .zip(&s.port)
-        .map(|(lv, &[r, w])| lv.port_cycles(r, w))
-        .collect();
+    let mut level_cycles = std::mem::take(&mut s.level_cycles);
+    level_cycles.clear();
+    level_cycles.extend(
+        a.levels
+            .iter()
+            .zip(&s.port)
+            .map(|(lv, &[r, w])| lv.port_cycles(r, w)),
+    );
     let mem = level_cycles.iter().copied().fold(0.0, f64::max);
-    let level_pj: Vec<[f64; 3]> = a
-        .levels
-        .iter()
-        .enumerate()
-        .map(|(l, lv)| {
-            let (rw, ww) = (lv.read_width_bits, lv.write_width_bits);
-            s.actions[l * nt..(l + 1) * nt]
-                .iter()
-                .fold([0.0; 3], |e, x| {
-                    [
-                        e[0] + x.read_accesses * lv.read_pj_per_bit * rw,
-                        e[1] + x.fill_accesses * lv.fill_pj_per_bit * ww,
-                        e[2] + x.update_accesses * lv.update_pj_per_bit * ww,
-                    ]
-                })
-        })
-        .collect();
+    let mut level_pj = std::mem::take(&mut s.level_pj);
+    level_pj.clear();
+    level_pj.extend(a.levels.iter().enumerate().map(|(l, lv)| {
+        let (rw, ww) = (lv.read_width_bits, lv.write_width_bits);
+        s.actions[l * nt..(l + 1) * nt]
+            .iter()
+            .fold([0.0; 3], |e, x| {
+                [
+                    e[0] + x.read_accesses * lv.read_pj_per_bit * rw,
+                    e[1] + x.fill_accesses * lv.fill_pj_per_bit * ww,
+                    e[2] + x.update_accesses * lv.update_pj_per_bit * ww,
+                ]
+            })
+    }));
     // Loading the first tiles and draining the last results cannot overlap compute; the
     // steady state overlaps transfers with compute.
     let (load, drain) = (s.load, s.drain);
@@ -1098,9 +1111,23 @@ fn run(
         cycles,
         energy_pj: energy,
     };
-    if !full {
+    let eval = full.then(|| {
+        (
+            level_cycles.clone(),
+            level_pj.clone(),
+            unit_pj.clone(),
+            unit_ops.clone(),
+            unit_busy.clone(),
+        )
+    });
+    s.level_cycles = level_cycles;
+    s.level_pj = level_pj;
+    s.unit_pj = unit_pj;
+    s.unit_ops = unit_ops;
+    s.unit_busy = unit_busy;
+    let Some((level_cycles, level_pj, unit_pj, unit_ops, unit_busy)) = eval else {
         return Ok((score, None));
-    }
+    };
     // The keep positions the model chose (held intermediates, derived tiles), so a saved
     // mapping replays them.
     let mut keep = g.keep.clone();
@@ -1132,11 +1159,19 @@ fn run(
 
 /// Structural checks of the nest: nodes on their owner's path in nest order, spatial factors
 /// within each fanout.
-fn check_loops(p: &Problem, a: &ArchP, g: &GroupPlan, fuse_depth: usize) -> Result<(), Invalid> {
+fn check_loops(
+    p: &Problem,
+    a: &ArchP,
+    g: &GroupPlan,
+    fuse_depth: usize,
+    fan: &mut Vec<(u8, u16, u8, u64)>,
+    last: &mut Vec<usize>,
+) -> Result<(), Invalid> {
     let nl = a.levels.len();
-    let mut fan: Vec<(u8, u16, u8, u64)> = Vec::new();
+    fan.clear();
     // The last (depth, kind) key seen per unit: shared loops count for every bound unit.
-    let mut last: Vec<usize> = vec![0; a.units.len()];
+    last.clear();
+    last.resize(a.units.len(), 0);
     let mut private_seen = false;
     for (i, l) in g.loops.iter().enumerate() {
         let node = usize::from(l.node);
@@ -1191,7 +1226,7 @@ fn check_loops(p: &Problem, a: &ArchP, g: &GroupPlan, fuse_depth: usize) -> Resu
         };
         if l.owner == SHARED {
             for &u in owner_units {
-                check(u, &mut last)?;
+                check(u, last)?;
             }
         } else {
             let u = usize::from(l.owner);
@@ -1200,7 +1235,7 @@ fn check_loops(p: &Problem, a: &ArchP, g: &GroupPlan, fuse_depth: usize) -> Resu
                     "loop {i} belongs to a unit no Einsum of the group runs on"
                 )));
             }
-            check(u, &mut last)?;
+            check(u, last)?;
         }
         if l.spatial() {
             let fanout = a.fanout(node);
@@ -1226,7 +1261,7 @@ fn check_loops(p: &Problem, a: &ArchP, g: &GroupPlan, fuse_depth: usize) -> Resu
             )));
         }
     }
-    for &(_, node, dim, product) in &fan {
+    for &(_, node, dim, product) in fan.iter() {
         let size = a.fanout(usize::from(node))[usize::from(dim)];
         if product > size {
             return Err(Invalid::Fanout {
@@ -1570,7 +1605,8 @@ fn io_positions(
     }
     // Candidates: tensors of the group that are not its intermediates, kept at the fusion
     // level without an explicit position.
-    let mut cands: Vec<(usize, usize)> = Vec::new(); // (tensor, k of an Einsum touching it)
+    let mut cands = std::mem::take(&mut s.io_cands); // (tensor, k of an Einsum touching it)
+    cands.clear();
     for (k, &e) in g.einsums.iter().enumerate() {
         for acc in &p.einsums[e].accesses {
             let t = acc.tensor;
@@ -1585,12 +1621,17 @@ fn io_positions(
         }
     }
     if cands.is_empty() || shared_end == 0 {
+        s.io_cands = cands;
         return Ok(());
     }
     // Traffic from the root and tile bits of each candidate at each shared position.
     let n = shared_end + 1;
-    let mut traffic = vec![0.0; cands.len() * n];
-    let mut tile = vec![0.0; cands.len() * n];
+    let mut traffic = std::mem::take(&mut s.io_traffic);
+    let mut tile = std::mem::take(&mut s.io_tile);
+    traffic.clear();
+    traffic.resize(cands.len() * n, 0.0);
+    tile.clear();
+    tile.resize(cands.len() * n, 0.0);
     for (j, &(t, k)) in cands.iter().enumerate() {
         let v = &s.views[k];
         let acc = p.einsums[g.einsums[k]]
@@ -1606,7 +1647,9 @@ fn io_positions(
     }
     // What else the fusion level holds: the other tensors' tiles at their default positions
     // and the held intermediates' peak (computed with the defaults).
-    let mut depth = vec![shared_end; cands.len()];
+    let mut depth = std::mem::take(&mut s.io_depth);
+    depth.clear();
+    depth.resize(cands.len(), shared_end);
     let mut used: f64 = (0..cands.len()).map(|j| tile[j * n + shared_end]).sum();
     used += other_fuse_bits(p, a, g, s, &cands);
     let cap = a.levels[g.fuse].capacity_bits;
@@ -1638,6 +1681,10 @@ fn io_positions(
         s.io_pos.push((t, depth[j]));
         s.io_tab[t] = depth[j] as u16;
     }
+    s.io_cands = cands;
+    s.io_traffic = traffic;
+    s.io_tile = tile;
+    s.io_depth = depth;
     Ok(())
 }
 
