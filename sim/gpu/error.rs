@@ -34,6 +34,16 @@ pub enum GpuError {
         /// What is wrong.
         message: String,
     },
+    /// The op's tensors do not fit in device memory.
+    #[error("`{op}` needs {need_bytes:.4e} B of tensors but gpu.hbm is {have_bytes:.4e} B")]
+    DeviceMemory {
+        /// The op spec.
+        op: String,
+        /// Bytes of its inputs and outputs.
+        need_bytes: f64,
+        /// The spec's device memory.
+        have_bytes: f64,
+    },
     /// No mapping in the search space fits the GPU.
     #[error("no valid mapping for kernel {kernel} of `{op}`")]
     NoMapping {

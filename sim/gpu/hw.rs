@@ -109,6 +109,8 @@ pub struct GpuParams {
     pub wgmma_efficiency: f64,
     /// HBM channels (memory controllers).
     pub hbm_channels: u32,
+    /// Device memory, bytes: an op whose tensors do not fit is refused.
+    pub hbm_bytes: f64,
     /// L2 bandwidth, bytes/s (all SM↔L2 traffic, hits and misses, reads and writes).
     pub l2_bw: f64,
     /// L2 capacity, bytes.
@@ -163,6 +165,7 @@ impl GpuParams {
             hbm_bw: spec.hbm_bandwidth.bytes_per_s() * hbm,
             wgmma_efficiency: wgmma,
             hbm_channels: spec.hbm_channels.max(1),
+            hbm_bytes: spec.hbm.bytes(),
             l2_bw: spec.l2_bandwidth.bytes_per_s(),
             l2_bytes: spec.l2.bytes(),
             smem_per_sm: spec.smem_per_sm.bytes(),

@@ -1023,12 +1023,26 @@ fn decode_split(
     })
 }
 
+/// Refuses an op whose inputs and outputs do not fit in the GPU's device memory (`gpu.hbm`).
+pub fn fits_device_memory(op: &GpuOp, hw: &GpuParams) -> Result<(), GpuError> {
+    let need = op.min_bytes();
+    if need > hw.hbm_bytes {
+        return Err(GpuError::DeviceMemory {
+            op: op.to_string(),
+            need_bytes: need,
+            have_bytes: hw.hbm_bytes,
+        });
+    }
+    Ok(())
+}
+
 /// Lowers `op` with one mapping per kernel.
 pub fn plan_op(
     op: &GpuOp,
     maps: &[GpuMapping],
     hw: &GpuParams,
 ) -> Result<Vec<KernelPlan>, GpuError> {
+    fits_device_memory(op, hw)?;
     let split = maps.first().map_or(1, |m| m.split_k);
     // Decode kernels that always merge their splits (FlashDecoding-style, like the CUDA
     // suite's) may give a combine kernel even for a single split.

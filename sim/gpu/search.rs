@@ -189,6 +189,7 @@ pub fn try_estimate(op: &GpuOp, spec: &GpuSpec) -> Result<GpuEstimate, GpuError>
 /// [`try_estimate`] with explicit derived parameters (e.g. ceilings measured in a run:
 /// [`GpuParams::with_ceilings`]).
 pub fn try_estimate_with(op: &GpuOp, hw: &GpuParams) -> Result<GpuEstimate, GpuError> {
+    super::plan::fits_device_memory(op, hw)?;
     let hw = hw.clone();
     let kinds1 = kernel_kinds(op, 1);
     let primary = candidates(op, kinds1[0].1);

@@ -311,3 +311,28 @@ fn print_published_comparisons() {
         );
     }
 }
+
+#[test]
+fn ops_whose_tensors_exceed_device_memory_are_refused() {
+    let spec = h100();
+    // 2 × 200000² bf16 inputs = 160 GB > 80 GB of HBM3.
+    let big = op("gemm m=200000 n=200000 k=200000");
+    let e = try_estimate(&big, &spec).unwrap_err();
+    assert!(matches!(e, GpuError::DeviceMemory { .. }), "{e}");
+    assert!(e.to_string().contains("gpu.hbm"), "{e}");
+    // The explicit-mapping models refuse it too, before lowering.
+    let small = try_estimate(&op("gemm m=4096 n=4096 k=4096"), &spec).unwrap();
+    assert!(matches!(
+        predict(&big, &small.mapping, &spec),
+        Err(GpuError::DeviceMemory { .. })
+    ));
+    assert!(matches!(
+        simulate(&big, &small.mapping, &spec),
+        Err(GpuError::DeviceMemory { .. })
+    ));
+    // A smaller device memory refuses what the larger one accepts (3 × 16384² × 2 B = 1.6 GB).
+    let mut tiny = spec.clone();
+    tiny.hbm = "1 GB".parse().unwrap();
+    assert!(try_estimate(&op("gemm m=16384 n=16384 k=16384"), &tiny).is_err());
+    assert!(try_estimate(&op("gemm m=16384 n=16384 k=16384"), &spec).is_ok());
+}
