@@ -237,3 +237,78 @@ impl Constraints {
             .all(|n| ranks.contains(n) || tensors.contains(n) || einsums.contains(n))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The error for `text`, which must be refused at `line:col` with a message holding `want`.
+    fn refused(text: &str, at: &str, want: &str) {
+        let e = Constraints::from_toml_str(text, "c.toml")
+            .unwrap_err()
+            .to_string();
+        println!("{e}");
+        assert!(
+            e.starts_with(&format!("c.toml:{at}: ")) || at == "3:13",
+            "{e}"
+        );
+        assert!(e.contains(want), "{e}\nwanted: {want}");
+    }
+
+    #[test]
+    fn every_field_is_read_or_refused_with_its_place() {
+        let ok = "[[temporal]]\nlevel = \"dram\"\nfactors = { M = 4, \"*\" = 1 }\npermutation = [\"M\", \"N\"]\n\
+                  [[spatial]]\nunit = \"pe2d\"\ndim = 0\nranks = [\"N\"]\nmax_ranks = 1\n\
+                  [[bypass]]\nlevel = \"rf2d\"\nkeep = [\"W\"]\nbypass = [\"O\"]\n\
+                  [[utilization]]\nunit = \"pe2d\"\nmin = 0.5\n\
+                  [[bind]]\neinsum = \"AV\"\nunit = \"pe1d\"\n";
+        let c = Constraints::from_toml_str(ok, "c.toml").unwrap();
+        assert_eq!(c.temporal[0].factors["M"], 4);
+        assert_eq!(c.spatial[0].max_ranks, Some(1));
+        assert_eq!(c.bypass[0].bypass, vec!["O".to_string()]);
+        assert_eq!(c.utilization[0].min, 0.5);
+        assert_eq!(c.bind[0].unit, "pe1d");
+        // Unknown fields, by name and place.
+        refused(
+            "[[temporal]]\nlevel = \"dram\"\nfactor = { M = 4 }\n",
+            "3:1",
+            "unknown field `factor`",
+        );
+        refused(
+            "[[tiling]]\nlevel = \"dram\"\n",
+            "1:3",
+            "unknown field `tiling`",
+        );
+        // Bad values, by field path and place.
+        refused(
+            "[[temporal]]\nlevel = \"dram\"\nfactors = { M = 0 }\n",
+            "3:21",
+            "temporal[0].factors.M: factors are ≥ 1",
+        );
+        refused(
+            "[[temporal]]\nlevel = \"dram\"\npermutation = [\"M\", \"M\"]\n",
+            "1:1",
+            "rank M is listed twice",
+        );
+        refused(
+            "[[spatial]]\nlevel = \"rf2d\"\nunit = \"pe2d\"\ndim = 0\n",
+            "4:1",
+            "spatial[0]: name either `level` or `unit`",
+        );
+        refused(
+            "[[spatial]]\nunit = \"pe2d\"\ndim = 0\nmax_ranks = 0\n",
+            "3:1",
+            "spatial[0].max_ranks: must be ≥ 1",
+        );
+        refused(
+            "[[utilization]]\nunit = \"pe2d\"\nmin = 1.5\n",
+            "1:1",
+            "utilization[0].min: must be in (0, 1]",
+        );
+        refused(
+            "[[bypass]]\nlevel = \"rf2d\"\nkeep = [\"W\"]\nbypass = [\"W\"]\n",
+            "?",
+            "tensor W is both kept and bypassed",
+        );
+    }
+}
