@@ -917,15 +917,13 @@ fn run(
                     }
                 };
                 let (child_first, parent_first) = if writes && conv.first_read_per_copy {
-                    let cf = sb * distinct(v, acc, ib);
-                    (
-                        cf,
-                        if fans {
-                            inst * distinct(v, acc, iv)
-                        } else {
-                            cf
-                        },
-                    )
+                    // Per copy: the first update of each element a child holds reads nothing
+                    // back, and so does the first update of each element a parent holds. Where
+                    // children update the same element (a reduced rank unrolled over them) and
+                    // the network does not add their partial sums, every child's update lands
+                    // in the parent's one copy: all but the first read it back to add to it.
+                    // (Without spatial loops between them the two counts are equal.)
+                    (sb * distinct(v, acc, ib), inst * distinct(v, acc, iv))
                 } else if writes {
                     // The first read of each element skipped once, whatever copy holds it.
                     let all = distinct(v, acc, 0);
