@@ -19,6 +19,8 @@
 //! * results flow the other way: each tile `B` retires updates `A` (the children's partial sums
 //!   of one element are added on the way when `A`'s network reduces spatially), and a tile that
 //!   comes back to `B` with earlier partial sums is first filled with them (a read at `A`);
+//!   results move in the partial-sum precision while incomplete (a reduced loop outside the
+//!   tile's stay, or copies not yet added), in the tensor's own once final;
 //! * the PEs read every operand and write every result once per operation, so the innermost
 //!   level that keeps a result reads it back for every accumulation but the first.
 //!
@@ -318,10 +320,6 @@ impl View {
             .position(|&g| usize::from(g) >= global)
             .unwrap_or(self.len())
     }
-    /// Whether a loop over a rank in `mask` steps above view index `i`.
-    fn any_above(&self, mask: u32, i: usize) -> bool {
-        (0..i).any(|j| mask & (1 << self.rank[j]) != 0)
-    }
 }
 
 /// How a level reuses the overlap of consecutive tiles (sliding windows).
@@ -571,6 +569,42 @@ impl Walk<'_> {
     }
 }
 
+/// Whether the results a tile kept at view index `ib` sends up to its parent at `iv` are
+/// partial sums (the child's side), and whether the parent receives partial sums (and so holds
+/// them). A reduced loop above `ib` leaves them partial if it is temporal and outside the
+/// innermost temporal loop that moves the tile (the tile leaves before that reduction ends;
+/// inside that loop the tile stays and accumulates across it, so what leaves is final), or
+/// spatial (each copy holds part of a sum): the parent receives whole sums when its network
+/// adds the children's (`reduces`) and the rank is unrolled below it. The PEs (`pes`) write
+/// every result, partial while any reduction remains.
+fn partial_up(
+    v: &View,
+    acc: &AccessP,
+    reduced: u32,
+    iv: usize,
+    ib: usize,
+    pes: bool,
+    reduces: bool,
+) -> (bool, bool) {
+    let moves = (0..ib)
+        .rev()
+        .find(|&j| !v.spatial[j] && v.factor[j] > 1 && acc.ranks & (1 << v.rank[j]) != 0);
+    let (mut child, mut parent) = (false, false);
+    for j in 0..ib {
+        if v.factor[j] <= 1 || reduced & (1 << v.rank[j]) == 0 {
+            continue;
+        }
+        if v.spatial[j] {
+            child = true;
+            parent |= j < iv || !reduces;
+        } else if pes || moves.is_some_and(|k| j < k) {
+            child = true;
+            parent = true;
+        }
+    }
+    (child, parent)
+}
+
 /// Distinct elements one instance at view index `iw` ever holds (its tile over all temporal
 /// iterations, widened by the spatial loops below `iw`).
 fn distinct(v: &View, acc: &AccessP, iw: usize) -> f64 {
@@ -808,11 +842,6 @@ fn run(
             let n = v.len();
             let bits = a.bits[t];
             let reduced = ep.reduced();
-            let tile_bits = if writes && v.any_above(reduced, n) {
-                bits.partial
-            } else {
-                bits.value
-            };
             let it = s.inter.get(usize::from(s.inter_of[t])).copied();
             let spilled_inter = it.is_some_and(|i| i.spilled);
             // Staged between units in the same pass: producer and consumer step together, so
@@ -830,13 +859,6 @@ fn run(
                 let (l, gpos) = s.chain[ci];
                 let iv = v.at(gpos);
                 let inst = v.instances(iv);
-                let tile = acc.tile(|r| v.inside(r, iv)) * tile_bits;
-                if private(l) {
-                    s.private_used[l] += tile;
-                } else if !(s.live_tab[t] || staged && l == g.fuse) {
-                    let slot = &mut s.shared_tiles[l * nt + t];
-                    *slot = slot.max(tile);
-                }
                 // The transfer between this level and its child (the next level, or the PEs).
                 let child = s.chain.get(ci + 1).map(|&(cl, cp)| (cl, v.at(cp)));
                 let (ib, child_level) = match child {
@@ -863,6 +885,22 @@ fn run(
                 // Whether spatial loops lie between this level and its child: only then does
                 // the parent serve a union (multicast / spatial reduction) of several children.
                 let fans = (iv..ib).any(|j| v.spatial[j]) && widen;
+                // Results: whether the child sends partial sums up, and whether the parent
+                // receives (and so holds) partial sums.
+                let (up_bits, in_bits) = if writes {
+                    let (c, p) = partial_up(v, acc, reduced, iv, ib, child_level.is_none(), fans);
+                    let b = |partial: bool| if partial { bits.partial } else { bits.value };
+                    (b(c), b(p))
+                } else {
+                    (bits.value, bits.value)
+                };
+                let tile = acc.tile(|r| v.inside(r, iv)) * in_bits;
+                if private(l) {
+                    s.private_used[l] += tile;
+                } else if !(s.live_tab[t] || staged && l == g.fuse) {
+                    let slot = &mut s.shared_tiles[l * nt + t];
+                    *slot = slot.max(tile);
+                }
                 // Child-side entries (all instances) and parent-side moves; for results, the
                 // first entries of each element (which resume from nothing).
                 let (child_fetch, parent_fetch) = match child_level {
@@ -917,15 +955,13 @@ fn run(
                     }
                 };
                 let (child_first, parent_first) = if writes && conv.first_read_per_copy {
-                    let cf = sb * distinct(v, acc, ib);
-                    (
-                        cf,
-                        if fans {
-                            inst * distinct(v, acc, iv)
-                        } else {
-                            cf
-                        },
-                    )
+                    // Per copy: the first update of each element a child holds reads nothing
+                    // back, and so does the first update of each element a parent holds. Where
+                    // children update the same element (a reduced rank unrolled over them) and
+                    // the network does not add their partial sums, every child's update lands
+                    // in the parent's one copy: all but the first read it back to add to it.
+                    // (Without spatial loops between them the two counts are equal.)
+                    (sb * distinct(v, acc, ib), inst * distinct(v, acc, iv))
                 } else if writes {
                     // The first read of each element skipped once, whatever copy holds it.
                     let all = distinct(v, acc, 0);
@@ -952,11 +988,6 @@ fn run(
                 } else {
                     // Results flow up: the parent is updated by each retiring tile and reads back
                     // the partial sums a returning tile resumes from.
-                    let ub = if v.any_above(reduced, ib) {
-                        bits.partial
-                    } else {
-                        bits.value
-                    };
                     let resumed_parent = (parent_moves - parent_first).max(0.0);
                     // Per copy, each child resumes its own partial sums; per element (ZigZag),
                     // a returning partial sum is sent to one child of those that share it.
@@ -966,9 +997,9 @@ fn run(
                         resumed_parent
                     };
                     parent.updates = parent_moves;
-                    parent.update_bits = parent_moves * ub;
+                    parent.update_bits = parent_moves * in_bits;
                     parent.update_accesses =
-                        accesses(&parent_fetch, parent_moves, ub, lv.write_width_bits);
+                        accesses(&parent_fetch, parent_moves, in_bits, lv.write_width_bits);
                     parent.reads = resumed_parent;
                     parent.read_bits = resumed_parent * bits.partial;
                     parent.read_accesses = accesses(
@@ -980,9 +1011,9 @@ fn run(
                     if let Some(lk) = lk {
                         if conv.drain_reads {
                             kid.reads = child_entries;
-                            kid.read_bits = child_entries * ub;
+                            kid.read_bits = child_entries * up_bits;
                             kid.read_accesses =
-                                accesses(&child_fetch, child_entries, ub, lk.read_width_bits);
+                                accesses(&child_fetch, child_entries, up_bits, lk.read_width_bits);
                         }
                         kid.fills = resumed;
                         kid.fill_bits = resumed * bits.partial;
