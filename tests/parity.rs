@@ -95,7 +95,7 @@ fn zigzag_cases_match_access_counts() {
         // Energy: equal for every operand (W, I) at every level. ZigZag prices the outputs'
         // transfers per period, including partial-sum transfers its own counts elide
         // (tpu_like's O register file: 262,144 priced refills for 4,096 counted); cascade
-        // prices the transfers it counts. The totals stay within 2% (0.4% and 1.6% here).
+        // prices the transfers it counts. The totals stay within 2% (0.3% and 1.6% here).
         for r in c.energy_rows.iter().filter(|r| r.tensor != "O") {
             assert!(
                 (r.ours_pj - r.peer_pj).abs() <= 0.01 * r.peer_pj,
