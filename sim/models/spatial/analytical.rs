@@ -257,15 +257,13 @@ impl View {
         }
         self.nr = nr;
         let n = self.len();
-        self.ins.clear();
-        self.ins.resize((n + 1) * nr, 1);
+        reset(&mut self.ins, (n + 1) * nr, 1);
         for i in (0..n).rev() {
             let (head, tail) = self.ins.split_at_mut((i + 1) * nr);
             head[i * nr..].copy_from_slice(&tail[..nr]);
             head[i * nr + usize::from(self.local[usize::from(self.rank[i])])] *= self.factor[i];
         }
-        self.tpre.clear();
-        self.tpre.resize((n + 1) * nr, 1);
+        reset(&mut self.tpre, (n + 1) * nr, 1);
         self.inst.clear();
         self.inst.push(1.0);
         self.tprod.clear();
@@ -642,6 +640,17 @@ fn structure(msg: String) -> Invalid {
     Invalid::Structure(msg)
 }
 
+/// Makes `v` hold `n` copies of `x`, reusing its allocation.
+#[inline]
+fn reset<T: Clone>(v: &mut Vec<T>, n: usize, x: T) {
+    if v.len() == n {
+        v.fill(x);
+    } else {
+        v.clear();
+        v.resize(n, x);
+    }
+}
+
 /// Field-wise max of two actions (the larger of two Einsums' needs for one shared transfer).
 fn max_actions(a: &mut Actions, b: &Actions) {
     a.reads = a.reads.max(b.reads);
@@ -694,8 +703,7 @@ fn run(
     }
     let fuse_depth = a.depth_on_path(g.binding[0], g.fuse).unwrap_or(0);
     check_loops(p, a, g, fuse_depth, &mut s.fan, &mut s.last)?;
-    s.keep_tab.clear();
-    s.keep_tab.resize(nl * nt, NO_KEEP);
+    reset(&mut s.keep_tab, nl * nt, NO_KEEP);
     for &(t, l, k) in &g.keep {
         let (t, l) = (usize::from(t), usize::from(l));
         if t < nt && l < nl {
@@ -717,8 +725,7 @@ fn run(
     let mut unit_pj = std::mem::take(&mut s.unit_pj);
     let mut unit_ops = std::mem::take(&mut s.unit_ops);
     for v in [&mut unit_busy, &mut unit_pj, &mut unit_ops] {
-        v.clear();
-        v.resize(nu, 0.0);
+        reset(v, nu, 0.0);
     }
     s.steps.clear();
     s.steps.extend(
@@ -795,27 +802,22 @@ fn run(
     let compute_cycles = pipelined(g, s, a.units.len());
 
     // Default keep positions: where each level's own loops begin, per unit of the group.
-    s.defpos.clear();
-    s.defpos.resize(a.units.len() * nl, 0);
+    reset(&mut s.defpos, a.units.len() * nl, 0);
     for &u in &g.binding {
         for l in 0..nl {
             s.defpos[u * nl + l] = default_position(a, g, l, u);
         }
     }
-    s.inter_of.clear();
-    s.inter_of.resize(nt, NO_INTER);
-    s.io_tab.clear();
-    s.io_tab.resize(nt, NO_KEEP);
-    s.live_tab.clear();
-    s.live_tab.resize(nt, false);
+    reset(&mut s.inter_of, nt, NO_INTER);
+    reset(&mut s.io_tab, nt, NO_KEEP);
+    reset(&mut s.live_tab, nt, false);
     // --- intermediates, and where group inputs and outputs are kept at the fusion level.
     intermediates(p, a, g, s, shared_end)?;
     io_positions(p, a, g, s, shared_end)?;
 
     // --- traffic: every tensor of every Einsum along its chain.
     for buf in [&mut s.actions, &mut s.shared] {
-        buf.clear();
-        buf.resize(nl * nt, Actions::default());
+        reset(buf, nl * nt, Actions::default());
     }
     s.shared_port.clear();
     s.shared_port.resize(nl * nt, [0.0; 2]);
@@ -823,16 +825,13 @@ fn run(
     s.port.resize(nl, [0.0; 2]);
     s.load = 0.0;
     s.drain = 0.0;
-    s.used.clear();
-    s.used.resize(nl, 0.0);
-    s.shared_tiles.clear();
-    s.shared_tiles.resize(nl * nt, 0.0);
+    reset(&mut s.used, nl, 0.0);
+    reset(&mut s.shared_tiles, nl * nt, 0.0);
     for k in 0..ne {
         let e = g.einsums[k];
         let u = g.binding[k];
         let ep = &p.einsums[e];
-        s.private_used.clear();
-        s.private_used.resize(nl, 0.0);
+        reset(&mut s.private_used, nl, 0.0);
         for acc in &ep.accesses {
             let t = acc.tensor;
             let writes = t == ep.write;
@@ -848,8 +847,7 @@ fn run(
             // it streams through the fusion level (reads and writes there, no tile held).
             let staged = it.is_some_and(|i| !i.held && i.cross != 0);
             if s.local.len() != nl {
-                s.local.clear();
-                s.local.resize(nl, Actions::default());
+                reset(&mut s.local, nl, Actions::default());
                 s.local_port.clear();
                 s.local_port.resize(nl, [0.0; 2]);
             }
@@ -1086,11 +1084,12 @@ fn run(
             s.used[l] = s.used[l].max(s.private_used[l]);
         }
     }
-    for i in 0..nl * nt {
-        let sh = s.shared[i];
-        s.actions[i].add(&sh);
-        s.port[i / nt][0] += s.shared_port[i][0];
-        s.port[i / nt][1] += s.shared_port[i][1];
+    for (l, port) in s.port.iter_mut().enumerate().take(nl) {
+        for i in l * nt..(l + 1) * nt {
+            s.actions[i].add(&s.shared[i]);
+            port[0] += s.shared_port[i][0];
+            port[1] += s.shared_port[i][1];
+        }
     }
     // Shared levels hold every tensor's tile at once; held intermediates only while live.
     let peak = live_peak(g, s);
@@ -1201,8 +1200,7 @@ fn check_loops(
     let nl = a.levels.len();
     fan.clear();
     // The last (depth, kind) key seen per unit: shared loops count for every bound unit.
-    last.clear();
-    last.resize(a.units.len(), 0);
+    reset(last, a.units.len(), 0);
     let mut private_seen = false;
     for (i, l) in g.loops.iter().enumerate() {
         let node = usize::from(l.node);
@@ -1324,8 +1322,7 @@ fn pipelined(g: &GroupPlan, s: &mut Scratch, units: usize) -> f64 {
         .filter(|b| u_mask & (1 << b) != 0)
         .collect();
     let mut compute = 0.0;
-    s.per_unit.clear();
-    s.per_unit.resize(units, 0.0);
+    reset(&mut s.per_unit, units, 0.0);
     for pat in 0u32..(1 << skippable.len()) {
         let mut last: u32 = 0;
         let mut count = total_steps;
@@ -1659,28 +1656,35 @@ fn io_positions(
     let n = shared_end + 1;
     let mut traffic = std::mem::take(&mut s.io_traffic);
     let mut tile = std::mem::take(&mut s.io_tile);
-    traffic.clear();
-    traffic.resize(cands.len() * n, 0.0);
-    tile.clear();
-    tile.resize(cands.len() * n, 0.0);
+    reset(&mut traffic, cands.len() * n, 0.0);
+    reset(&mut tile, cands.len() * n, 0.0);
     for (j, &(t, k)) in cands.iter().enumerate() {
         let v = &s.views[k];
         let acc = p.einsums[g.einsums[k]]
             .access(t)
             .ok_or_else(|| structure(format!("{} has no access", p.tensors[t].name)))?;
         let bits = a.bits[t].value;
-        for pos in 0..n {
+        let cap = a.levels[g.fuse].capacity_bits;
+        // Inward to outward: a tile only grows outward, so once one alone overflows the level
+        // no position above it can be chosen (marked by an infinite tile).
+        for pos in (0..n).rev() {
             let iv = v.at(pos);
+            let bits_here = acc.tile(|r| v.inside(r, iv)) * bits;
+            if bits_here > cap && pos < shared_end {
+                for q in 0..=pos {
+                    tile[j * n + q] = f64::INFINITY;
+                }
+                break;
+            }
+            tile[j * n + pos] = bits_here;
             traffic[j * n + pos] =
                 entries(v, acc, iv, &|r| v.inside(r, iv), Halo::SameStep).words * v.instances(iv);
-            tile[j * n + pos] = acc.tile(|r| v.inside(r, iv)) * bits;
         }
     }
     // What else the fusion level holds: the other tensors' tiles at their default positions
     // and the held intermediates' peak (computed with the defaults).
     let mut depth = std::mem::take(&mut s.io_depth);
-    depth.clear();
-    depth.resize(cands.len(), shared_end);
+    reset(&mut depth, cands.len(), shared_end);
     let mut used: f64 = (0..cands.len()).map(|j| tile[j * n + shared_end]).sum();
     used += other_fuse_bits(p, a, g, s, &cands);
     let cap = a.levels[g.fuse].capacity_bits;
