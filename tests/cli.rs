@@ -150,3 +150,20 @@ fn default_job_runs_and_says_what_it_did() {
     assert_eq!(csv.lines().count(), 73, "{csv}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn a_closed_stdout_ends_quietly_without_a_panic() {
+    use std::process::Stdio;
+    // `cascade analyze … --json | head -c 1`: the reader goes away after the first byte.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cascade"))
+        .args(["analyze", "workloads/bert_base.toml", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run cascade");
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_ne!(o.status.code(), Some(101), "{err}");
+}
