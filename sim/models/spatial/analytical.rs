@@ -367,22 +367,25 @@ impl std::ops::Mul<f64> for Fetch {
 /// loops inside `ib`, possibly widened to a union over spatial loops above it): the first tile,
 /// plus at every step of a temporal loop above `ib` (the temporal loops between it and `ib`
 /// wrapping) what the new tile holds that the previous one did not, as `halo` allows.
+/// [`entries`] of an access without halos whose tile (elements) is `tile`: a tile that moves
+/// shares nothing with the previous one, whatever the halo rule: the first tile, then a whole
+/// tile per step that moves it. A loop moves the tile if it is relevant or a relevant temporal
+/// loop inside it wraps, so every temporal loop down to the innermost relevant one above `ib`
+/// (k) moves it: 1 + Σ_{j ≤ k} (f_j − 1) · Π_{i < j} f_i = Π_{j ≤ k} f_j transfers.
+fn plain_entries(v: &View, acc: &AccessP, ib: usize, tile: f64) -> Fetch {
+    let k = (0..ib)
+        .rev()
+        .find(|&j| !v.spatial[j] && v.factor[j] > 1 && acc.ranks & (1 << v.rank[j]) != 0);
+    let transfers = k.map_or(1.0, |k| v.tprod[k + 1]);
+    Fetch {
+        words: tile * transfers,
+        transfers,
+    }
+}
+
 fn entries(v: &View, acc: &AccessP, ib: usize, ext: &impl Fn(usize) -> u64, halo: Halo) -> Fetch {
     if !acc.halo {
-        let tile = acc.tile(ext);
-        // Without halos a tile that moves shares nothing with the previous one, whatever the
-        // halo rule: the first tile, then a whole tile per step that moves it. A loop moves
-        // the tile if it is relevant or a relevant temporal loop inside it wraps, so every
-        // temporal loop down to the innermost relevant one above `ib` (k) moves it:
-        // 1 + Σ_{j ≤ k} (f_j − 1) · Π_{i < j} f_i = Π_{j ≤ k} f_j transfers.
-        let k = (0..ib)
-            .rev()
-            .find(|&j| !v.spatial[j] && v.factor[j] > 1 && acc.ranks & (1 << v.rank[j]) != 0);
-        let transfers = k.map_or(1.0, |k| v.tprod[k + 1]);
-        return Fetch {
-            words: tile * transfers,
-            transfers,
-        };
+        return plain_entries(v, acc, ib, acc.tile(ext));
     }
     let mut exts = [0u64; 8];
     let nc = coord_extents(acc, ext, &mut exts);
@@ -1669,7 +1672,8 @@ fn io_positions(
         // no position above it can be chosen (marked by an infinite tile).
         for pos in (0..n).rev() {
             let iv = v.at(pos);
-            let bits_here = acc.tile(|r| v.inside(r, iv)) * bits;
+            let elems = acc.tile(|r| v.inside(r, iv));
+            let bits_here = elems * bits;
             if bits_here > cap && pos < shared_end {
                 for q in 0..=pos {
                     tile[j * n + q] = f64::INFINITY;
@@ -1677,8 +1681,12 @@ fn io_positions(
                 break;
             }
             tile[j * n + pos] = bits_here;
-            traffic[j * n + pos] =
-                entries(v, acc, iv, &|r| v.inside(r, iv), Halo::SameStep).words * v.instances(iv);
+            let fetch = if acc.halo {
+                entries(v, acc, iv, &|r| v.inside(r, iv), Halo::SameStep)
+            } else {
+                plain_entries(v, acc, iv, elems)
+            };
+            traffic[j * n + pos] = fetch.words * v.instances(iv);
         }
     }
     // What else the fusion level holds: the other tensors' tiles at their default positions
