@@ -3,9 +3,8 @@
 use crate::analyze::{analyze_workload, render_text};
 use crate::workload::Workload;
 use anyhow::{bail, Context, Result};
-use cascade_einsum::{bind, check_source, evaluate, library, random_inputs, Checked};
+use cascade_einsum::{bind, evaluate, random_inputs};
 use clap::{Parser, Subcommand};
-use std::collections::BTreeMap;
 use std::path::Path;
 
 #[derive(Parser, Debug)]
@@ -154,39 +153,7 @@ pub enum Command {
     },
 }
 
-/// Load a cascade from a file or the built-in library.
-pub fn load_cascade(arg: &str) -> Result<Checked> {
-    let p = Path::new(arg);
-    let (name, text) = if p.exists() {
-        (
-            arg.to_string(),
-            std::fs::read_to_string(p).with_context(|| format!("{arg}: cannot read"))?,
-        )
-    } else if let Some(src) = library::source(arg) {
-        (format!("einsum/cascades/{arg}.ein"), src.to_string())
-    } else {
-        bail!(
-            "{arg}: no such file, and not a built-in cascade (built in: {})",
-            library::names().join(", ")
-        );
-    };
-    check_source(&name, &text).map_err(|e| anyhow::anyhow!("{e}"))
-}
-
-fn parse_sets(sets: &[String]) -> Result<BTreeMap<String, u64>> {
-    let mut m = BTreeMap::new();
-    for s in sets {
-        let Some((k, v)) = s.split_once('=') else {
-            bail!("--set {s}: expected RANK=N, e.g. M=16")
-        };
-        let n: u64 = v
-            .trim()
-            .parse()
-            .with_context(|| format!("--set {s}: `{v}` is not a positive integer"))?;
-        m.insert(k.trim().to_string(), n);
-    }
-    Ok(m)
-}
+use crate::commands::map::{load_checked as load_cascade, parse_sets};
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {

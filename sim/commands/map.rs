@@ -6,7 +6,7 @@ use crate::models::spatial::fusion::{map_cascade, Fusion};
 use crate::workload::{Phase, Point, Workload, WorkloadKind};
 use anyhow::{anyhow, bail, Context, Result};
 use cascade_einsum::ir::{rank_of, Cascade, Reduce};
-use cascade_einsum::{bind, check_source, library, Routing};
+use cascade_einsum::{bind, check_source, library, Checked, Routing};
 use cascade_mappings::mapping::{locate, GroupMapping, RoutingMapping};
 use cascade_mappings::model::{CostModel, GroupEval, GroupPlan};
 use cascade_mappings::{ArchP, Constraints, Mapping, Objective, Problem, Report, Search};
@@ -28,8 +28,8 @@ pub struct Instance {
     pub count: u64,
 }
 
-/// A cascade from a `.ein` file or the built-in library.
-pub fn load_cascade(arg: &str) -> Result<Cascade> {
+/// A cascade from a `.ein` file or the built-in library, checked (with its warnings).
+pub fn load_checked(arg: &str) -> Result<Checked> {
     let p = Path::new(arg);
     let (name, text) = if p.exists() {
         (
@@ -44,9 +44,12 @@ pub fn load_cascade(arg: &str) -> Result<Cascade> {
             library::names().join(", ")
         );
     };
-    Ok(check_source(&name, &text)
-        .map_err(|e| anyhow!("{e}"))?
-        .cascade)
+    check_source(&name, &text).map_err(|e| anyhow!("{e}"))
+}
+
+/// A cascade from a `.ein` file or the built-in library.
+pub fn load_cascade(arg: &str) -> Result<Cascade> {
+    Ok(load_checked(arg)?.cascade)
 }
 
 /// `RANK=N` pairs; errors name the argument.
