@@ -4,9 +4,9 @@
 use crate::models::spatial::analytical::Analytical;
 use crate::models::spatial::fusion::{map_cascade, Fusion};
 use crate::workload::{Phase, Point, Workload, WorkloadKind};
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use cascade_einsum::ir::{rank_of, Cascade, Reduce};
-use cascade_einsum::{bind, check_source, library, Checked, Routing};
+use cascade_einsum::{bind, check_source, Checked, Routing};
 use cascade_mappings::mapping::{locate, GroupMapping, RoutingMapping};
 use cascade_mappings::model::{CostModel, GroupEval, GroupPlan};
 use cascade_mappings::{ArchP, Constraints, Mapping, Objective, Problem, Report, Search};
@@ -30,20 +30,7 @@ pub struct Instance {
 
 /// A cascade from a `.ein` file or the built-in library, checked (with its warnings).
 pub fn load_checked(arg: &str) -> Result<Checked> {
-    let p = Path::new(arg);
-    let (name, text) = if p.exists() {
-        (
-            arg.to_string(),
-            std::fs::read_to_string(p).with_context(|| format!("{arg}: cannot read"))?,
-        )
-    } else if let Some(src) = library::source(arg) {
-        (format!("einsum/cascades/{arg}.ein"), src.to_string())
-    } else {
-        bail!(
-            "{arg}: no such file, and not a built-in cascade (built in: {})",
-            library::names().join(", ")
-        );
-    };
+    let (name, text) = super::check::load_source(arg)?;
     check_source(&name, &text).map_err(|e| anyhow!("{e}"))
 }
 

@@ -1,4 +1,6 @@
 //! The CLI's verbs that map, replay and regress (one file per concern). Only commands and
 //! reports write files; models never do.
+pub mod check;
+pub mod eval;
 pub mod map;
 pub mod regress;
