@@ -6,6 +6,27 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use std::path::Path;
 
+/// Writes to standard output, as an error rather than a panic when it fails (a full disk,
+/// `> /dev/full`); a closed pipe ends the process quietly through SIGPIPE (main.rs).
+pub fn write_out(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    o.write_all(text.as_bytes())
+        .and_then(|()| o.flush())
+        .map_err(|e| anyhow::Error::new(e).context("writing to standard output"))
+}
+
+/// `print!` that returns write errors (see [`write_out`]).
+macro_rules! out {
+    ($($a:tt)*) => { $crate::cli::write_out(&format!($($a)*))? };
+}
+
+/// `println!` that returns write errors (see [`write_out`]).
+macro_rules! outln {
+    () => { $crate::cli::write_out("\n")? };
+    ($($a:tt)*) => { $crate::cli::write_out(&format!("{}\n", format_args!($($a)*)))? };
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "cascade",
@@ -174,7 +195,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let (name, text) = crate::commands::check::load_source(&cascade)?;
             let (report, checked) = crate::commands::check::check(&name, &text);
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                outln!("{}", serde_json::to_string_pretty(&report)?);
                 return match checked {
                     Ok(_) => Ok(()),
                     Err(e) => Err(anyhow::anyhow!("{e}")),
@@ -184,16 +205,16 @@ pub fn run(cli: Cli) -> Result<()> {
             if !c.warnings.is_empty() {
                 eprintln!("{}", c.render_warnings());
             }
-            print!("{}", crate::commands::check::render_text(&c));
+            out!("{}", crate::commands::check::render_text(&c));
             Ok(())
         }
         Some(Command::Analyze { workload, json }) => {
             let w = Workload::load(&workload)?;
             let r = analyze_workload(&w)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&r)?);
+                outln!("{}", serde_json::to_string_pretty(&r)?);
             } else {
-                print!("{}", render_text(&r));
+                out!("{}", render_text(&r));
             }
             Ok(())
         }
@@ -208,9 +229,9 @@ pub fn run(cli: Cli) -> Result<()> {
             crate::reproduce::write_reports(&rows, &s, Path::new(&dir))?;
             let evals: u64 = rows.iter().map(|r| r.evaluations).sum();
             let secs = t.elapsed().as_secs_f64();
-            println!("FuseMax reproduction: {} mapped points ({} models × seq × 3 designs), {evals} mappings evaluated in {secs:.2} s ({:.0}/s)", rows.len(), crate::workload::FUSEMAX_MODELS.len(), evals as f64 / secs);
-            print!("{}", crate::reproduce::render_summary(&s));
-            println!("reports written to {dir}/ (results.csv, summary.md, speedup/energy_ratio/utilization .png/.svg)");
+            outln!("FuseMax reproduction: {} mapped points ({} models × seq × 3 designs), {evals} mappings evaluated in {secs:.2} s ({:.0}/s)", rows.len(), crate::workload::FUSEMAX_MODELS.len(), evals as f64 / secs);
+            out!("{}", crate::reproduce::render_summary(&s));
+            outln!("reports written to {dir}/ (results.csv, summary.md, speedup/energy_ratio/utilization .png/.svg)");
             Ok(())
         }
         Some(Command::Estimate { arch, op, json }) => {
@@ -221,16 +242,22 @@ pub fn run(cli: Cli) -> Result<()> {
             let op = crate::gpu::GpuOp::parse(&op).map_err(|e| anyhow::anyhow!("--op: {e}"))?;
             let est = crate::gpu::try_estimate(&op, gpu).map_err(|e| anyhow::anyhow!("{e}"))?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&est)?);
+                outln!("{}", serde_json::to_string_pretty(&est)?);
             } else {
-                println!(
+                outln!(
                     "{op}: {:.4e} s ({:?}-bound) on {}",
-                    est.seconds, est.bound, a.name
+                    est.seconds,
+                    est.bound,
+                    a.name
                 );
                 for k in &est.kernels {
-                    println!(
+                    outln!(
                         "  {:<16} {:.4e} s  {:?}  {} CTAs in {} waves",
-                        k.name, k.seconds, k.bound, k.ctas, k.waves
+                        k.name,
+                        k.seconds,
+                        k.bound,
+                        k.ctas,
+                        k.waves
                     );
                 }
             }
@@ -311,7 +338,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 }
             }
             if json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(&serde_json::json!({
                         "target": label, "arch": a.name, "instances": mapped,
@@ -321,25 +348,25 @@ pub fn run(cli: Cli) -> Result<()> {
                     }))?
                 );
             } else {
-                println!("mapped {label} onto {} — objective {objective}", a.name);
+                outln!("mapped {label} onto {} — objective {objective}", a.name);
                 for m in &mapped {
                     match &m.result {
                         Ok(x) => {
-                            println!("  {}", map::summary_line(&m.role, &x.report));
+                            outln!("  {}", map::summary_line(&m.role, &x.report));
                             if m.count > 1 {
-                                println!(
+                                outln!(
                                     "  {:<12} occurs {} times: {:.4e} s in all",
                                     "",
                                     m.count,
                                     m.count as f64 * x.report.latency_s
                                 );
                             }
-                            println!(
+                            outln!(
                                 "  {:<12} {} evaluations of a mapspace of {:.3e} plans ({:.2e} covered); stopped: {}",
                                 "", x.evaluations, x.space_size, x.coverage, x.stop.join("; ")
                             );
                         }
-                        Err(e) => println!("  {:<12} {:<18} not mapped: {e}", m.role, m.cascade),
+                        Err(e) => outln!("  {:<12} {:<18} not mapped: {e}", m.role, m.cascade),
                     }
                 }
                 let occurrences: u64 = mapped
@@ -352,14 +379,14 @@ pub fn run(cli: Cli) -> Result<()> {
                 } else {
                     String::new()
                 };
-                println!(
+                outln!(
                     "mapped total {total:.4e} s ({} of {} cascades{repeats}); {evals} mappings evaluated in {secs:.2} s ({:.0}/s)",
                     ok.len(),
                     mapped.len(),
                     evals as f64 / secs.max(1e-9)
                 );
                 if let [(_, m)] = ok.as_slice() {
-                    println!("\nbest mapping:\n{}", m.mapping.to_toml()?);
+                    outln!("\nbest mapping:\n{}", m.mapping.to_toml()?);
                 }
             }
             if ok.is_empty() {
@@ -376,13 +403,17 @@ pub fn run(cli: Cli) -> Result<()> {
             let a = load_arch(arch.as_deref().unwrap_or(&m.arch))?;
             let r = crate::commands::map::simulate(&m, &text, &mapping, &a)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&r)?);
+                outln!("{}", serde_json::to_string_pretty(&r)?);
             } else {
-                println!("{}", crate::commands::map::summary_line(&m.cascade, &r));
+                outln!("{}", crate::commands::map::summary_line(&m.cascade, &r));
                 for t in &r.traffic {
-                    println!(
+                    outln!(
                         "  {:<14} {:<6} reads {:>12.0}  fills {:>12.0}  updates {:>12.0}",
-                        t.level, t.tensor, t.reads, t.fills, t.updates
+                        t.level,
+                        t.tensor,
+                        t.reads,
+                        t.fills,
+                        t.updates
                     );
                 }
             }
@@ -408,14 +439,14 @@ pub fn run(cli: Cli) -> Result<()> {
             );
             std::fs::write(Path::new(&out).join("summary.md"), md)?;
             std::fs::write(Path::new(&out).join("results.csv"), parity::csv(&results))?;
-            print!(
+            out!(
                 "{}",
                 parity::render(&results)
                     .split("\n\n###")
                     .next()
                     .unwrap_or("")
             );
-            println!("\nreports written to {out}/ (summary.md, results.csv)");
+            outln!("\nreports written to {out}/ (summary.md, results.csv)");
             Ok(())
         }
         Some(Command::Regress { baseline, update }) => {
@@ -427,16 +458,16 @@ pub fn run(cli: Cli) -> Result<()> {
                     figures: cur.iter().map(|(k, v)| (k.clone(), crate::commands::regress::BaselineFigure { value: (v * 1e6).round() / 1e6, tolerance: 0.01 })).collect(),
                 };
                 std::fs::write(&baseline, toml::to_string_pretty(&b)?)?;
-                println!("wrote {baseline}");
+                outln!("wrote {baseline}");
                 return Ok(());
             }
             let b = crate::commands::regress::load_baseline(Path::new(&baseline))?;
             let (text, ok) = crate::commands::regress::regress(&cur, &b);
-            print!("{text}");
+            out!("{text}");
             if !ok {
                 bail!("modeled figures drifted from {baseline}");
             }
-            println!("no drift beyond tolerance");
+            outln!("no drift beyond tolerance");
             Ok(())
         }
         Some(Command::Eval {
@@ -448,9 +479,9 @@ pub fn run(cli: Cli) -> Result<()> {
             let c = load_cascade(&cascade)?;
             let r = crate::commands::eval::eval(&c.cascade, &set, seed)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&r)?);
+                outln!("{}", serde_json::to_string_pretty(&r)?);
             } else {
-                print!("{}", crate::commands::eval::render_text(&r));
+                out!("{}", crate::commands::eval::render_text(&r));
             }
             Ok(())
         }
@@ -479,11 +510,11 @@ fn crosscheck(_out: &Path) -> Result<()> {
 /// `cascade` with no arguments: reproduce FuseMax's attention results by search (all
 /// four models, six sequence lengths, three designs) and write reports/fusemax/.
 fn default_job() -> Result<()> {
-    println!(
+    outln!(
         "cascade: no command given — reproducing FuseMax (MICRO'24) attention results by search:"
     );
-    println!("FuseMax, FLAT and an unfused baseline mapped by the mapper for BERT-Base, TrXL-wt103, T5-small");
-    println!("and XLM at 1K–1M tokens (batch 64). `cascade --help` lists the other commands.\n");
+    outln!("FuseMax, FLAT and an unfused baseline mapped by the mapper for BERT-Base, TrXL-wt103, T5-small");
+    outln!("and XLM at 1K–1M tokens (batch 64). `cascade --help` lists the other commands.\n");
     run(Cli {
         command: Some(Command::Reproduce {
             paper: "fusemax".into(),

@@ -10,6 +10,15 @@ fn main() {
     }
     let cli = cascade::cli::Cli::parse();
     if let Err(e) = cascade::cli::run(cli) {
+        // A reader that went away while SIGPIPE is ignored (non-Unix, or a parent that
+        // ignores it): a quiet end, as with the signal.
+        let broken_pipe = e.chain().any(|c| {
+            c.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        });
+        if broken_pipe {
+            std::process::exit(0);
+        }
         let msg = format!("{e:#}");
         // Located diagnostics already start with their severity.
         if msg.starts_with("error") {

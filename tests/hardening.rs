@@ -225,3 +225,63 @@ fn help_says_what_the_default_job_does() {
         }
     }
 }
+
+/// `cascade … > /dev/full`: one error line and exit 1, never a panic.
+#[cfg(target_os = "linux")]
+fn to_dev_full(args: &[&str]) -> Output {
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full");
+    Command::new(env!("CARGO_BIN_EXE_cascade"))
+        .args(args)
+        .stdout(full)
+        .output()
+        .expect("run cascade")
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_full_disk_is_one_error_line_not_a_panic() {
+    let cases: &[&[&str]] = &[
+        &["analyze", "bert_base", "--json"],
+        &["analyze", "bert_base"],
+        &["check", "gemm"],
+        &["check", "gemm", "--json"],
+        &["eval", "gemm"],
+        &["eval", "gemm", "--json"],
+        &["estimate", "--op", "gemm m=64 n=64 k=64"],
+        &["estimate", "--op", "gemm m=64 n=64 k=64", "--json"],
+        &[
+            "simulate",
+            "--mapping",
+            "mappings/saved/bert_base_attention_fusemax.toml",
+        ],
+        &[
+            "map",
+            "--arch",
+            "fusemax",
+            "--cascade",
+            "gemm",
+            "--set",
+            "T=64",
+            "--set",
+            "N=64",
+            "--set",
+            "K=64",
+            "--budget",
+            "50",
+        ],
+        &[],
+    ];
+    for args in cases {
+        let o = to_dev_full(args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(
+            err.trim_end(),
+            "error: writing to standard output: No space left on device (os error 28)",
+            "{args:?}"
+        );
+    }
+}
