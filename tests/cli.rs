@@ -167,3 +167,93 @@ fn a_closed_stdout_ends_quietly_without_a_panic() {
     assert!(!err.contains("panicked"), "{err}");
     assert_ne!(o.status.code(), Some(101), "{err}");
 }
+
+#[test]
+fn check_refuses_deep_nesting() {
+    // 5,000 nested parentheses overflowed the stack; 100,000 chained operators built a
+    // tree too deep for the passes that walk it. Both are located errors naming the limit.
+    let f = tmp(
+        "deep.ein",
+        &format!(
+            "input A[M]\nZ[m] = {}A[m]{}\noutput Z\n",
+            "(".repeat(5000),
+            ")".repeat(5000)
+        ),
+    );
+    let o = cascade(&["check", &f]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(!e.contains("panicked") && !e.contains("overflow"), "{e}");
+    assert!(e.contains("deep.ein:2:265"), "{e}");
+    assert!(e.contains("more than 256 levels deep"), "{e}");
+    let chain = vec!["A[m]"; 100_000].join("+");
+    let f = tmp("chain.ein", &format!("input A[M]\noutput Z[m] = {chain}\n"));
+    let o = cascade(&["check", &f]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("chain.ein:2:1294"), "{}", stderr(&o));
+    // Within the limit, every pass runs (check, eval).
+    let f = tmp(
+        "nested.ein",
+        &format!(
+            "input A[M]\nZ[m] = {}A[m]{}\noutput Z\n",
+            "exp(".repeat(200),
+            ")".repeat(200)
+        ),
+    );
+    let o = cascade(&["check", &f]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = cascade(&["eval", &f, "--set", "M=4"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn check_reports_one_error_for_a_rejected_statement() {
+    // Statement 1 is rejected; statements 2 and 3 only use its output: one error.
+    let f = tmp(
+        "follow.ein",
+        "input A[M]\nB[m,m] = A[m]\nC[m] = B[m] + 1\noutput D[m] = C[m] * B[m]\n",
+    );
+    let o = cascade(&["check", &f]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert_eq!(e.matches("error").count(), 1, "{e}");
+    assert!(e.contains("follow.ein:2:5"), "{e}");
+    assert!(!e.contains("unknown tensor"), "{e}");
+}
+
+#[test]
+fn map_refuses_more_than_32_leaf_ranks_with_a_reason() {
+    let n = 33;
+    let ranks: Vec<String> = (0..n).map(|i| format!("R{i}")).collect();
+    let vars: Vec<String> = (0..n).map(|i| format!("r{i}")).collect();
+    let f = tmp(
+        "wide.ein",
+        &format!(
+            "input A[{}]\noutput Z[{v}] = A[{v}] * 2\n",
+            ranks.join(","),
+            v = vars.join(",")
+        ),
+    );
+    let sets: Vec<String> = ranks.iter().map(|r| format!("{r}=2")).collect();
+    let mut args = vec![
+        "map",
+        "--cascade",
+        &f,
+        "--arch",
+        "fusemax",
+        "--budget",
+        "100",
+    ];
+    for s in &sets {
+        args.extend(["--set", s]);
+    }
+    let o = cascade(&args);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let all = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(!all.contains("panicked"), "{all}");
+    assert!(
+        all.lines()
+            .any(|l| l.contains("`wide` has 33 leaf ranks") && l.contains("at most 32")),
+        "{all}"
+    );
+}

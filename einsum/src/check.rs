@@ -97,6 +97,10 @@ struct Cx {
     iter_uses: BTreeMap<String, (Span, String)>,
     /// Window rank → the first affine index addressing it (span, tensor, index text).
     window_uses: BTreeMap<String, (Span, String, String)>,
+    /// Tensors and ranks whose declaring statement was rejected (an Einsum's left-hand
+    /// side, a split): later uses fail only because of that error, so they say nothing.
+    rejected_tensors: BTreeSet<String>,
+    rejected_ranks: BTreeSet<String>,
 }
 
 impl Cx {
@@ -151,15 +155,19 @@ impl Cx {
         let mut lhs_ok = vec![false; stmts.len()];
         for (k, e) in stmts.iter().enumerate() {
             lhs_ok[k] = self.declare_output(e, k);
+            let name = &e.output.tensor.name;
+            if !lhs_ok[k] && !self.tensors.contains_key(name) {
+                self.rejected_tensors.insert(name.clone());
+            }
         }
         // 3. Inits.
         let mut inits: BTreeMap<String, Span> = BTreeMap::new();
         for st in &p.stmts {
             if let Stmt::Init(items) = st {
                 for it in items {
-                    if self.check_init(it) {
-                        inits.insert(it.target.tensor.name.clone(), it.span);
-                    }
+                    // A rejected init was reported: the tensor's "no init" would repeat it.
+                    let _ = self.check_init(it);
+                    inits.insert(it.target.tensor.name.clone(), it.span);
                 }
             }
         }
@@ -223,6 +231,7 @@ impl Cx {
                     for n in names {
                         match self.tensors.get(&n.name) {
                             Some(t) if t.producer.is_some() => self.mark_output(&n.name),
+                            None if self.rejected_tensors.contains(&n.name) => {}
                             Some(_) => self.err(
                                 n.span,
                                 format!("output `{}` is never written", n.name),
@@ -305,12 +314,17 @@ impl Cx {
     }
 
     fn declare_split(&mut self, s: &SplitStmt) {
+        if self.rejected_ranks.contains(&s.rank.name) {
+            self.reject_parts(s); // a part of a rejected split: that error says it
+            return;
+        }
         if !self.ranks.contains_key(&s.rank.name) {
             self.err(
                 s.rank.span,
                 format!("split of unknown rank `{}`", s.rank.name),
                 "no input has this rank",
             );
+            self.reject_parts(s);
             return;
         }
         if !self.ranks[&s.rank.name].parts.is_empty() {
@@ -319,6 +333,7 @@ impl Cx {
                 format!("rank `{}` is split twice", s.rank.name),
                 "second split",
             );
+            self.reject_parts(s);
             return;
         }
         let mut seen = BTreeSet::new();
@@ -329,6 +344,7 @@ impl Cx {
                     format!("split part `{}` is already a rank", p.name),
                     "choose a new rank name",
                 );
+                self.reject_parts(s);
                 return;
             }
         }
@@ -347,10 +363,21 @@ impl Cx {
             s.parts.iter().map(|p| p.name.clone()).collect();
     }
 
+    /// The new parts of a rejected split: their uses fail only because of it.
+    fn reject_parts(&mut self, s: &SplitStmt) {
+        for p in &s.parts {
+            if !self.ranks.contains_key(&p.name) {
+                self.rejected_ranks.insert(p.name.clone());
+            }
+        }
+    }
+
     fn known_rank(&mut self, id: &Ident) -> bool {
         let r = rank_of(&id.name);
         if self.ranks.contains_key(&r) {
             true
+        } else if self.rejected_ranks.contains(&r) {
+            false
         } else {
             self.err(
                 id.span,
@@ -459,6 +486,9 @@ impl Cx {
     fn check_init(&mut self, it: &InitStmt) -> bool {
         let name = &it.target.tensor.name;
         let Some(t) = self.tensors.get(name).cloned() else {
+            if self.rejected_tensors.contains(name) {
+                return false;
+            }
             self.err(
                 it.target.tensor.span,
                 format!("unknown tensor `{name}` in `init`"),
@@ -517,6 +547,9 @@ impl Cx {
     fn resolve(&mut self, a: &Access, writer: Option<&str>) -> Option<ResolvedAccess> {
         let name = &a.tensor.name;
         let Some(t) = self.tensors.get(name).cloned() else {
+            if self.rejected_tensors.contains(name) {
+                return None;
+            }
             self.err(
                 a.tensor.span,
                 format!("unknown tensor `{name}`"),
@@ -966,6 +999,9 @@ impl Cx {
         }
         for r in extents_in(&e.expr) {
             if !self.ranks.contains_key(&r.name) {
+                if self.rejected_ranks.contains(&r.name) {
+                    return None;
+                }
                 self.err(
                     r.span,
                     format!("`size({})` of unknown rank", r.name),

@@ -199,10 +199,12 @@ impl Cascade {
     }
     /// The rank a split part belongs to, or the rank itself.
     pub fn root_rank<'a>(&'a self, rank: &'a str) -> &'a str {
-        match self.ranks.get(rank).and_then(|r| r.parent.as_deref()) {
-            Some(p) => self.root_rank(p),
-            None => rank,
+        // Loops, not recursion: splits of split parts may nest arbitrarily deep.
+        let mut rank = rank;
+        while let Some(p) = self.ranks.get(rank).and_then(|r| r.parent.as_deref()) {
+            rank = p;
         }
+        rank
     }
     /// Ranks that are not parts of a split (M, P, E, ...), in name order.
     pub fn root_ranks(&self) -> Vec<&str> {
@@ -214,10 +216,11 @@ impl Cascade {
     }
     /// The outermost part of a rank (the rank itself when not split).
     pub fn outermost_part<'a>(&'a self, rank: &'a str) -> &'a str {
-        match self.ranks.get(rank) {
-            Some(r) if !r.parts.is_empty() => self.outermost_part(&r.parts[0]),
-            _ => rank,
+        let mut rank = rank;
+        while let Some(first) = self.ranks.get(rank).and_then(|r| r.parts.first()) {
+            rank = first;
         }
+        rank
     }
     /// Window ranks: the input ranks addressed by affine indices (`H`, `W` of
     /// `I[n,c,p+r,q+s]` on `input I[N,C,H,W]`). No Einsum iterates them; [`crate::bind`]
@@ -252,11 +255,16 @@ impl Cascade {
     }
     /// Leaf ranks (no further split) that make up `rank`, outer first.
     pub fn leaf_ranks(&self, rank: &str) -> Vec<String> {
-        match self.ranks.get(rank) {
-            Some(r) if !r.parts.is_empty() => {
-                r.parts.iter().flat_map(|p| self.leaf_ranks(p)).collect()
+        let mut out = Vec::new();
+        let mut todo = vec![rank];
+        while let Some(r) = todo.pop() {
+            match self.ranks.get(r) {
+                Some(info) if !info.parts.is_empty() => {
+                    todo.extend(info.parts.iter().rev().map(String::as_str))
+                }
+                _ => out.push(r.to_string()),
             }
-            _ => vec![rank.to_string()],
         }
+        out
     }
 }

@@ -801,3 +801,157 @@ fn window_extent_too_large_to_count() {
         ],
     );
 }
+
+/// `n` nested copies of `open … close` around `inner`.
+fn nest(open: &str, inner: &str, close: &str, n: usize) -> String {
+    format!("{}{inner}{}", open.repeat(n), close.repeat(n))
+}
+
+#[test]
+fn deep_nesting_is_refused_with_a_located_error() {
+    use cascade_einsum::syntax::parser::MAX_EXPR_DEPTH;
+    // 5,000 parentheses overflowed the stack; the parser stops one past the limit.
+    let src = format!(
+        "input A[M]\noutput Z[m] = {}\n",
+        nest("(", "A[m]", ")", 5000)
+    );
+    let r = error_of(&src);
+    let col = "output Z[m] = ".len() + MAX_EXPR_DEPTH + 2;
+    assert_diag(
+        &r,
+        2,
+        col,
+        1,
+        &[
+            "syntax error",
+            "more than 256 levels deep",
+            "several Einsums",
+        ],
+    );
+    // The same for calls and signs.
+    for (open, close) in [("exp(", ")"), ("max(A[m], ", ")"), ("-", ""), ("-(", ")")] {
+        let src = format!(
+            "input A[M]\noutput Z[m] = {}\n",
+            nest(open, "A[m]", close, 5000)
+        );
+        assert!(error_of(&src).contains("levels deep"), "{open}");
+    }
+}
+
+#[test]
+fn long_operator_chains_are_refused_at_the_limit() {
+    // `A+A+…` builds a left-deep tree one level per operator, which every later pass
+    // walks recursively: 100,000 operators are refused at the one past the limit.
+    for op in ["+", "*", "-", "/"] {
+        let chain = vec!["A[m]"; 100_000].join(op);
+        let src = format!("input A[M]\noutput Z[m] = {chain}\n");
+        let r = error_of(&src);
+        let head = "output Z[m] = ".len() + 1;
+        let col = head + 256 * "A[m]".len() + 255;
+        assert_diag(
+            &r,
+            2,
+            col,
+            1,
+            &["more than 256 levels deep", "chain of operators"],
+        );
+    }
+}
+
+#[test]
+fn expressions_at_the_nesting_limit_check_print_analyse_and_evaluate() {
+    use cascade_einsum::syntax::{parse_program, printer};
+    use cascade_einsum::{analyze, AnalysisOptions};
+    let n = 255;
+    let exprs = [
+        nest("(", "A[m]", ")", 256),
+        nest("-", "A[m]", "", n),
+        nest("-(", "A[m]", ")", 128), // a sign and a parenthesis: two levels each
+        nest("exp(", "A[m]", ")", n),
+        nest("max(A[m], ", "A[m]", ")", n),
+        nest("A[m] + (", "A[m]", ")", n),
+        vec!["A[m]"; n + 1].join(" + "),
+        vec!["A[m]"; n + 1].join(" / "),
+    ];
+    for e in &exprs {
+        let src = format!("input A[M]\noutput Z[m] = {e}\n");
+        let c = check_source("t.ein", &src)
+            .unwrap_or_else(|err| panic!("{}…: {err}", &e[..20]))
+            .cascade;
+        let printed = printer::print(&parse_program(&src).unwrap());
+        assert_eq!(
+            parse_program(&printed).unwrap(),
+            parse_program(&src).unwrap()
+        );
+        let sh = bind(&c, &BTreeMap::from([("M".to_string(), 3)])).unwrap();
+        let _ = analyze(
+            &c,
+            &sh,
+            &AnalysisOptions {
+                dtype_bytes: 2,
+                routing: None,
+            },
+        );
+        let out = evaluate(&c, &sh, &random_inputs(&c, &sh, 1)).unwrap();
+        assert!(out.contains_key("Z"));
+    }
+}
+
+/// Every error of a cascade that must not check, one rendered diagnostic each.
+fn errors_of(text: &str) -> Vec<String> {
+    match check_source("t.ein", text) {
+        Ok(_) => panic!("expected an error for:\n{text}"),
+        Err(e) => e
+            .diagnostics
+            .iter()
+            .filter(|d| d.is_error())
+            .map(|d| e.source.render(d))
+            .collect(),
+    }
+}
+
+#[test]
+fn follow_on_errors_of_a_rejected_statement_are_suppressed() {
+    // Statement 1 is rejected; statements 2 and 3 (and the output list, and the init)
+    // fail only because its tensor or ranks do not exist: one error, statement 1's.
+    let cases = [
+        // a left-hand side indexed twice
+        (
+            "input A[M]\nB[m,m] = A[m]\nC[m] = B[m] + 1\nD[m] = C[m] * B[m]\noutput D, B\n",
+            "appears twice",
+        ),
+        // a left-hand side over an unknown rank
+        (
+            "input A[M]\nB[q] = A[m]\nC[m] = B[m]\noutput D[m] = C[m] * B[m]\n",
+            "which no input or split declares",
+        ),
+        // a body using an unknown tensor (its output exists: nothing follows anyway)
+        (
+            "input A[M]\nB[m] = Q[m]\nC[m] = B[m] + 1\noutput D[m] = C[m] * B[m]\n",
+            "unknown tensor `Q`",
+        ),
+        // an iterative left-hand side stepping by 2, with its init
+        (
+            "input A[M]\ninit R[0] = 0\nR[m+2] = R[m] + A[m]\noutput S[m] = R[m]\n",
+            "steps by +1",
+        ),
+        // a split of an unknown rank, and its parts used (and split) later
+        (
+            "input A[M]\nsplit X = X1 * X0\nsplit X1 = X11 * X10\nB[x1,x0] = A[m]\noutput C[x1] = B[x1,x0] * size(X10)\n",
+            "split of unknown rank `X`",
+        ),
+    ];
+    for (src, want) in cases {
+        let errs = errors_of(src);
+        assert_eq!(
+            errs.len(),
+            1,
+            "expected one error for:\n{src}\n{}",
+            errs.join("\n")
+        );
+        assert!(errs[0].contains(want), "{}", errs[0]);
+    }
+    // Independent mistakes are still each reported.
+    let errs = errors_of("input A[M]\nB[m,m] = A[m]\nC[m] = Q[m]\noutput C\n");
+    assert_eq!(errs.len(), 2, "{}", errs.join("\n"));
+}

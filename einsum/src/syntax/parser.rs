@@ -395,17 +395,36 @@ fn access(i: &str) -> R<'_, Access> {
     ))
 }
 
-fn primary(i: &str) -> R<'_, Expr> {
+/// How deep an expression may nest: parentheses, calls and signs inside one another, and
+/// the depth of the tree a chain of operators builds (`a + b + c` is two levels). Checking,
+/// printing, analysis and evaluation walk expressions recursively; this keeps them (and the
+/// parser) far from the stack's end, and real cascades far below it.
+pub const MAX_EXPR_DEPTH: usize = 256;
+
+/// An expression and the depth of its tree (a leaf is 1).
+type RE<'a> = R<'a, (Expr, usize)>;
+
+fn too_deep<T>(i: &str) -> R<'_, T> {
+    fail(
+        i,
+        format!(
+            "expression nested more than {MAX_EXPR_DEPTH} levels deep \
+             (parentheses, calls and signs); split it into several Einsums"
+        ),
+    )
+}
+
+fn primary(i: &str, level: usize) -> RE<'_> {
     let (i, _) = ws(i)?;
     let start = pos(i);
     if i.starts_with('(') {
         let (r, _) = sym("(").parse(i)?;
-        let (r, e) = expr(r)?;
+        let (r, e) = expr_at(r, level + 1)?;
         let (r, _) = expect(")", "to close the parenthesis")(r)?;
         return Ok((r, e));
     }
     if let Ok((r, v)) = number(i) {
-        return Ok((r, Expr::Num(v, Span::new(start, pos(r)))));
+        return Ok((r, (Expr::Num(v, Span::new(start, pos(r))), 1)));
     }
     let (r, id) = match ident(i) {
         Ok(ok) => ok,
@@ -416,12 +435,16 @@ fn primary(i: &str) -> R<'_, Expr> {
         let (r, _) = sym("(").parse(r)?;
         let (r, rk) = rank(r)?;
         let (r, _) = expect(")", "to close `size(RANK)`")(r)?;
-        return Ok((r, Expr::Extent(rk)));
+        return Ok((r, (Expr::Extent(rk), 1)));
     }
     if r_ws.starts_with('(') {
         let (r, _) = sym("(").parse(r)?;
-        let (r, args) = comma_list(expr, ")", "to close the call")(r)?;
+        let (r, args) = comma_list(|i| expr_at(i, level + 1), ")", "to close the call")(r)?;
         let span = Span::new(start, pos(r));
+        let depth = 1 + args.iter().map(|a| a.1).max().unwrap_or(0);
+        if depth > MAX_EXPR_DEPTH {
+            return too_deep(i);
+        }
         let name = id.name.as_str();
         let bin = match name {
             "max" => Some(BinOp::Max),
@@ -435,9 +458,9 @@ fn primary(i: &str) -> R<'_, Expr> {
                     format!("`{name}(..)` takes 2 arguments, found {}", args.len()),
                 );
             }
-            let mut it = args.into_iter();
+            let mut it = args.into_iter().map(|a| a.0);
             let (a, b) = (it.next().unwrap(), it.next().unwrap());
-            return Ok((r, Expr::Binary(op, Box::new(a), Box::new(b), span)));
+            return Ok((r, (Expr::Binary(op, Box::new(a), Box::new(b), span), depth)));
         }
         let Some(op) = UnOp::from_name(name) else {
             return fail(
@@ -454,59 +477,87 @@ fn primary(i: &str) -> R<'_, Expr> {
                 format!("`{name}(..)` takes 1 argument, found {}", args.len()),
             );
         }
-        return Ok((
-            r,
-            Expr::Unary(op, Box::new(args.into_iter().next().unwrap()), span),
-        ));
+        let arg = args.into_iter().next().unwrap().0;
+        return Ok((r, (Expr::Unary(op, Box::new(arg), span), depth)));
     }
-    access(i).map(|(r, a)| (r, Expr::Access(a)))
+    access(i).map(|(r, a)| (r, (Expr::Access(a), 1)))
 }
 
-fn unary(i: &str) -> R<'_, Expr> {
+fn unary(i: &str, level: usize) -> RE<'_> {
     let (i, _) = ws(i)?;
+    if level > MAX_EXPR_DEPTH {
+        return too_deep(i);
+    }
     let start = pos(i);
     if let Ok((r, v)) = number(i) {
-        return Ok((r, Expr::Num(v, Span::new(start, pos(r)))));
+        return Ok((r, (Expr::Num(v, Span::new(start, pos(r))), 1)));
     }
     if i.starts_with('-') {
         let (r, _) = sym("-").parse(i)?;
-        let (r, e) = unary(r)?;
+        let (r, (e, d)) = unary(r, level + 1)?;
+        if d + 1 > MAX_EXPR_DEPTH {
+            return too_deep(i);
+        }
         return Ok((
             r,
-            Expr::Unary(UnOp::Neg, Box::new(e), Span::new(start, pos(r))),
+            (
+                Expr::Unary(UnOp::Neg, Box::new(e), Span::new(start, pos(r))),
+                d + 1,
+            ),
         ));
     }
-    primary(i)
+    primary(i, level)
 }
 
 fn binary_chain<'a>(
     i: &'a str,
-    next: fn(&'a str) -> R<'a, Expr>,
+    level: usize,
+    next: fn(&'a str, usize) -> RE<'a>,
     ops: &[(&'static str, BinOp)],
-) -> R<'a, Expr> {
+) -> RE<'a> {
     let (i, _) = ws(i)?;
     let start = pos(i);
-    let (mut i, mut lhs) = next(i)?;
+    let (mut i, (mut lhs, mut depth)) = next(i, level)?;
     'outer: loop {
         for &(s, op) in ops {
             if let Ok((r, _)) = sym(s).parse(i) {
-                let (r, rhs) = next(r)?;
+                let (r, (rhs, d)) = next(r, level)?;
+                depth = depth.max(d) + 1;
+                if depth > MAX_EXPR_DEPTH {
+                    let (at, _) = ws(i)?;
+                    return fail(
+                        at,
+                        format!(
+                            "expression nested more than {MAX_EXPR_DEPTH} levels deep \
+                             (a chain of operators builds one level per operator); \
+                             split it into several Einsums"
+                        ),
+                    );
+                }
                 lhs = Expr::Binary(op, Box::new(lhs), Box::new(rhs), Span::new(start, pos(r)));
                 i = r;
                 continue 'outer;
             }
         }
-        return Ok((i, lhs));
+        return Ok((i, (lhs, depth)));
     }
 }
 
-fn term(i: &str) -> R<'_, Expr> {
-    binary_chain(i, unary, &[("*", BinOp::Mul), ("/", BinOp::Div)])
+fn term(i: &str, level: usize) -> RE<'_> {
+    binary_chain(i, level, unary, &[("*", BinOp::Mul), ("/", BinOp::Div)])
 }
 
-/// An expression of map operators.
+fn expr_at(i: &str, level: usize) -> RE<'_> {
+    let (i, _) = ws(i)?;
+    if level > MAX_EXPR_DEPTH {
+        return too_deep(i);
+    }
+    binary_chain(i, level, term, &[("+", BinOp::Add), ("-", BinOp::Sub)])
+}
+
+/// An expression of map operators (at most [`MAX_EXPR_DEPTH`] levels deep).
 pub fn expr(i: &str) -> R<'_, Expr> {
-    binary_chain(i, term, &[("+", BinOp::Add), ("-", BinOp::Sub)])
+    expr_at(i, 0).map(|(r, (e, _))| (r, e))
 }
 
 fn reduction(i: &str) -> R<'_, Reduction> {
