@@ -14,7 +14,7 @@
 //!
 //! `dtype` is one of `bf16` (default), `fp16`, `fp8`, `tf32`, `fp32`. Attention is self-attention
 //! (queries = keys = `n`) unless `m` gives a different key/value length; `causal` defaults to 0
-//! and `impl` to `fa2` (`impl=ours_fa2`, the name the CUDA suite gives its own kernel, is an
+//! (`1`, `true`, `yes` or `0`, `false`, `no`, any case) and `impl` to `fa2` (`impl=ours_fa2`, the name the CUDA suite gives its own kernel, is an
 //! alias of `fa2`: an `mma.sync` FlashAttention-2-class kernel). `scores` is the element type
 //! of the score matrix S that unfused attention writes to HBM and its softmax reads back (`bf16`,
 //! `fp16` or `fp32`; default: the type the op writes its outputs in, bf16 for bf16/fp8 — the CUDA
@@ -386,12 +386,16 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// A boolean key: `1`, `true` or `yes` (any case) for true; `0`, `false` or `no` for
+    /// false; absent is false.
     fn flag(&self, key: &str) -> Result<bool, OpParseError> {
-        match self.map.get(key) {
-            None => Ok(false),
-            Some(&"0") => Ok(false),
-            Some(&"1") => Ok(true),
-            Some(&v) => Err(self.bad(key, v, "expected 0 or 1")),
+        let Some(&v) = self.map.get(key) else {
+            return Ok(false);
+        };
+        match v.to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" => Ok(true),
+            "0" | "false" | "no" => Ok(false),
+            _ => Err(self.bad(key, v, "expected 1, true or yes, or 0, false or no")),
         }
     }
 
@@ -906,7 +910,7 @@ mod tests {
         );
         assert_eq!(
             err("attention b=1 h=1 n=8 d=8 causal=2"),
-            "attention: bad value `2` for `causal`: expected 0 or 1"
+            "attention: bad value `2` for `causal`: expected 1, true or yes, or 0, false or no"
         );
         assert_eq!(
             err("attention b=1 h=1 n=8 d=8 impl=fa1"),
@@ -928,6 +932,38 @@ mod tests {
         );
         assert!(err("copy bytes=99999999999GiB").contains("too large"));
         assert_eq!(err("softmax rows=1"), "softmax: missing key `cols`");
+    }
+
+    #[test]
+    fn causal_reads_words_and_digits() {
+        for (v, want) in [
+            ("1", true),
+            ("true", true),
+            ("True", true),
+            ("TRUE", true),
+            ("yes", true),
+            ("Yes", true),
+            ("0", false),
+            ("false", false),
+            ("False", false),
+            ("no", false),
+            ("NO", false),
+        ] {
+            for op in ["attention", "attention_unfused"] {
+                match p(&format!("{op} b=1 h=2 n=64 d=64 causal={v}")) {
+                    GpuOp::Attention { causal, .. } | GpuOp::AttentionUnfused { causal, .. } => {
+                        assert_eq!(causal, want, "{op} causal={v}")
+                    }
+                    o => panic!("{o:?}"),
+                }
+            }
+        }
+        for bad in ["2", "y", "truee", ""] {
+            assert!(
+                err(&format!("attention b=1 h=1 n=8 d=8 causal={bad}")).contains("for `causal`"),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
