@@ -57,6 +57,16 @@ pub enum Bound {
 }
 
 impl Bound {
+    /// The one spelling of the bound, used by the text output, the JSON (serde) and the
+    /// reports: `compute`, `memory` or `latency`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Bound::Compute => "compute",
+            Bound::Memory => "memory",
+            Bound::Latency => "latency",
+        }
+    }
+
     /// Classifies from busy times: the busier of arithmetic and memory, if it fills at least
     /// half of `seconds`; otherwise latency (a definition, not a fitted threshold).
     pub fn classify(compute_s: f64, memory_s: f64, seconds: f64) -> Bound {
@@ -67,6 +77,12 @@ impl Bound {
         } else {
             Bound::Latency
         }
+    }
+}
+
+impl std::fmt::Display for Bound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
