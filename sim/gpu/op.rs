@@ -274,6 +274,10 @@ pub enum GpuOp {
     },
 }
 
+/// The largest element count ([`GpuOp::counts`]) the GPU models take: 2^53, up to which
+/// every count and product of counts they form is exact in `f64` and fits in `u64`.
+pub const MAX_COUNT: f64 = 9_007_199_254_740_992.0;
+
 /// Largest head dimension accepted (FlashAttention-2/3 support head dimensions up to 256).
 pub const MAX_HEAD_DIM: u64 = 256;
 
@@ -537,6 +541,45 @@ impl GpuOp {
             | GpuOp::DecodeAttention { dtype, .. }
             | GpuOp::Softmax { dtype, .. } => dtype,
             GpuOp::Copy { .. } => Dtype::Bf16,
+        }
+    }
+
+    /// The element counts the models multiply out (operand and output sizes, score matrices,
+    /// softmax rows), each with its formula: all must stay within [`MAX_COUNT`].
+    pub fn counts(&self) -> Vec<(&'static str, f64)> {
+        let f = |x: u64| x as f64;
+        match *self {
+            GpuOp::Gemm { m, n, k, .. } => {
+                vec![
+                    ("m·k (A)", f(m) * f(k)),
+                    ("k·n (B)", f(k) * f(n)),
+                    ("m·n (C)", f(m) * f(n)),
+                ]
+            }
+            GpuOp::Bmm { batch, m, n, k, .. } => vec![
+                ("batch·m·k (A)", f(batch) * f(m) * f(k)),
+                ("batch·k·n (B)", f(batch) * f(k) * f(n)),
+                ("batch·m·n (C)", f(batch) * f(m) * f(n)),
+            ],
+            GpuOp::Attention { b, h, n, m, d, .. } => vec![
+                ("b·h·n·d (Q, O)", f(b) * f(h) * f(n) * f(d)),
+                ("b·h·m·d (K, V)", f(b) * f(h) * f(m) * f(d)),
+                ("b·h·n·m (scores)", f(b) * f(h) * f(n) * f(m)),
+            ],
+            GpuOp::AttentionUnfused { b, h, n, m, d, .. } => vec![
+                ("b·h·n·d (Q, O)", f(b) * f(h) * f(n) * f(d)),
+                ("b·h·m·d (K, V)", f(b) * f(h) * f(m) * f(d)),
+                ("b·h·n·m (scores)", f(b) * f(h) * f(n) * f(m)),
+            ],
+            GpuOp::DecodeAttention {
+                b, hq, hkv, l, d, ..
+            } => vec![
+                ("b·hq·d (Q, O)", f(b) * f(hq) * f(d)),
+                ("b·hkv·l·d (K, V)", f(b) * f(hkv) * f(l) * f(d)),
+                ("b·hq·l (scores)", f(b) * f(hq) * f(l)),
+            ],
+            GpuOp::Copy { bytes } => vec![("bytes", f(bytes))],
+            GpuOp::Softmax { rows, cols, .. } => vec![("rows·cols", f(rows) * f(cols))],
         }
     }
 
