@@ -164,10 +164,14 @@ pub enum Command {
         json: bool,
     },
     /// Run the CUDA suite on the GPU (feature `cuda`), compare with the model, write reports.
+    ///
+    /// Writes to target/crosscheck/ unless --out says otherwise, so a run never overwrites the
+    /// committed reports/crosscheck/ by default; pass `--out reports/crosscheck` to refresh them.
     Crosscheck {
-        /// Output directory for h100.csv / h100.md / plots.
-        #[arg(long, default_value = "reports/crosscheck")]
-        out: String,
+        /// Output directory for h100_measured.csv/.md, h100.csv, h100.md and the plots
+        /// (default: target/crosscheck, outside the committed reports/).
+        #[arg(long)]
+        out: Option<String>,
     },
     /// Run the reference interpreter on random inputs of a small instance; print checksums.
     Eval {
@@ -244,26 +248,23 @@ pub fn run(cli: Cli) -> Result<()> {
             if json {
                 outln!("{}", serde_json::to_string_pretty(&est)?);
             } else {
+                // Bounds and kernel names spelled as in the JSON (`Bound::name`).
                 outln!(
-                    "{op}: {:.4e} s ({:?}-bound) on {}",
-                    est.seconds,
-                    est.bound,
-                    a.name
+                    "{op}: {:.4e} s ({}-bound) on {}",
+                    est.seconds, est.bound, a.name
                 );
                 for k in &est.kernels {
                     outln!(
-                        "  {:<16} {:.4e} s  {:?}  {} CTAs in {} waves",
-                        k.name,
-                        k.seconds,
-                        k.bound,
-                        k.ctas,
-                        k.waves
+                        "  {:<16} {:.4e} s  {:<7}  {} CTAs in {} waves",
+                        k.name, k.seconds, k.bound, k.ctas, k.waves
                     );
                 }
             }
             Ok(())
         }
-        Some(Command::Crosscheck { out }) => crosscheck(Path::new(&out)),
+        Some(Command::Crosscheck { out }) => {
+            crosscheck(Path::new(out.as_deref().unwrap_or(CROSSCHECK_DEFAULT_OUT)))
+        }
         Some(Command::Map {
             workload,
             cascade,
@@ -497,8 +498,12 @@ pub fn load_arch(arg: &str) -> Result<cascade_arch::Architecture> {
     }
 }
 
+/// Where `cascade crosscheck` writes without `--out`: outside the committed reports/.
+pub const CROSSCHECK_DEFAULT_OUT: &str = "target/crosscheck";
+
 #[cfg(feature = "cuda")]
 fn crosscheck(out: &Path) -> Result<()> {
+    eprintln!("crosscheck: writing to {}/", out.display());
     crate::cuda::main_crosscheck(out).map_err(|e| anyhow::anyhow!("crosscheck: {e}"))
 }
 

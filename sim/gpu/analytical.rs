@@ -57,6 +57,16 @@ pub enum Bound {
 }
 
 impl Bound {
+    /// The one spelling of the bound, used by the text output, the JSON (serde) and the
+    /// reports: `compute`, `memory` or `latency`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Bound::Compute => "compute",
+            Bound::Memory => "memory",
+            Bound::Latency => "latency",
+        }
+    }
+
     /// Classifies from busy times: the busier of arithmetic and memory, if it fills at least
     /// half of `seconds`; otherwise latency (a definition, not a fitted threshold).
     pub fn classify(compute_s: f64, memory_s: f64, seconds: f64) -> Bound {
@@ -67,6 +77,12 @@ impl Bound {
         } else {
             Bound::Latency
         }
+    }
+}
+
+impl std::fmt::Display for Bound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -169,7 +185,41 @@ pub fn estimate_plans(op: &GpuOp, plans: &[KernelPlan], hw: &GpuParams) -> GpuEs
 /// `fill_s` is the exposed part of each CTA's start-up (its first tile's round trip), added
 /// to its work: the whole round trip with one CTA per SM (nothing else runs while it waits),
 /// less where other resident CTAs may cover it (the caller's estimate); 0 to ignore it.
+///
+/// Bounded work: of a grid of more than [`MAX_SIMULATED_CTAS`] CTAs only the last whole heads
+/// (or the last [`MAX_SIMULATED_CTAS`] CTAs when one head has more) are dispatched one by one,
+/// after the work of the others spread evenly over the SMs:
+/// `work(before) · t / SMs + makespan(last CTAs)`. Every SM stays busy until the dispatch
+/// runs out, so only the tail's shape needs the last CTAs;
+/// `tests::makespan_extrapolation_is_close` bounds the difference at 0.5%.
 pub fn imbalance_makespan(p: &KernelPlan, sms: u32, t: f64, fill_s: f64) -> f64 {
+    makespan_bounded(p, sms, t, fill_s, MAX_SIMULATED_CTAS)
+}
+
+/// Most CTAs [`imbalance_makespan`] dispatches one by one.
+pub const MAX_SIMULATED_CTAS: u64 = 1 << 15;
+
+fn makespan_bounded(p: &KernelPlan, sms: u32, t: f64, fill_s: f64, max_ctas: u64) -> f64 {
+    let ctas = p.ctas();
+    if ctas <= max_ctas {
+        return makespan_range(p, sms, t, fill_s, 0);
+    }
+    // The last whole heads (groups: dispatch order is group-major) when two or more fit,
+    // else the last `max_ctas` CTAs (the lightest of a causal head: its tail).
+    let per_group = p.order.rows * p.order.cols;
+    let suffix = if per_group > 0 && per_group * 2 <= max_ctas {
+        max_ctas / per_group * per_group
+    } else {
+        max_ctas
+    };
+    let from = ctas - suffix;
+    let fill = if t > 0.0 { fill_s / t } else { 0.0 };
+    let before = (p.steps_sum(0, from) as f64 + fill * from as f64) * t / f64::from(sms.max(1));
+    before + makespan_range(p, sms, t, fill_s, from)
+}
+
+/// The fluid dispatch of CTAs `from..` of `p` onto idle SMs (see [`imbalance_makespan`]).
+fn makespan_range(p: &KernelPlan, sms: u32, t: f64, fill_s: f64, from: u64) -> f64 {
     use std::cmp::Ordering;
     use std::collections::BinaryHeap;
     #[derive(PartialEq)]
@@ -186,11 +236,11 @@ pub fn imbalance_makespan(p: &KernelPlan, sms: u32, t: f64, fill_s: f64) -> f64 
         }
     }
     let (sms, occ) = (sms.max(1) as usize, p.occupancy.max(1) as usize);
-    let ctas = p.ctas();
     // A CTA's work in units of steps: its steps plus its exposed fill.
     let fill = if t > 0.0 { fill_s / t } else { 0.0 };
     let work = |i: u64| p.steps_of(i) as f64 + fill;
-    let mut next = 0u64;
+    let ctas = p.ctas();
+    let mut next = from;
     // Per SM: remaining steps of the resident CTAs, and when they were last updated.
     let mut res: Vec<Vec<f64>> = vec![Vec::with_capacity(occ); sms];
     let mut last = vec![0.0f64; sms];
@@ -220,9 +270,13 @@ pub fn imbalance_makespan(p: &KernelPlan, sms: u32, t: f64, fill_s: f64) -> f64 
         for x in r.iter_mut() {
             *x -= done;
         }
-        // Finish the CTAs that are done (all with the least work left, up to rounding).
+        // Finish the CTAs that are done (all with the least work left, up to rounding). The
+        // event was due when the least one finished, so it goes even when rounding leaves it a
+        // residue (at late times a residue's step is below the clock's resolution, and
+        // keeping it would repeat this event forever).
         let before = r.len();
-        r.retain(|&x| x > 1e-9);
+        let least = r.iter().copied().fold(f64::INFINITY, f64::min);
+        r.retain(|&x| x > 1e-9 && x > least);
         for _ in r.len()..before {
             if next < ctas {
                 r.push(work(next));
@@ -243,7 +297,146 @@ pub fn kernel_seconds(p: &KernelPlan, hw: &GpuParams) -> f64 {
     kernel_estimate(p, hw).seconds
 }
 
+/// Kernels of at most this many chunks (waves × resident CTAs per SM) are summed wave by
+/// wave; larger ones sum their first and last waves and a closed form for the waves between
+/// ([`Schedule`]), so an estimate costs the same for any grid.
+pub const EXACT_CHUNKS: u64 = 2048;
+
+/// Most waves evaluated between the first and last wave of a large kernel.
+pub const SAMPLED_WAVES: u64 = 256;
+
+/// One wave's sums.
+#[derive(Debug, Clone, Copy, Default)]
+struct WaveSum {
+    total: f64,
+    compute_s: f64,
+    memory_s: f64,
+    hbm: f64,
+    l2: f64,
+    writes: f64,
+}
+
+impl WaveSum {
+    fn fields(&mut self) -> [&mut f64; 6] {
+        [
+            &mut self.total,
+            &mut self.compute_s,
+            &mut self.memory_s,
+            &mut self.hbm,
+            &mut self.l2,
+            &mut self.writes,
+        ]
+    }
+
+    fn add(&mut self, o: &WaveSum, times: f64) {
+        let mut o = *o;
+        for (x, y) in self.fields().into_iter().zip(o.fields()) {
+            *x += *y * times;
+        }
+    }
+}
+
+/// How the waves of a kernel are summed. Waves 0 and `waves − 1` (the start's fills, the
+/// partial last wave) are always evaluated; a kernel of at most [`EXACT_CHUNKS`] chunks or
+/// [`SAMPLED_WAVES`] + 2 waves evaluates every wave. The waves between of larger kernels are
+/// full waves of full chunks, summed in closed form:
+#[derive(Debug, Clone, PartialEq)]
+enum Schedule {
+    /// Every wave.
+    Every,
+    /// The waves between are identical: every CTA has the same steps and loads only its own
+    /// tiles (copies, softmax, reductions, decode), so each has the same CTAs, bytes and
+    /// misses. One is evaluated and counted for all (exact up to rounding).
+    Identical,
+    /// The waves between repeat with this period: a wave's misses and steps depend only on
+    /// where its CTAs fall in their groups (heads, batch entries, splits, which are alike), so
+    /// shifting by `period` waves — a whole number of groups — changes nothing. One period is
+    /// evaluated and counted for all (exact up to rounding).
+    Periodic(u64),
+    /// Otherwise (a long period: the tiles of one large GEMM, causal heads of thousands of
+    /// query blocks): one wave from each of [`SAMPLED_WAVES`] equal strata, combined by a
+    /// regression estimator on the waves' steps, whose total is known in closed form — it
+    /// carries the large wave-to-wave differences of causal attention; what is left (L2 misses
+    /// by position in the swizzled grid) is sampled. On grids where every wave can be
+    /// evaluated the estimate differs by < 0.5% (`tests::sampled_waves_match_every_wave`).
+    Sampled,
+}
+
+fn schedule(p: &KernelPlan, chunks: u64, waves: u64, occ: u64, sms: u64) -> Schedule {
+    if chunks <= EXACT_CHUNKS || waves <= 2 + SAMPLED_WAVES {
+        return Schedule::Every;
+    }
+    if matches!(p.steps, Steps::Uniform(_))
+        && p.streams.iter().all(|s| s.key == super::plan::Key::Cta)
+    {
+        return Schedule::Identical;
+    }
+    let per_group = u128::from(p.order.rows) * u128::from(p.order.cols);
+    let per_wave = u128::from(occ) * u128::from(sms);
+    let period = per_group / gcd(per_group, per_wave);
+    if period <= u128::from(SAMPLED_WAVES) {
+        Schedule::Periodic(period as u64)
+    } else {
+        Schedule::Sampled
+    }
+}
+
+fn gcd(a: u128, b: u128) -> u128 {
+    if b == 0 {
+        a.max(1)
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+/// The middle waves `1 ..= waves − 2` split into [`SAMPLED_WAVES`] strata: (a fixed
+/// pseudo-random wave of the stratum — no aliasing with the grid's periods, deterministic —,
+/// the stratum's size).
+fn strata(waves: u64) -> Vec<(u64, f64)> {
+    let mid = u128::from(waves - 2);
+    let n = u128::from(SAMPLED_WAVES);
+    (0..SAMPLED_WAVES)
+        .filter_map(|i| {
+            let a = 1 + (mid * u128::from(i) / n) as u64;
+            let b = 1 + (mid * u128::from(i + 1) / n) as u64;
+            (b > a).then(|| {
+                let mut z = i.wrapping_add(0x9e37_79b9_7f4a_7c15);
+                z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+                z ^= z >> 31;
+                (a + z % (b - a), (b - a) as f64)
+            })
+        })
+        .collect()
+}
+
+/// The regression estimate of `Σ q` over a population from stratified samples `(q, c, weight)`
+/// and the population's known `Σ c`: `Σ w·q + β·(Σ c − Σ w·c)`, β the weighted least-squares
+/// slope of q on c (0 when c does not vary).
+fn regression_sum(samples: &[(f64, f64, f64)], c_total: f64) -> f64 {
+    let w: f64 = samples.iter().map(|s| s.2).sum();
+    let sq: f64 = samples.iter().map(|s| s.0 * s.2).sum();
+    let sc: f64 = samples.iter().map(|s| s.1 * s.2).sum();
+    let (mq, mc) = (sq / w, sc / w);
+    let (mut sxy, mut sxx) = (0.0, 0.0);
+    for &(q, c, wt) in samples {
+        sxy += wt * (c - mc) * (q - mq);
+        sxx += wt * (c - mc) * (c - mc);
+    }
+    let beta = if sxx > 1e-12 * (mc * mc * w).max(f64::MIN_POSITIVE) {
+        sxy / sxx
+    } else {
+        0.0
+    };
+    sq + beta * (c_total - sc)
+}
+
 fn kernel_estimate(p: &KernelPlan, hw: &GpuParams) -> KernelEstimate {
+    kernel_estimate_with(p, hw, false)
+}
+
+/// [`kernel_estimate`]; `every_wave` evaluates every wave whatever the grid (tests).
+fn kernel_estimate_with(p: &KernelPlan, hw: &GpuParams, every_wave: bool) -> KernelEstimate {
     let sms = u64::from(hw.sms);
     let chunks = p.chunks(sms);
     let occ = u64::from(p.occupancy).min(chunks).max(1);
@@ -260,9 +453,8 @@ fn kernel_estimate(p: &KernelPlan, hw: &GpuParams) -> KernelEstimate {
     // A fragment epilogue holds its SM while its stores issue (`KernelPlan::epilogue_issue_s`)
     // and until the partial sectors' fill round trip returns; the two overlap.
     let hold = hw.miss_latency_s.max(p.epilogue_issue_s);
-    let (mut total, mut compute_s, mut memory_s, mut hbm, mut l2) = (0.0, 0.0, 0.0, 0.0, 0.0);
-    let (mut first_store, mut writes) = (0.0, 0.0);
-    for w in 0..waves {
+    let mut first_store = 0.0;
+    let wave = |w: u64, first_store: &mut f64| -> WaveSum {
         let (first_wave, last_wave) = (w == 0, w + 1 == waves);
         let (j0, j1) = (w * occ, ((w + 1) * occ).min(chunks));
         let c = (j1 - j0) as f64;
@@ -362,9 +554,6 @@ fn kernel_estimate(p: &KernelPlan, hw: &GpuParams) -> KernelEstimate {
         if fill_w > 0.0 {
             lc += (hw.miss_latency_s + 2.0 * fill_w / c / bw_h).max(p.epilogue_issue_s);
         }
-        total += a.max(b).max(lc);
-        compute_s += busy;
-        memory_s += xfer(rd_h + st + epi, rd_l + st + epi);
         if first_wave {
             // The first store leaves after the first step (per-step stores) or the first CTA.
             let steps_to_store = if st > 0.0 {
@@ -372,12 +561,69 @@ fn kernel_estimate(p: &KernelPlan, hw: &GpuParams) -> KernelEstimate {
             } else {
                 (k_sum as f64 / c).max(1.0)
             };
-            first_store = lat + first + steps_to_store * t;
+            *first_store = lat + first + steps_to_store * t;
         }
-        writes += st + epi;
-        hbm += rd_h + st + epi;
-        l2 += rd_l + st + epi;
+        WaveSum {
+            total: a.max(b).max(lc),
+            compute_s: busy,
+            memory_s: xfer(rd_h + st + epi, rd_l + st + epi),
+            hbm: rd_h + st + epi,
+            l2: rd_l + st + epi,
+            writes: st + epi,
+        }
+    };
+    let mut sum = WaveSum::default();
+    let how = if every_wave {
+        Schedule::Every
+    } else {
+        schedule(p, chunks, waves, occ, sms)
+    };
+    if how == Schedule::Every {
+        for w in 0..waves {
+            sum.add(&wave(w, &mut first_store), 1.0);
+        }
+    } else {
+        sum.add(&wave(0, &mut first_store), 1.0);
+        let mid = waves - 2;
+        match how {
+            Schedule::Identical => sum.add(&wave(1, &mut first_store), mid as f64),
+            Schedule::Periodic(period) => {
+                let (q, r) = (mid / period, mid % period);
+                for i in 0..period {
+                    let times = q + u64::from(i < r);
+                    sum.add(&wave(1 + i, &mut first_store), times as f64);
+                }
+            }
+            _ => {
+                // Steps of the CTAs of waves [w0, w1).
+                let per_wave = occ * sms;
+                let steps = |w0: u64, w1: u64| p.steps_sum(w0 * per_wave, w1 * per_wave) as f64;
+                let samples: Vec<(WaveSum, f64, f64)> = strata(waves)
+                    .into_iter()
+                    .map(|(w, times)| (wave(w, &mut first_store), steps(w, w + 1), times))
+                    .collect();
+                let c_total = steps(1, waves - 1);
+                let mut est = WaveSum::default();
+                for (k, x) in est.fields().into_iter().enumerate() {
+                    let v: Vec<(f64, f64, f64)> = samples
+                        .iter()
+                        .map(|(s, c, wt)| (*s.clone().fields()[k], *c, *wt))
+                        .collect();
+                    *x = regression_sum(&v, c_total);
+                }
+                sum.add(&est, 1.0);
+            }
+        }
+        sum.add(&wave(waves - 1, &mut first_store), 1.0);
     }
+    let WaveSum {
+        total,
+        compute_s,
+        memory_s,
+        hbm,
+        l2,
+        writes,
+    } = sum;
     // HBM carries every byte once; write-backs can only start with the first store.
     let hbm_floor = (hbm / bw_h).max(first_store + writes / bw_h);
     // CTAs of unequal length (causal attention): the busiest SM, not the average one, ends
@@ -428,5 +674,121 @@ fn kernel_estimate(p: &KernelPlan, hw: &GpuParams) -> KernelEstimate {
         occupancy: p.occupancy,
         compute_s,
         memory_s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gpu::mapping::{kernel_kinds, KernelKind};
+    use crate::gpu::plan::plan_kernel;
+    use crate::gpu::search::candidates;
+
+    fn hw() -> GpuParams {
+        GpuParams::new(&cascade_arch::preset("h100").unwrap().gpu.unwrap())
+    }
+
+    /// Every `stride`-th valid plan of the first kernel of `op` with more than
+    /// [`EXACT_CHUNKS`] chunks.
+    fn big_plans(op: &str, stride: usize) -> Vec<KernelPlan> {
+        let op = GpuOp::parse(op).unwrap();
+        let hw = hw();
+        let kind = kernel_kinds(&op, 1)[0].1;
+        candidates(&op, kind)
+            .iter()
+            .step_by(stride)
+            .filter_map(|m| plan_kernel(&op, 0, m.split_k, m, &hw).ok())
+            .filter(|p| {
+                let chunks = p.chunks(u64::from(hw.sms));
+                chunks > EXACT_CHUNKS && chunks.div_ceil(u64::from(p.occupancy)) > 2 + SAMPLED_WAVES
+            })
+            .collect()
+    }
+
+    /// The closed forms of large kernels (first and last waves exact, the waves between
+    /// sampled or multiplied) against the sum over every wave.
+    #[test]
+    fn sampled_waves_match_every_wave() {
+        let hw = hw();
+        let mut worst: f64 = 0.0;
+        let mut n = 0;
+        for (op, stride) in [
+            ("gemm m=40000 n=40000 k=1024", 37),
+            ("gemm m=60000 n=17000 k=512 dtype=fp8", 41),
+            ("bmm batch=256 m=1000 n=3000 k=512", 29),
+            ("attention b=128 h=16 n=4096 d=128 causal=0 impl=fa3", 1),
+            ("attention b=128 h=16 n=4096 d=64 causal=1 impl=fa2", 3),
+            ("attention_unfused b=32 h=16 n=4096 d=64", 53),
+            ("softmax rows=16000000 cols=1024", 1),
+            ("copy bytes=32GiB", 1),
+            ("decode_attention b=4096 hq=32 hkv=8 l=2048 d=128", 5),
+        ] {
+            for p in big_plans(op, stride) {
+                let (fast, all) = (
+                    kernel_estimate(&p, &hw),
+                    kernel_estimate_with(&p, &hw, true),
+                );
+                for (what, a, b) in [
+                    ("seconds", fast.seconds, all.seconds),
+                    ("hbm_bytes", fast.hbm_bytes, all.hbm_bytes),
+                    ("l2_bytes", fast.l2_bytes, all.l2_bytes),
+                    ("compute_s", fast.compute_s, all.compute_s),
+                    ("memory_s", fast.memory_s, all.memory_s),
+                ] {
+                    let d = (a / b - 1.0).abs();
+                    assert!(
+                        d < 5e-3,
+                        "{op} {} {:?}: {what} {a} vs {b}",
+                        p.name,
+                        p.mapping
+                    );
+                    worst = worst.max(d);
+                }
+                assert_eq!(fast.bound, all.bound, "{op} {:?}", p.mapping);
+                n += 1;
+            }
+        }
+        assert!(n > 50, "only {n} large plans");
+        eprintln!(
+            "{n} large plans: closed form vs every wave, worst relative difference {worst:.2e}"
+        );
+    }
+
+    /// The causal makespan extrapolated from a prefix of the grid against the whole grid
+    /// dispatched CTA by CTA.
+    #[test]
+    fn makespan_extrapolation_is_close() {
+        let hw = hw();
+        let mut worst: f64 = 0.0;
+        for (op, stride) in [
+            ("attention b=16 h=16 n=4096 d=128 causal=1 impl=fa2", 7),
+            ("attention b=4 h=8 n=16384 d=64 causal=1 impl=fa3", 3),
+            (
+                "attention b=1 h=2 n=65536 m=70000 d=128 causal=1 impl=fa3",
+                3,
+            ),
+            ("attention b=1 h=1 n=300000 d=64 causal=1 impl=fa2", 11),
+        ] {
+            let op = GpuOp::parse(op).unwrap();
+            for m in candidates(&op, KernelKind::FlashAttention)
+                .iter()
+                .step_by(stride)
+            {
+                let Ok(p) = plan_kernel(&op, 0, 1, m, &hw) else {
+                    continue;
+                };
+                if p.ctas() <= 8192 {
+                    continue;
+                }
+                let t = p.sm_step_s(u64::from(hw.sms));
+                let fill = hw.miss_latency_s / f64::from(p.occupancy);
+                let exact = makespan_bounded(&p, hw.sms, t, fill, u64::MAX);
+                let approx = makespan_bounded(&p, hw.sms, t, fill, 4096);
+                let d = (approx / exact - 1.0).abs();
+                assert!(d < 5e-3, "{op} {m:?}: {approx} vs {exact}");
+                worst = worst.max(d);
+            }
+        }
+        eprintln!("makespan from a prefix vs every CTA: worst relative difference {worst:.2e}");
     }
 }

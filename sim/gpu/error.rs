@@ -44,12 +44,25 @@ pub enum GpuError {
         /// The spec's device memory.
         have_bytes: f64,
     },
+    /// An element count of the op is beyond what the models count exactly.
+    #[error("`{op}`: {what} = {value:.4e} exceeds 2^53 = 9.0072e15, the largest count the GPU models take")]
+    TooLarge {
+        /// The op spec.
+        op: String,
+        /// The product of keys, e.g. `b·h·n·m (scores)`.
+        what: String,
+        /// Its value.
+        value: f64,
+    },
     /// No mapping in the search space fits the GPU.
-    #[error("no valid mapping for kernel {kernel} of `{op}`")]
+    #[error("no valid mapping for kernel {kernel} of `{op}`{reason}")]
     NoMapping {
         /// The op spec.
         op: String,
         /// The kernel's name.
         kernel: String,
+        /// Why the candidates failed (e.g. `: … CTAs exceed the 2^31 - 1 CTAs of a CUDA grid`),
+        /// or empty.
+        reason: String,
     },
 }

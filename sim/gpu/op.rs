@@ -14,7 +14,7 @@
 //!
 //! `dtype` is one of `bf16` (default), `fp16`, `fp8`, `tf32`, `fp32`. Attention is self-attention
 //! (queries = keys = `n`) unless `m` gives a different key/value length; `causal` defaults to 0
-//! and `impl` to `fa2` (`impl=ours_fa2`, the name the CUDA suite gives its own kernel, is an
+//! (`1`, `true`, `yes` or `0`, `false`, `no`, any case) and `impl` to `fa2` (`impl=ours_fa2`, the name the CUDA suite gives its own kernel, is an
 //! alias of `fa2`: an `mma.sync` FlashAttention-2-class kernel). `scores` is the element type
 //! of the score matrix S that unfused attention writes to HBM and its softmax reads back (`bf16`,
 //! `fp16` or `fp32`; default: the type the op writes its outputs in, bf16 for bf16/fp8 — the CUDA
@@ -274,6 +274,10 @@ pub enum GpuOp {
     },
 }
 
+/// The largest element count ([`GpuOp::counts`]) the GPU models take: 2^53, up to which
+/// every count and product of counts they form is exact in `f64` and fits in `u64`.
+pub const MAX_COUNT: f64 = 9_007_199_254_740_992.0;
+
 /// Largest head dimension accepted (FlashAttention-2/3 support head dimensions up to 256).
 pub const MAX_HEAD_DIM: u64 = 256;
 
@@ -386,12 +390,16 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// A boolean key: `1`, `true` or `yes` (any case) for true; `0`, `false` or `no` for
+    /// false; absent is false.
     fn flag(&self, key: &str) -> Result<bool, OpParseError> {
-        match self.map.get(key) {
-            None => Ok(false),
-            Some(&"0") => Ok(false),
-            Some(&"1") => Ok(true),
-            Some(&v) => Err(self.bad(key, v, "expected 0 or 1")),
+        let Some(&v) = self.map.get(key) else {
+            return Ok(false);
+        };
+        match v.to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" => Ok(true),
+            "0" | "false" | "no" => Ok(false),
+            _ => Err(self.bad(key, v, "expected 1, true or yes, or 0, false or no")),
         }
     }
 
@@ -533,6 +541,45 @@ impl GpuOp {
             | GpuOp::DecodeAttention { dtype, .. }
             | GpuOp::Softmax { dtype, .. } => dtype,
             GpuOp::Copy { .. } => Dtype::Bf16,
+        }
+    }
+
+    /// The element counts the models multiply out (operand and output sizes, score matrices,
+    /// softmax rows), each with its formula: all must stay within [`MAX_COUNT`].
+    pub fn counts(&self) -> Vec<(&'static str, f64)> {
+        let f = |x: u64| x as f64;
+        match *self {
+            GpuOp::Gemm { m, n, k, .. } => {
+                vec![
+                    ("m·k (A)", f(m) * f(k)),
+                    ("k·n (B)", f(k) * f(n)),
+                    ("m·n (C)", f(m) * f(n)),
+                ]
+            }
+            GpuOp::Bmm { batch, m, n, k, .. } => vec![
+                ("batch·m·k (A)", f(batch) * f(m) * f(k)),
+                ("batch·k·n (B)", f(batch) * f(k) * f(n)),
+                ("batch·m·n (C)", f(batch) * f(m) * f(n)),
+            ],
+            GpuOp::Attention { b, h, n, m, d, .. } => vec![
+                ("b·h·n·d (Q, O)", f(b) * f(h) * f(n) * f(d)),
+                ("b·h·m·d (K, V)", f(b) * f(h) * f(m) * f(d)),
+                ("b·h·n·m (scores)", f(b) * f(h) * f(n) * f(m)),
+            ],
+            GpuOp::AttentionUnfused { b, h, n, m, d, .. } => vec![
+                ("b·h·n·d (Q, O)", f(b) * f(h) * f(n) * f(d)),
+                ("b·h·m·d (K, V)", f(b) * f(h) * f(m) * f(d)),
+                ("b·h·n·m (scores)", f(b) * f(h) * f(n) * f(m)),
+            ],
+            GpuOp::DecodeAttention {
+                b, hq, hkv, l, d, ..
+            } => vec![
+                ("b·hq·d (Q, O)", f(b) * f(hq) * f(d)),
+                ("b·hkv·l·d (K, V)", f(b) * f(hkv) * f(l) * f(d)),
+                ("b·hq·l (scores)", f(b) * f(hq) * f(l)),
+            ],
+            GpuOp::Copy { bytes } => vec![("bytes", f(bytes))],
+            GpuOp::Softmax { rows, cols, .. } => vec![("rows·cols", f(rows) * f(cols))],
         }
     }
 
@@ -906,7 +953,7 @@ mod tests {
         );
         assert_eq!(
             err("attention b=1 h=1 n=8 d=8 causal=2"),
-            "attention: bad value `2` for `causal`: expected 0 or 1"
+            "attention: bad value `2` for `causal`: expected 1, true or yes, or 0, false or no"
         );
         assert_eq!(
             err("attention b=1 h=1 n=8 d=8 impl=fa1"),
@@ -928,6 +975,38 @@ mod tests {
         );
         assert!(err("copy bytes=99999999999GiB").contains("too large"));
         assert_eq!(err("softmax rows=1"), "softmax: missing key `cols`");
+    }
+
+    #[test]
+    fn causal_reads_words_and_digits() {
+        for (v, want) in [
+            ("1", true),
+            ("true", true),
+            ("True", true),
+            ("TRUE", true),
+            ("yes", true),
+            ("Yes", true),
+            ("0", false),
+            ("false", false),
+            ("False", false),
+            ("no", false),
+            ("NO", false),
+        ] {
+            for op in ["attention", "attention_unfused"] {
+                match p(&format!("{op} b=1 h=2 n=64 d=64 causal={v}")) {
+                    GpuOp::Attention { causal, .. } | GpuOp::AttentionUnfused { causal, .. } => {
+                        assert_eq!(causal, want, "{op} causal={v}")
+                    }
+                    o => panic!("{o:?}"),
+                }
+            }
+        }
+        for bad in ["2", "y", "truee", ""] {
+            assert!(
+                err(&format!("attention b=1 h=1 n=8 d=8 causal={bad}")).contains("for `causal`"),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

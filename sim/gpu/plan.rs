@@ -170,13 +170,99 @@ pub enum Steps {
     /// Every CTA runs the same number of steps.
     Uniform(u64),
     /// Steps by tile row (`Order::cols == 1`): causal attention, whose query blocks see
-    /// different numbers of key blocks. `prefix[r]` = sum of `table[..r]`.
-    PerRow {
-        /// Steps of each tile row.
-        table: Vec<u64>,
-        /// Prefix sums of `table`.
-        prefix: Vec<u64>,
-    },
+    /// different numbers of key blocks ([`Causal`], in closed form).
+    PerRow(Causal),
+}
+
+/// The steps of causal attention's query blocks, in closed form (no table: a head may have
+/// millions of query blocks). Query block `qb` (rows of `br` queries) sees the keys
+/// `j ≤ i + (m − n)` of its last query `i` (bottom-right aligned), in blocks of `bc`:
+/// `⌈clamp((qb + 1)·br + m − n, 0, m) / bc⌉` steps. Tile row `r` holds query block
+/// `rows − 1 − r` (heaviest first, FlashAttention-3's tile scheduler order).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Causal {
+    /// Query blocks (tile rows) per head.
+    pub rows: u64,
+    /// Queries per block.
+    pub br: u64,
+    /// Keys per step.
+    pub bc: u64,
+    /// Queries.
+    pub n: u64,
+    /// Keys.
+    pub m: u64,
+}
+
+impl Causal {
+    /// `br·qb + c` with `c = br + m − n`: the keys query block `qb` sees before clamping.
+    fn offset(&self) -> i128 {
+        self.br as i128 + self.m as i128 - self.n as i128
+    }
+
+    /// Steps of query block `qb`.
+    fn steps_of_block(&self, qb: u64) -> u64 {
+        let keys = (self.br as i128 * qb as i128 + self.offset()).clamp(0, self.m as i128);
+        (keys as u64).div_ceil(self.bc.max(1))
+    }
+
+    /// Steps of tile row `r`.
+    pub fn steps_of_row(&self, r: u64) -> u64 {
+        self.steps_of_block(self.rows - 1 - r)
+    }
+
+    /// Sum of the steps of query blocks `[q0, q1)`.
+    fn block_sum(&self, q0: u64, q1: u64) -> u128 {
+        if q0 >= q1 {
+            return 0;
+        }
+        let (br, c, m, bc) = (
+            self.br.max(1) as i128,
+            self.offset(),
+            self.m as i128,
+            self.bc.max(1) as i128,
+        );
+        // Blocks below `lo` see no key; from `hi` on, all m keys.
+        let lo = (-c).div_euclid(br) + 1; // smallest qb with br·qb + c > 0
+        let hi = (m - c + br - 1).div_euclid(br); // smallest qb with br·qb + c ≥ m
+        let (q0, q1) = (q0 as i128, q1 as i128);
+        let (a, b) = (q0.max(lo).min(q1), q1.min(hi).max(q0));
+        let mut sum: u128 = 0;
+        if b > a {
+            // Σ_{qb=a}^{b-1} ⌊(br·qb + c + bc − 1) / bc⌋, every term's numerator positive.
+            let base = br * a + c + bc - 1;
+            sum += floor_sum((b - a) as u128, bc as u128, br as u128, base as u128);
+        }
+        let full = (q1 - hi.max(q0)).max(0) as u128;
+        sum + full * (self.m.div_ceil(self.bc.max(1))) as u128
+    }
+
+    /// Sum of the steps of tile rows `[0, r)` (`r ≤ rows`).
+    pub fn prefix(&self, r: u64) -> u128 {
+        self.block_sum(self.rows - r, self.rows)
+    }
+}
+
+/// `Σ_{i=0}^{n−1} ⌊(a·i + b) / m⌋` in O(log) steps (the classic floor-sum recursion).
+pub fn floor_sum(n: u128, m: u128, a: u128, b: u128) -> u128 {
+    let (mut n, mut m, mut a, mut b) = (n, m, a, b);
+    let mut ans = 0u128;
+    loop {
+        if a >= m {
+            ans += n * (n.saturating_sub(1)) / 2 * (a / m);
+            a %= m;
+        }
+        if b >= m {
+            ans += n * (b / m);
+            b %= m;
+        }
+        let y_max = a * n + b;
+        if y_max < m {
+            return ans;
+        }
+        n = y_max / m;
+        b = y_max % m;
+        std::mem::swap(&mut m, &mut a);
+    }
 }
 
 /// One kernel, lowered.
@@ -271,7 +357,7 @@ impl KernelPlan {
     pub fn steps_of(&self, i: u64) -> u64 {
         match &self.steps {
             Steps::Uniform(k) => *k,
-            Steps::PerRow { table, .. } => table[self.order.coords(i).1 as usize],
+            Steps::PerRow(c) => c.steps_of_row(self.order.coords(i).1),
         }
     }
 
@@ -282,11 +368,11 @@ impl KernelPlan {
         }
         match &self.steps {
             Steps::Uniform(k) => k * (b - a),
-            Steps::PerRow { prefix, .. } => {
+            Steps::PerRow(c) => {
                 let p = self.order.rows;
-                let total = prefix[p as usize];
-                let upto = |i: u64| (i / p) * total + prefix[(i % p) as usize];
-                upto(b) - upto(a)
+                let total = c.prefix(p);
+                let upto = |i: u64| u128::from(i / p) * total + c.prefix(i % p);
+                u64::try_from(upto(b) - upto(a)).unwrap_or(u64::MAX)
             }
         }
     }
@@ -303,11 +389,11 @@ impl KernelPlan {
             (Key::Row, Steps::Uniform(k)) => (o.distinct_rows(a, b) * k) as f64,
             (Key::Col, Steps::Uniform(k)) => (o.distinct_cols(a, b) * k) as f64,
             (Key::Group, Steps::Uniform(k)) => (o.distinct_groups(a, b) * k) as f64,
-            (Key::Group, Steps::PerRow { table, .. }) => {
+            (Key::Group, Steps::PerRow(c)) => {
                 let extra = o.distinct_groups(a, b) - 1;
-                (self.steps_of(a) + extra * table[0]) as f64
+                self.steps_of(a) as f64 + extra as f64 * c.steps_of_row(0) as f64
             }
-            (Key::Row | Key::Col, Steps::PerRow { .. }) => {
+            (Key::Row | Key::Col, Steps::PerRow(_)) => {
                 unreachable!("per-row steps are only built with group- or CTA-keyed streams")
             }
         }
@@ -852,19 +938,7 @@ fn flash(
     let steps = if causal {
         // Query block qb sees keys j <= i + (m - n) (bottom-right aligned); heaviest blocks are
         // dispatched first (FA3's tile scheduler order), so row position r holds qb = rows-1-r.
-        let table: Vec<u64> = (0..rows)
-            .map(|r| {
-                let qb = rows - 1 - r;
-                let last_q = ((qb + 1) * br).min(n);
-                let keys = (last_q + m).saturating_sub(n).min(m);
-                ceil_div(keys, bc)
-            })
-            .collect();
-        let mut prefix = vec![0];
-        for t in &table {
-            prefix.push(prefix.last().unwrap() + t);
-        }
-        Steps::PerRow { table, prefix }
+        Steps::PerRow(Causal { rows, br, bc, n, m })
     } else {
         Steps::Uniform(tkv)
     };
@@ -1023,8 +1097,24 @@ fn decode_split(
     })
 }
 
-/// Refuses an op whose inputs and outputs do not fit in the GPU's device memory (`gpu.hbm`).
+/// Refuses an op whose inputs and outputs do not fit in the GPU's device memory (`gpu.hbm`),
+/// or whose element counts exceed [`super::op::MAX_COUNT`] (possible only on a GPU of more
+/// memory than any built).
 pub fn fits_device_memory(op: &GpuOp, hw: &GpuParams) -> Result<(), GpuError> {
+    fits_memory(op, hw)?;
+    for (what, value) in op.counts() {
+        if value > super::op::MAX_COUNT {
+            return Err(GpuError::TooLarge {
+                op: op.to_string(),
+                what: what.to_string(),
+                value,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn fits_memory(op: &GpuOp, hw: &GpuParams) -> Result<(), GpuError> {
     let need = op.min_bytes();
     if need > hw.hbm_bytes {
         return Err(GpuError::DeviceMemory {
@@ -1252,6 +1342,65 @@ mod tests {
             groups.insert(g);
         }
         (rows.len() as u64, cols.len() as u64, groups.len() as u64)
+    }
+
+    /// The causal step table as the plan built it before the closed form: query block qb's
+    /// last query is min((qb + 1)·br, n).
+    fn causal_table(c: &Causal) -> Vec<u64> {
+        (0..c.rows)
+            .map(|r| {
+                let qb = c.rows - 1 - r;
+                let last_q = ((qb + 1) * c.br).min(c.n);
+                let keys = (last_q + c.m).saturating_sub(c.n).min(c.m);
+                keys.div_ceil(c.bc)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn causal_closed_form_matches_the_table() {
+        let mut seed = 99u64;
+        let mut rnd = |n: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        for _ in 0..2000 {
+            let br = [16, 32, 64, 128, 256][rnd(5) as usize];
+            let bc = [16, 32, 64, 128, 256][rnd(5) as usize];
+            let n = 1 + rnd(3000);
+            let m = if rnd(2) == 0 { n } else { 1 + rnd(5000) };
+            let c = Causal {
+                rows: n.div_ceil(br),
+                br,
+                bc,
+                n,
+                m,
+            };
+            let t = causal_table(&c);
+            let mut acc = 0u128;
+            for r in 0..c.rows {
+                assert_eq!(c.steps_of_row(r), t[r as usize], "{c:?} row {r}");
+                assert_eq!(c.prefix(r), acc, "{c:?} prefix {r}");
+                acc += u128::from(t[r as usize]);
+            }
+            assert_eq!(c.prefix(c.rows), acc, "{c:?}");
+        }
+    }
+
+    #[test]
+    fn floor_sum_matches_the_loop() {
+        for n in 0..30u128 {
+            for m in 1..9u128 {
+                for a in 0..12u128 {
+                    for b in 0..12u128 {
+                        let want: u128 = (0..n).map(|i| (a * i + b) / m).sum();
+                        assert_eq!(floor_sum(n, m, a, b), want, "{n} {m} {a} {b}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -774,7 +774,7 @@ pub fn report_markdown(cmp: &Comparison) -> String {
                     format!("{:+.1}%", 100.0 * (m / r.measured_s() - 1.0)),
                     c.modeled_back_to_back_s(f).map_or("—".into(), us),
                     c.cycle_s.map_or("—".into(), us),
-                    format!("{:?}", est.bound).to_lowercase(),
+                    est.bound.name().to_string(),
                 ),
                 _ => (
                     "—".into(),

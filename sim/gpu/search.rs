@@ -181,6 +181,20 @@ fn best_kernel(
         .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)))
 }
 
+/// Why no candidate planned: the grid-size error of the largest tiles tried when the grid is
+/// what failed (a too-large op), otherwise the last candidate's error.
+fn why_none<T>(tried: &[Result<T, GpuError>]) -> String {
+    let errs: Vec<&GpuError> = tried.iter().filter_map(|r| r.as_ref().err()).collect();
+    let grid = errs
+        .iter()
+        .rev()
+        .find(|e| e.to_string().contains("CUDA grid"));
+    match grid.or(errs.last()) {
+        Some(e) => format!(" (e.g. {e})"),
+        None => String::new(),
+    }
+}
+
 /// Searches the mapspace and returns the fastest mapping's analytical estimate.
 pub fn try_estimate(op: &GpuOp, spec: &GpuSpec) -> Result<GpuEstimate, GpuError> {
     try_estimate_with(op, &GpuParams::new(spec))
@@ -193,21 +207,26 @@ pub fn try_estimate_with(op: &GpuOp, hw: &GpuParams) -> Result<GpuEstimate, GpuE
     let hw = hw.clone();
     let kinds1 = kernel_kinds(op, 1);
     let primary = candidates(op, kinds1[0].1);
-    let no_mapping = |name: &str| GpuError::NoMapping {
+    let no_mapping = |name: &str, reason: String| GpuError::NoMapping {
         op: op.to_string(),
         kernel: name.to_string(),
+        reason,
     };
     // Evaluate every primary candidate.
-    let firsts: Vec<(usize, f64, KernelPlan)> = primary
+    let tried: Vec<Result<(usize, f64, KernelPlan), GpuError>> = primary
         .par_iter()
         .enumerate()
-        .filter_map(|(i, m)| {
-            let p = plan_kernel(op, 0, m.split_k, m, &hw).ok()?;
-            Some((i, kernel_seconds(&p, &hw), p))
+        .map(|(i, m)| {
+            let p = plan_kernel(op, 0, m.split_k, m, &hw)?;
+            Ok((i, kernel_seconds(&p, &hw), p))
         })
         .collect();
+    let firsts: Vec<(usize, f64, KernelPlan)> = tried
+        .iter()
+        .filter_map(|r| r.as_ref().ok().cloned())
+        .collect();
     if firsts.is_empty() {
-        return Err(no_mapping(kinds1[0].0));
+        return Err(no_mapping(kinds1[0].0, why_none(&tried)));
     }
     // Best follow-up kernels for each split factor (they depend on nothing else).
     let mut rest: BTreeMap<u32, Option<(f64, Vec<KernelPlan>)>> = BTreeMap::new();
@@ -234,7 +253,7 @@ pub fn try_estimate_with(op: &GpuOp, hw: &GpuParams) -> Result<GpuEstimate, GpuE
         .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)))
         .ok_or_else(|| {
             let names: Vec<&str> = kernel_kinds(op, 2).iter().skip(1).map(|k| k.0).collect();
-            no_mapping(&names.join(", "))
+            no_mapping(&names.join(", "), String::new())
         })?;
     let mut plans = vec![best.2.clone()];
     if let Some((_, more)) = &rest[&best.2.mapping.split_k] {
