@@ -12,7 +12,7 @@ pub mod units;
 
 pub use spec::{
     ArchError, Architecture, ComputeUnit, GpuSpec, LevelEnergy, OpCost, Precision, StorageKind,
-    StorageLevel, MAX_WORD_BITS, ROLES,
+    StorageLevel, MAX_INSTANCES, MAX_WORD_BITS, ROLES,
 };
 pub use units::{Bandwidth, Bytes, Duration, Energy, Frequency, UnitError};
 

@@ -76,6 +76,69 @@ pub fn locate(text: &str, path: &str) -> Option<usize> {
     best
 }
 
+/// The field path of the value written at byte `offset` (`levels[2] (glb).energy.read`: array
+/// elements that are tables with a `name` show it), or `None` when `text` does not parse or
+/// no scalar value spans the offset (e.g. the offset is at a key).
+pub fn path_at(text: &str, offset: usize) -> Option<String> {
+    let doc = DeTable::parse(text).ok()?;
+    let mut best: Option<(usize, String)> = None;
+    walk_table(doc.get_ref(), "", offset, &mut best);
+    best.map(|(_, p)| p)
+}
+
+fn walk_table(t: &DeTable, prefix: &str, offset: usize, best: &mut Option<(usize, String)>) {
+    for (k, v) in t.iter() {
+        let path = if prefix.is_empty() {
+            k.get_ref().to_string()
+        } else {
+            format!("{prefix}.{}", k.get_ref())
+        };
+        walk_value(v.get_ref(), v.span(), path, offset, best);
+    }
+}
+
+fn walk_value(
+    v: &DeValue,
+    span: std::ops::Range<usize>,
+    path: String,
+    offset: usize,
+    best: &mut Option<(usize, String)>,
+) {
+    match v {
+        DeValue::Table(t) => walk_table(t, &path, offset, best),
+        DeValue::Array(a) => {
+            for (i, e) in a.iter().enumerate() {
+                let name = match e.get_ref() {
+                    DeValue::Table(t) => t
+                        .iter()
+                        .find(|(k, _)| k.get_ref().as_ref() == "name")
+                        .and_then(|(_, n)| match n.get_ref() {
+                            DeValue::String(s) => Some(format!(" ({s})")),
+                            _ => None,
+                        })
+                        .unwrap_or_default(),
+                    _ => String::new(),
+                };
+                walk_value(
+                    e.get_ref(),
+                    e.span(),
+                    format!("{path}[{i}]{name}"),
+                    offset,
+                    best,
+                );
+            }
+        }
+        _ => {
+            if span.start <= offset && offset < span.end.max(span.start + 1) {
+                let len = span.end - span.start;
+                if best.as_ref().is_none_or(|(l, _)| len < *l) {
+                    *best = Some((len, path));
+                }
+            }
+        }
+    }
+}
+
 /// 1-based (line, column in characters) of a byte offset, and the line's text.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize, String) {
     let mut offset = offset.min(text.len());
@@ -122,5 +185,15 @@ mod tests {
         assert_eq!(at("levels[1].capacity").0, 4);
         assert_eq!(locate(DOC, "nothing"), None);
         assert_eq!(locate("= broken", "name"), None);
+    }
+
+    #[test]
+    fn values_name_their_field() {
+        let at = |needle: &str| path_at(DOC, DOC.find(needle).unwrap());
+        assert_eq!(at("\"1 pJ\"").as_deref(), Some("levels[1] (b).energy.read"));
+        assert_eq!(at("0]").as_deref(), Some("levels[1] (b).fanout[1]"));
+        assert_eq!(at("\"x\"").as_deref(), Some("name"));
+        assert_eq!(at("fanout"), None); // a key, not a value
+        assert_eq!(path_at("= broken", 0), None);
     }
 }

@@ -388,6 +388,9 @@ pub const ROLES: [&str; 3] = ["inputs", "intermediates", "outputs"];
 /// Largest word size accepted (bits).
 pub const MAX_WORD_BITS: u32 = 1024;
 
+/// Most instances of a level, or PEs of a unit, in a whole architecture (2^40).
+pub const MAX_INSTANCES: u64 = 1 << 40;
+
 impl Architecture {
     /// Parses TOML text and validates it. `file_name` is used in error messages only; semantic
     /// errors are located at the field they name.
@@ -397,11 +400,17 @@ impl Architecture {
                 Some(span) => line_col(text, span.start),
                 None => (0, 0, String::new()),
             };
+            // A bad value (a unit out of range, a wrong type) names its field too.
+            let field = e
+                .span()
+                .and_then(|span| crate::locate::path_at(text, span.start))
+                .map(|p| format!("{p}: "))
+                .unwrap_or_default();
             ArchError::Parse {
                 file: file_name.to_string(),
                 line,
                 col,
-                message: e.message().trim().to_string(),
+                message: format!("{field}{}", e.message().trim()),
                 snippet,
             }
         })?;
@@ -574,6 +583,27 @@ impl Architecture {
                 }
             }
         }
+        // Instances multiply down the tree: keep every count exact in an f64 and far from
+        // overflow (a model multiplies them by traffic and energy per access).
+        let mut count = vec![1u64; self.levels.len()];
+        for (i, level) in self.levels.iter().enumerate() {
+            let parent = self.parent(i).map_or(1, |p| count[p]);
+            match level
+                .fanout
+                .iter()
+                .try_fold(parent, |n, &f| n.checked_mul(u64::from(f)))
+                .filter(|&n| n <= MAX_INSTANCES)
+            {
+                Some(n) => count[i] = n,
+                None => {
+                    return fail(
+                        format!("levels[{i}].fanout"),
+                        format!("levels[{i}] ({}).fanout", level.name),
+                        format!("the fanouts down to this level make more than 2^40 ({MAX_INSTANCES}) instances"),
+                    )
+                }
+            }
+        }
         if self.compute.is_empty() {
             return fail(
                 "compute".into(),
@@ -609,6 +639,24 @@ impl Architecture {
                 }
             }
             check_fanout(&unit.fanout).map_err(|m| (loc("fanout"), invalid(shown("fanout"), m)))?;
+            let under = unit
+                .level
+                .as_deref()
+                .and_then(|l| self.level_index(l))
+                .unwrap_or(self.levels.len() - 1);
+            let pes = unit
+                .fanout
+                .iter()
+                .try_fold(count[under], |n, &f| n.checked_mul(u64::from(f)));
+            if pes.is_none_or(|n| n > MAX_INSTANCES) {
+                return fail(
+                    loc("fanout"),
+                    shown("fanout"),
+                    format!(
+                        "the fanouts down to this unit make more than 2^40 ({MAX_INSTANCES}) PEs"
+                    ),
+                );
+            }
             if unit.ops.is_empty() {
                 return fail(
                     loc("ops"),
@@ -663,9 +711,13 @@ impl Architecture {
                 }
             }
             for (dtype, f) in &gpu.tensor_flops_per_clk_per_sm {
-                if !positive(*f) {
+                if !positive(*f) || *f > 1e9 {
                     let f = format!("gpu.tensor_flops_per_clk_per_sm.{dtype}");
-                    return fail(f.clone(), f, "must be finite and > 0".into());
+                    return fail(
+                        f.clone(),
+                        f,
+                        "must be finite, > 0 and at most 1e9 FLOP per clock per SM".into(),
+                    );
                 }
             }
             if gpu.smem_per_block_max.bytes() > gpu.smem_per_sm.bytes() {

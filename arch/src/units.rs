@@ -2,9 +2,11 @@
 //! `"940 MHz"`, `"17.16 pJ"` and `"0.8 us"`.
 //!
 //! Every quantity stores an `f64` in SI base units (bytes, bytes/s, Hz, joules, seconds).
-//! Parsing rejects negative, NaN and infinite values; [`Bytes`], [`Bandwidth`] and [`Frequency`]
-//! also reject zero. Each type (de)serializes as a canonical string (its [`Display`] form) that
-//! re-parses to exactly the same `f64`.
+//! Parsing rejects NaN, infinite and negative values and anything outside the quantity's
+//! physical range, so that no figure derived from an architecture can overflow to infinity or
+//! NaN: a capacity is 1 bit to 1 PB, a bandwidth 1 B/s to 1 PB/s, a clock 1 kHz to 100 GHz, an
+//! energy (per access or operation) 0 to 1 mJ, a duration 0 to 1 s. Each type (de)serializes as
+//! a canonical string (its [`Display`] form) that re-parses to exactly the same `f64`.
 //!
 //! Clock cycles are deliberately *not* a [`Duration`]: keep them as plain integers in fields named
 //! `*_cycles`.
@@ -33,8 +35,9 @@ pub enum UnitError {
         /// Accepted unit suffixes.
         accepted: String,
     },
-    /// The value is negative, zero where zero is not allowed, NaN, or infinite.
-    #[error("{kind} {reason}, got \"{given}\"")]
+    /// The value is NaN, infinite, negative, zero where zero is not allowed, or outside the
+    /// quantity's physical range.
+    #[error("{kind} {reason}, got \"{given}\" (accepted: {range})")]
     OutOfRange {
         /// Quantity kind, e.g. "bandwidth".
         kind: &'static str,
@@ -42,6 +45,8 @@ pub enum UnitError {
         reason: &'static str,
         /// What was given.
         given: String,
+        /// The accepted range, e.g. "1 kHz to 100 GHz".
+        range: &'static str,
     },
 }
 
@@ -126,6 +131,12 @@ struct Kind {
     units: &'static [Unit],
     zero_ok: bool,
     bare_number_is_base: bool,
+    /// Smallest accepted non-zero value (SI base units).
+    min: f64,
+    /// Largest accepted value (SI base units).
+    max: f64,
+    /// The accepted range in words, e.g. "1 kHz to 100 GHz".
+    range: &'static str,
 }
 
 impl Kind {
@@ -160,6 +171,12 @@ impl Kind {
             "must not be negative"
         } else if value == 0.0 && !self.zero_ok {
             "must be > 0"
+        } else if value == 0.0 {
+            return Ok(value);
+        } else if value < self.min {
+            "is below the smallest physical value"
+        } else if value > self.max {
+            "is above the largest physical value"
         } else {
             return Ok(value);
         };
@@ -167,6 +184,7 @@ impl Kind {
             kind: self.name,
             reason,
             given: given.to_string(),
+            range: self.range,
         })
     }
 
@@ -301,7 +319,7 @@ macro_rules! quantity {
 
 quantity! {
     /// A storage capacity in bytes: `"16 MiB"`, `"32 MB"`, `"512 KB"`, `"64 B"`, or a plain
-    /// integer (bytes). KiB/MiB/GiB/TiB are binary, KB/MB/GB/TB decimal. Must be > 0.
+    /// integer (bytes). KiB/MiB/GiB/TiB are binary, KB/MB/GB/TB decimal. 1 bit (0.125 B) to 1 PB.
     Bytes,
     Kind {
         name: "capacity",
@@ -310,12 +328,15 @@ quantity! {
         units: BYTE_UNITS,
         zero_ok: false,
         bare_number_is_base: true,
+        min: 0.125,
+        max: 1e15,
+        range: "1 bit (0.125 B) to 1 PB",
     },
     accessor: bytes, "The capacity in bytes."
 }
 
 quantity! {
-    /// A bandwidth in bytes per second: `"400 GB/s"`, `"3.35 TB/s"`, `"400 GiB/s"`. Must be > 0.
+    /// A bandwidth in bytes per second: `"400 GB/s"`, `"3.35 TB/s"`, `"400 GiB/s"`. 1 B/s to 1 PB/s.
     Bandwidth,
     Kind {
         name: "bandwidth",
@@ -324,12 +345,15 @@ quantity! {
         units: BANDWIDTH_UNITS,
         zero_ok: false,
         bare_number_is_base: false,
+        min: 1.0,
+        max: 1e15,
+        range: "1 B/s to 1 PB/s",
     },
     accessor: bytes_per_s, "The bandwidth in bytes per second."
 }
 
 quantity! {
-    /// A clock frequency: `"940 MHz"`, `"1.83 GHz"`. Must be > 0.
+    /// A clock frequency: `"940 MHz"`, `"1.83 GHz"`. 1 kHz to 100 GHz.
     Frequency,
     Kind {
         name: "frequency",
@@ -338,12 +362,15 @@ quantity! {
         units: FREQUENCY_UNITS,
         zero_ok: false,
         bare_number_is_base: false,
+        min: 1e3,
+        max: 1e11,
+        range: "1 kHz to 100 GHz",
     },
     accessor: hz, "The frequency in hertz."
 }
 
 quantity! {
-    /// An energy: `"17.16 pJ"`, `"0.909 nJ"` (fJ, pJ, nJ, uJ/µJ, mJ, J). Zero is allowed.
+    /// An energy: `"17.16 pJ"`, `"0.909 nJ"` (fJ, pJ, nJ, uJ/µJ, mJ, J). 0 to 1 mJ (per access or operation).
     Energy,
     Kind {
         name: "energy",
@@ -352,12 +379,15 @@ quantity! {
         units: ENERGY_UNITS,
         zero_ok: true,
         bare_number_is_base: false,
+        min: f64::MIN_POSITIVE,
+        max: 1e-3,
+        range: "0 J to 1 mJ",
     },
     accessor: joules, "The energy in joules."
 }
 
 quantity! {
-    /// A wall-clock duration: `"0.8 us"`, `"19 ns"` (ps, ns, us/µs, ms, s). Zero is allowed.
+    /// A wall-clock duration: `"0.8 us"`, `"19 ns"` (ps, ns, us/µs, ms, s). 0 to 1 s.
     /// Cycle counts are not durations: store them as integers in `*_cycles` fields.
     Duration,
     Kind {
@@ -367,6 +397,9 @@ quantity! {
         units: DURATION_UNITS,
         zero_ok: true,
         bare_number_is_base: false,
+        min: f64::MIN_POSITIVE,
+        max: 1.0,
+        range: "0 s to 1 s",
     },
     accessor: seconds, "The duration in seconds."
 }
@@ -444,18 +477,24 @@ mod tests {
             "expected a capacity like \"16 MiB\", got \"16 Mb\" (accepted units: TiB, TB, GiB, \
              GB, MiB, MB, KiB, KB, kB, B, or a plain integer number of bytes)"
         );
-        assert_eq!(err::<Bytes>("0 B"), "capacity must be > 0, got \"0 B\"");
-        assert_eq!(err::<Bytes>("0"), "capacity must be > 0, got \"0\"");
+        assert_eq!(
+            err::<Bytes>("0 B"),
+            "capacity must be > 0, got \"0 B\" (accepted: 1 bit (0.125 B) to 1 PB)"
+        );
+        assert_eq!(
+            err::<Bytes>("0"),
+            "capacity must be > 0, got \"0\" (accepted: 1 bit (0.125 B) to 1 PB)"
+        );
         assert_eq!(
             err::<Bytes>("-1 KiB"),
-            "capacity must not be negative, got \"-1 KiB\""
+            "capacity must not be negative, got \"-1 KiB\" (accepted: 1 bit (0.125 B) to 1 PB)"
         );
         assert!(err::<Bytes>("1.5").starts_with("expected a capacity"));
         assert!(err::<Bytes>("NaN B").starts_with("expected a capacity"));
         assert!(err::<Bytes>("inf B").starts_with("expected a capacity"));
         assert_eq!(
             err::<Bytes>("1e400 B"),
-            "capacity must be finite, got \"1e400 B\""
+            "capacity must be finite, got \"1e400 B\" (accepted: 1 bit (0.125 B) to 1 PB)"
         );
         assert!(err::<Bytes>("MiB").starts_with("expected a capacity"));
         assert!(err::<Bytes>("").starts_with("expected a capacity"));
@@ -488,12 +527,12 @@ mod tests {
         );
         assert_eq!(
             err::<Bandwidth>("0 GB/s"),
-            "bandwidth must be > 0, got \"0 GB/s\""
+            "bandwidth must be > 0, got \"0 GB/s\" (accepted: 1 B/s to 1 PB/s)"
         );
         assert!(err::<Bandwidth>("400").starts_with("expected a bandwidth"));
         assert_eq!(
             err::<Bandwidth>("-3 GB/s"),
-            "bandwidth must not be negative, got \"-3 GB/s\""
+            "bandwidth must not be negative, got \"-3 GB/s\" (accepted: 1 B/s to 1 PB/s)"
         );
     }
 
@@ -503,7 +542,7 @@ mod tests {
         assert_eq!("1.83 GHz".parse::<Frequency>().unwrap().hz(), 1.83e9);
         assert_eq!(
             err::<Frequency>("0 MHz"),
-            "frequency must be > 0, got \"0 MHz\""
+            "frequency must be > 0, got \"0 MHz\" (accepted: 1 kHz to 100 GHz)"
         );
         assert_eq!(
             err::<Frequency>("940 mhz"),
@@ -527,7 +566,7 @@ mod tests {
         );
         assert_eq!(
             err::<Energy>("-1 pJ"),
-            "energy must not be negative, got \"-1 pJ\""
+            "energy must not be negative, got \"-1 pJ\" (accepted: 0 J to 1 mJ)"
         );
     }
 
@@ -541,6 +580,49 @@ mod tests {
             "expected a duration like \"0.8 us\", got \"3000 cycles\" (accepted units: ms, us, \
              µs, ns, ps, s)"
         );
+    }
+
+    /// Every quantity refuses values outside its physical range (so no derived figure can
+    /// overflow to infinity or NaN), naming the range; the bounds themselves are accepted.
+    #[test]
+    fn physical_ranges() {
+        let cases: &[(&str, &str)] = &[
+            ("1e-30 B", "capacity is below the smallest physical value, got \"1e-30 B\" (accepted: 1 bit (0.125 B) to 1 PB)"),
+            ("2e15 B", "capacity is above the largest physical value, got \"2e15 B\" (accepted: 1 bit (0.125 B) to 1 PB)"),
+        ];
+        for &(s, want) in cases {
+            assert_eq!(err::<Bytes>(s), want);
+        }
+        assert_eq!("0.125 B".parse::<Bytes>().unwrap().bytes(), 0.125);
+        assert_eq!("1000 TB".parse::<Bytes>().unwrap().bytes(), 1e15);
+        assert_eq!(
+            err::<Frequency>("1e-320 Hz"),
+            "frequency is below the smallest physical value, got \"1e-320 Hz\" (accepted: 1 kHz to 100 GHz)"
+        );
+        assert!(err::<Frequency>("999 Hz").contains("below the smallest"));
+        assert!(err::<Frequency>("101 GHz").contains("above the largest"));
+        assert_eq!("1 kHz".parse::<Frequency>().unwrap().hz(), 1e3);
+        assert_eq!("100 GHz".parse::<Frequency>().unwrap().hz(), 1e11);
+        assert_eq!(
+            err::<Energy>("1e308 J"),
+            "energy is above the largest physical value, got \"1e308 J\" (accepted: 0 J to 1 mJ)"
+        );
+        assert!(err::<Energy>("2 mJ").contains("above the largest"));
+        assert!(err::<Energy>("1e-320 J").contains("below the smallest"));
+        assert_eq!("1 mJ".parse::<Energy>().unwrap().joules(), 1e-3);
+        assert!(err::<Bandwidth>("0.5 B/s").contains("below the smallest"));
+        assert!(err::<Bandwidth>("1e10 TB/s").contains("above the largest"));
+        assert!(err::<Bandwidth>("1e400 TB/s").contains("must be finite"));
+        assert_eq!(
+            "1000 TB/s".parse::<Bandwidth>().unwrap().bytes_per_s(),
+            1e15
+        );
+        assert!(err::<Duration>("2 s").contains("above the largest"));
+        // Values built in code go through the same checks.
+        assert!(Energy::new(f64::NAN).is_err());
+        assert!(Energy::from_pj(1e300).is_err());
+        assert!(Frequency::new(1.0).is_err());
+        assert!(Bytes::new(f64::INFINITY).is_err());
     }
 
     #[test]
@@ -588,7 +670,7 @@ mod tests {
             assert_eq!(v.to_string().parse::<Duration>().unwrap(), v, "{s} -> {v}");
         }
         // Arbitrary values still round-trip exactly through the base-unit fallback.
-        for x in [1.0 / 3.0, 123456.789e-15, 7.0e-13] {
+        for x in [1.0 / 3.0e4, 123456.789e-15, 7.0e-13] {
             let e = Energy::new(x).unwrap();
             assert_eq!(e.to_string().parse::<Energy>().unwrap(), e);
         }

@@ -241,7 +241,9 @@ fn zero_bandwidth_rejected_naming_field() {
     let text = MINIMAL.replace("bandwidth = \"10 GB/s\"", "bandwidth = \"0 GB/s\"");
     let msg = located(&text, 11);
     assert!(
-        msg.starts_with("test.toml:11:13: bandwidth must be > 0, got \"0 GB/s\""),
+        msg.starts_with(
+            "test.toml:11:13: levels[0] (dram).bandwidth: bandwidth must be > 0, got \"0 GB/s\" (accepted: 1 B/s to 1 PB/s)"
+        ),
         "{msg}"
     );
     assert!(msg.contains("bandwidth = \"0 GB/s\""), "{msg}");
@@ -443,13 +445,13 @@ fn bad_units_in_file_report_the_expected_form() {
     let text = MINIMAL.replace("\"10 GB/s\"", "\"10 GB\"");
     let msg = parse(&text).unwrap_err().to_string();
     assert!(
-        msg.starts_with("test.toml:11:13: expected a bandwidth like \"400 GB/s\", got \"10 GB\""),
+        msg.starts_with("test.toml:11:13: levels[0] (dram).bandwidth: expected a bandwidth like \"400 GB/s\", got \"10 GB\""),
         "{msg}"
     );
     let text = MINIMAL.replace("clock = \"1 GHz\"", "clock = \"3000 cycles\"");
     let msg = parse(&text).unwrap_err().to_string();
     assert!(
-        msg.starts_with("test.toml:5:9: expected a frequency"),
+        msg.starts_with("test.toml:5:9: clock: expected a frequency"),
         "{msg}"
     );
 }
@@ -472,4 +474,91 @@ fn load_reads_files_and_names_them() {
     let msg = Architecture::load(&missing).unwrap_err().to_string();
     assert!(msg.starts_with(&missing.display().to_string()), "{msg}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Every quantity of an architecture file is range-checked where it is written: a value that
+/// would make a report infinite or NaN is refused with file:line:col, the field and the
+/// accepted range (issue 9: `clock = "1e-320 Hz"`, `energy = "1e308 J"`, `capacity = "1e-30 B"`
+/// gave inf/NaN reports).
+#[test]
+fn out_of_range_quantities_are_refused_at_their_field() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "clock = \"1 GHz\"",
+            "clock = \"1e-320 Hz\"",
+            "test.toml:5:9: clock: frequency is below the smallest physical value, got \"1e-320 Hz\" (accepted: 1 kHz to 100 GHz)",
+        ),
+        (
+            "clock = \"1 GHz\"",
+            "clock = \"200 GHz\"",
+            "test.toml:5:9: clock: frequency is above the largest physical value",
+        ),
+        (
+            "read = \"100 pJ\"",
+            "read = \"1e308 J\"",
+            "test.toml:13:8: levels[0] (dram).energy.read: energy is above the largest physical value, got \"1e308 J\" (accepted: 0 J to 1 mJ)",
+        ),
+        (
+            "capacity = \"1 MiB\"",
+            "capacity = \"1e-30 B\"",
+            "test.toml:19:12: levels[1] (global_buffer).capacity: capacity is below the smallest physical value, got \"1e-30 B\" (accepted: 1 bit (0.125 B) to 1 PB)",
+        ),
+        (
+            "capacity = \"1 MiB\"",
+            "capacity = \"2000 TB\"",
+            "test.toml:19:12: levels[1] (global_buffer).capacity: capacity is above the largest physical value",
+        ),
+        (
+            "read_bandwidth = \"100 GB/s\"",
+            "read_bandwidth = \"0 GB/s\"",
+            "test.toml:21:18: levels[1] (global_buffer).read_bandwidth: bandwidth must be > 0",
+        ),
+        (
+            "read_bandwidth = \"100 GB/s\"",
+            "read_bandwidth = \"1e10 TB/s\"",
+            "test.toml:21:18: levels[1] (global_buffer).read_bandwidth: bandwidth is above the largest physical value",
+        ),
+        (
+            "bandwidth = \"10 GB/s\"",
+            "bandwidth = \"1e-9 B/s\"",
+            "test.toml:11:13: levels[0] (dram).bandwidth: bandwidth is below the smallest physical value",
+        ),
+        (
+            "mac = { cycles = 1, energy = \"1 pJ\" }",
+            "mac = { cycles = 1, energy = \"5 mJ\" }",
+            "test.toml:39:30: compute[0] (pe).ops.mac.energy: energy is above the largest physical value",
+        ),
+        (
+            "mac = { cycles = 1, energy = \"1 pJ\" }",
+            "mac = { cycles = 1, energy = \"NaN pJ\" }",
+            "test.toml:39:30: compute[0] (pe).ops.mac.energy: expected an energy",
+        ),
+    ];
+    for (from, to, want) in cases {
+        let text = MINIMAL.replace(from, to);
+        assert_ne!(text, MINIMAL, "{from}");
+        let msg = parse(&text).unwrap_err().to_string();
+        assert!(msg.starts_with(want), "{to}:\n got  {msg}\n want {want}");
+    }
+}
+
+/// Fanouts whose product would overflow (or lose exactness in) the counts the models multiply
+/// are refused at the fanout.
+#[test]
+fn fanouts_past_two_to_the_forty_instances_are_refused() {
+    let text = MINIMAL.replace("fanout = [4, 2]", "fanout = [4000000000, 4000000000]");
+    let msg = parse(&text).unwrap_err().to_string();
+    assert!(
+        msg.starts_with("test.toml:29:1: levels[2] (rf).fanout: the fanouts down to this level make more than 2^40"),
+        "{msg}"
+    );
+    let text = MINIMAL.replace(
+        "name = \"pe\"",
+        "name = \"pe\"\nfanout = [1048576, 1048576]",
+    );
+    let msg = parse(&text).unwrap_err().to_string();
+    assert!(
+        msg.contains("compute[0] (pe).fanout: the fanouts down to this unit make more than 2^40"),
+        "{msg}"
+    );
 }

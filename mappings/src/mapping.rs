@@ -31,7 +31,7 @@
 //! ```
 
 use crate::model::{ArchP, GroupPlan, Keep, LoopP, SHARED, TEMPORAL};
-use crate::problem::Problem;
+use crate::problem::{Problem, Role};
 use cascade_einsum::{Routing, SourceFile};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -190,8 +190,28 @@ impl Mapping {
                 message: e.message().trim().to_string(),
             }
         })?;
-        if m.dtype_bytes == 0 {
-            return Err(locate(text, file, fe("dtype_bytes", "must be ≥ 1")));
+        if m.dtype_bytes == 0 || m.dtype_bytes > u64::from(cascade_arch::MAX_WORD_BITS / 8) {
+            return Err(locate(
+                text,
+                file,
+                fe(
+                    "dtype_bytes",
+                    format!(
+                        "must be ≥ 1 and ≤ {} (bytes per element), got {}",
+                        cascade_arch::MAX_WORD_BITS / 8,
+                        m.dtype_bytes
+                    ),
+                ),
+            ));
+        }
+        for (r, &n) in &m.extents {
+            if n == 0 {
+                return Err(locate(
+                    text,
+                    file,
+                    fe(format!("extents.{r}"), "extents are ≥ 1"),
+                ));
+            }
         }
         Ok(m)
     }
@@ -250,6 +270,107 @@ pub fn locate(text: &str, file: &str, e: FieldError) -> MappingError {
         col,
         message: e.to_string(),
     }
+}
+
+/// The loop nest of a group can run and means what it says: no rank unrolled twice over the
+/// same fanout dimension, spatial factors within every fanout dimension (the shared loops' and
+/// each unit's own together), and per Einsum and rank factors that cover the extent, padding
+/// less than a factor of 2 (the mapper's imperfect factors round an extent up by less).
+fn check_loops(
+    p: &Problem,
+    a: &ArchP,
+    einsums: &[usize],
+    binding: &[usize],
+    loops: &[LoopP],
+) -> Result<(), FieldError> {
+    let node_dim = |l: &LoopP| {
+        format!(
+            "dimension {} of {}",
+            l.dim,
+            a.node_name(usize::from(l.node))
+        )
+    };
+    for (j, l) in loops.iter().enumerate() {
+        if !l.spatial() {
+            continue;
+        }
+        if let Some(i) = loops[..j].iter().position(|x| {
+            x.spatial() && (x.node, x.dim, x.owner, x.rank) == (l.node, l.dim, l.owner, l.rank)
+        }) {
+            return Err(fe(
+                format!("loops[{j}].rank"),
+                format!(
+                    "rank {} is unrolled over {} by loops[{i}] already: give one loop with the product of the factors",
+                    p.ranks[usize::from(l.rank)].name,
+                    node_dim(l)
+                ),
+            ));
+        }
+    }
+    // Spatial factors per fanout dimension, as each unit's Einsums see them.
+    let mut owners: Vec<u8> = binding.iter().map(|&u| u as u8).collect();
+    owners.push(SHARED);
+    for &o in &owners {
+        let mine = |l: &LoopP| l.owner == SHARED || l.owner == o;
+        for (j, l) in loops.iter().enumerate() {
+            if !l.spatial() || !mine(l) {
+                continue;
+            }
+            let size = a
+                .fanout(usize::from(l.node))
+                .get(usize::from(l.dim))
+                .copied()
+                .unwrap_or(1);
+            let product = loops[..=j]
+                .iter()
+                .filter(|x| x.spatial() && mine(x) && (x.node, x.dim) == (l.node, l.dim))
+                .fold(1u64, |m, x| m.saturating_mul(x.factor));
+            if product > size {
+                return Err(fe(
+                    format!("loops[{j}].factor"),
+                    format!(
+                        "spatial factors over {} multiply to {product}, above its {size} instances",
+                        node_dim(l)
+                    ),
+                ));
+            }
+        }
+    }
+    for (k, &e) in einsums.iter().enumerate() {
+        let ep = &p.einsums[e];
+        let u = binding[k] as u8;
+        for (r, rk) in p.ranks.iter().enumerate() {
+            if ep.vars & (1 << r) == 0 {
+                continue;
+            }
+            let mine = |l: &&LoopP| usize::from(l.rank) == r && (l.owner == SHARED || l.owner == u);
+            let product = loops
+                .iter()
+                .filter(mine)
+                .fold(1u64, |m, x| m.saturating_mul(x.factor));
+            let last = loops.iter().rposition(|l| mine(&l));
+            let at = last.map_or("loops".to_string(), |j| format!("loops[{j}].factor"));
+            if product < rk.extent {
+                return Err(fe(
+                    at,
+                    format!(
+                        "the loops of Einsum {} over rank {} multiply to {product}, less than its extent {}",
+                        ep.name, rk.name, rk.extent
+                    ),
+                ));
+            }
+            if product / 2 >= rk.extent {
+                return Err(fe(
+                    at,
+                    format!(
+                        "the loops of Einsum {} over rank {} multiply to {product}, at least twice its extent {}: half the iterations or more would be padding (factors multiply to the extent, or round it up by less than a factor of 2)",
+                        ep.name, rk.name, rk.extent
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn names<'a>(it: impl Iterator<Item = &'a str>) -> String {
@@ -439,10 +560,34 @@ impl GroupMapping {
             };
             keep.push((t as u8, l as u16, how));
         }
+        for (i, k) in keep.iter().enumerate() {
+            if let Some(j) = keep[..i].iter().position(|x| (x.0, x.1) == (k.0, k.1)) {
+                return Err(fe(
+                    format!("keep[{i}]"),
+                    format!(
+                        "tensor {} at level {} is already placed by keep[{j}]",
+                        self.keep[i].tensor, self.keep[i].level
+                    ),
+                ));
+            }
+        }
         let mut spill = 0u64;
         for (i, t) in self.spill.iter().enumerate() {
-            spill |= 1 << tensor(format!("spill[{i}]"), t)?;
+            let at = format!("spill[{i}]");
+            let ti = tensor(at.clone(), t)?;
+            let tp = &p.tensors[ti];
+            if tp.role != Role::Intermediate || !tp.producer.is_some_and(|e| einsums.contains(&e)) {
+                return Err(fe(
+                    at,
+                    format!("{t} is not an intermediate produced in this group: only those can be spilled"),
+                ));
+            }
+            if spill & (1 << ti) != 0 {
+                return Err(fe(at, format!("{t} is listed twice")));
+            }
+            spill |= 1 << ti;
         }
+        check_loops(p, a, &einsums, &binding, &loops)?;
         Ok(GroupPlan {
             einsums,
             binding,
