@@ -251,12 +251,18 @@ pub fn run(cli: Cli) -> Result<()> {
                 // Bounds and kernel names spelled as in the JSON (`Bound::name`).
                 outln!(
                     "{op}: {:.4e} s ({}-bound) on {}",
-                    est.seconds, est.bound, a.name
+                    est.seconds,
+                    est.bound,
+                    a.name
                 );
                 for k in &est.kernels {
                     outln!(
                         "  {:<16} {:.4e} s  {:<7}  {} CTAs in {} waves",
-                        k.name, k.seconds, k.bound, k.ctas, k.waves
+                        k.name,
+                        k.seconds,
+                        k.bound,
+                        k.ctas,
+                        k.waves
                     );
                 }
             }

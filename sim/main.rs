@@ -19,7 +19,19 @@ fn main() {
         if broken_pipe {
             std::process::exit(0);
         }
-        let msg = format!("{e:#}");
+        // The chain of causes, each said once: an error that already quotes its source
+        // (thiserror's `{file}: {source}`) would otherwise repeat the OS error.
+        let mut msg = String::new();
+        for cause in e.chain() {
+            let s = cause.to_string();
+            if msg.contains(&s) {
+                continue;
+            }
+            if !msg.is_empty() {
+                msg.push_str(": ");
+            }
+            msg.push_str(&s);
+        }
         // Located diagnostics already start with their severity.
         if msg.starts_with("error") {
             eprintln!("{msg}");

@@ -285,3 +285,29 @@ fn a_full_disk_is_one_error_line_not_a_panic() {
         );
     }
 }
+
+#[test]
+fn os_errors_are_said_once() {
+    let dir = std::env::temp_dir().to_string_lossy().into_owned();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["analyze", &dir], "Is a directory"),
+        (vec!["check", &dir], "Is a directory"),
+        (
+            vec!["map", "--arch", &dir, "--cascade", "gemm"],
+            "Is a directory",
+        ),
+        (vec!["simulate", "--mapping", &dir], "Is a directory"),
+        (
+            vec!["simulate", "--mapping", "no/such/mapping.toml"],
+            "No such file",
+        ),
+        (vec!["regress", "--baseline", &dir], "Is a directory"),
+    ];
+    for (args, os) in cases {
+        let o = cascade(&args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(err.matches(os).count(), 1, "{args:?}: said twice:\n{err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+    }
+}
