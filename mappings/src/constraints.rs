@@ -361,7 +361,7 @@ impl Constraints {
     }
 
     /// Every entry with the cascade names it uses (field path, kind, name); `"*"` is no name.
-    fn entries(&self) -> Vec<(Entry, Vec<(String, Kind, &str)>)> {
+    fn entries(&self) -> Vec<(Entry, Vec<Used<'_>>)> {
         let mut out = Vec::new();
         for (i, t) in self.temporal.iter().enumerate() {
             let mut n: Vec<(String, Kind, &str)> = t
@@ -586,7 +586,10 @@ impl Constraints {
     }
 }
 
-fn applies(names: &[(String, Kind, &str)], c: &Names) -> bool {
+/// A cascade name an entry uses: its field path, its kind and the name.
+type Used<'a> = (String, Kind, &'a str);
+
+fn applies(names: &[Used], c: &Names) -> bool {
     names
         .iter()
         .all(|(_, kind, n)| kind.list(c).iter().any(|x| x == n))
