@@ -173,6 +173,21 @@ fn mappings_that_cannot_run_are_refused_with_the_field() {
             "3:1",
             "dtype_bytes: must be ≥ 1 and ≤ 128 (bytes per element)",
         ),
+        // Routing naming a rank the cascade lacks, or not one count per expert.
+        (
+            "routing-rank",
+            "[extents]",
+            "[routing]\nexpert_rank = \"Z\"\ntokens = 4\ntokens_per_expert = [1, 3]\n\n[extents]",
+            "6:1",
+            "routing.expert_rank: cascade gemm has no rank `Z` (ranks: K, N, T)",
+        ),
+        (
+            "routing-count",
+            "[extents]",
+            "[routing]\nexpert_rank = \"K\"\ntokens = 4\ntokens_per_expert = [1, 3]\n\n[extents]",
+            "8:1",
+            "routing.tokens_per_expert: gives 2 experts, but rank K has extent 768",
+        ),
         (
             "keep-twice",
             "[[groups.keep]]\ntensor = \"A\"\nlevel = \"rf1d\"\nbypass = true\n",
