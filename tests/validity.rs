@@ -404,6 +404,12 @@ fn bad_constraints_are_refused_with_the_reason() {
             "3:9",
             "bypass[0].keep[0]: no cascade mapped (layernorm, gemm, attention_1pass, ffn_gelu) has a tensor `NOPE`",
         ),
+        // A fixed factor that only pads (M0 is 256 in bert_base's attention).
+        (
+            "[[temporal]]\nlevel = \"dram\"\nfactors = { M0 = 512 }\n",
+            "3:13",
+            "temporal[0].factors.M0: factor 512 is at least twice the extent 256 of rank M0 in cascade attention_1pass",
+        ),
         // Names of two different cascades in one entry: it applies to none of them.
         (
             "[[spatial]]\nlevel = \"rf2d\"\nranks = [\"M0\", \"N\"]\n",

@@ -132,6 +132,8 @@ pub struct Origin {
 pub struct Names {
     pub cascade: String,
     pub ranks: Vec<String>,
+    /// Extent of each rank (parallel to `ranks`).
+    pub extents: Vec<u64>,
     pub tensors: Vec<String>,
     pub einsums: Vec<String>,
 }
@@ -142,6 +144,7 @@ impl Names {
         Names {
             cascade: p.cascade.clone(),
             ranks: p.ranks.iter().map(|r| r.name.clone()).collect(),
+            extents: p.ranks.iter().map(|r| r.extent).collect(),
             tensors: p.tensors.iter().map(|t| t.name.clone()).collect(),
             einsums: p.einsums.iter().map(|e| e.name.clone()).collect(),
         }
@@ -462,6 +465,38 @@ impl Constraints {
                             known.join(", ")
                         ),
                     ));
+                }
+            }
+            // A fixed factor of 2× a rank's extent or more only pads: a mapping made with it
+            // would be refused when replayed.
+            let factors: Vec<(String, &str, u64)> = match entry {
+                Entry::Temporal(i) => self.temporal[i]
+                    .factors
+                    .iter()
+                    .map(|(r, &f)| (format!("temporal[{i}].factors.{r}"), r.as_str(), f))
+                    .collect(),
+                Entry::Spatial(i) => self.spatial[i]
+                    .factors
+                    .iter()
+                    .map(|(r, &f)| (format!("spatial[{i}].factors.{r}"), r.as_str(), f))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            for c in cascades.iter().filter(|c| applies(&names, c)) {
+                for (path, r, f) in &factors {
+                    let Some(x) = c.ranks.iter().position(|n| n == r) else {
+                        continue;
+                    };
+                    let extent = c.extents.get(x).copied().unwrap_or(u64::MAX);
+                    if f / 2 >= extent {
+                        return Err((
+                            path.clone(),
+                            format!(
+                                "factor {f} is at least twice the extent {extent} of rank {r} in cascade {}: half its iterations or more would be padding",
+                                c.cascade
+                            ),
+                        ));
+                    }
                 }
             }
             if !cascades.iter().any(|c| applies(&names, c)) {
