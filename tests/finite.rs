@@ -6,15 +6,16 @@
 //! the compute bound (ops × cycles per op / PEs), energy finite and ≥ 0, nothing NaN, infinite
 //! or null in the JSON.
 
-use cascade::commands::map::simulate;
+use cascade::commands::map::replay;
+use cascade::models::spatial::analytical::Analytical;
 use cascade_arch::Architecture;
 use cascade_einsum::{bind, library};
 use cascade_mappings::mapping::GroupMapping;
-use cascade_mappings::model::{GroupPlan, LoopP, TEMPORAL};
+use cascade_mappings::model::{GroupEval, GroupPlan, Keep, LoopP, TEMPORAL};
 use cascade_mappings::problem::Role;
 use cascade_mappings::search::{allowed_units, fuse_candidates};
 use cascade_mappings::space::Space;
-use cascade_mappings::{ArchP, Constraints, Mapping, Problem};
+use cascade_mappings::{ArchP, Constraints, Mapping, Problem, Report};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use std::collections::BTreeMap;
@@ -203,6 +204,44 @@ fn perturb(a: &ArchP, g: &mut GroupPlan, (what, x, y): (u8, u16, u16)) {
     }
 }
 
+/// Compulsory traffic below the root: a cascade input kept (at a position the evaluation used)
+/// at a level on the path of a unit that reads it is filled there at least once per element,
+/// summed over the level's instances; no count is negative.
+fn kept_inputs_are_filled(p: &Problem, a: &ArchP, groups: &[(GroupPlan, GroupEval)], toml: &str) {
+    let nt = p.tensors.len();
+    for (g, ev) in groups {
+        for x in &ev.actions {
+            assert!(
+                [x.reads, x.fills, x.updates]
+                    .iter()
+                    .all(|v| v.is_finite() && *v >= 0.0),
+                "{x:?}\n{toml}"
+            );
+        }
+        for &(t, l, k) in &ev.keep {
+            let (t, l) = (usize::from(t), usize::from(l));
+            if l == 0 || !matches!(k, Keep::At(_)) || p.tensors[t].role != Role::Input {
+                continue;
+            }
+            let read_below =
+                g.einsums.iter().zip(&g.binding).any(|(&e, &u)| {
+                    p.einsums[e].reads.contains(&t) && a.units[u].path.contains(&l)
+                });
+            if !read_below {
+                continue;
+            }
+            let fills = ev.actions[l * nt + t].fills;
+            assert!(
+                fills >= p.tensors[t].elems as f64,
+                "{} kept at {} is filled {fills} times, fewer than its {} elements\n{toml}",
+                p.tensors[t].name,
+                a.levels[l].name,
+                p.tensors[t].elems
+            );
+        }
+    }
+}
+
 struct Checked {
     refused: bool,
 }
@@ -277,8 +316,11 @@ fn run_case(v: &ArchValues, inst: &(&str, Vec<(&str, u64)>), c: &Choices) -> Che
     // Through the saved form, as `simulate` loads it.
     let toml = m.to_toml().unwrap();
     let m = Mapping::from_toml_str(&toml, "m.toml").unwrap();
-    let r = match simulate(&m, &toml, "m.toml", &arch) {
-        Ok(r) => r,
+    let r = match replay(&m, &toml, "m.toml", &arch, &Analytical::default()) {
+        Ok((p2, a2, groups)) => {
+            kept_inputs_are_filled(&p2, &a2, &groups, &toml);
+            Report::from_groups(&p2, &a2, &groups)
+        }
         Err(e) => {
             let msg = e.to_string();
             assert!(msg.starts_with("m.toml:"), "unlocated refusal: {msg}");
