@@ -230,6 +230,39 @@ impl Mapping {
     }
     /// Every group as a compact plan, checking that the groups cover each Einsum once.
     pub fn plans(&self, p: &Problem, a: &ArchP) -> Result<Vec<GroupPlan>, FieldError> {
+        if let Some(r) = &self.routing {
+            let Some(x) = p.rank_index(&r.expert_rank) else {
+                return Err(fe(
+                    "routing.expert_rank",
+                    format!(
+                        "cascade {} has no rank `{}` (ranks: {})",
+                        p.cascade,
+                        r.expert_rank,
+                        names(p.ranks.iter().map(|r| r.name.as_str()))
+                    ),
+                ));
+            };
+            let experts = p.ranks[x].extent;
+            if r.tokens_per_expert.len() as u64 != experts {
+                return Err(fe(
+                    "routing.tokens_per_expert",
+                    format!(
+                        "gives {} experts, but rank {} has extent {experts}",
+                        r.tokens_per_expert.len(),
+                        r.expert_rank
+                    ),
+                ));
+            }
+            if let Some(i) = r.tokens_per_expert.iter().position(|&n| n > r.tokens) {
+                return Err(fe(
+                    format!("routing.tokens_per_expert[{i}]"),
+                    format!(
+                        "expert {i} receives {} tokens, more than the {} routed",
+                        r.tokens_per_expert[i], r.tokens
+                    ),
+                ));
+            }
+        }
         let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
         let mut plans = Vec::new();
         for (i, g) in self.groups.iter().enumerate() {

@@ -7,6 +7,7 @@ use crate::workload::{Phase, Point, Workload, WorkloadKind};
 use anyhow::{anyhow, bail, Result};
 use cascade_einsum::ir::{rank_of, Cascade, Reduce};
 use cascade_einsum::{bind, check_source, Checked, Routing};
+use cascade_mappings::constraints::Names;
 use cascade_mappings::mapping::{locate, GroupMapping, RoutingMapping};
 use cascade_mappings::model::{CostModel, GroupEval, GroupPlan};
 use cascade_mappings::{ArchP, Constraints, Mapping, Objective, Problem, Report, Search};
@@ -242,38 +243,60 @@ pub fn map_instances(
     fusion: &Fusion,
     search: &Search,
 ) -> Result<Vec<MappedInstance>> {
+    let lowered: Vec<Result<(Problem, ArchP), String>> = insts
+        .iter()
+        .map(|inst| lower(inst, arch).map_err(|e| e.to_string()))
+        .collect();
+    // Constraints name levels and units of the architecture and ranks, tensors and Einsums of
+    // the cascades: a name found nowhere, or an entry that applies to no cascade mapped, is an
+    // error (not a search that silently ignores it); each cascade is searched under the
+    // entries that apply to it.
+    let cons = &search.constraints;
+    if !cons.is_empty() {
+        cons.check_arch(arch)?;
+        let names: Vec<Names> = lowered
+            .iter()
+            .filter_map(|l| l.as_ref().ok())
+            .map(|(p, _)| Names::of(p))
+            .collect();
+        if !names.is_empty() {
+            cons.check_names(&names)?;
+        }
+    }
     let mut out = Vec::new();
-    for inst in insts {
-        let result = lower(inst, arch)
-            .map_err(|e| e.to_string())
-            .and_then(|(p, a)| {
-                let m = map_cascade(&p, &a, fusion, search)?;
-                let sh = bind(&inst.cascade, &inst.extents).map_err(|e| e.to_string())?;
-                Ok(Mapped1 {
-                    mapping: Mapping {
-                        cascade: inst.source.clone(),
-                        arch: arch.name.clone(),
-                        dtype_bytes: inst.dtype_bytes,
-                        extents: sh.extents().clone(),
-                        routing: inst.routing.as_ref().map(RoutingMapping::from),
-                        groups: m
-                            .groups
-                            .iter()
-                            .map(|(g, ev)| GroupMapping::from_plan(&p, &a, g, &ev.keep))
-                            .collect(),
-                    },
-                    coverage: if m.space_size > 0.0 {
-                        (m.evaluations as f64 / m.space_size).min(1.0)
-                    } else {
-                        1.0
-                    },
-                    space_size: m.space_size,
-                    stop: m.stop.iter().map(|s| s.to_string()).collect(),
-                    report: m.report,
-                    evaluations: m.evaluations,
-                    seconds: m.seconds,
-                })
-            });
+    for (inst, low) in insts.iter().zip(lowered) {
+        let result = low.and_then(|(p, a)| {
+            let search = Search {
+                constraints: cons.for_cascade(&Names::of(&p)),
+                ..search.clone()
+            };
+            let m = map_cascade(&p, &a, fusion, &search)?;
+            let sh = bind(&inst.cascade, &inst.extents).map_err(|e| e.to_string())?;
+            Ok(Mapped1 {
+                mapping: Mapping {
+                    cascade: inst.source.clone(),
+                    arch: arch.name.clone(),
+                    dtype_bytes: inst.dtype_bytes,
+                    extents: sh.extents().clone(),
+                    routing: inst.routing.as_ref().map(RoutingMapping::from),
+                    groups: m
+                        .groups
+                        .iter()
+                        .map(|(g, ev)| GroupMapping::from_plan(&p, &a, g, &ev.keep))
+                        .collect(),
+                },
+                coverage: if m.space_size > 0.0 {
+                    (m.evaluations as f64 / m.space_size).min(1.0)
+                } else {
+                    1.0
+                },
+                space_size: m.space_size,
+                stop: m.stop.iter().map(|s| s.to_string()).collect(),
+                report: m.report,
+                evaluations: m.evaluations,
+                seconds: m.seconds,
+            })
+        });
         out.push(MappedInstance {
             role: inst.role.clone(),
             cascade: inst.source.clone(),
