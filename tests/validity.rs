@@ -303,8 +303,13 @@ fn architecture_values_outside_their_range_are_refused() {
     );
 }
 
-const README_CONSTRAINTS: &str =
-    "[[spatial]]\nunit = \"pe2d\"\ndim = 0\nranks = [\"M0\"]\n[[bind]]\neinsum = \"AV\"\nunit = \"pe1d\"\n";
+/// The constraints example of README.md (the first TOML block after "Constraints (TOML)").
+fn readme_constraints() -> String {
+    let readme = std::fs::read_to_string("README.md").unwrap();
+    let at = readme.find("Constraints (TOML)").expect("README has the constraints example");
+    let block = readme[at..].split("```toml\n").nth(1).unwrap();
+    block.split("```").next().unwrap().to_string()
+}
 
 fn map_bert(constraints: &str, name: &str) -> (Output, String) {
     let f = tmp(name, constraints);
@@ -324,7 +329,7 @@ fn map_bert(constraints: &str, name: &str) -> (Output, String) {
 
 #[test]
 fn the_readme_constraints_map_bert_base() {
-    let (o, _) = map_bert(README_CONSTRAINTS, "readme.toml");
+    let (o, _) = map_bert(&readme_constraints(), "readme.toml");
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     let attention = out.lines().find(|l| l.contains("attention_1pass")).unwrap();
