@@ -432,6 +432,7 @@ enum Key {
     Bar(RGBColor),
     Dashed(RGBColor),
     Point(RGBColor),
+    Plain(RGBColor),
 }
 
 fn draw<DB: DrawingBackend>(
@@ -463,7 +464,7 @@ fn draw<DB: DrawingBackend>(
         keys.push((s.name.clone(), key));
     }
     if c.diagonal && !bars {
-        keys.push(("y = x".into(), Key::Dashed(RGBColor(128, 128, 128))));
+        keys.push(("y = x".into(), Key::Plain(RGBColor(128, 128, 128))));
     }
     if !bars {
         for (k, r) in c.references.iter().enumerate() {
@@ -615,6 +616,9 @@ fn draw<DB: DrawingBackend>(
                     [(x0, y0 - 6), (x0 + 24, y0 + 6)],
                     col.filled(),
                 ))
+                .map_err(e)?,
+            Key::Plain(col) => legend
+                .draw(&PathElement::new([(x0, y0), (x0 + 24, y0)], col))
                 .map_err(e)?,
             Key::Point(col) => legend
                 .draw(&Cross::new(mid, 7, col.stroke_width(2)))

@@ -191,7 +191,7 @@ impl Mode {
             indicatif::ProgressDrawTarget::stderr(),
         );
         if let Ok(style) = indicatif::ProgressStyle::with_template(
-            "{prefix}: {bar:40} {pos}/{len} {msg} ({elapsed}, ETA {eta})",
+            "{prefix}: {wide_bar} {pos}/{len} {msg} ({elapsed}, ETA {eta})",
         ) {
             b.set_style(style);
         }

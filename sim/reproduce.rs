@@ -302,7 +302,7 @@ fn check_seq(w: &Workload, seq: u64) -> Result<()> {
         bail!("--seq 0: give sequence lengths ≥ 1");
     }
     let part = w.run.partition;
-    if seq > part && !seq.is_multiple_of(part) {
+    if !w.partition_divides(seq) {
         bail!(
             "--seq {seq}: the partition of {} ({part} keys, `run.partition` of {}) does not divide it; \
              use a multiple of {part} (or at most {part})",

@@ -403,6 +403,15 @@ impl Workload {
         }
     }
 
+    /// Whether the run's key partition (`M0`) splits a sequence of `seq_len` evenly: a
+    /// sequence no longer than the partition is one partition, a longer one must be a
+    /// multiple of it. Checked for the file's own lengths at load; for a length given
+    /// elsewhere (`--seq`) the caller checks.
+    pub fn partition_divides(&self, seq_len: u64) -> bool {
+        let p = self.run.partition;
+        p == 0 || seq_len <= p || seq_len.is_multiple_of(p)
+    }
+
     pub fn kind(&self) -> WorkloadKind {
         if self.layers.is_empty() {
             WorkloadKind::Llm
