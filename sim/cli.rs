@@ -228,7 +228,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 return Ok(());
             }
             println!("FuseMax reproduction: {} mapped points ({} models × seq × 3 designs), {evals} mappings evaluated in {secs:.2} s ({:.0}/s)", rows.len(), crate::workload::FUSEMAX_MODELS.len(), evals as f64 / secs.max(1e-9));
-            if !seq.is_empty() {
+            if crate::reproduce::is_subset(&seq) {
                 println!("a subset of the sequence lengths: means are over its points only; figures it does not give are n/a");
             }
             print!("{}", crate::reproduce::render_summary(&s));

@@ -770,11 +770,23 @@ pub fn write_reports(rows: &[Row], s: &Summary, dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The paper's sequence lengths (those of the FuseMax workloads).
+fn full_seq_lens() -> Vec<u64> {
+    Workload::load(FUSEMAX_MODELS[0])
+        .map(|w| w.run.seq_len)
+        .unwrap_or_default()
+}
+
+/// Whether `seq_lens` (as given to `--seq`) leave out some of the paper's sequence lengths.
+pub fn is_subset(seq_lens: &[u64]) -> bool {
+    let mut v = seq_lens.to_vec();
+    v.sort_unstable();
+    !seq_lens.is_empty() && v != full_seq_lens()
+}
+
 /// A line above the headline when the run covers only some of the paper's sequence lengths.
 fn subset_note(seqs: &[u64]) -> String {
-    let full = Workload::load(FUSEMAX_MODELS[0])
-        .map(|w| w.run.seq_len)
-        .unwrap_or_default();
+    let full = full_seq_lens();
     if seqs == full.as_slice() {
         return String::new();
     }
@@ -917,6 +929,13 @@ mod tests {
             default_out("fusemax", &[1024, 16384]),
             Path::new("target/reproduce/fusemax-seq-1024-16384")
         );
+    }
+
+    #[test]
+    fn a_subset_is_any_seq_list_short_of_the_papers_lengths() {
+        assert!(!is_subset(&[]));
+        assert!(is_subset(&[1024]));
+        assert!(!is_subset(&[1048576, 1024, 4096, 16384, 65536, 262144]));
     }
 
     #[test]
