@@ -63,12 +63,18 @@ pub enum Command {
     Reproduce {
         /// Which paper: `fusemax`.
         paper: String,
-        /// Output directory (default reports/<paper>).
+        /// Output directory (default: reports/<paper> for the full run; for a `--seq` subset
+        /// target/reproduce/<paper>-seq-…, so that a subset never overwrites the committed
+        /// reports).
         #[arg(long)]
         out: Option<String>,
-        /// Only these sequence lengths (comma-separated), e.g. `--seq 1024,16384`.
+        /// Only these sequence lengths (comma-separated), e.g. `--seq 1024,16384`; figures
+        /// the subset does not give are n/a.
         #[arg(long, value_delimiter = ',')]
         seq: Vec<u64>,
+        /// Print the headline figures and every point as JSON (still writes the reports).
+        #[arg(long)]
+        json: bool,
     },
     /// Map the cascades of a workload's layer, or one cascade, onto an architecture: search
     /// fusion, bindings, tiling, loop order, unrolling, bypass and spills; print the reports.
@@ -140,17 +146,23 @@ pub enum Command {
         /// Directory of cases (each with golden.json and cascade/mapping.toml).
         #[arg(long, default_value = "tests/parity")]
         cases: String,
-        /// Output directory for summary.md and results.csv.
-        #[arg(long, default_value = "reports/parity")]
-        out: String,
+        /// Output directory for summary.md and results.csv (default: reports/parity for the
+        /// committed cases, tests/parity; target/parity/<name> for any other --cases, so that
+        /// such a run never overwrites the committed reports).
+        #[arg(long)]
+        out: Option<String>,
     },
     /// Recompute the modeled FuseMax figures and compare them with reports/baseline.toml.
     Regress {
+        /// The baseline TOML (validated before anything runs).
         #[arg(long, default_value = "reports/baseline.toml")]
         baseline: String,
         /// Write the current figures as the new baseline instead of comparing.
         #[arg(long)]
         update: bool,
+        /// Print the comparison as JSON: each figure, baseline, value, tolerance, drift, pass.
+        #[arg(long, conflicts_with = "update")]
+        json: bool,
     },
     /// Predict one GPU operation from a one-line spec (see README, "GPU estimates").
     Estimate {
@@ -222,20 +234,41 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Some(Command::Reproduce { paper, out, seq }) => {
+        Some(Command::Reproduce {
+            paper,
+            out,
+            seq,
+            json,
+        }) => {
             if paper != "fusemax" {
                 bail!("unknown paper `{paper}` (known: fusemax)");
             }
             let t = std::time::Instant::now();
             let rows = crate::reproduce::run(if seq.is_empty() { None } else { Some(&seq) })?;
             let s = crate::reproduce::summarize(&rows);
-            let dir = out.unwrap_or_else(|| "reports/fusemax".into());
-            crate::reproduce::write_reports(&rows, &s, Path::new(&dir))?;
+            let dir = out.map_or_else(
+                || crate::reproduce::default_out(&paper, &seq),
+                std::path::PathBuf::from,
+            );
+            crate::reproduce::write_reports(&rows, &s, &dir)?;
             let evals: u64 = rows.iter().map(|r| r.evaluations).sum();
             let secs = t.elapsed().as_secs_f64();
-            outln!("FuseMax reproduction: {} mapped points ({} models × seq × 3 designs), {evals} mappings evaluated in {secs:.2} s ({:.0}/s)", rows.len(), crate::workload::FUSEMAX_MODELS.len(), evals as f64 / secs);
+            if json {
+                let mut v = crate::reproduce::summary_json(&s);
+                v["paper"] = serde_json::json!(paper);
+                v["out"] = serde_json::json!(dir.display().to_string());
+                v["evaluations"] = serde_json::json!(evals);
+                v["seconds"] = serde_json::json!(secs);
+                v["rows"] = serde_json::to_value(&rows)?;
+                outln!("{}", serde_json::to_string_pretty(&v)?);
+                return Ok(());
+            }
+            outln!("FuseMax reproduction: {} mapped points ({} models × seq × 3 designs), {evals} mappings evaluated in {secs:.2} s ({:.0}/s)", rows.len(), crate::workload::FUSEMAX_MODELS.len(), evals as f64 / secs.max(1e-9));
+            if crate::reproduce::is_subset(&seq) {
+                outln!("a subset of the sequence lengths: means are over its points only; figures it does not give are n/a");
+            }
             out!("{}", crate::reproduce::render_summary(&s));
-            outln!("reports written to {dir}/ (results.csv, summary.md, speedup/energy_ratio/utilization .png/.svg)");
+            outln!("reports written to {}/ (results.csv, headline.csv, summary.md, speedup/energy_ratio/utilization .png/.svg)", dir.display());
             Ok(())
         }
         Some(Command::Estimate { arch, op, json }) => {
@@ -432,10 +465,17 @@ pub fn run(cli: Cli) -> Result<()> {
             if dirs.is_empty() {
                 bail!("{cases}: no parity cases (directories with golden.json and cascade/mapping.toml)");
             }
+            let progress =
+                crate::progress::Progress::new("parity", dirs.len() as u64).unit("cases");
             let results = dirs
                 .iter()
-                .map(|d| parity::compare(d).with_context(|| d.display().to_string()))
+                .map(|d| {
+                    let _step = progress.step();
+                    parity::compare(d).with_context(|| d.display().to_string())
+                })
                 .collect::<Result<Vec<_>>>()?;
+            progress.finish();
+            let out = out.unwrap_or_else(|| parity::default_out(&cases).display().to_string());
             std::fs::create_dir_all(&out).with_context(|| format!("{out}: cannot create"))?;
             let md = format!(
                 "# Parity with Timeloop and ZigZag\n\nGenerated by `cascade parity`: every case of `{cases}/` replayed by cascade's analytical \
@@ -444,8 +484,11 @@ pub fn run(cli: Cli) -> Result<()> {
                 parity::render(&results),
                 parity::EXPLANATION
             );
-            std::fs::write(Path::new(&out).join("summary.md"), md)?;
-            std::fs::write(Path::new(&out).join("results.csv"), parity::csv(&results))?;
+            for (name, text) in [("summary.md", md), ("results.csv", parity::csv(&results))] {
+                let f = Path::new(&out).join(name);
+                std::fs::write(&f, text)
+                    .with_context(|| format!("{}: cannot write", f.display()))?;
+            }
             out!(
                 "{}",
                 parity::render(&results)
@@ -456,25 +499,43 @@ pub fn run(cli: Cli) -> Result<()> {
             outln!("\nreports written to {out}/ (summary.md, results.csv)");
             Ok(())
         }
-        Some(Command::Regress { baseline, update }) => {
-            let rows = crate::reproduce::run(None)?;
-            let cur = crate::commands::regress::tracked(&crate::reproduce::summarize(&rows));
-            if update {
-                let b = crate::commands::regress::Baseline {
+        Some(Command::Regress {
+            baseline,
+            update,
+            json,
+        }) => {
+            use crate::commands::regress;
+            // The baseline is checked before the (minutes-long) reproduction runs.
+            let b = if update {
+                None
+            } else {
+                Some(regress::load_baseline(Path::new(&baseline))?)
+            };
+            let rows = crate::reproduce::run_labelled(None, "regress")?;
+            let cur = regress::tracked(&crate::reproduce::summarize(&rows));
+            let Some(b) = b else {
+                let b = regress::Baseline {
                     note: "Modeled FuseMax reproduction figures (cascade reproduce fusemax); regenerate with `cascade regress --update` when a model change is intended.".into(),
-                    figures: cur.iter().map(|(k, v)| (k.clone(), crate::commands::regress::BaselineFigure { value: (v * 1e6).round() / 1e6, tolerance: 0.01 })).collect(),
+                    figures: cur.iter().map(|(k, v)| (k.clone(), regress::BaselineFigure { value: (v * 1e6).round() / 1e6, tolerance: 0.01 })).collect(),
                 };
-                std::fs::write(&baseline, toml::to_string_pretty(&b)?)?;
+                std::fs::write(&baseline, toml::to_string_pretty(&b)?)
+                    .with_context(|| format!("{baseline}: cannot write"))?;
                 outln!("wrote {baseline}");
                 return Ok(());
+            };
+            let (text, ok) = regress::regress(&cur, &b);
+            if json {
+                let v = regress::regress_json(&baseline, &cur, &b);
+                outln!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                out!("{text}");
             }
-            let b = crate::commands::regress::load_baseline(Path::new(&baseline))?;
-            let (text, ok) = crate::commands::regress::regress(&cur, &b);
-            out!("{text}");
             if !ok {
                 bail!("modeled figures drifted from {baseline}");
             }
-            outln!("no drift beyond tolerance");
+            if !json {
+                outln!("no drift beyond tolerance");
+            }
             Ok(())
         }
         Some(Command::Eval {
@@ -531,6 +592,7 @@ fn default_job() -> Result<()> {
             paper: "fusemax".into(),
             out: None,
             seq: vec![],
+            json: false,
         }),
     })
 }

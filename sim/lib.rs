@@ -7,6 +7,7 @@ pub mod commands;
 pub mod gpu;
 pub mod models;
 pub mod plot;
+pub mod progress;
 pub mod reproduce;
 pub mod validate;
 pub mod workload;

@@ -4,6 +4,12 @@
 //! diagonal for measured-vs-modeled plots) and grouped bars, each written as PNG
 //! and SVG. DejaVu Sans is compiled in and registered as `"sans-serif"`, so no
 //! system font is looked up; output is byte-identical for identical input.
+//!
+//! Every series of points is drawn with a marker of its own shape (lines too), paper or
+//! reference figures as dashed lines ([`Reference`]), and the legend in a panel right of the
+//! plotting area, so that it covers no data. Log axes are labelled at decades (1, 10, 100,
+//! 1000, 10k, …) unless the chart gives its ticks ([`Chart::x_ticks`], e.g. [`seq_ticks`]:
+//! 1K, 4K, 16K …).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,8 +17,9 @@ use std::sync::Once;
 
 use plotters::coord::combinators::{IntoLogRange, LogCoord};
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
-use plotters::coord::{types::RangedCoordf64, Shift};
+use plotters::coord::{types::RangedCoordf64, CoordTranslate, Shift};
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{register_font, FontStyle};
 
 static FONT: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
@@ -61,6 +68,52 @@ pub struct Chart {
     pub kind: ChartKind,
     /// Draw the `y = x` line; both axes then share one range. Ignored for bars.
     pub diagonal: bool,
+    /// Dashed horizontal lines, e.g. the paper's figure. Ignored for bars.
+    pub references: Vec<Reference>,
+    /// Labelled x ticks (value, label) instead of automatic ones; ignored for bars.
+    pub x_ticks: Vec<(f64, String)>,
+}
+
+/// A dashed horizontal line at `y` (over the x span `x`, or the whole axis), in the legend as
+/// `label`; a span of one x value is drawn as a marker.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Reference {
+    pub label: String,
+    pub y: f64,
+    pub x: Option<(f64, f64)>,
+}
+
+impl Reference {
+    pub fn new(label: impl Into<String>, y: f64) -> Self {
+        Reference {
+            label: label.into(),
+            y,
+            x: None,
+        }
+    }
+    /// Only over `from..=to` on the x axis.
+    pub fn over(mut self, from: f64, to: f64) -> Self {
+        self.x = Some((from, to));
+        self
+    }
+}
+
+/// Ticks for sequence lengths and other powers of two: 1024 → `1K`, 1048576 → `1M`.
+pub fn seq_ticks(values: &[f64]) -> Vec<(f64, String)> {
+    values.iter().map(|&v| (v, binary_label(v))).collect()
+}
+
+fn binary_label(v: f64) -> String {
+    const K: f64 = 1024.0;
+    if v >= K * K * K && (v / (K * K * K)).fract() == 0.0 {
+        format!("{}G", v / (K * K * K))
+    } else if v >= K * K && (v / (K * K)).fract() == 0.0 {
+        format!("{}M", v / (K * K))
+    } else if v >= K && (v / K).fract() == 0.0 {
+        format!("{}K", v / K)
+    } else {
+        fmt_num(v)
+    }
 }
 
 /// Log-log scatter with the `y = x` diagonal (measured vs. modeled).
@@ -76,6 +129,7 @@ pub fn scatter_with_diagonal(title: &str, x: &str, y: &str, series: Vec<Series>)
         series,
         kind,
         diagonal,
+        ..Chart::default()
     }
 }
 
@@ -173,6 +227,25 @@ fn ranges(c: &Chart) -> Result<(Span, Span), String> {
             ys.push(check(y, c.log_y, "y")?);
         }
     }
+    if bars.is_none() {
+        for r in &c.references {
+            let name = &r.label;
+            if !r.y.is_finite() || (c.log_y && r.y <= 0.0) {
+                return Err(format!("reference '{name}' has y = {} on this axis", r.y));
+            }
+            if let Some((a, b)) = r.x {
+                if !(a.is_finite() && b.is_finite() && a <= b) || (c.log_x && a <= 0.0) {
+                    return Err(format!("reference '{name}' has the x span {a}..{b}"));
+                }
+            }
+            ys.push(r.y);
+        }
+        for (v, l) in &c.x_ticks {
+            if !v.is_finite() || (c.log_x && *v <= 0.0) {
+                return Err(format!("x tick '{l}' is at {v}"));
+            }
+        }
+    }
     let span = |v: &[f64]| {
         v.iter()
             .fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)))
@@ -234,20 +307,46 @@ fn color(i: usize) -> RGBColor {
     RGBColor(r, g, b)
 }
 
-/// One axis: linear, logarithmic, or categories `0..n` with ticks at centres `j + 0.5`.
-enum Axis {
+/// Label of a log-axis tick: decades as 1, 10, 100, 1000, 10k, 100k, 1M …; others as numbers.
+fn fmt_log(v: f64) -> String {
+    let a = v.abs();
+    let decade = a > 0.0 && (a.log10() - a.log10().round()).abs() < 1e-9;
+    if !decade || a < 1e4 {
+        return fmt_num(v);
+    }
+    let e = a.log10().round() as i32;
+    match e {
+        4 => "10k".into(),
+        5 => "100k".into(),
+        6 => "1M".into(),
+        7 => "10M".into(),
+        8 => "100M".into(),
+        9 => "1G".into(),
+        _ => format!("1e{e}"),
+    }
+}
+
+/// One axis: linear, logarithmic, or categories `0..n` with ticks at centres `j + 0.5`;
+/// `ticks` replaces the automatic key points.
+struct Axis {
+    kind: AxisKind,
+    ticks: Option<Vec<f64>>,
+}
+
+enum AxisKind {
     Lin(RangedCoordf64),
     Log(LogCoord<f64>),
     Cat(RangedCoordf64, usize),
 }
 
 impl Axis {
-    fn new((lo, hi): Span, log: bool, cats: Option<usize>) -> Self {
-        match (cats, log) {
-            (Some(n), _) => Axis::Cat((lo..hi).into(), n),
-            (None, true) => Axis::Log((lo..hi).log_scale().into()),
-            (None, false) => Axis::Lin((lo..hi).into()),
-        }
+    fn new((lo, hi): Span, log: bool, cats: Option<usize>, ticks: Option<Vec<f64>>) -> Self {
+        let kind = match (cats, log) {
+            (Some(n), _) => AxisKind::Cat((lo..hi).into(), n),
+            (None, true) => AxisKind::Log((lo..hi).log_scale().into()),
+            (None, false) => AxisKind::Lin((lo..hi).into()),
+        };
+        Axis { kind, ticks }
     }
 }
 
@@ -255,24 +354,85 @@ impl Ranged for Axis {
     type FormatOption = DefaultFormatting;
     type ValueType = f64;
     fn map(&self, v: &f64, limit: (i32, i32)) -> i32 {
-        match self {
-            Axis::Lin(a) | Axis::Cat(a, _) => a.map(v, limit),
-            Axis::Log(a) => a.map(v, limit),
+        match &self.kind {
+            AxisKind::Lin(a) | AxisKind::Cat(a, _) => a.map(v, limit),
+            AxisKind::Log(a) => a.map(v, limit),
         }
     }
     fn key_points<H: KeyPointHint>(&self, hint: H) -> Vec<f64> {
-        match self {
-            Axis::Lin(a) => a.key_points(hint),
-            Axis::Log(a) => a.key_points(hint),
-            Axis::Cat(_, n) => (0..*n).map(|j| j as f64 + 0.5).collect(),
+        if let Some(t) = &self.ticks {
+            let r = self.range();
+            return t
+                .iter()
+                .copied()
+                .filter(|v| r.start <= *v && *v <= r.end)
+                .collect();
+        }
+        match &self.kind {
+            AxisKind::Lin(a) => a.key_points(hint),
+            // Decades only when the hint asks for bold points (labels): no crowding.
+            AxisKind::Log(a) => {
+                let light = hint.weight().allow_light_points();
+                let pts = a.key_points(hint);
+                let decades: Vec<f64> = pts
+                    .iter()
+                    .copied()
+                    .filter(|v| (v.log10() - v.log10().round()).abs() < 1e-9)
+                    .collect();
+                if light || decades.len() < 2 {
+                    pts
+                } else {
+                    decades
+                }
+            }
+            AxisKind::Cat(_, n) => (0..*n).map(|j| j as f64 + 0.5).collect(),
         }
     }
     fn range(&self) -> std::ops::Range<f64> {
-        match self {
-            Axis::Lin(a) | Axis::Cat(a, _) => a.range(),
-            Axis::Log(a) => a.range(),
+        match &self.kind {
+            AxisKind::Lin(a) | AxisKind::Cat(a, _) => a.range(),
+            AxisKind::Log(a) => a.range(),
         }
     }
+}
+
+/// Draws marker `i` at `at`: circle, triangle, square, cross (then larger ones), one shape
+/// per series.
+fn draw_marker<DB: DrawingBackend, X: CoordTranslate>(
+    area: &DrawingArea<DB, X>,
+    i: usize,
+    at: X::From,
+    col: RGBColor,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>>
+where
+    X::From: Clone + 'static,
+{
+    // Hollow shapes of different sizes: series that coincide stay visible one inside another.
+    let style = col.stroke_width(2);
+    let k = (i / 4) as i32;
+    match i % 4 {
+        0 => area.draw(&Circle::new(at, 7 + 3 * k, style)),
+        1 => area.draw(&TriangleMarker::new(at, 7 + 3 * k, style)),
+        2 => area.draw(
+            &(EmptyElement::at(at) + Rectangle::new([(-4 - k, -4 - k), (4 + k, 4 + k)], style)),
+        ),
+        _ => area.draw(&Cross::new(at, 5 + 2 * k, col.stroke_width(2))),
+    }
+}
+
+/// Grey shades for reference lines.
+fn reference_color(k: usize) -> RGBColor {
+    [RGBColor(60, 60, 60), RGBColor(140, 140, 140)][k % 2]
+}
+
+/// What one legend entry shows.
+enum Key {
+    Line(usize, RGBColor),
+    Marker(usize, RGBColor),
+    Bar(RGBColor),
+    Dashed(RGBColor),
+    Point(RGBColor),
+    Plain(RGBColor),
 }
 
 fn draw<DB: DrawingBackend>(
@@ -284,69 +444,137 @@ fn draw<DB: DrawingBackend>(
         ChartKind::GroupedBars { categories } => categories,
         _ => &[],
     };
-    let x = Axis::new(x, c.log_x, Some(cats.len()).filter(|&n| n > 0));
-    let y = Axis::new(y, c.log_y, None);
+    let bars = !cats.is_empty();
+    let ticks = (!bars && !c.x_ticks.is_empty())
+        .then(|| c.x_ticks.iter().map(|t| t.0).collect::<Vec<f64>>());
+    let x = Axis::new(x, c.log_x, Some(cats.len()).filter(|&n| n > 0), ticks);
+    let y = Axis::new(y, c.log_y, None, None);
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     root.fill(&WHITE).map_err(e)?;
     let (xr, yr) = (x.range(), y.range());
-    let mut ctx = ChartBuilder::on(root)
-        .caption(&c.title, ("sans-serif", 28))
+
+    // The legend's entries, then a panel right of the plot wide enough for the longest.
+    let mut keys: Vec<(String, Key)> = Vec::new();
+    for (i, s) in c.series.iter().enumerate() {
+        let key = match &c.kind {
+            ChartKind::Lines => Key::Line(i, color(i)),
+            ChartKind::Scatter => Key::Marker(i, color(i)),
+            ChartKind::GroupedBars { .. } => Key::Bar(color(i)),
+        };
+        keys.push((s.name.clone(), key));
+    }
+    if c.diagonal && !bars {
+        keys.push(("y = x".into(), Key::Plain(RGBColor(128, 128, 128))));
+    }
+    if !bars {
+        for (k, r) in c.references.iter().enumerate() {
+            let point = r.x.is_some_and(|(a, b)| a == b);
+            let col = reference_color(k);
+            let key = if point {
+                Key::Point(col)
+            } else {
+                Key::Dashed(col)
+            };
+            keys.push((r.label.clone(), key));
+        }
+    }
+    let longest = keys.iter().map(|k| k.0.chars().count()).max().unwrap_or(0);
+    let legend_w = (longest as u32 * 8 + 60).clamp(120, 340);
+    let area = root
+        .margin(12, 0, 0, 0)
+        .titled(&c.title, ("sans-serif", 28))
+        .map_err(e)?;
+    let (w, _) = area.dim_in_pixel();
+    let (plot, legend) = area.split_horizontally(w.saturating_sub(legend_w));
+
+    let mut ctx = ChartBuilder::on(&plot)
         .margin(15)
         .x_label_area_size(50)
         .y_label_area_size(80)
         .build_cartesian_2d(x, y)
         .map_err(e)?;
-    let xfmt = |v: &f64| match cats.is_empty() {
-        true => fmt_num(*v),
-        false => cats.get(v.max(0.0) as usize).cloned().unwrap_or_default(),
+    let labels: &[(f64, String)] = if bars { &[] } else { &c.x_ticks };
+    let xfmt = |v: &f64| {
+        if bars {
+            return cats.get(v.max(0.0) as usize).cloned().unwrap_or_default();
+        }
+        if let Some((_, l)) = labels.iter().find(|(t, _)| (t - v).abs() <= 1e-9 * t.abs()) {
+            return l.clone();
+        }
+        if c.log_x {
+            fmt_log(*v)
+        } else {
+            fmt_num(*v)
+        }
     };
+    let yfmt = |v: &f64| if c.log_y { fmt_log(*v) } else { fmt_num(*v) };
     let mut mesh = ctx.configure_mesh();
     mesh.x_desc(&c.x_label)
         .y_desc(&c.y_label)
         .x_label_formatter(&xfmt)
-        .y_label_formatter(&|v| fmt_num(*v))
+        .y_label_formatter(&yfmt)
         .axis_desc_style(("sans-serif", 18))
         .label_style(("sans-serif", 14))
         .light_line_style(RGBColor(235, 235, 235));
-    if !cats.is_empty() {
+    if bars {
         mesh.disable_x_mesh();
     }
     mesh.draw().map_err(e)?;
 
-    let (w, base) = (
+    // Reference lines below the data.
+    if !bars {
+        for (k, r) in c.references.iter().enumerate() {
+            let col = reference_color(k);
+            let (a, b) = r.x.unwrap_or((xr.start, xr.end));
+            let (a, b) = (a.max(xr.start), b.min(xr.end));
+            if a == b {
+                ctx.draw_series(std::iter::once(Cross::new(
+                    (a, r.y),
+                    7,
+                    col.stroke_width(2),
+                )))
+                .map_err(e)?;
+            } else if a < b {
+                ctx.draw_series(DashedLineSeries::new(
+                    [(a, r.y), (b, r.y)],
+                    10,
+                    6,
+                    col.stroke_width(2),
+                ))
+                .map_err(e)?;
+            }
+        }
+    }
+    let (bw, base) = (
         0.8 / c.series.len() as f64,
         if c.log_y { yr.start } else { 0.0 },
     );
     for (i, s) in c.series.iter().enumerate() {
         let col = color(i);
         let pts = s.points.iter().copied();
-        let anno = match &c.kind {
-            ChartKind::Lines => ctx.draw_series(LineSeries::new(pts, col.stroke_width(2))),
-            ChartKind::Scatter => ctx.draw_series(pts.map(|p| Circle::new(p, 4, col.filled()))),
-            ChartKind::GroupedBars { .. } => ctx.draw_series(pts.enumerate().map(|(j, (_, v))| {
-                let left = j as f64 + 0.1 + i as f64 * w;
-                Rectangle::new([(left, base), (left + w, v)], col.filled())
-            })),
-        }
-        .map_err(e)?;
-        let mark = match &c.kind {
-            ChartKind::Lines => 0,
-            ChartKind::Scatter => 1,
-            ChartKind::GroupedBars { .. } => 2,
-        };
-        anno.label(s.name.as_str()).legend(
-            move |(px, py)| -> DynElement<'static, DB, (i32, i32)> {
-                match mark {
-                    0 => {
-                        PathElement::new([(px, py), (px + 20, py)], col.stroke_width(2)).into_dyn()
-                    }
-                    1 => Circle::new((px + 10, py), 4, col.filled()).into_dyn(),
-                    _ => Rectangle::new([(px, py - 6), (px + 20, py + 6)], col.filled()).into_dyn(),
+        match &c.kind {
+            ChartKind::Lines => {
+                ctx.draw_series(LineSeries::new(pts.clone(), col.stroke_width(2)))
+                    .map_err(e)?;
+                for p in pts {
+                    draw_marker(ctx.plotting_area(), i, p, col).map_err(e)?;
                 }
-            },
-        );
+            }
+            ChartKind::Scatter => {
+                for p in pts {
+                    draw_marker(ctx.plotting_area(), i, p, col).map_err(e)?;
+                }
+            }
+            ChartKind::GroupedBars { .. } => {
+                ctx.draw_series(pts.enumerate().map(|(j, (_, v))| {
+                    let left = j as f64 + 0.1 + i as f64 * bw;
+                    Rectangle::new([(left, base), (left + bw, v)], col.filled())
+                }))
+                .map_err(e)?;
+            }
+        }
     }
-    if c.diagonal && cats.is_empty() {
+    if c.diagonal && !bars {
         let (lo, hi) = (xr.start.max(yr.start), xr.end.min(yr.end));
         let at = |t: f64| {
             if c.log_x {
@@ -356,19 +584,66 @@ fn draw<DB: DrawingBackend>(
             }
         };
         let pts = (0..=200).map(|k| at(k as f64 / 200.0)).map(|v| (v, v));
-        let grey = BLACK.mix(0.5);
-        ctx.draw_series(LineSeries::new(pts, grey))
-            .map_err(e)?
-            .label("y = x")
-            .legend(move |(px, py)| PathElement::new([(px, py), (px + 20, py)], grey));
+        ctx.draw_series(LineSeries::new(pts, BLACK.mix(0.5)))
+            .map_err(e)?;
     }
-    ctx.configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 14))
-        .draw()
+
+    // The legend panel: one row per entry, from the top of the plotting area.
+    let font = ("sans-serif", 14).into_font().color(&BLACK);
+    let (x0, mut y0) = (8i32, 30i32);
+    let rows = keys.len() as i32;
+    legend
+        .draw(&Rectangle::new(
+            [(x0 - 6, y0 - 14), (legend_w as i32 - 8, y0 + 22 * rows - 8)],
+            BLACK.stroke_width(1),
+        ))
         .map_err(e)?;
+    for (label, key) in &keys {
+        let mid = (x0 + 12, y0);
+        match key {
+            Key::Line(i, col) => {
+                legend
+                    .draw(&PathElement::new(
+                        [(x0, y0), (x0 + 24, y0)],
+                        col.stroke_width(2),
+                    ))
+                    .map_err(e)?;
+                draw_marker(&legend, *i, mid, *col).map_err(e)?;
+            }
+            Key::Marker(i, col) => draw_marker(&legend, *i, mid, *col).map_err(e)?,
+            Key::Bar(col) => legend
+                .draw(&Rectangle::new(
+                    [(x0, y0 - 6), (x0 + 24, y0 + 6)],
+                    col.filled(),
+                ))
+                .map_err(e)?,
+            Key::Plain(col) => legend
+                .draw(&PathElement::new([(x0, y0), (x0 + 24, y0)], col))
+                .map_err(e)?,
+            Key::Point(col) => legend
+                .draw(&Cross::new(mid, 7, col.stroke_width(2)))
+                .map_err(e)?,
+            Key::Dashed(col) => {
+                for k in 0..2 {
+                    let a = x0 + k * 14;
+                    legend
+                        .draw(&PathElement::new(
+                            [(a, y0), (a + 9, y0)],
+                            col.stroke_width(2),
+                        ))
+                        .map_err(e)?;
+                }
+            }
+        }
+        legend
+            .draw(&Text::new(
+                label.clone(),
+                (x0 + 32, y0),
+                font.pos(Pos::new(HPos::Left, VPos::Center)),
+            ))
+            .map_err(e)?;
+        y0 += 22;
+    }
     Ok(())
 }
 
@@ -393,7 +668,7 @@ mod tests {
             log_y: log,
             series,
             kind,
-            diagonal: false,
+            ..Chart::default()
         }
     }
 
@@ -528,6 +803,110 @@ mod tests {
         )
         .unwrap();
         std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    /// The x positions of the SVG `<text>` elements reading `label`.
+    fn text_x(svg: &str, label: &str) -> Vec<f64> {
+        let needle = format!(">\n{label}\n</text>");
+        svg.match_indices(&needle)
+            .map(|(i, _)| {
+                let open = svg[..i].rfind("<text x=\"").unwrap() + 9;
+                let end = open + svg[open..].find('"').unwrap();
+                svg[open..end].parse().unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn lines_have_markers_references_labelled_ticks_and_a_legend_outside_the_data() {
+        let seqs = [1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0];
+        let s = vec![
+            Series::new("first", seqs.iter().map(|&x| (x, 7.0)).collect()),
+            // Coincides with the first: both stay visible (different hollow shapes).
+            Series::new("second", seqs.iter().map(|&x| (x, 7.0)).collect()),
+            Series::new("third", seqs.iter().map(|&x| (x, 3.5)).collect()),
+        ];
+        let mut c = chart(ChartKind::Lines, false, s);
+        c.log_x = true;
+        c.x_ticks = seq_ticks(&seqs);
+        c.references = vec![
+            Reference::new("paper: mean 6.72", 6.72),
+            Reference::new("paper: 0.89 at 1K", 0.89).over(1024.0, 1024.0),
+        ];
+        check(
+            &c,
+            "lines-refs",
+            &["first", "third", "paper: mean 6.72", "1K", "16K", "1M"],
+        );
+        let d = tmp("lines-refs-svg");
+        render(&c, &d.join("c.png"), &d.join("c.svg")).unwrap();
+        let svg = std::fs::read_to_string(d.join("c.svg")).unwrap();
+        // A marker per point: circles for the first series (and its legend key).
+        assert!(svg.matches("<circle").count() > seqs.len(), "{svg}");
+        // A dashed reference: many short segments at one y.
+        assert!(svg.matches("<polyline").count() > 10);
+        // The y range reaches down to the 0.89 reference, below the data (3.5 to 7).
+        assert!(!text_x(&svg, "1").is_empty(), "{svg}");
+        // The legend panel (keys 20 px, labels 40 px right of its edge) lies right of every
+        // data marker: the only circle that far right is the first series' legend key.
+        let legend = text_x(&svg, "first")[0];
+        let cx: Vec<f64> = svg
+            .match_indices("<circle cx=\"")
+            .map(|(i, _)| {
+                let a = i + 12;
+                svg[a..a + svg[a..].find('"').unwrap()].parse().unwrap()
+            })
+            .collect();
+        assert_eq!(
+            cx.iter().filter(|&&x| x >= legend - 40.0).count(),
+            1,
+            "{cx:?}"
+        );
+        for l in ["second", "third", "paper: mean 6.72", "paper: 0.89 at 1K"] {
+            assert_eq!(text_x(&svg, l), [legend], "{l}");
+        }
+        // Tick labels do not overlap: 6 labels at increasing x, ≥ 40 px apart.
+        let xs: Vec<f64> = ["1K", "4K", "16K", "64K", "256K", "1M"]
+            .iter()
+            .map(|l| text_x(&svg, l)[0])
+            .collect();
+        assert!(xs.windows(2).all(|w| w[1] - w[0] >= 40.0), "{xs:?}");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn bad_references_and_ticks_are_refused() {
+        let d = tmp("bad-refs");
+        let one = vec![Series::new("s", vec![(1.0, 1.0), (2.0, 2.0)])];
+        let mut c = chart(ChartKind::Lines, true, one);
+        c.references = vec![Reference::new("r", f64::NAN)];
+        let e = render(&c, &d.join("a.png"), &d.join("a.svg")).unwrap_err();
+        assert!(e.to_string().contains("reference 'r'"), "{e}");
+        c.references = vec![Reference::new("r", 0.0)];
+        assert!(render(&c, &d.join("a.png"), &d.join("a.svg")).is_err());
+        c.references = vec![Reference::new("r", 1.0).over(3.0, 2.0)];
+        assert!(render(&c, &d.join("a.png"), &d.join("a.svg")).is_err());
+        c.references = vec![];
+        c.x_ticks = vec![(0.0, "zero".into())];
+        let e = render(&c, &d.join("a.png"), &d.join("a.svg")).unwrap_err();
+        assert!(e.to_string().contains("x tick 'zero'"), "{e}");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn tick_labels() {
+        let t: Vec<String> = seq_ticks(&[512.0, 1024.0, 16384.0, 1048576.0, 3.0 * 1048576.0])
+            .into_iter()
+            .map(|t| t.1)
+            .collect();
+        assert_eq!(t, ["512", "1K", "16K", "1M", "3M"]);
+        let l: Vec<String> = [1.0, 10.0, 1000.0, 1e4, 1e5, 1e6, 1e9, 1e12, 0.01, 2.0]
+            .map(fmt_log)
+            .to_vec();
+        assert_eq!(
+            l,
+            ["1", "10", "1000", "10k", "100k", "1M", "1G", "1e12", "0.01", "2"]
+        );
     }
 
     #[test]

@@ -3,9 +3,10 @@
 //! four FuseMax models × six sequence lengths (batch 64).
 
 use crate::models::spatial::fusion::{map_cascade, Fusion};
-use crate::plot::{render, Chart, ChartKind, Series};
+use crate::plot::{render, seq_ticks, Chart, ChartKind, Reference, Series};
+use crate::progress::Progress;
 use crate::workload::{Workload, FUSEMAX_MODELS};
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use cascade_einsum::{bind, library};
 use cascade_mappings::constraints::{BypassC, SpatialC, TemporalC};
 use cascade_mappings::model::{LoopP, SHARED, TEMPORAL};
@@ -208,28 +209,37 @@ pub fn search_settings() -> Search {
         .seed(1)
 }
 
-/// Map every (model, seq, design) point.
+/// Map every (model, seq, design) point (all six sequence lengths, or `seq_lens`), with a
+/// progress report labelled `reproduce fusemax` on stderr.
 pub fn run(seq_lens: Option<&[u64]>) -> Result<Vec<Row>> {
+    run_labelled(seq_lens, "reproduce fusemax")
+}
+
+/// [`run`] with the progress report labelled `label` (e.g. `regress`).
+pub fn run_labelled(seq_lens: Option<&[u64]>, label: &str) -> Result<Vec<Row>> {
+    if let Some(v) = seq_lens {
+        for (k, s) in v.iter().enumerate() {
+            if v[..k].contains(s) {
+                bail!("--seq {s} is given twice");
+            }
+        }
+    }
     let mut jobs = Vec::new();
     for m in FUSEMAX_MODELS {
         let w = Workload::load(m)?;
         for &seq in seq_lens.unwrap_or(&w.run.seq_len) {
+            check_seq(&w, seq)?;
             for d in 0..designs().len() {
                 jobs.push((w.clone(), seq, d));
             }
         }
     }
     let designs = designs();
-    // A progress bar on a terminal (hidden when stderr is not one, e.g. in CI).
-    let bar = indicatif::ProgressBar::new(jobs.len() as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} points mapped ({elapsed})")
-            .unwrap(),
-    );
+    let progress = Progress::new(label, jobs.len() as u64).unit("points");
     let rows: Vec<Result<Row>> = jobs
         .par_iter()
         .map(|(w, seq, d)| {
-            let _tick = Tick(&bar);
+            let _step = progress.step();
             let d = &designs[*d];
             let c = library::load(d.cascade)
                 .map_err(|e| anyhow!("{e}"))?
@@ -281,38 +291,80 @@ pub fn run(seq_lens: Option<&[u64]>) -> Result<Vec<Row>> {
             })
         })
         .collect();
-    bar.finish_and_clear();
+    progress.finish();
     rows.into_iter().collect()
 }
 
-/// Advances the progress bar when a job ends, however it ends.
-struct Tick<'a>(&'a indicatif::ProgressBar);
-
-impl Drop for Tick<'_> {
-    fn drop(&mut self) {
-        self.0.inc(1);
+/// A `--seq` length the FuseMax runs can map: at least 1, and split evenly by the workload's
+/// key partition (`M0`; a length below the partition is one partition).
+fn check_seq(w: &Workload, seq: u64) -> Result<()> {
+    if seq == 0 {
+        bail!("--seq 0: give sequence lengths ≥ 1");
     }
+    let part = w.run.partition;
+    if !w.partition_divides(seq) {
+        bail!(
+            "--seq {seq}: the partition of {} ({part} keys, `run.partition` of {}) does not divide it; \
+             use a multiple of {part} (or at most {part})",
+            w.name,
+            w.name
+        );
+    }
+    Ok(())
 }
 
-/// Headline figures, as FuseMax reports them.
+/// Headline figures, as FuseMax reports them; `None` where the points run do not give the
+/// figure (a `--seq` subset without 1K or without 16K and beyond, or without FLAT points).
+/// Serialized without the missing figures: JSON never holds a null, NaN or inf.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Summary {
-    pub speedup_vs_flat_mean: f64,
-    pub speedup_vs_flat_geomean: f64,
-    pub speedup_vs_flat_min: f64,
-    pub speedup_vs_flat_max: f64,
-    pub energy_ratio_vs_flat_mean: f64,
-    pub speedup_vs_unfused_mean: f64,
-    pub energy_ratio_vs_unfused_mean: f64,
-    pub fusemax_util_2d_at_1k: f64,
-    pub fusemax_util_2d_min_from_16k: f64,
-    pub flat_util_2d_mean: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub speedup_vs_flat_mean: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub speedup_vs_flat_geomean: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub speedup_vs_flat_min: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub speedup_vs_flat_max: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub energy_ratio_vs_flat_mean: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub speedup_vs_unfused_mean: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub energy_ratio_vs_unfused_mean: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fusemax_util_2d_at_1k: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fusemax_util_2d_min_from_16k: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flat_util_2d_mean: Option<f64>,
+    /// FuseMax points with a FLAT point to compare with.
     pub points: usize,
 }
 
 fn find<'a>(rows: &'a [Row], model: &str, seq: u64, design: &str) -> Option<&'a Row> {
     rows.iter()
         .find(|r| r.model == model && r.seq_len == seq && r.design == design)
+}
+
+/// A finite value, or `None` (an empty set of points, or a degenerate ratio).
+fn finite(v: f64) -> Option<f64> {
+    v.is_finite().then_some(v)
+}
+
+fn mean(v: &[f64]) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    finite(v.iter().sum::<f64>() / v.len() as f64)
+}
+
+fn min(v: &[f64]) -> Option<f64> {
+    finite(v.iter().copied().reduce(f64::min)?)
+}
+
+fn max(v: &[f64]) -> Option<f64> {
+    finite(v.iter().copied().reduce(f64::max)?)
 }
 
 pub fn summarize(rows: &[Row]) -> Summary {
@@ -340,24 +392,21 @@ pub fn summarize(rows: &[Row]) -> Summary {
             u16.push(r.util_2d);
         }
     }
-    let mean = |v: &[f64]| {
-        if v.is_empty() {
-            f64::NAN
-        } else {
-            v.iter().sum::<f64>() / v.len() as f64
-        }
+    let geomean = if sp.is_empty() {
+        None
+    } else {
+        finite((sp.iter().map(|x| x.ln()).sum::<f64>() / sp.len() as f64).exp())
     };
     Summary {
         speedup_vs_flat_mean: mean(&sp),
-        speedup_vs_flat_geomean: (sp.iter().map(|x| x.ln()).sum::<f64>() / sp.len().max(1) as f64)
-            .exp(),
-        speedup_vs_flat_min: sp.iter().cloned().fold(f64::INFINITY, f64::min),
-        speedup_vs_flat_max: sp.iter().cloned().fold(0.0, f64::max),
+        speedup_vs_flat_geomean: geomean,
+        speedup_vs_flat_min: min(&sp),
+        speedup_vs_flat_max: max(&sp),
         energy_ratio_vs_flat_mean: mean(&er),
         speedup_vs_unfused_mean: mean(&spu),
         energy_ratio_vs_unfused_mean: mean(&eru),
         fusemax_util_2d_at_1k: mean(&u1k),
-        fusemax_util_2d_min_from_16k: u16.iter().cloned().fold(f64::INFINITY, f64::min),
+        fusemax_util_2d_min_from_16k: min(&u16),
         flat_util_2d_mean: mean(&flat_u),
         points: sp.len(),
     }
@@ -366,9 +415,11 @@ pub fn summarize(rows: &[Row]) -> Summary {
 /// A paper target and its tolerance.
 pub struct Target {
     pub name: &'static str,
+    /// The field of [`Summary`] (and of JSON) it reads.
+    pub key: &'static str,
     pub paper: f64,
     pub tolerance: f64,
-    pub get: fn(&Summary) -> f64,
+    pub get: fn(&Summary) -> Option<f64>,
 }
 
 /// The FuseMax targets the issue names (paper / artifact CSVs).
@@ -376,42 +427,49 @@ pub fn targets() -> Vec<Target> {
     vec![
         Target {
             name: "mean attention speedup vs FLAT",
+            key: "speedup_vs_flat_mean",
             paper: 6.72,
             tolerance: 0.10,
             get: |s| s.speedup_vs_flat_mean,
         },
         Target {
             name: "mean energy ratio vs FLAT",
+            key: "energy_ratio_vs_flat_mean",
             paper: 0.787,
             tolerance: 0.10,
             get: |s| s.energy_ratio_vs_flat_mean,
         },
         Target {
             name: "FuseMax 2D utilization at 1K",
+            key: "fusemax_util_2d_at_1k",
             paper: 0.89,
             tolerance: 0.05,
             get: |s| s.fusemax_util_2d_at_1k,
         },
         Target {
             name: "FuseMax 2D utilization from 16K (min)",
+            key: "fusemax_util_2d_min_from_16k",
             paper: 0.95,
             tolerance: 0.0,
             get: |s| s.fusemax_util_2d_min_from_16k,
         },
         Target {
             name: "FLAT 2D utilization (mean)",
+            key: "flat_util_2d_mean",
             paper: 0.125,
             tolerance: 0.25,
             get: |s| s.flat_util_2d_mean,
         },
         Target {
             name: "mean speedup vs unfused",
+            key: "speedup_vs_unfused_mean",
             paper: 10.0,
             tolerance: 0.25,
             get: |s| s.speedup_vs_unfused_mean,
         },
         Target {
             name: "mean energy ratio vs unfused",
+            key: "energy_ratio_vs_unfused_mean",
             paper: 0.77,
             tolerance: 0.10,
             get: |s| s.energy_ratio_vs_unfused_mean,
@@ -419,44 +477,131 @@ pub fn targets() -> Vec<Target> {
     ]
 }
 
-/// Whether a measured value meets a target (`tolerance` 0 = at least the paper figure).
-pub fn meets(t: &Target, v: f64) -> bool {
-    if t.tolerance == 0.0 {
+/// Whether a measured value meets a target (`tolerance` 0 = at least the paper figure);
+/// `None` where the run lacks the figure (neither met nor missed).
+pub fn meets(t: &Target, v: Option<f64>) -> Option<bool> {
+    let v = v?;
+    Some(if t.tolerance == 0.0 {
         v >= t.paper
     } else {
         (v / t.paper - 1.0).abs() <= t.tolerance
+    })
+}
+
+impl Target {
+    /// `±10%` or `≥ paper`.
+    pub fn tolerance_text(&self) -> String {
+        if self.tolerance == 0.0 {
+            "≥ paper".to_string()
+        } else {
+            format!("±{:.0}%", self.tolerance * 100.0)
+        }
     }
 }
 
+/// A figure with 3 decimals, or `n/a`.
+fn or_na(v: Option<f64>, decimals: usize) -> String {
+    v.map_or_else(|| "n/a".to_string(), |v| format!("{v:.decimals$}"))
+}
+
+fn met_text(m: Option<bool>, markdown: bool) -> &'static str {
+    match (m, markdown) {
+        (None, _) => "n/a",
+        (Some(true), _) => "yes",
+        (Some(false), true) => "**no**",
+        (Some(false), false) => "no",
+    }
+}
+
+/// The headline table (Markdown; also what the command prints).
 pub fn render_summary(s: &Summary) -> String {
     let mut o = String::new();
-    writeln!(o, "| figure | paper | cascade | within |").unwrap();
-    writeln!(o, "|---|---|---|---|").unwrap();
+    writeln!(o, "| figure | paper | cascade | tolerance | met |").unwrap();
+    writeln!(o, "|---|---|---|---|---|").unwrap();
     for t in targets() {
         let v = (t.get)(s);
-        let tol = if t.tolerance == 0.0 {
-            "≥ paper".to_string()
-        } else {
-            format!("±{:.0}%", t.tolerance * 100.0)
-        };
         writeln!(
             o,
-            "| {} | {} | {:.3} | {} {} |",
+            "| {} | {} | {} | {} | {} |",
             t.name,
             t.paper,
-            v,
-            tol,
-            if meets(&t, v) { "yes" } else { "**no**" }
+            or_na(v, 3),
+            t.tolerance_text(),
+            met_text(meets(&t, v), true)
         )
         .unwrap();
     }
-    writeln!(
-        o,
-        "\nspeedup vs FLAT: geomean {:.2}×, range {:.2}–{:.2}× over {} points.",
-        s.speedup_vs_flat_geomean, s.speedup_vs_flat_min, s.speedup_vs_flat_max, s.points
-    )
+    match (
+        s.speedup_vs_flat_geomean,
+        s.speedup_vs_flat_min,
+        s.speedup_vs_flat_max,
+    ) {
+        (Some(g), Some(lo), Some(hi)) => writeln!(
+            o,
+            "\nspeedup vs FLAT: geomean {g:.2}×, range {lo:.2}–{hi:.2}× over {} points.",
+            s.points
+        ),
+        _ => writeln!(
+            o,
+            "\nspeedup vs FLAT: n/a (no point with both FuseMax and FLAT)."
+        ),
+    }
     .unwrap();
     o
+}
+
+/// The headline figures as CSV: `figure,key,paper,cascade,tolerance,met` (`n/a` where the run
+/// lacks a figure).
+pub fn summary_csv(s: &Summary) -> String {
+    let mut o = String::from("figure,key,paper,cascade,tolerance,met\n");
+    for t in targets() {
+        let v = (t.get)(s);
+        writeln!(
+            o,
+            "{},{},{},{},{},{}",
+            t.name,
+            t.key,
+            t.paper,
+            or_na(v, 6),
+            t.tolerance_text(),
+            met_text(meets(&t, v), false)
+        )
+        .unwrap();
+    }
+    o
+}
+
+/// The headline figures as JSON, null-free: a figure the run lacks has `"cascade": "n/a"` and
+/// `"met": "n/a"`.
+pub fn summary_json(s: &Summary) -> serde_json::Value {
+    let figures: Vec<serde_json::Value> = targets()
+        .iter()
+        .map(|t| {
+            let v = (t.get)(s);
+            serde_json::json!({
+                "figure": t.name,
+                "key": t.key,
+                "paper": t.paper,
+                "cascade": v.map_or(serde_json::json!("n/a"), |v| serde_json::json!(v)),
+                "tolerance": t.tolerance_text(),
+                "met": meets(t, v).map_or(serde_json::json!("n/a"), |m| serde_json::json!(m)),
+            })
+        })
+        .collect();
+    serde_json::json!({ "summary": s, "targets": figures })
+}
+
+/// Where `cascade reproduce <paper>` writes without `--out`: the committed `reports/<paper>`
+/// for the full run only; a `--seq` subset goes to `target/reproduce/<paper>-seq-…`, so that
+/// it never overwrites the committed reports.
+pub fn default_out(paper: &str, seq: &[u64]) -> std::path::PathBuf {
+    if seq.is_empty() {
+        return Path::new("reports").join(paper);
+    }
+    let list: Vec<String> = seq.iter().map(|s| s.to_string()).collect();
+    Path::new("target")
+        .join("reproduce")
+        .join(format!("{paper}-seq-{}", list.join("-")))
 }
 
 fn table(rows: &[Row]) -> String {
@@ -514,23 +659,29 @@ pub fn write_reports(rows: &[Row], s: &Summary, dir: &Path) -> Result<()> {
         )
         .unwrap();
     }
-    std::fs::write(dir.join("results.csv"), csv)?;
-    let md = format!(
-        "# FuseMax reproduction (by search)\n\nGenerated by `cascade reproduce fusemax`. Every design is mapped by the mapper \
-         (FuseMax: 1-pass cascade, fusion and 2D/1D binding searched; FLAT: 3-pass softmax on the 1D array, fused per row \
-         block; unfused: QK, softmax, AV with DRAM round trips) on its architecture preset, batch 64.\n\n## Headline\n\n{}\n\
-         ## Per point\n\n{}\n{}",
-        render_summary(s),
-        table(rows),
-        EXPLANATION
-    );
-    std::fs::write(dir.join("summary.md"), md)?;
+    let write = |name: &str, text: String| {
+        let f = dir.join(name);
+        std::fs::write(&f, text).with_context(|| format!("{}: cannot write", f.display()))
+    };
+    write("results.csv", csv)?;
+    write("headline.csv", summary_csv(s))?;
     let seqs: Vec<u64> = {
         let mut v: Vec<u64> = rows.iter().map(|r| r.seq_len).collect();
         v.sort_unstable();
         v.dedup();
         v
     };
+    let md = format!(
+        "# FuseMax reproduction (by search)\n\nGenerated by `cascade reproduce fusemax`. Every design is mapped by the mapper \
+         (FuseMax: 1-pass cascade, fusion and 2D/1D binding searched; FLAT: 3-pass softmax on the 1D array, fused per row \
+         block; unfused: QK, softmax, AV with DRAM round trips) on its architecture preset, batch 64.\n\n## Headline\n\n{}{}\n\
+         ## Per point\n\n{}\n{}",
+        subset_note(&seqs),
+        render_summary(s),
+        table(rows),
+        EXPLANATION
+    );
+    write("summary.md", md)?;
     let series = |f: &dyn Fn(&Row) -> Option<f64>| -> Vec<Series> {
         FUSEMAX_MODELS
             .iter()
@@ -548,27 +699,53 @@ pub fn write_reports(rows: &[Row], s: &Summary, dir: &Path) -> Result<()> {
             .filter(|s| !s.points.is_empty())
             .collect()
     };
+    let paper = |key: &str| {
+        targets()
+            .into_iter()
+            .find(|t| t.key == key)
+            .map(|t| t.paper)
+    };
+    let (lo, hi) = (
+        seqs.first().copied().unwrap_or(1) as f64,
+        seqs.last().copied().unwrap_or(1) as f64,
+    );
+    let mut util_refs = Vec::new();
+    if let Some(p) = paper("fusemax_util_2d_at_1k").filter(|_| seqs.contains(&1024)) {
+        util_refs.push(Reference::new(format!("paper: {p} at 1K"), p).over(1024.0, 1024.0));
+    }
+    if let Some(p) = paper("fusemax_util_2d_min_from_16k").filter(|_| hi >= 16384.0) {
+        util_refs
+            .push(Reference::new(format!("paper: ≥ {p} from 16K"), p).over(16384f64.max(lo), hi));
+    }
+    let mean_ref = |key: &str, what: &str| {
+        paper(key)
+            .map(|p| vec![Reference::new(format!("paper: {what} {p}"), p)])
+            .unwrap_or_default()
+    };
     let charts = [
         (
             "speedup",
             "FuseMax attention speedup over FLAT",
             "speedup (×)",
             series(&|r| find(rows, &r.model, r.seq_len, "flat").map(|f| f.latency_s / r.latency_s)),
+            mean_ref("speedup_vs_flat_mean", "mean"),
         ),
         (
             "energy_ratio",
             "FuseMax attention energy / FLAT",
             "energy ratio",
             series(&|r| find(rows, &r.model, r.seq_len, "flat").map(|f| r.energy_j / f.energy_j)),
+            mean_ref("energy_ratio_vs_flat_mean", "mean"),
         ),
         (
             "utilization",
             "FuseMax 2D-array utilization",
             "utilization",
             series(&|r| Some(r.util_2d)),
+            util_refs,
         ),
     ];
-    for (file, title, y, series) in charts {
+    for (file, title, y, series, references) in charts {
         if series.is_empty() {
             continue;
         }
@@ -581,6 +758,8 @@ pub fn write_reports(rows: &[Row], s: &Summary, dir: &Path) -> Result<()> {
             series,
             kind: ChartKind::Lines,
             diagonal: false,
+            references,
+            x_ticks: seq_ticks(&seqs.iter().map(|&q| q as f64).collect::<Vec<_>>()),
         };
         render(
             &chart,
@@ -589,6 +768,35 @@ pub fn write_reports(rows: &[Row], s: &Summary, dir: &Path) -> Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// The paper's sequence lengths (those of the FuseMax workloads).
+fn full_seq_lens() -> Vec<u64> {
+    Workload::load(FUSEMAX_MODELS[0])
+        .map(|w| w.run.seq_len)
+        .unwrap_or_default()
+}
+
+/// Whether `seq_lens` (as given to `--seq`) leave out some of the paper's sequence lengths.
+pub fn is_subset(seq_lens: &[u64]) -> bool {
+    let mut v = seq_lens.to_vec();
+    v.sort_unstable();
+    !seq_lens.is_empty() && v != full_seq_lens()
+}
+
+/// A line above the headline when the run covers only some of the paper's sequence lengths.
+fn subset_note(seqs: &[u64]) -> String {
+    let full = full_seq_lens();
+    if seqs == full.as_slice() {
+        return String::new();
+    }
+    let list: Vec<String> = seqs.iter().map(|s| s.to_string()).collect();
+    format!(
+        "A subset: sequence lengths {} only. The means are over these points (the paper's over all {} \
+         lengths); figures the subset does not give are n/a.\n\n",
+        list.join(", "),
+        full.len()
+    )
 }
 
 const EXPLANATION: &str = "## Where the model differs from the paper, and why\n\n\
@@ -616,3 +824,127 @@ also stages QK and A through the buffer on their way to and from DRAM, which put
 artifact's relative to FuseMax.\n\
 - **Search**: the mapper is a heuristic search with a fixed budget (seeded, deterministic); a point can land above \
 the best mapping a longer search finds. `cascade map` and the mapper API take larger budgets.\n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(model: &str, seq: u64, design: &str, latency_s: f64, util_2d: f64) -> Row {
+        Row {
+            model: model.into(),
+            seq_len: seq,
+            design: design.into(),
+            latency_s,
+            energy_j: latency_s * 2.0,
+            dram_bytes: 1.0,
+            util_2d,
+            util_1d: 0.5,
+            bound: "compute".into(),
+            evaluations: 1,
+        }
+    }
+
+    /// One model at 4096 only: neither the 1K nor the from-16K utilization exists.
+    fn subset() -> Vec<Row> {
+        vec![
+            row("bert_base", 4096, "fusemax", 1.0, 0.97),
+            row("bert_base", 4096, "flat", 7.0, 0.125),
+            row("bert_base", 4096, "unfused", 11.0, 0.1),
+        ]
+    }
+
+    fn no_bad_numbers(text: &str) {
+        for bad in ["NaN", "nan", "inf", "null"] {
+            assert!(!text.contains(bad), "{bad} in {text}");
+        }
+    }
+
+    #[test]
+    fn figures_a_subset_lacks_are_n_a_in_text_csv_and_json() {
+        let s = summarize(&subset());
+        assert_eq!(s.fusemax_util_2d_at_1k, None);
+        assert_eq!(s.fusemax_util_2d_min_from_16k, None);
+        assert_eq!(s.speedup_vs_flat_mean, Some(7.0));
+        let md = render_summary(&s);
+        no_bad_numbers(&md);
+        assert!(
+            md.contains("| FuseMax 2D utilization from 16K (min) | 0.95 | n/a | ≥ paper | n/a |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| FuseMax 2D utilization at 1K | 0.89 | n/a | ±5% | n/a |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| mean attention speedup vs FLAT | 6.72 | 7.000 | ±10% | yes |"),
+            "{md}"
+        );
+        let csv = summary_csv(&s);
+        no_bad_numbers(&csv);
+        assert!(
+            csv.contains("FuseMax 2D utilization at 1K,fusemax_util_2d_at_1k,0.89,n/a,±5%,n/a\n"),
+            "{csv}"
+        );
+        let json = summary_json(&s);
+        let text = json.to_string();
+        no_bad_numbers(&text);
+        assert!(json["summary"].get("fusemax_util_2d_at_1k").is_none());
+        let t = json["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["key"] == "fusemax_util_2d_min_from_16k")
+            .unwrap();
+        assert_eq!(
+            (t["cascade"].as_str(), t["met"].as_str()),
+            (Some("n/a"), Some("n/a"))
+        );
+        assert_eq!(json["targets"][0]["met"], true);
+    }
+
+    #[test]
+    fn no_points_at_all_give_n_a_everywhere() {
+        let s = summarize(&[]);
+        let md = render_summary(&s);
+        no_bad_numbers(&md);
+        assert!(md.contains("speedup vs FLAT: n/a"), "{md}");
+        assert!(!md.contains("yes") && !md.contains("no**"), "{md}");
+        no_bad_numbers(&summary_json(&s).to_string());
+        // A degenerate ratio (a latency of 0) is n/a too, not inf.
+        let mut r = subset();
+        r[0].latency_s = 0.0;
+        let s = summarize(&r);
+        assert_eq!(s.speedup_vs_flat_mean, None);
+        no_bad_numbers(&render_summary(&s));
+    }
+
+    #[test]
+    fn only_the_full_run_writes_the_committed_reports_by_default() {
+        assert_eq!(default_out("fusemax", &[]), Path::new("reports/fusemax"));
+        assert_eq!(
+            default_out("fusemax", &[1024]),
+            Path::new("target/reproduce/fusemax-seq-1024")
+        );
+        assert_eq!(
+            default_out("fusemax", &[1024, 16384]),
+            Path::new("target/reproduce/fusemax-seq-1024-16384")
+        );
+    }
+
+    #[test]
+    fn a_subset_is_any_seq_list_short_of_the_papers_lengths() {
+        assert!(!is_subset(&[]));
+        assert!(is_subset(&[1024]));
+        assert!(!is_subset(&[1048576, 1024, 4096, 16384, 65536, 262144]));
+    }
+
+    #[test]
+    fn bad_seq_lengths_are_refused_before_any_search() {
+        let e = run(Some(&[1000])).unwrap_err().to_string();
+        assert!(e.contains("--seq 1000") && e.contains("256"), "{e}");
+        let e = run(Some(&[0])).unwrap_err().to_string();
+        assert!(e.contains("--seq 0"), "{e}");
+        let e = run(Some(&[1024, 1024])).unwrap_err().to_string();
+        assert!(e.contains("--seq 1024 is given twice"), "{e}");
+    }
+}

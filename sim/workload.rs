@@ -403,6 +403,15 @@ impl Workload {
         }
     }
 
+    /// Whether the run's key partition (`M0`) splits a sequence of `seq_len` evenly: a
+    /// sequence no longer than the partition is one partition, a longer one must be a
+    /// multiple of it. Checked for the file's own lengths at load; for a length given
+    /// elsewhere (`--seq`) the caller checks.
+    pub fn partition_divides(&self, seq_len: u64) -> bool {
+        let p = self.run.partition;
+        p == 0 || seq_len <= p || seq_len.is_multiple_of(p)
+    }
+
     pub fn kind(&self) -> WorkloadKind {
         if self.layers.is_empty() {
             WorkloadKind::Llm
@@ -469,8 +478,10 @@ impl Workload {
                 .collect();
         }
         let m = &self.model;
+        // Saturating: absurd sizes fail to bind (more than 2^60 elements) instead of
+        // overflowing; a checked workload file never gets there.
         let tokens = match pt.phase {
-            Phase::Prefill => pt.batch * pt.seq_len,
+            Phase::Prefill => pt.batch.saturating_mul(pt.seq_len),
             Phase::Decode => pt.batch,
         };
         let ext = |pairs: &[(&str, u64)]| -> BTreeMap<String, u64> {
@@ -493,11 +504,18 @@ impl Workload {
             extents: ext(&[
                 ("T", tokens),
                 ("K", m.d_model),
-                ("N", (m.heads + 2 * m.kv_heads) * m.head_dim),
+                (
+                    "N",
+                    m.heads
+                        .saturating_add(m.kv_heads.saturating_mul(2))
+                        .saturating_mul(m.head_dim),
+                ),
             ]),
             routing: None,
             count: 1,
         });
+        // A sequence no longer than the partition is one partition; a checked workload's
+        // partition divides every longer sequence length.
         let partition = |len: u64| {
             if len.is_multiple_of(self.run.partition) {
                 self.run.partition
@@ -527,7 +545,7 @@ impl Workload {
                 extents: ext(&[
                     ("B", pt.batch),
                     ("H", m.kv_heads),
-                    ("G", m.heads / m.kv_heads),
+                    ("G", m.heads / m.kv_heads.max(1)),
                     ("E", m.head_dim),
                     ("F", m.head_dim),
                     ("M", pt.seq_len),
@@ -540,7 +558,11 @@ impl Workload {
         v.push(Instance {
             role: "o_proj".into(),
             cascade: "gemm".into(),
-            extents: ext(&[("T", tokens), ("K", m.heads * m.head_dim), ("N", m.d_model)]),
+            extents: ext(&[
+                ("T", tokens),
+                ("K", m.heads.saturating_mul(m.head_dim)),
+                ("N", m.d_model),
+            ]),
             routing: None,
             count: 1,
         });
@@ -601,6 +623,111 @@ pub struct Instance {
     pub count: u64,
 }
 
+/// The most experts an MoE workload may route over (the routing table has one entry each).
+const MAX_EXPERTS: u64 = 1 << 16;
+
+/// The most tokens (batch × sequence length) of a prefill point: bind's element limit.
+const MAX_TOKENS: u64 = 1 << 60;
+
+/// The workload fields that give rank `rank` of the cascade of an LLM layer's `role`.
+fn provenance(role: &str, rank: &str, phase: Phase) -> &'static [&'static str] {
+    match (role, rank) {
+        (_, "T") if phase == Phase::Decode => &["run.batch"],
+        (_, "T") => &["run.batch", "run.seq_len"],
+        ("attn_norm" | "ffn_norm" | "moe" | "ffn", "D") => &["model.d_model"],
+        ("qkv_proj", "K") | ("o_proj", "N") => &["model.d_model"],
+        ("qkv_proj", "N") => &["model.heads", "model.kv_heads", "model.head_dim"],
+        ("o_proj", "K") => &["model.heads", "model.head_dim"],
+        ("attention", "B") => &["run.batch"],
+        ("attention", "H") if phase == Phase::Decode => &["model.kv_heads"],
+        ("attention", "H") => &["model.heads"],
+        ("attention", "G") => &["model.heads", "model.kv_heads"],
+        ("attention", "E" | "F") => &["model.head_dim"],
+        ("attention", "M" | "P") => &["run.seq_len"],
+        ("attention", "M0") => &["run.partition"],
+        ("moe", "X") => &["model.moe.experts"],
+        ("moe" | "ffn", "F") => &["model.ffn_dim"],
+        _ => &[],
+    }
+}
+
+/// The workload fields behind a bind error of cascade `c` (for `role`): those of the ranks,
+/// tensors or Einsums the message names in backticks or in a `split …` clause, or, if it names
+/// none, those of every rank of the cascade; and those ranks.
+fn blame(
+    c: &cascade_einsum::Cascade,
+    role: &str,
+    phase: Phase,
+    message: &str,
+) -> (Vec<String>, Vec<String>) {
+    let mut named: Vec<&str> = message.split('`').skip(1).step_by(2).collect();
+    if let Some(i) = message.find("split ") {
+        let clause = message[i + 6..].split(':').next().unwrap_or("");
+        named.extend(
+            clause
+                .split(|ch: char| !ch.is_ascii_alphanumeric() && ch != '_')
+                .filter(|w| !w.is_empty()),
+        );
+    }
+    let iteration = message.contains("iteration space");
+    let mut ranks: Vec<String> = Vec::new();
+    for n in &named {
+        let einsum = c
+            .einsums
+            .iter()
+            .find(|e| e.name == *n || e.output.tensor == *n);
+        if c.ranks.contains_key(*n) {
+            ranks.push(n.to_string());
+        } else if let Some(e) = einsum.filter(|_| iteration) {
+            ranks.extend(e.vars.iter().map(|v| cascade_einsum::ir::rank_of(v)));
+        } else if let Some(t) = c.tensors.get(*n) {
+            ranks.extend(t.dims.iter().map(|d| d.rank.clone()));
+        }
+    }
+    if ranks.is_empty() {
+        ranks = c.ranks.keys().cloned().collect();
+    }
+    ranks.sort();
+    ranks.dedup();
+    let mut fields: Vec<String> = Vec::new();
+    for r in ranks.clone() {
+        // A split part (`M0` of `split M = M1 * M0`) is blamed on its own field if it has
+        // one, else on its root's.
+        let mut rank = r;
+        loop {
+            let f = provenance(role, &rank, phase);
+            if !f.is_empty() {
+                fields.extend(f.iter().map(|s| s.to_string()));
+                break;
+            }
+            match c.ranks.get(&rank).and_then(|i| i.parent.clone()) {
+                Some(p) => rank = p,
+                None => break,
+            }
+        }
+    }
+    // In the order of the workload file.
+    const ORDER: [&str; 11] = [
+        "model.d_model",
+        "model.heads",
+        "model.kv_heads",
+        "model.head_dim",
+        "model.ffn_dim",
+        "model.moe.experts",
+        "run.batch",
+        "run.seq_len",
+        "run.partition",
+        "model.moe.top_k",
+        "model",
+    ];
+    fields.sort_by_key(|f| ORDER.iter().position(|o| o == f));
+    fields.dedup();
+    if fields.is_empty() {
+        fields.push("model".into());
+    }
+    (fields, ranks)
+}
+
 /// Validation of a parsed workload file: every error names the file and the field,
 /// and the line:column where the field's position is known.
 struct Checker<'a> {
@@ -653,6 +780,7 @@ impl Checker<'_> {
             (Some(m), None) => {
                 let run = self.llm_run(run, run_span)?;
                 self.llm(&m, &run)?;
+                self.llm_binds(&m, &run)?;
                 (m, run, Vec::new())
             }
             (None, Some(l)) => {
@@ -707,6 +835,30 @@ impl Checker<'_> {
             );
         }
         let batch = b.sizes[0];
+        let part = *partition.get_ref();
+        if part > 0 {
+            if let Some(&len) = seq_len
+                .get_ref()
+                .iter()
+                .find(|&&len| len > part && !len.is_multiple_of(part))
+            {
+                let divisors: Vec<String> = [256u64, 128, 64, 32, 16, 8, 4, 2, 1]
+                    .iter()
+                    .filter(|&&d| seq_len.get_ref().iter().all(|l| l.is_multiple_of(d)))
+                    .take(1)
+                    .map(|d| format!("; e.g. {d} divides every length"))
+                    .collect();
+                return self.bad_at(
+                    partition.span(),
+                    "run.partition",
+                    format!(
+                        "{part} does not divide seq_len {len}: the keys are split in partitions of \
+                         this size (M0), so every sequence length longer than it must be a multiple of it{}",
+                        divisors.concat()
+                    ),
+                );
+            }
+        }
         Ok(Run {
             phases: phases.into_inner(),
             batch,
@@ -773,6 +925,77 @@ impl Checker<'_> {
         }
         if run.seq_len.is_empty() || run.seq_len.contains(&0) {
             return self.bad("run.seq_len", "list one or more sequence lengths ≥ 1");
+        }
+        Ok(())
+    }
+
+    /// Every cascade of the layer binds at every point of the run; where one does not, the
+    /// error names the workload fields that gave the offending extents (not only the cascade).
+    fn llm_binds(&self, m: &Model, run: &Run) -> Result<(), WorkloadError> {
+        if let Some(moe) = &m.moe {
+            if moe.experts > MAX_EXPERTS {
+                return self.bad(
+                    "model.moe.experts",
+                    format!("{} experts: at most {MAX_EXPERTS}", moe.experts),
+                );
+            }
+        }
+        let w = Workload {
+            name: String::new(),
+            description: String::new(),
+            source: String::new(),
+            model: m.clone(),
+            run: run.clone(),
+            layers: Vec::new(),
+        };
+        for pt in w.points() {
+            if pt.phase == Phase::Prefill && pt.batch.saturating_mul(pt.seq_len) > MAX_TOKENS {
+                return self.bad(
+                    "run.batch, run.seq_len",
+                    format!("{} × {} tokens: more than 2^60", pt.batch, pt.seq_len),
+                );
+            }
+            for inst in w.layer(&pt) {
+                let checked = library::load(&inst.cascade).map_err(|e| WorkloadError::Invalid {
+                    file: self.file.to_string(),
+                    field: "model".into(),
+                    message: e.to_string(),
+                })?;
+                let c = &checked.cascade;
+                if let Err(e) = bind(c, &inst.extents) {
+                    let message = e.diagnostics.first().map_or_else(
+                        || e.to_string(),
+                        |d| {
+                            d.message
+                                .trim_start_matches("shape mismatch after binding: ")
+                                .to_string()
+                        },
+                    );
+                    let (fields, ranks) = blame(c, &inst.role, pt.phase, &message);
+                    let given: Vec<String> = ranks
+                        .iter()
+                        .filter_map(|r| Some(format!("{r} = {}", inst.extents.get(r)?)))
+                        .collect();
+                    let given = if given.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", given.join(", "))
+                    };
+                    return self.bad(
+                        &fields.join(", "),
+                        format!(
+                            "{message}{given} (cascade `{}` of the layer's {}, {:?} at batch {}, seq_len {})",
+                            inst.cascade,
+                            inst.role,
+                            pt.phase,
+                            pt.batch,
+                            pt.seq_len
+                        )
+                        .replace("Prefill", "prefill")
+                        .replace("Decode", "decode"),
+                    );
+                }
+            }
         }
         Ok(())
     }

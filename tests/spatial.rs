@@ -391,9 +391,10 @@ fn fusemax_reproduction_targets() {
     println!("{}", cascade::reproduce::render_summary(&s));
     for t in cascade::reproduce::targets() {
         let v = (t.get)(&s);
-        assert!(
+        assert_eq!(
             cascade::reproduce::meets(&t, v),
-            "{}: {v} vs {}",
+            Some(true),
+            "{}: {v:?} vs {}",
             t.name,
             t.paper
         );

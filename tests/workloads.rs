@@ -443,3 +443,113 @@ fn layer_list_errors_reach_the_command_line() {
         "{e}"
     );
 }
+
+/// `cascade analyze` on `text` written to a temp file `name`: (exit code, stderr).
+fn analyze_file(name: &str, text: &str) -> (Option<i32>, String) {
+    let dir = std::env::temp_dir().join(format!("cascade-workloads-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join(name);
+    std::fs::write(&f, text).unwrap();
+    let o = cascade(&["analyze", f.to_str().unwrap()]);
+    let e = stderr(&o);
+    assert!(!e.contains("panicked"), "{e}");
+    (o.status.code(), e)
+}
+
+fn builtin(name: &str, from: &str, to: &str) -> String {
+    let text = std::fs::read_to_string(format!("workloads/{name}.toml")).unwrap();
+    assert!(text.contains(from), "{from}");
+    text.replace(from, to)
+}
+
+#[test]
+fn a_partition_that_does_not_divide_a_sequence_length_is_refused() {
+    let (code, e) = analyze_file(
+        "part300.toml",
+        &builtin("bert_base", "partition = 256", "partition = 300"),
+    );
+    assert_eq!(code, Some(1), "{e}");
+    assert!(
+        e.contains("part300.toml:34:13: run.partition: 300 does not divide seq_len 1024"),
+        "{e}"
+    );
+    assert!(e.contains("256 divides every length"), "{e}");
+    // A partition longer than a sequence is one partition of it; dividing the longer ones is
+    // enough.
+    let (code, e) = analyze_file(
+        "part2048.toml",
+        &builtin("llama3_8b", "partition = 256", "partition = 2048"),
+    );
+    assert_eq!(code, Some(0), "{e}");
+    let (code, e) = analyze_file(
+        "part3000.toml",
+        &builtin("llama3_8b", "partition = 256", "partition = 3000"),
+    );
+    assert_eq!(code, Some(1), "{e}");
+    assert!(
+        e.contains("run.partition: 3000 does not divide seq_len 8192"),
+        "{e}"
+    );
+}
+
+/// Text replacements (from, to) in a workload file.
+type Edits<'a> = &'a [(&'a str, &'a str)];
+
+#[test]
+fn workload_values_that_break_a_built_in_cascade_name_the_file_and_field() {
+    // Each: (built-in workload, edits, what the one-line error must say).
+    let cases: [(&str, Edits, &str); 7] = [
+        (
+            "bert_base",
+            &[("head_dim = 64", "head_dim = 4000000000000")],
+            "head_dim.toml: model.heads, model.kv_heads, model.head_dim, run.batch, run.seq_len: tensor `C` has more than 2^60 elements: N = ",
+        ),
+        (
+            "mixtral_8x7b",
+            &[("d_model = 4096", "d_model = 4000000000000")],
+            "d_model.toml: model.d_model,",
+        ),
+        (
+            "mixtral_8x7b",
+            &[("ffn_dim = 14336", "ffn_dim = 40000000000000")],
+            "ffn_dim.toml: model.ffn_dim, model.moe.experts, run.batch, run.seq_len: tensor `HA` has more than 2^60 elements",
+        ),
+        (
+            "mixtral_8x7b",
+            &[("experts = 8", "experts = 100000000")],
+            "experts.toml: model.moe.experts: 100000000 experts: at most 65536",
+        ),
+        (
+            "mixtral_8x7b",
+            &[("top_k = 2", "top_k = 0")],
+            "top_k.toml: model.moe.top_k: need 1 ≤ top_k ≤ experts",
+        ),
+        (
+            "llama3_8b",
+            &[("kv_heads = 8", "kv_heads = 5")],
+            "kv_heads.toml: model.kv_heads: 32 query heads cannot be shared evenly by 5 KV heads",
+        ),
+        // batch × seq_len overflows u64: refused, not a panic.
+        (
+            "bert_base",
+            &[
+                ("batch = 64", "batch = 4000000000"),
+                ("seq_len = [1024, 4096, 16384, 65536, 262144, 1048576]", "seq_len = [4000000000000]"),
+            ],
+            "tokens.toml: run.batch, run.seq_len: 4000000000 × 4000000000000 tokens: more than 2^60",
+        ),
+    ];
+    for (base, edits, want) in cases {
+        let field = want.split(".toml").next().unwrap();
+        let mut text = builtin(base, "", "");
+        for (from, to) in edits {
+            assert!(text.contains(from), "{from}");
+            text = text.replace(from, to);
+        }
+        let (code, e) = analyze_file(&format!("{field}.toml"), &text);
+        assert_eq!(code, Some(1), "{e}");
+        assert!(e.contains(want), "want {want}\ngot {e}");
+        assert!(e.contains("cascade-workloads-"), "names the file: {e}");
+        assert_eq!(e.trim_end().lines().count(), 1, "one line: {e}");
+    }
+}

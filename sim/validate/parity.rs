@@ -80,6 +80,38 @@ pub fn cases(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
     Ok(v)
 }
 
+/// Where `cascade parity` writes without `--out`: the committed `reports/parity` for the
+/// committed cases (`tests/parity`), `target/parity/<name>` for any other directory of cases
+/// (a subset, or cases of one's own), so that such a run never overwrites the committed
+/// reports.
+pub fn default_out(cases: &str) -> std::path::PathBuf {
+    let committed = Path::new("tests/parity");
+    let same = match (
+        std::fs::canonicalize(cases),
+        std::fs::canonicalize(committed),
+    ) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => Path::new(cases.trim_end_matches('/')) == committed,
+    };
+    if same {
+        return Path::new("reports").join("parity");
+    }
+    let name = std::fs::canonicalize(cases)
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "cases".into());
+    Path::new("target").join("parity").join(name)
+}
+
+/// A relative error in percent, or `n/a` where it is not a number (a peer figure of 0).
+fn percent(x: f64) -> String {
+    if x.is_finite() {
+        format!("{:+.3}%", x * 100.0)
+    } else {
+        "n/a".into()
+    }
+}
+
 /// Compare one case: replay cascade's mapping of it with the peer's conventions.
 pub fn compare(case_dir: &Path) -> Result<Case> {
     let golden_path = case_dir.join("golden.json");
@@ -202,17 +234,17 @@ pub fn render(cases: &[Case]) -> String {
     for c in cases {
         writeln!(
             o,
-            "| {} | {} | {}/{} | {:.6e} | {:.6e} | {:+.3}% | {:.0} | {:.0} | {:+.3}% |",
+            "| {} | {} | {}/{} | {:.6e} | {:.6e} | {} | {:.0} | {:.0} | {} |",
             c.case,
             c.tool,
             c.rows.len() - c.mismatches().len(),
             c.rows.len(),
             c.energy_peer_pj,
             c.energy_ours_pj,
-            c.energy_error() * 100.0,
+            percent(c.energy_error()),
             c.cycles_peer,
             c.cycles_ours,
-            c.cycles_error() * 100.0
+            percent(c.cycles_error())
         )
         .unwrap();
     }
@@ -302,3 +334,24 @@ period-window model and, for systolic arrays, a drain of (rows − 1) + (columns
 model (its steady state is the slowest port over the whole run).\n\
 - **cascade's own conventions** (the default, shown per case): Timeloop's counting, plus the read a level spends to \
 send results up and the load of the first tile and drain of the last results in latency.\n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_committed_cases_write_the_committed_reports_by_default() {
+        // Run from the repository root, as the tests are.
+        assert_eq!(default_out("tests/parity"), Path::new("reports/parity"));
+        assert_eq!(default_out("tests/parity/"), Path::new("reports/parity"));
+        assert_eq!(default_out("./tests/parity"), Path::new("reports/parity"));
+        assert_eq!(
+            default_out("tests/parity/tl_1level"),
+            Path::new("target/parity/tl_1level")
+        );
+        assert_eq!(
+            default_out("no/such/cases"),
+            Path::new("target/parity/cases")
+        );
+    }
+}
