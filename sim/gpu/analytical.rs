@@ -607,9 +607,10 @@ fn kernel_estimate_with(p: &KernelPlan, hw: &GpuParams, every_wave: bool) -> Ker
                 for (k, x) in est.fields().into_iter().enumerate() {
                     let v: Vec<(f64, f64, f64)> = samples
                         .iter()
-                        .map(|(s, c, wt)| (*s.clone().fields()[k], *c, *wt))
+                        .map(|&(mut s, c, wt)| (*s.fields()[k], c, wt))
                         .collect();
-                    *x = regression_sum(&v, c_total);
+                    // Every wave's sums are ≥ 0, so are theirs.
+                    *x = regression_sum(&v, c_total).max(0.0);
                 }
                 sum.add(&est, 1.0);
             }
