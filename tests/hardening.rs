@@ -311,3 +311,52 @@ fn os_errors_are_said_once() {
         assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
     }
 }
+
+#[test]
+fn map_reports_progress_on_stderr_and_refuses_a_seq_the_partition_does_not_divide() {
+    let args = [
+        "map",
+        "--workload",
+        "bert_base",
+        "--arch",
+        "fusemax",
+        "--budget",
+        "300",
+    ];
+    let o = Command::new(env!("CARGO_BIN_EXE_cascade"))
+        .args(args)
+        .env("CASCADE_PROGRESS", "lines")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("map: 1/6 cascades"), "{err}");
+    assert!(err.contains("map: 6/6 cascades in"), "{err}");
+    let quiet = Command::new(env!("CARGO_BIN_EXE_cascade"))
+        .args(args)
+        .env("CASCADE_PROGRESS", "off")
+        .output()
+        .unwrap();
+    // Progress never reaches stdout: the report is the same with it on or off.
+    let strip = |s: String| {
+        s.lines()
+            .filter(|l| !l.contains(" s (") && !l.contains("evaluated in"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(strip(stdout(&o)), strip(stdout(&quiet)));
+    assert!(!stdout(&o).contains("cascades,"), "{}", stdout(&o));
+
+    refused(
+        &[
+            "map",
+            "--workload",
+            "bert_base",
+            "--arch",
+            "fusemax",
+            "--seq",
+            "1000",
+        ],
+        "--seq 1000: bert_base's run.partition 256 does not divide it",
+    );
+}

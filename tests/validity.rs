@@ -306,7 +306,9 @@ fn architecture_values_outside_their_range_are_refused() {
 /// The constraints example of README.md (the first TOML block after "Constraints (TOML)").
 fn readme_constraints() -> String {
     let readme = std::fs::read_to_string("README.md").unwrap();
-    let at = readme.find("Constraints (TOML)").expect("README has the constraints example");
+    let at = readme
+        .find("Constraints (TOML)")
+        .expect("README has the constraints example");
     let block = readme[at..].split("```toml\n").nth(1).unwrap();
     block.split("```").next().unwrap().to_string()
 }

@@ -171,6 +171,14 @@ pub fn instances(t: &Target) -> Result<(String, Vec<Instance>)> {
             if pt.batch == 0 || (!list && pt.seq_len == 0) {
                 bail!("--batch and --seq must be ≥ 1");
             }
+            if !list && !w.partition_divides(pt.seq_len) {
+                bail!(
+                    "--seq {}: {}'s run.partition {} does not divide it: the keys are split in partitions of that size (M0), so a sequence longer than it must be a multiple of it",
+                    pt.seq_len,
+                    w.name,
+                    w.run.partition
+                );
+            }
             let dtype = t.dtype_bytes.unwrap_or(w.run.precision.bytes());
             let mut out = Vec::new();
             for inst in w.layer(&pt) {
@@ -264,7 +272,9 @@ pub fn map_instances(
         }
     }
     let mut out = Vec::new();
+    let progress = crate::progress::Progress::new("map", insts.len() as u64).unit("cascades");
     for (inst, low) in insts.iter().zip(lowered) {
+        let _step = progress.step();
         let result = low.and_then(|(p, a)| {
             let search = Search {
                 constraints: cons.for_cascade(&Names::of(&p)),
@@ -304,6 +314,7 @@ pub fn map_instances(
             result,
         });
     }
+    progress.finish();
     Ok(out)
 }
 
