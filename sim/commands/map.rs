@@ -183,6 +183,21 @@ pub fn instances(t: &Target) -> Result<(String, Vec<Instance>)> {
             let mut out = Vec::new();
             for inst in w.layer(&pt) {
                 let cascade = load_cascade(&inst.cascade)?;
+                // The file's own points bind (checked at load); a point chosen here may not.
+                if let Err(e) = bind(&cascade, &inst.extents) {
+                    let why = e
+                        .diagnostics
+                        .first()
+                        .map_or_else(|| e.to_string(), |d| d.message.clone());
+                    bail!(
+                        "--batch {} --seq {}: {why} (cascade `{}` of {}'s {})",
+                        pt.batch,
+                        pt.seq_len,
+                        inst.cascade,
+                        w.name,
+                        inst.role
+                    );
+                }
                 out.push(Instance {
                     role: inst.role.clone(),
                     source: inst.cascade.clone(),
