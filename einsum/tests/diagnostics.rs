@@ -955,3 +955,40 @@ fn follow_on_errors_of_a_rejected_statement_are_suppressed() {
     let errs = errors_of("input A[M]\nB[m,m] = A[m]\nC[m] = Q[m]\noutput C\n");
     assert_eq!(errs.len(), 2, "{}", errs.join("\n"));
 }
+
+#[test]
+fn deeply_nested_splits_check_bind_analyse_and_evaluate() {
+    // Splits of split parts may chain arbitrarily deep; the walks over them are loops
+    // (recursion overflowed a test thread's stack at this depth).
+    use cascade_einsum::{analyze, AnalysisOptions};
+    let n = 20_000;
+    let mut src = String::from("input A[M0]\n");
+    for i in 0..n {
+        src.push_str(&format!("split M{i} = M{} * P{i}\n", i + 1));
+    }
+    src.push_str("output Z[m0] = A[m0] * 2\n");
+    let c = check_source("t.ein", &src).unwrap().cascade;
+    assert_eq!(c.root_rank(&format!("M{n}")), "M0");
+    assert_eq!(c.outermost_part("M0"), format!("M{n}"));
+    let leaves = c.leaf_ranks("M0");
+    assert_eq!(leaves.len(), n + 1);
+    assert_eq!(leaves[0], format!("M{n}"));
+    assert_eq!(leaves[n], "P0");
+    let mut ext = BTreeMap::from([("M0".to_string(), 2u64)]);
+    for i in 0..n {
+        ext.insert(format!("P{i}"), 1);
+    }
+    ext.insert("P0".to_string(), 2);
+    ext.insert(format!("M{n}"), 1);
+    let sh = bind(&c, &ext).unwrap();
+    let _ = analyze(
+        &c,
+        &sh,
+        &AnalysisOptions {
+            dtype_bytes: 2,
+            routing: None,
+        },
+    );
+    let out = evaluate(&c, &sh, &random_inputs(&c, &sh, 1)).unwrap();
+    assert!(out.contains_key("Z"));
+}

@@ -4,6 +4,11 @@
 //! analysing and (when small) evaluating it must not panic either; every window
 //! must hold every affine index that addresses it.
 //!
+//! Everything runs on a thread with a small stack ([`STACK_KB`]), so unbounded recursion
+//! (5,000 nested parentheses overflowed the CLI's stack) crashes at inputs a few
+//! hundred bytes long instead of needing megabytes; the dictionary has runs of
+//! parentheses, calls and signs.
+//!
 //! ```text
 //! cd fuzz && mkdir -p corpus/parse_check && cp ../einsum/cascades/*.ein corpus/parse_check/
 //! cargo +nightly fuzz run parse_check corpus/parse_check -- \
@@ -20,10 +25,82 @@ use cascade_einsum::{
 use libfuzzer_sys::fuzz_target;
 use std::collections::BTreeMap;
 
-fuzz_target!(|data: &[u8]| {
+/// Stack of the thread that runs each input (KiB; `PARSE_CHECK_STACK_KB` overrides it):
+/// under a fifth of a main thread's 8 MiB, and half as much again as expressions at the nesting limit
+/// need in this instrumented build.
+const STACK_KB: usize = 1536;
+
+fn stack() -> usize {
+    static S: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *S.get_or_init(|| {
+        std::env::var("PARSE_CHECK_STACK_KB")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(STACK_KB)
+            * 1024
+    })
+}
+
+/// A stack overflow hits the thread's guard page: SIGSEGV on an exhausted stack, where
+/// libFuzzer's handler cannot run (and Rust's is not installed under libFuzzer's `main`).
+/// This handler runs on an alternate stack, says so and aborts; libFuzzer, which defers
+/// SIGSEGV to a handler installed before it, then saves the input as a crash.
+extern "C" fn on_segv(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    let msg = b"\nparse_check: SIGSEGV (stack overflow?) on the checking thread\n";
+    unsafe {
+        libc::write(2, msg.as_ptr().cast(), msg.len());
+        libc::abort();
+    }
+}
+
+fn install_segv_handler() {
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_segv as usize;
+        sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(libc::SIGSEGV, &sa, std::ptr::null_mut());
+    }
+}
+
+/// Runs `f` with an alternate signal stack for this thread (so `on_segv` can run).
+fn with_altstack(f: impl FnOnce()) {
+    let mut alt = vec![0u8; 64 * 1024];
+    unsafe {
+        let ss = libc::stack_t {
+            ss_sp: alt.as_mut_ptr().cast(),
+            ss_flags: 0,
+            ss_size: alt.len(),
+        };
+        libc::sigaltstack(&ss, std::ptr::null_mut());
+    }
+    f();
+    unsafe {
+        let off = libc::stack_t {
+            ss_sp: std::ptr::null_mut(),
+            ss_flags: libc::SS_DISABLE,
+            ss_size: 0,
+        };
+        libc::sigaltstack(&off, std::ptr::null_mut());
+    }
+    drop(alt);
+}
+
+fuzz_target!(init: install_segv_handler(), |data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .stack_size(stack())
+            .spawn_scoped(s, || with_altstack(|| run(text)))
+            .expect("spawn")
+            .join()
+            .expect("no panic");
+    });
+});
+
+fn run(text: &str) {
     let checked = match check_source("fuzz.ein", text) {
         Ok(c) => c,
         Err(e) => {
@@ -122,4 +199,4 @@ fuzz_target!(|data: &[u8]| {
             },
         );
     }
-});
+}
