@@ -419,12 +419,14 @@ pub fn run(cli: Cli) -> Result<()> {
                 } else {
                     String::new()
                 };
-                outln!(
-                    "mapped total {total:.4e} s ({} of {} cascades{repeats}); {evals} mappings evaluated in {secs:.2} s ({:.0}/s)",
-                    ok.len(),
-                    mapped.len(),
-                    evals as f64 / secs.max(1e-9)
-                );
+                if !ok.is_empty() {
+                    outln!(
+                        "mapped total {total:.4e} s ({} of {} cascades{repeats}); {evals} mappings evaluated in {secs:.2} s ({:.0}/s)",
+                        ok.len(),
+                        mapped.len(),
+                        evals as f64 / secs.max(1e-9)
+                    );
+                }
                 if let [(_, m)] = ok.as_slice() {
                     outln!("\nbest mapping:\n{}", m.mapping.to_toml()?);
                 }

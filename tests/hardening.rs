@@ -360,3 +360,36 @@ fn map_reports_progress_on_stderr_and_refuses_a_seq_the_partition_does_not_divid
         "--seq 1000: bert_base's run.partition 256 does not divide it",
     );
 }
+
+#[test]
+fn map_refuses_unsized_ranks_before_searching_and_prints_no_empty_total() {
+    let o = cascade(&["map", "--arch", "fusemax", "--cascade", "layernorm"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).is_empty(), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("rank `D` has no extent"),
+        "{}",
+        stderr(&o)
+    );
+    // Nothing maps (fusemax has no rsqrt): the reason per cascade, no total of nothing.
+    let o = cascade(&[
+        "map",
+        "--arch",
+        "fusemax",
+        "--cascade",
+        "layernorm",
+        "--set",
+        "T=8",
+        "--set",
+        "D=8",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(out.contains("no compute unit supports rsqrt"), "{out}");
+    assert!(!out.contains("mapped total"), "{out}");
+    assert!(
+        stderr(&o).contains("no cascade could be mapped onto fusemax"),
+        "{}",
+        stderr(&o)
+    );
+}

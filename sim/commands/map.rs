@@ -129,6 +129,9 @@ pub fn instances(t: &Target) -> Result<(String, Vec<Instance>)> {
                     );
                 }
             }
+            // Extents the cascade cannot take (a rank left without a size, a split that does
+            // not divide) are the user's input: a located error before any search.
+            bind(&cascade, &extents).map_err(|e| anyhow!("{e}"))?;
             let routing = routing_for(&cascade, &extents, t.skew);
             let label = format!("{} with {}", c, fmt_extents(&extents));
             Ok((
