@@ -184,6 +184,10 @@ pub enum Command {
         /// (default: target/crosscheck, outside the committed reports/).
         #[arg(long)]
         out: Option<String>,
+        /// The preset to compare with (default: the one for the GPU found, h100 or h200); a
+        /// preset for another GPU than the one found is refused.
+        #[arg(long)]
+        arch: Option<String>,
     },
     /// Run the reference interpreter on random inputs of a small instance; print checksums.
     Eval {
@@ -301,9 +305,10 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Some(Command::Crosscheck { out }) => {
-            crosscheck(Path::new(out.as_deref().unwrap_or(CROSSCHECK_DEFAULT_OUT)))
-        }
+        Some(Command::Crosscheck { out, arch }) => crosscheck(
+            Path::new(out.as_deref().unwrap_or(CROSSCHECK_DEFAULT_OUT)),
+            arch.as_deref(),
+        ),
         Some(Command::Map {
             workload,
             cascade,
@@ -571,13 +576,20 @@ pub fn load_arch(arg: &str) -> Result<cascade_arch::Architecture> {
 pub const CROSSCHECK_DEFAULT_OUT: &str = "target/crosscheck";
 
 #[cfg(feature = "cuda")]
-fn crosscheck(out: &Path) -> Result<()> {
+fn crosscheck(out: &Path, arch: Option<&str>) -> Result<()> {
     eprintln!("crosscheck: writing to {}/", out.display());
-    crate::cuda::main_crosscheck(out).map_err(|e| anyhow::anyhow!("crosscheck: {e}"))
+    crate::cuda::main_crosscheck(out, arch).map_err(|e| anyhow::anyhow!("crosscheck: {e}"))
 }
 
 #[cfg(not(feature = "cuda"))]
-fn crosscheck(_out: &Path) -> Result<()> {
+fn crosscheck(_out: &Path, arch: Option<&str>) -> Result<()> {
+    if let Some(a) = arch {
+        // Refuse what can be refused without a GPU: a preset that is no GPU's.
+        let spec = load_arch(a)?;
+        if spec.gpu.is_none() {
+            bail!("--arch {a}: `{}` has no [gpu] section", spec.name);
+        }
+    }
     bail!("crosscheck needs the CUDA backend: this binary was built without it; build with `cargo build --release --features cuda` and run on a machine with an NVIDIA GPU")
 }
 

@@ -39,6 +39,11 @@ const PRESETS: &[(&str, &str, &str)] = &[
         include_str!("../presets/h100.toml"),
     ),
     (
+        "h200",
+        "presets/h200.toml",
+        include_str!("../presets/h200.toml"),
+    ),
+    (
         "fusemax_vpu",
         "presets/fusemax_vpu.toml",
         include_str!("../presets/fusemax_vpu.toml"),
@@ -58,7 +63,7 @@ pub fn preset_source(name: &str) -> Option<&'static str> {
         .map(|(_, _, text)| *text)
 }
 
-/// Loads and validates an embedded preset (`fusemax`, `flat`, `flat_edge`, `h100`, `fusemax_vpu`).
+/// Loads and validates an embedded preset (`fusemax`, `flat`, `flat_edge`, `h100`, `h200`, `fusemax_vpu`).
 pub fn preset(name: &str) -> Result<Architecture, ArchError> {
     let (_, file, text) =
         PRESETS

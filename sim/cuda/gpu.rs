@@ -192,6 +192,18 @@ pub(crate) fn check_libraries() -> Result<(), CudaError> {
     }
 }
 
+/// The name the driver gives GPU `ordinal` (e.g. `NVIDIA H200`), before any kernel is built.
+pub(crate) fn device_name(ordinal: usize) -> Result<String, CudaError> {
+    check_libraries()?;
+    let ctx = CudaContext::new(ordinal)
+        .map_err(|e| CudaError::NoGpu(format!("no CUDA device {ordinal}: {e}")))?;
+    ctx.name().map_err(|e| {
+        CudaError::NoGpu(format!(
+            "cannot read the name of CUDA device {ordinal}: {e}"
+        ))
+    })
+}
+
 impl Gpu {
     /// Creates the context on `ordinal`, builds all kernel families, creates the
     /// cuBLAS handle. Libraries must have been checked with [`check_libraries`].

@@ -231,7 +231,14 @@ pub fn run_suite_with(
 /// goes to stderr.
 /// Environment overrides: `CASCADE_CUDA_FILTER=substring`,
 /// `CASCADE_CUDA_QUICK=1`, `CASCADE_CUDA_DIAG=1` (add the diagnostic cases).
-pub fn main_crosscheck(out_dir: &Path) -> Result<(), CudaError> {
+pub fn main_crosscheck(out_dir: &Path, arch: Option<&str>) -> Result<(), CudaError> {
+    // The GPU found picks the preset; a preset named on the command line must match it.
+    let device = gpu::device_name(0)?;
+    let gpu_name = crate::gpu::preset_for_device(&device).map_err(CudaError::Invalid)?;
+    if let Some(a) = arch {
+        crate::gpu::check_device(a, &device).map_err(CudaError::Invalid)?;
+    }
+    eprintln!("crosscheck: {device} → preset {gpu_name}");
     std::fs::create_dir_all(out_dir).map_err(|e| CudaError::Io {
         path: out_dir.to_path_buf(),
         source: e,
@@ -248,8 +255,8 @@ pub fn main_crosscheck(out_dir: &Path) -> Result<(), CudaError> {
     opts.diagnostics = std::env::var("CASCADE_CUDA_DIAG")
         .map(|v| v == "1")
         .unwrap_or(false);
-    let csv = out_dir.join("h100_measured.csv");
-    let md = out_dir.join("h100_measured.md");
+    let csv = out_dir.join(format!("{gpu_name}_measured.csv"));
+    let md = out_dir.join(format!("{gpu_name}_measured.md"));
     let mut write_err = None;
     let res = run_suite_with(&opts, &mut |partial, _| {
         if let Err(e) = write_csv(partial, &csv) {
@@ -265,20 +272,22 @@ pub fn main_crosscheck(out_dir: &Path) -> Result<(), CudaError> {
     eprintln!("wrote {} and {}", csv.display(), md.display());
     // Measured vs modeled, with this run's own ceilings and launch gap.
     let model_err = |e: crate::gpu::recorded::RecordedError| CudaError::Invalid(e.to_string());
-    let cases =
-        crate::gpu::recorded::parse_recorded(&report::csv_string(&res), "h100_measured.csv")
-            .map_err(model_err)?;
-    let spec = cascade_arch::preset("h100")
+    let cases = crate::gpu::recorded::parse_recorded(
+        &report::csv_string(&res),
+        &format!("{gpu_name}_measured.csv"),
+    )
+    .map_err(model_err)?;
+    let spec = cascade_arch::preset(gpu_name)
         .ok()
         .and_then(|a| a.gpu)
-        .ok_or_else(|| CudaError::Invalid("the h100 preset has no [gpu] section".into()))?;
+        .ok_or_else(|| CudaError::Invalid(format!("the {gpu_name} preset has no [gpu] section")))?;
     let cmp = crate::gpu::recorded::compare(&cases, &spec);
-    crate::gpu::recorded::write_reports(&cmp, out_dir).map_err(model_err)?;
+    crate::gpu::recorded::write_reports_named(&cmp, out_dir, gpu_name).map_err(model_err)?;
     eprintln!("{}", cmp.table_markdown());
     eprintln!(
-        "wrote {}, {} and h100_measured_vs_modeled.png/.svg",
-        out_dir.join("h100.csv").display(),
-        out_dir.join("h100.md").display()
+        "wrote {}, {} and {gpu_name}_measured_vs_modeled.png/.svg",
+        out_dir.join(format!("{gpu_name}.csv")).display(),
+        out_dir.join(format!("{gpu_name}.md")).display()
     );
     Ok(())
 }

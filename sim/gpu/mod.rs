@@ -49,6 +49,7 @@ pub mod op;
 pub mod plan;
 pub mod recorded;
 pub mod search;
+pub mod torch_truth;
 
 #[cfg(test)]
 mod tests;
@@ -119,3 +120,48 @@ pub const SUITE: &[&str] = &[
     "softmax rows=65536 cols=4096 dtype=bf16",
     "softmax rows=4096 cols=131072 dtype=fp32",
 ];
+
+/// The preset of a GPU, from the name the driver gives it (`cuDeviceGetName`,
+/// `torch.cuda.get_device_name`): the presets describe one part each, so another part (an H100
+/// PCIe, an H200 NVL: other clocks and power) is refused rather than modelled as its cousin.
+pub fn preset_for_device(device: &str) -> Result<&'static str, String> {
+    match device.trim() {
+        "NVIDIA H200" => Ok("h200"),
+        "NVIDIA H100 80GB HBM3" => Ok("h100"),
+        other => Err(format!(
+            "no preset describes the GPU `{other}` (presets: h100 = `NVIDIA H100 80GB HBM3`, h200 = `NVIDIA H200`): write an architecture TOML for it"
+        )),
+    }
+}
+
+/// Refuses to compare a GPU with another GPU's preset.
+pub fn check_device(preset: &str, device: &str) -> Result<(), String> {
+    let found = preset_for_device(device)?;
+    if found != preset {
+        return Err(format!(
+            "this GPU is `{device}` (preset {found}), not {preset}: run with --arch {found}, or leave --arch out"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod device_tests {
+    use super::*;
+
+    #[test]
+    fn devices_pick_their_preset_and_a_mismatch_is_refused() {
+        assert_eq!(preset_for_device("NVIDIA H200"), Ok("h200"));
+        assert_eq!(preset_for_device("NVIDIA H100 80GB HBM3"), Ok("h100"));
+        assert!(preset_for_device("NVIDIA H100 PCIe")
+            .unwrap_err()
+            .contains("no preset"));
+        assert!(check_device("h200", "NVIDIA H200").is_ok());
+        let e = check_device("h100", "NVIDIA H200").unwrap_err();
+        assert!(e.contains("(preset h200), not h100"), "{e}");
+        // Every preset named here exists and has a [gpu] section.
+        for p in ["h100", "h200"] {
+            assert!(cascade_arch::preset(p).unwrap().gpu.is_some(), "{p}");
+        }
+    }
+}

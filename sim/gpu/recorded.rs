@@ -952,6 +952,11 @@ measurement's own spread.
 
 /// Writes `h100.csv`, `h100.md` and `h100_measured_vs_modeled.{png,svg}` into `dir`.
 pub fn write_reports(cmp: &Comparison, dir: &Path) -> Result<(), RecordedError> {
+    write_reports_named(cmp, dir, "h100")
+}
+
+/// Writes `<gpu>.csv`, `<gpu>.md` and `<gpu>_measured_vs_modeled.{png,svg}` into `dir`.
+pub fn write_reports_named(cmp: &Comparison, dir: &Path, gpu: &str) -> Result<(), RecordedError> {
     std::fs::create_dir_all(dir).map_err(|e| RecordedError::Io {
         path: dir.to_path_buf(),
         source: e,
@@ -960,8 +965,8 @@ pub fn write_reports(cmp: &Comparison, dir: &Path) -> Result<(), RecordedError> 
         let path = dir.join(name);
         std::fs::write(&path, text).map_err(|e| RecordedError::Io { path, source: e })
     };
-    write("h100.csv", compared_csv(cmp))?;
-    write("h100.md", report_markdown(cmp))?;
+    write(&format!("{gpu}.csv"), compared_csv(cmp))?;
+    write(&format!("{gpu}.md"), report_markdown(cmp))?;
     let mut series = Vec::new();
     for cat in CATEGORIES {
         let pts: Vec<(f64, f64)> = cmp
@@ -975,15 +980,15 @@ pub fn write_reports(cmp: &Comparison, dir: &Path) -> Result<(), RecordedError> 
     }
     if !series.is_empty() {
         let chart = scatter_with_diagonal(
-            "H100: measured vs modeled (device time)",
+            &format!("{}: measured vs modeled (device time)", gpu.to_uppercase()),
             "measured µs",
             "modeled µs",
             series,
         );
         render(
             &chart,
-            &dir.join("h100_measured_vs_modeled.png"),
-            &dir.join("h100_measured_vs_modeled.svg"),
+            &dir.join(format!("{gpu}_measured_vs_modeled.png")),
+            &dir.join(format!("{gpu}_measured_vs_modeled.svg")),
         )?;
     }
     Ok(())

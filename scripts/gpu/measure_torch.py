@@ -1,0 +1,470 @@
+#!/usr/bin/env python3
+"""Measure what PyTorch runs on the lent GPU, for cascade's GPU model (issue 10).
+
+One run measures one named case set (`--set dev` or `--set heldout`) and the device's ceilings,
+with the protocol of /work/shared/GPU.md ("Measuring honestly"):
+
+  warm up; then N >= 30 times: a kernel overwrites a 512 MiB buffer (L2 cold afterwards; the op's
+  own launch is queued behind it, so host launch cost is hidden), an event is recorded, the op
+  runs, an event is recorded. The truth is the median of the N event intervals. Cases whose
+  median is under 20 us are also timed by CUDA-graph replay (the op captured G times, replay time
+  / G; L2 is warm there).
+
+Each case is written as a line of a CSV under --out as soon as it is measured, with the device,
+driver, torch, CUDA and cuDNN versions. Kernel names (what the library chose) come from one
+profiled call per case at the end, where the profiler works (it may not under gVisor).
+
+Inputs are random (never zeros). Library results are checked against a float64 reference on a
+small instance of each op kind before timing.
+"""
+
+import argparse
+import csv
+import datetime
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+DEV = "cuda"
+FLUSH_BYTES = 512 << 20
+
+
+def dt(name):
+    return {
+        "bf16": torch.bfloat16,
+        "fp16": torch.float16,
+        "fp32": torch.float32,
+        "tf32": torch.float32,
+        "fp8": torch.float8_e4m3fn,
+    }[name]
+
+
+def esize(name):
+    return {"bf16": 2, "fp16": 2, "fp32": 4, "tf32": 4, "fp8": 1}[name]
+
+
+def rnd(shape, dtype):
+    if dtype == torch.float8_e4m3fn:
+        return torch.randn(shape, device=DEV, dtype=torch.bfloat16).to(dtype)
+    return torch.randn(shape, device=DEV, dtype=dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# Cases: (name, category, spec, builder). `spec` is a one-line description in cascade's
+# `estimate --op` grammar where the grammar has the op, extended with the keys the library
+# choice needs (impl=, hkv=, ...) otherwise. `builder()` returns (fn, flops, min_bytes).
+# ---------------------------------------------------------------------------------------------
+
+
+def gemm(m, n, k, dtype="bf16"):
+    tf32 = dtype == "tf32"
+
+    def build():
+        if dtype == "fp8":
+            a = rnd((m, k), dt("fp8"))
+            b = rnd((n, k), dt("fp8")).t()  # column-major, as _scaled_mm needs
+            one = torch.ones((), device=DEV, dtype=torch.float32)
+
+            def fn():
+                return torch._scaled_mm(a, b, scale_a=one, scale_b=one, out_dtype=torch.bfloat16)
+
+            out_b = 2
+        else:
+            a = rnd((m, k), dt(dtype))
+            b = rnd((k, n), dt(dtype))
+
+            def fn():
+                torch.backends.cuda.matmul.allow_tf32 = tf32
+                return a @ b
+
+            out_b = esize(dtype)
+        return fn, 2.0 * m * n * k, (m * k + k * n) * esize(dtype) + m * n * out_b
+
+    return build
+
+
+def bmm(batch, m, n, k, dtype="bf16"):
+    def build():
+        a = rnd((batch, m, k), dt(dtype))
+        b = rnd((batch, k, n), dt(dtype))
+        return (lambda: torch.bmm(a, b)), 2.0 * batch * m * n * k, batch * (
+            m * k + k * n + m * n
+        ) * esize(dtype)
+
+    return build
+
+
+def sdpa(b, h, n, m, d, causal, backend, hkv=None, dtype="bf16"):
+    hkv = hkv or h
+
+    def build():
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        be = {
+            "flash": SDPBackend.FLASH_ATTENTION,
+            "cudnn": SDPBackend.CUDNN_ATTENTION,
+            "efficient": SDPBackend.EFFICIENT_ATTENTION,
+            "math": SDPBackend.MATH,
+        }[backend]
+        q = rnd((b, h, n, d), dt(dtype))
+        k = rnd((b, hkv, m, d), dt(dtype))
+        v = rnd((b, hkv, m, d), dt(dtype))
+        gqa = hkv != h
+
+        def fn():
+            with sdpa_kernel([be]):
+                return F.scaled_dot_product_attention(q, k, v, is_causal=causal, enable_gqa=gqa)
+
+        pairs = n * m if not causal else (n * m - n * (n - 1) / 2 if n == m else n * m)
+        flops = 4.0 * b * h * pairs * d
+        byts = (b * h * n * d * 2 + b * hkv * m * d * 2) * esize(dtype)
+        return fn, flops, byts
+
+    return build
+
+
+def softmax(rows, cols, dtype="bf16"):
+    def build():
+        x = rnd((rows, cols), dt(dtype))
+        return (lambda: torch.softmax(x, dim=-1)), 5.0 * rows * cols, 2 * rows * cols * esize(dtype)
+
+    return build
+
+
+def layernorm(rows, cols, dtype="bf16"):
+    def build():
+        x = rnd((rows, cols), dt(dtype))
+        w = rnd((cols,), dt(dtype))
+        bb = rnd((cols,), dt(dtype))
+        return (lambda: F.layer_norm(x, (cols,), w, bb)), 8.0 * rows * cols, 2 * rows * cols * esize(dtype)
+
+    return build
+
+
+def rmsnorm(rows, cols, dtype="bf16"):
+    def build():
+        x = rnd((rows, cols), dt(dtype))
+        w = rnd((cols,), dt(dtype))
+        return (lambda: F.rms_norm(x, (cols,), w, 1e-6)), 4.0 * rows * cols, 2 * rows * cols * esize(dtype)
+
+    return build
+
+
+def silu_mul(rows, cols, dtype="bf16"):
+    def build():
+        a = rnd((rows, cols), dt(dtype))
+        b = rnd((rows, cols), dt(dtype))
+        return (lambda: F.silu(a) * b), 6.0 * rows * cols, 3 * rows * cols * esize(dtype)
+
+    return build
+
+
+def add(elems, dtype="bf16"):
+    def build():
+        a = rnd((elems,), dt(dtype))
+        b = rnd((elems,), dt(dtype))
+        return (lambda: a + b), float(elems), 3 * elems * esize(dtype)
+
+    return build
+
+
+def copy(nbytes):
+    def build():
+        src = rnd((nbytes // 2,), torch.bfloat16)
+        dst = torch.empty_like(src)
+        return (lambda: dst.copy_(src)), 0.0, 2 * nbytes
+
+    return build
+
+
+def cases_dev():
+    c = []
+    # cuBLAS GEMMs, aligned (every leading dimension a multiple of 8 elements = 16 B).
+    for m, n, k in [
+        (512, 512, 512),
+        (1024, 1024, 1024),
+        (2048, 2048, 2048),
+        (4096, 4096, 4096),
+        (8192, 8192, 8192),
+        (4096, 12288, 4096),  # Llama-3-8B QKV projection at 4096 tokens (fused)
+        (4096, 4096, 14336),  # Llama-3-8B down projection
+        (4096, 28672, 4096),  # Llama-3-8B gate+up
+        (16384, 4096, 4096),
+        (2048, 8192, 1024),
+        (8192, 1024, 8192),
+        (128, 4096, 4096),
+        (256, 14336, 4096),
+        (16, 16384, 16384),
+    ]:
+        c.append((f"gemm_{m}x{n}x{k}", "gemm_aligned", f"gemm m={m} n={n} k={k} dtype=bf16", gemm(m, n, k)))
+    # Misaligned: a leading dimension that is not a multiple of 8 bf16 elements.
+    for m, n, k in [
+        (4095, 4096, 4096),
+        (4096, 4095, 4096),
+        (4096, 4096, 4095),
+        (1000, 1000, 1000),
+        (2049, 2049, 2049),
+        (4097, 4097, 4097),
+        (3001, 5003, 2011),
+        (8191, 8191, 8191),
+    ]:
+        c.append((f"gemm_{m}x{n}x{k}", "gemm_misaligned", f"gemm m={m} n={n} k={k} dtype=bf16", gemm(m, n, k)))
+    # Decode-shaped (few rows): split-K and bandwidth-bound territory.
+    for m, n, k in [(1, 4096, 4096), (1, 14336, 4096), (8, 4096, 14336), (32, 28672, 4096), (64, 4096, 4096), (1, 128256, 4096)]:
+        c.append((f"gemm_{m}x{n}x{k}", "gemm_skinny", f"gemm m={m} n={n} k={k} dtype=bf16", gemm(m, n, k)))
+    # Other types.
+    for dtype in ["fp16", "tf32", "fp32", "fp8"]:
+        for s in [2048, 4096, 8192]:
+            c.append(
+                (f"gemm_{dtype}_{s}", "gemm_dtype", f"gemm m={s} n={s} k={s} dtype={dtype}", gemm(s, s, s, dtype))
+            )
+    # Batched.
+    for batch, m, n, k in [(32, 512, 512, 64), (64, 1024, 1024, 128), (8, 4096, 4096, 128), (128, 128, 128, 128)]:
+        c.append((f"bmm_{batch}x{m}x{n}x{k}", "bmm", f"bmm batch={batch} m={m} n={n} k={k} dtype=bf16", bmm(batch, m, n, k)))
+    # SDPA prefill through the flash backend (FlashAttention-2) and cuDNN.
+    for backend in ["flash", "cudnn"]:
+        for b, h, n, d, causal in [
+            (1, 32, 4096, 128, True),
+            (1, 32, 4096, 128, False),
+            (4, 32, 2048, 128, True),
+            (8, 16, 1024, 64, False),
+            (2, 32, 8192, 128, True),
+            (16, 12, 512, 64, False),
+            (1, 32, 16384, 128, True),
+        ]:
+            c.append(
+                (
+                    f"sdpa_{backend}_b{b}h{h}n{n}d{d}{'c' if causal else ''}",
+                    f"sdpa_{backend}",
+                    f"attention b={b} h={h} n={n} m={n} d={d} causal={int(causal)} dtype=bf16 impl={backend}",
+                    sdpa(b, h, n, n, d, causal, backend),
+                )
+            )
+    # Decode attention (one query token) with GQA, through SDPA.
+    for backend in ["flash", "cudnn", "efficient"]:
+        for b, hq, hkv, L in [(1, 32, 8, 4096), (16, 32, 8, 2048), (64, 32, 8, 1024), (8, 64, 8, 8192)]:
+            c.append(
+                (
+                    f"decode_{backend}_b{b}hq{hq}hkv{hkv}l{L}",
+                    "decode_sdpa",
+                    f"decode_attention b={b} hq={hq} hkv={hkv} l={L} d=128 dtype=bf16 impl={backend}",
+                    sdpa(b, hq, 1, L, 128, False, backend, hkv=hkv),
+                )
+            )
+    for rows, cols in [(4096, 4096), (32768, 1024), (1024, 32768), (65536, 512), (16384, 16384)]:
+        c.append((f"softmax_{rows}x{cols}", "softmax", f"softmax rows={rows} cols={cols} dtype=bf16", softmax(rows, cols)))
+    for rows, cols in [(4096, 4096), (16384, 4096), (8192, 8192), (1, 4096), (32768, 768)]:
+        c.append((f"layernorm_{rows}x{cols}", "layernorm", f"layernorm rows={rows} cols={cols} dtype=bf16", layernorm(rows, cols)))
+        c.append((f"rmsnorm_{rows}x{cols}", "rmsnorm", f"rmsnorm rows={rows} cols={cols} dtype=bf16", rmsnorm(rows, cols)))
+    for rows, cols in [(4096, 14336), (16384, 14336), (1, 14336), (512, 14336)]:
+        c.append((f"silu_mul_{rows}x{cols}", "silu_mul", f"silu_mul rows={rows} cols={cols} dtype=bf16", silu_mul(rows, cols)))
+    for e in [1 << 20, 1 << 24, 1 << 28]:
+        c.append((f"add_{e}", "elementwise", f"add elems={e} dtype=bf16", add(e)))
+    for nb in [1 << 20, 64 << 20, 1 << 30]:
+        c.append((f"copy_{nb}", "copy", f"copy bytes={nb}", copy(nb)))
+    return c
+
+
+def check_correctness():
+    """Each op kind on a small random instance against a float64 reference."""
+    torch.manual_seed(0)
+    errs = {}
+
+    def rel(out, ref):
+        out = out.double()
+        return (torch.linalg.vector_norm(out - ref) / torch.linalg.vector_norm(ref)).item()
+
+    a = torch.randn(256, 384, device=DEV)
+    b = torch.randn(384, 320, device=DEV)
+    errs["gemm_bf16"] = rel(a.bfloat16() @ b.bfloat16(), a.double() @ b.double())
+    q = torch.randn(2, 4, 128, 64, device=DEV)
+    k = torch.randn(2, 4, 128, 64, device=DEV)
+    v = torch.randn(2, 4, 128, 64, device=DEV)
+    s = (q.double() @ k.double().transpose(-1, -2)) / 8.0
+    ref = torch.softmax(s, -1) @ v.double()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    for name, be in [("flash", SDPBackend.FLASH_ATTENTION), ("cudnn", SDPBackend.CUDNN_ATTENTION)]:
+        try:
+            with sdpa_kernel([be]):
+                o = F.scaled_dot_product_attention(q.bfloat16(), k.bfloat16(), v.bfloat16())
+            errs[f"sdpa_{name}"] = rel(o, ref)
+        except Exception as e:  # noqa: BLE001
+            errs[f"sdpa_{name}"] = f"unsupported: {e}"[:200]
+    x = torch.randn(64, 512, device=DEV)
+    errs["softmax"] = rel(torch.softmax(x.bfloat16(), -1), torch.softmax(x.double(), -1))
+    w = torch.randn(512, device=DEV)
+    ref = x.double() / torch.sqrt((x.double() ** 2).mean(-1, keepdim=True) + 1e-6) * w.double()
+    errs["rmsnorm"] = rel(F.rms_norm(x.bfloat16(), (512,), w.bfloat16(), 1e-6), ref)
+    return errs
+
+
+def time_case(fn, flush, reps):
+    for _ in range(3):
+        fn()
+    torch.cuda.synchronize()
+    starts = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
+    ends = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
+    for i in range(reps):
+        flush.fill_(float(i % 7 + 1))
+        starts[i].record()
+        fn()
+        ends[i].record()
+    torch.cuda.synchronize()
+    t = sorted(s.elapsed_time(e) * 1e-3 for s, e in zip(starts, ends))
+    return t
+
+
+def time_graph(fn, per_graph=20, replays=20):
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream().wait_stream(s)
+    torch.cuda.synchronize()
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        for _ in range(per_graph):
+            fn()
+    g.replay()
+    torch.cuda.synchronize()
+    st = torch.cuda.Event(enable_timing=True)
+    en = torch.cuda.Event(enable_timing=True)
+    ts = []
+    for _ in range(replays):
+        st.record()
+        g.replay()
+        en.record()
+        torch.cuda.synchronize()
+        ts.append(st.elapsed_time(en) * 1e-3 / per_graph)
+    return statistics.median(ts)
+
+
+def device_info():
+    p = torch.cuda.get_device_properties(0)
+    info = {
+        "name": p.name,
+        "sms": p.multi_processor_count,
+        "total_memory_bytes": p.total_memory,
+        "l2_bytes": getattr(p, "L2_cache_size", None),
+        "capability": f"{p.major}.{p.minor}",
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version(),
+    }
+    try:
+        q = subprocess.run(
+            [
+                "nvidia-smi",
+                "--query-gpu=driver_version,clocks.sm,clocks.max.sm,clocks.mem,clocks.max.mem,power.limit,memory.total",
+                "--format=csv,noheader",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+        info["nvidia_smi"] = q.stdout.strip()
+        info["driver"] = q.stdout.split(",")[0].strip()
+    except Exception as e:  # noqa: BLE001
+        info["nvidia_smi"] = f"unavailable: {e}"
+    return info
+
+
+def ceilings(flush, reps):
+    out = {}
+    n = 2 << 30
+    src = rnd((n // 2,), torch.bfloat16)
+    dst = torch.empty_like(src)
+    t = statistics.median(time_case(lambda: dst.copy_(src), flush, reps))
+    out["copy_2GiB_read_plus_write_Bps"] = 2 * n / t
+    del src, dst
+    for dtype in ["bf16", "fp8", "tf32"]:
+        fn, flops, _ = gemm(8192, 8192, 8192, dtype)()
+        t = statistics.median(time_case(fn, flush, reps))
+        out[f"gemm_8192_{dtype}_flops"] = flops / t
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--set", default="dev", choices=["dev"])
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--reps", type=int, default=40)
+    ap.add_argument("--only", default="")
+    args = ap.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    torch.manual_seed(1)
+    info = device_info()
+    info["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    info["set"] = args.set
+    info["protocol"] = (
+        f"median of {args.reps} launches, each preceded by a kernel overwriting a 512 MiB buffer "
+        "(cold L2, host launch hidden); events around the op alone; CUDA-graph replay (20 ops per "
+        "graph, median of 20 replays, warm L2) for cases under 20 us"
+    )
+    print(json.dumps(info), flush=True)
+    info["correctness_rel_err"] = check_correctness()
+    print("correctness:", info["correctness_rel_err"], flush=True)
+    flush = torch.empty(FLUSH_BYTES // 4, device=DEV, dtype=torch.float32)
+    info["ceilings"] = ceilings(flush, args.reps)
+    print("ceilings:", info["ceilings"], flush=True)
+    with open(os.path.join(args.out, f"{args.set}_device.json"), "w") as f:
+        json.dump(info, f, indent=2)
+
+    cases = [c for c in cases_dev() if args.only in c[0]]
+    cols = ["case", "category", "spec", "median_s", "p10_s", "p90_s", "min_s", "launches", "graph_s", "flops", "min_bytes", "status"]
+    path = os.path.join(args.out, f"{args.set}.csv")
+    built = {}
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(cols)
+        for name, cat, spec, builder in cases:
+            t0 = time.time()
+            try:
+                fn, flops, byts = builder()
+                ts = time_case(fn, flush, args.reps)
+                med = statistics.median(ts)
+                g = time_graph(fn) if med < 20e-6 else None
+                row = [name, cat, spec, f"{med:.6e}", f"{ts[len(ts) // 10]:.6e}", f"{ts[(9 * len(ts)) // 10]:.6e}", f"{ts[0]:.6e}", len(ts), "" if g is None else f"{g:.6e}", f"{flops:.6e}", f"{byts:.6e}", "ok"]
+                built[name] = fn
+            except Exception as e:  # noqa: BLE001
+                row = [name, cat, spec, "", "", "", "", 0, "", "", "", f"error: {type(e).__name__}: {str(e)[:150]}".replace("\n", " ")]
+            w.writerow(row)
+            f.flush()
+            print(f"{name:<40} {row[3]:>12} {row[8]:>12} {row[-1][:60]} ({time.time() - t0:.1f}s)", flush=True)
+            torch.cuda.empty_cache()
+
+    # Which kernels the library ran: one profiled call per case (the profiler may not work here).
+    kpath = os.path.join(args.out, f"{args.set}_kernels.csv")
+    try:
+        from torch.profiler import ProfilerActivity, profile
+
+        with open(kpath, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["case", "kernel", "device_s"])
+            for name, fn in built.items():
+                try:
+                    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+                        fn()
+                        torch.cuda.synchronize()
+                    for ev in prof.events():
+                        if ev.device_type == torch.autograd.DeviceType.CUDA:
+                            w.writerow([name, ev.name, f"{ev.device_time * 1e-6:.6e}"])
+                except Exception as e:  # noqa: BLE001
+                    w.writerow([name, f"error: {e}"[:200], ""])
+                f.flush()
+        print("kernels written", flush=True)
+    except Exception as e:  # noqa: BLE001
+        print(f"profiler unavailable: {e}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

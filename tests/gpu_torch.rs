@@ -1,0 +1,85 @@
+//! PyTorch truths measured on the lent H200 (`scripts/gpu/measure_torch.py`, development set)
+//! against the GPU model: the committed report is recomputed from the committed CSV on any
+//! machine, and the device the truths come from picks the preset they are compared with.
+
+use cascade::gpu::torch_truth::{compare, parse, render, score, CALIBRATION};
+use cascade::gpu::{check_device, preset_for_device};
+
+const DIR: &str = "reports/crosscheck/h200";
+
+fn device() -> String {
+    let text = std::fs::read_to_string(format!("{DIR}/dev_device.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["name"].as_str().unwrap().to_string()
+}
+
+fn report() -> (String, Vec<cascade::gpu::torch_truth::Compared>) {
+    let dev = device();
+    let preset = preset_for_device(&dev).unwrap();
+    let spec = cascade_arch::preset(preset).unwrap().gpu.unwrap();
+    let cases = parse(&std::fs::read_to_string(format!("{DIR}/dev.csv")).unwrap()).unwrap();
+    let rows = compare(&cases, &spec);
+    (render("dev", &dev, &rows), rows)
+}
+
+#[test]
+fn the_truths_come_from_the_gpu_of_the_preset_they_are_compared_with() {
+    let dev = device();
+    assert_eq!(preset_for_device(&dev), Ok("h200"));
+    assert!(check_device("h100", &dev).is_err());
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{DIR}/dev_device.json")).unwrap())
+            .unwrap();
+    // The ceilings were measured in the same run, and the L2 the preset gives is the driver's.
+    assert!(
+        v["ceilings"]["copy_2GiB_read_plus_write_Bps"]
+            .as_f64()
+            .unwrap()
+            > 1e12
+    );
+    let h200 = cascade_arch::preset("h200").unwrap().gpu.unwrap();
+    assert_eq!(h200.l2.bytes(), v["l2_bytes"].as_f64().unwrap());
+}
+
+#[test]
+fn the_committed_dev_report_is_what_the_model_gives_now() {
+    let (md, rows) = report();
+    let committed = std::fs::read_to_string(format!("{DIR}/dev.md")).unwrap();
+    assert!(
+        md == committed,
+        "reports/crosscheck/h200/dev.md is stale: run `cargo test --test gpu_torch -- --ignored regenerate`"
+    );
+    // Enough measured cases, the calibration shapes among them but in no score.
+    let measured = rows.iter().filter(|r| r.case.median_s.is_some()).count();
+    assert!(measured >= 90, "{measured}");
+    for c in CALIBRATION {
+        let r = rows.iter().find(|r| r.case.case == c).unwrap();
+        assert!(r.calibration && r.rel_err.is_some(), "{c}");
+    }
+    let all = score(rows.iter()).unwrap();
+    assert!(all.mape.is_finite() && all.cases > 50, "{all:?}");
+}
+
+#[test]
+#[ignore]
+fn regenerate() {
+    let (md, _) = report();
+    std::fs::write(format!("{DIR}/dev.md"), md).unwrap();
+}
+
+#[test]
+fn crosscheck_refuses_a_preset_that_is_no_gpu() {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_cascade"))
+        .args([
+            "crosscheck",
+            "--arch",
+            "fusemax",
+            "--out",
+            "target/crosscheck-test",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("has no [gpu] section"), "{err}");
+}
