@@ -176,6 +176,81 @@ impl AttnImpl {
     }
 }
 
+/// Elementwise and row-wise ops as eager PyTorch runs them (one kernel each, SiLU·mul two).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RowOp {
+    /// `a + b` (`vectorized_elementwise_kernel` with `CUDAFunctor_add`).
+    Add,
+    /// `silu(a) * b`: a SiLU kernel, then a multiply kernel (eager PyTorch does not fuse them).
+    SiluMul,
+    /// `F.layer_norm` over the last dimension (`vectorized_layer_norm_kernel`).
+    LayerNorm,
+    /// `F.rms_norm` over the last dimension (the same kernel, RMS variant).
+    RmsNorm,
+}
+
+/// One kernel of a [`RowOp`]: its name, elements read and written per element of the op,
+/// and FP32-pipe and MUFU operations per element.
+pub struct RowKernel {
+    pub name: &'static str,
+    pub reads: f64,
+    pub writes: f64,
+    pub fp32_ops: f64,
+    pub sfu_ops: f64,
+}
+
+impl RowOp {
+    /// The kernels eager PyTorch launches (kernel names from `reports/crosscheck/h200/
+    /// dev_kernels.csv`): `add` one binary kernel; SiLU·mul a unary SiLU kernel writing a
+    /// temporary, then a binary multiply; the norms one `vectorized_layer_norm_kernel` that
+    /// reads each row once from memory (its second pass re-reads the row from L1/L2) and writes
+    /// it once. Per element: convert and add (1); SiLU `x / (1 + exp(−x))`: negate, add,
+    /// multiply, convert (3) and exp and reciprocal (2 MUFU); layer norm's Welford update and
+    /// normalization (8); RMS norm's square-accumulate and scale (5).
+    pub fn kernels(self) -> &'static [RowKernel] {
+        const fn k(name: &'static str, reads: f64, fp32_ops: f64, sfu_ops: f64) -> RowKernel {
+            RowKernel {
+                name,
+                reads,
+                writes: 1.0,
+                fp32_ops,
+                sfu_ops,
+            }
+        }
+        const ADD: &[RowKernel] = &[k("add", 2.0, 1.0, 0.0)];
+        const SILU_MUL: &[RowKernel] = &[k("silu", 1.0, 3.0, 2.0), k("mul", 2.0, 1.0, 0.0)];
+        const LAYER_NORM: &[RowKernel] = &[k("layernorm", 1.0, 8.0, 0.0)];
+        const RMS_NORM: &[RowKernel] = &[k("rmsnorm", 1.0, 5.0, 0.0)];
+        match self {
+            RowOp::Add => ADD,
+            RowOp::SiluMul => SILU_MUL,
+            RowOp::LayerNorm => LAYER_NORM,
+            RowOp::RmsNorm => RMS_NORM,
+        }
+    }
+
+    /// Useful operations per element (the counts above, SiLU·mul's 4 without the conversions).
+    pub fn flops_per_elem(self) -> f64 {
+        match self {
+            RowOp::Add => 1.0,
+            RowOp::SiluMul => 4.0,
+            RowOp::LayerNorm => 8.0,
+            RowOp::RmsNorm => 5.0,
+        }
+    }
+
+    /// The spec spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            RowOp::Add => "add",
+            RowOp::SiluMul => "silu_mul",
+            RowOp::LayerNorm => "layernorm",
+            RowOp::RmsNorm => "rmsnorm",
+        }
+    }
+}
+
 /// One GPU operation (one or more kernels).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -268,6 +343,17 @@ pub enum GpuOp {
         /// Rows.
         rows: u64,
         /// Columns (softmax length).
+        cols: u64,
+        /// Element dtype.
+        dtype: Dtype,
+    },
+    /// An elementwise or row-wise op over a `rows × cols` matrix (`add elems=N` is one row).
+    Rowwise {
+        /// Which op.
+        kind: RowOp,
+        /// Rows (normalized independently).
+        rows: u64,
+        /// Columns (the normalized dimension).
         cols: u64,
         /// Element dtype.
         dtype: Dtype,
@@ -426,6 +512,8 @@ impl GpuOp {
             "decode_attention" => &["b", "hq", "hkv", "l", "d", "dtype"],
             "copy" => &["bytes"],
             "softmax" => &["rows", "cols", "dtype"],
+            "add" => &["elems", "dtype"],
+            "silu_mul" | "layernorm" | "rmsnorm" => &["rows", "cols", "dtype"],
             _ => return Err(OpParseError::UnknownOp(op.to_string())),
         };
         let mut map = BTreeMap::new();
@@ -527,6 +615,22 @@ impl GpuOp {
                 cols: f.int("cols")?,
                 dtype: f.dtype()?,
             },
+            "add" => GpuOp::Rowwise {
+                kind: RowOp::Add,
+                rows: 1,
+                cols: f.int("elems")?,
+                dtype: f.dtype()?,
+            },
+            "silu_mul" | "layernorm" | "rmsnorm" => GpuOp::Rowwise {
+                kind: match op {
+                    "silu_mul" => RowOp::SiluMul,
+                    "layernorm" => RowOp::LayerNorm,
+                    _ => RowOp::RmsNorm,
+                },
+                rows: f.int("rows")?,
+                cols: f.int("cols")?,
+                dtype: f.dtype()?,
+            },
             _ => unreachable!("op names were checked above"),
         })
     }
@@ -539,7 +643,8 @@ impl GpuOp {
             | GpuOp::Attention { dtype, .. }
             | GpuOp::AttentionUnfused { dtype, .. }
             | GpuOp::DecodeAttention { dtype, .. }
-            | GpuOp::Softmax { dtype, .. } => dtype,
+            | GpuOp::Softmax { dtype, .. }
+            | GpuOp::Rowwise { dtype, .. } => dtype,
             GpuOp::Copy { .. } => Dtype::Bf16,
         }
     }
@@ -579,7 +684,9 @@ impl GpuOp {
                 ("b·hq·l (scores)", f(b) * f(hq) * f(l)),
             ],
             GpuOp::Copy { bytes } => vec![("bytes", f(bytes))],
-            GpuOp::Softmax { rows, cols, .. } => vec![("rows·cols", f(rows) * f(cols))],
+            GpuOp::Softmax { rows, cols, .. } | GpuOp::Rowwise { rows, cols, .. } => {
+                vec![("rows·cols", f(rows) * f(cols))]
+            }
         }
     }
 
@@ -620,6 +727,9 @@ impl GpuOp {
             GpuOp::DecodeAttention { b, hq, l, d, .. } => 4.0 * f(b) * f(hq) * f(l) * f(d),
             GpuOp::Copy { .. } => 0.0,
             GpuOp::Softmax { rows, cols, .. } => 5.0 * f(rows) * f(cols),
+            GpuOp::Rowwise {
+                kind, rows, cols, ..
+            } => kind.flops_per_elem() * f(rows) * f(cols),
         }
     }
 
@@ -679,6 +789,27 @@ impl GpuOp {
             }
             GpuOp::Copy { bytes } => 2.0 * f(bytes),
             GpuOp::Softmax { rows, cols, dtype } => f(rows) * f(cols) * 2.0 * dtype.bytes(),
+            // Inputs once, the output once (SiLU·mul's temporary is not in the minimum), and
+            // the norms' weights (layer norm: weight and bias).
+            GpuOp::Rowwise {
+                kind,
+                rows,
+                cols,
+                dtype,
+            } => {
+                let e = f(rows) * f(cols);
+                let weights = match kind {
+                    RowOp::Add | RowOp::SiluMul => 0.0,
+                    RowOp::LayerNorm => 2.0 * f(cols),
+                    RowOp::RmsNorm => f(cols),
+                };
+                let ins = if matches!(kind, RowOp::Add | RowOp::SiluMul) {
+                    2.0
+                } else {
+                    1.0
+                };
+                ((ins + 1.0) * e + weights) * dtype.bytes()
+            }
         }
     }
 }
@@ -764,6 +895,23 @@ impl fmt::Display for GpuOp {
             GpuOp::Softmax { rows, cols, dtype } => {
                 write!(f, "softmax rows={rows} cols={cols} dtype={}", dtype.name())
             }
+            GpuOp::Rowwise {
+                kind: RowOp::Add,
+                rows,
+                cols,
+                dtype,
+            } => write!(f, "add elems={} dtype={}", rows * cols, dtype.name()),
+            GpuOp::Rowwise {
+                kind,
+                rows,
+                cols,
+                dtype,
+            } => write!(
+                f,
+                "{} rows={rows} cols={cols} dtype={}",
+                kind.name(),
+                dtype.name()
+            ),
         }
     }
 }
@@ -882,11 +1030,37 @@ mod tests {
             "decode_attention b=1 hq=32 hkv=8 l=1024 d=128 dtype=bf16",
             "copy bytes=1073741824",
             "softmax rows=10 cols=20 dtype=bf16",
+            "add elems=1048576 dtype=bf16",
+            "silu_mul rows=16 cols=14336 dtype=fp16",
+            "layernorm rows=4096 cols=768 dtype=bf16",
+            "rmsnorm rows=1 cols=4096 dtype=fp32",
         ] {
             let op = p(s);
             assert_eq!(op.to_string(), s);
             assert_eq!(p(&op.to_string()), op);
         }
+    }
+
+    #[test]
+    fn rowwise_ops_count_their_kernels_work_and_bytes() {
+        let op = p("silu_mul rows=4 cols=8");
+        let GpuOp::Rowwise { kind, .. } = op else {
+            panic!("{op:?}")
+        };
+        assert_eq!(
+            kind.kernels().iter().map(|k| k.name).collect::<Vec<_>>(),
+            ["silu", "mul"]
+        );
+        assert_eq!(op.flops(), 4.0 * 32.0);
+        // a and b read, out written, 2 bytes each (the temporary is not in the minimum).
+        assert_eq!(op.min_bytes(), 3.0 * 32.0 * 2.0);
+        assert_eq!(
+            p("rmsnorm rows=4 cols=8").min_bytes(),
+            (2.0 * 32.0 + 8.0) * 2.0
+        );
+        assert_eq!(p("add elems=10").min_bytes(), 60.0);
+        assert!(err("add rows=1").contains("accepted keys: elems, dtype"));
+        assert!(err("layernorm rows=0 cols=8").contains("rows"));
     }
 
     #[test]

@@ -1296,6 +1296,33 @@ fn plan_kernel_with(
         (GpuOp::Softmax { rows, cols, dtype }, _) => {
             softmax(&cx, rows, cols, dtype.bytes(), dtype.out_bytes())?
         }
+        (
+            GpuOp::Rowwise {
+                kind,
+                rows,
+                cols,
+                dtype,
+            },
+            i,
+        ) => {
+            let k = kind.kernels().get(i).ok_or_else(|| {
+                cx.err(
+                    "kernel",
+                    format!("{} has {} kernels", kind.name(), kind.kernels().len()),
+                )
+            })?;
+            let b = dtype.bytes();
+            streaming(
+                &cx,
+                KernelKind::Copy,
+                rows * cols,
+                k.reads * b,
+                k.writes * b,
+                k.fp32_ops,
+                k.sfu_ops,
+                op.flops() / kind.kernels().len() as f64,
+            )?
+        }
     };
     // CUDA grids hold at most 2³¹ − 1 blocks in x (CUDA C Programming Guide, technical
     // specifications); the models also scan the grid, so larger ones are refused.

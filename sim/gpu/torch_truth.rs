@@ -129,7 +129,9 @@ pub fn model_op(spec: &str) -> Result<String, String> {
             .join(" ")
     };
     match kind {
-        "gemm" | "bmm" | "softmax" | "copy" => Ok(spec.to_string()),
+        "gemm" | "bmm" | "softmax" | "copy" | "add" | "silu_mul" | "layernorm" | "rmsnorm" => {
+            Ok(spec.to_string())
+        }
         "attention" => match impl_of {
             "flash" => Ok(format!("{} impl=fa2", without_impl())),
             other => Err(format!("no model of `{other}` attention yet")),
@@ -286,7 +288,8 @@ mod tests {
             model_op("decode_attention b=1 hq=32 hkv=8 l=64 d=128 dtype=bf16 impl=cudnn"),
             Ok("decode_attention b=1 hq=32 hkv=8 l=64 d=128 dtype=bf16".into())
         );
-        assert!(model_op("rmsnorm rows=1 cols=8").is_err());
+        assert!(model_op("rmsnorm rows=1 cols=8").is_ok());
+        assert!(model_op("gelu rows=1 cols=8").is_err());
     }
 
     #[test]
