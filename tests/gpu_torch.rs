@@ -83,3 +83,40 @@ fn crosscheck_refuses_a_preset_that_is_no_gpu() {
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("has no [gpu] section"), "{err}");
 }
+
+/// The H200 preset's `op_start` is what its calibration run gives: the one-kernel chain's time
+/// less the model's one-element kernel (launch included); and the chain's slope per added
+/// kernel is the model's per-kernel cost. These chains are calibration: in no score.
+#[test]
+fn op_start_is_the_calibration_runs_figure() {
+    let text = std::fs::read_to_string(format!("{DIR}/dev_calibration.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["name"], "NVIDIA H200");
+    let chain = |j: u32| {
+        v["start_costs"][format!("chain_{j}_kernels_s")]
+            .as_f64()
+            .unwrap()
+    };
+    let spec = cascade_arch::preset("h200").unwrap().gpu.unwrap();
+    let mut no_start = spec.clone();
+    no_start.op_start = None;
+    let op = cascade::gpu::GpuOp::parse("add elems=1 dtype=fp32").unwrap();
+    let one = cascade::gpu::try_estimate(&op, &no_start).unwrap().seconds;
+    let op_start = chain(1) - one;
+    let preset = spec.op_start.unwrap().seconds();
+    assert!(
+        (preset - op_start).abs() < 0.01e-6,
+        "preset {preset:e} s, calibration gives {op_start:e} s"
+    );
+    // Least-squares slope of the chain over 1, 2, 4, 8 kernels.
+    let js = [1.0, 2.0, 4.0, 8.0];
+    let ts: Vec<f64> = [1, 2, 4, 8].iter().map(|&j| chain(j)).collect();
+    let (mj, mt) = (js.iter().sum::<f64>() / 4.0, ts.iter().sum::<f64>() / 4.0);
+    let sxy: f64 = js.iter().zip(&ts).map(|(j, t)| (j - mj) * (t - mt)).sum();
+    let sxx: f64 = js.iter().map(|j| (j - mj) * (j - mj)).sum();
+    let slope = sxy / sxx;
+    assert!(
+        (slope - one).abs() < 0.1e-6,
+        "slope {slope:e} s, model {one:e} s"
+    );
+}

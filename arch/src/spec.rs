@@ -341,8 +341,13 @@ pub struct GpuSpec {
     pub l2_latency_cycles: u32,
     /// DRAM latency in core cycles, on top of the L2 latency.
     pub dram_latency_cycles: u32,
-    /// Kernel launch overhead.
+    /// Kernel launch overhead: what each kernel of an op adds (for eager PyTorch, the gap the
+    /// host's dispatch leaves between consecutive kernels).
     pub launch_overhead: Duration,
+    /// Once per op, on top of its kernels: the start of a lone op timed by events around it
+    /// (event to first kernel, last kernel to event). Absent: 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub op_start: Option<Duration>,
     /// Maximum resident thread blocks per SM.
     pub max_ctas_per_sm: u32,
     /// Maximum resident threads per SM.

@@ -107,7 +107,14 @@ fn trees_branch_by_parent() {
 fn all_presets_load_and_validate() {
     assert_eq!(
         preset_names(),
-        vec!["fusemax", "flat", "flat_edge", "h100", "fusemax_vpu"]
+        vec![
+            "fusemax",
+            "flat",
+            "flat_edge",
+            "h100",
+            "h200",
+            "fusemax_vpu"
+        ]
     );
     for name in preset_names() {
         let a = preset(name).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -118,7 +125,7 @@ fn all_presets_load_and_validate() {
     let e = preset("tpu").unwrap_err().to_string();
     assert_eq!(
         e,
-        "unknown preset \"tpu\"; known presets: fusemax, flat, flat_edge, h100, fusemax_vpu"
+        "unknown preset \"tpu\"; known presets: fusemax, flat, flat_edge, h100, h200, fusemax_vpu"
     );
 }
 

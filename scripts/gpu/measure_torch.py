@@ -393,12 +393,29 @@ def ceilings(flush, reps):
     return out
 
 
+def start_costs(flush, reps):
+    """Calibration: the time the protocol gives a chain of j one-element kernels (j = 1, 2, 4,
+    8): the intercept is an op's start (event to first kernel, last kernel to event, a cold
+    one-element load), the slope the gap between consecutive kernels of one op."""
+    x = torch.ones(1, device=DEV, dtype=torch.float32)
+    out = {}
+    for j in [1, 2, 4, 8]:
+
+        def fn(j=j):
+            for _ in range(j):
+                x.add_(1.0)
+
+        out[f"chain_{j}_kernels_s"] = statistics.median(time_case(fn, flush, reps))
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--set", default="dev", choices=["dev"])
     ap.add_argument("--out", required=True)
     ap.add_argument("--reps", type=int, default=40)
     ap.add_argument("--only", default="")
+    ap.add_argument("--calibrate-only", action="store_true")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     torch.manual_seed(1)
@@ -416,6 +433,12 @@ def main():
     flush = torch.empty(FLUSH_BYTES // 4, device=DEV, dtype=torch.float32)
     info["ceilings"] = ceilings(flush, args.reps)
     print("ceilings:", info["ceilings"], flush=True)
+    info["start_costs"] = start_costs(flush, args.reps)
+    print("start costs:", info["start_costs"], flush=True)
+    if args.calibrate_only:
+        with open(os.path.join(args.out, f"{args.set}_calibration.json"), "w") as f:
+            json.dump(info, f, indent=2)
+        return
     with open(os.path.join(args.out, f"{args.set}_device.json"), "w") as f:
         json.dump(info, f, indent=2)
 

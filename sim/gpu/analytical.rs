@@ -155,7 +155,7 @@ pub fn predict(
 /// Predicts lowered kernels.
 pub fn estimate_plans(op: &GpuOp, plans: &[KernelPlan], hw: &GpuParams) -> GpuEstimate {
     let kernels: Vec<KernelEstimate> = plans.iter().map(|p| kernel_estimate(p, hw)).collect();
-    let seconds = kernels.iter().map(|k| k.seconds).sum();
+    let seconds = hw.op_start_s + kernels.iter().map(|k| k.seconds).sum::<f64>();
     let compute: f64 = kernels.iter().map(|k| k.compute_s).sum();
     let memory: f64 = kernels.iter().map(|k| k.memory_s).sum();
     GpuEstimate {

@@ -90,7 +90,7 @@ pub fn simulate(
 pub fn simulate_plans(plans: &[KernelPlan], hw: &GpuParams) -> CycleEstimate {
     let kernels: Vec<CycleKernel> = plans.iter().map(|p| simulate_kernel(p, hw)).collect();
     CycleEstimate {
-        seconds: kernels.iter().map(|k| k.seconds).sum(),
+        seconds: hw.op_start_s + kernels.iter().map(|k| k.seconds).sum::<f64>(),
         events: kernels.iter().map(|k| k.events).sum(),
         kernels,
     }

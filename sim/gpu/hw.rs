@@ -131,6 +131,8 @@ pub struct GpuParams {
     pub miss_latency_s: f64,
     /// Kernel launch overhead, seconds.
     pub launch_s: f64,
+    /// Once per op: its start when timed alone (`gpu.op_start`), seconds.
+    pub op_start_s: f64,
     spec: GpuSpec,
 }
 
@@ -176,6 +178,7 @@ impl GpuParams {
             l2_latency_s: cyc(spec.l2_latency_cycles),
             miss_latency_s: cyc(spec.l2_latency_cycles + spec.dram_latency_cycles),
             launch_s: spec.launch_overhead.seconds(),
+            op_start_s: spec.op_start.map_or(0.0, |d| d.seconds()),
             spec: spec.clone(),
         }
     }
