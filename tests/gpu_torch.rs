@@ -39,6 +39,24 @@ fn the_truths_come_from_the_gpu_of_the_preset_they_are_compared_with() {
     );
     let h200 = cascade_arch::preset("h200").unwrap().gpu.unwrap();
     assert_eq!(h200.l2.bytes(), v["l2_bytes"].as_f64().unwrap());
+    // The preset's measured ceilings are this run's (the model is calibrated to them).
+    let m = h200.measured_ceilings.unwrap();
+    let c = &v["ceilings"];
+    let gemm = c["gemm_8192_bf16_flops"].as_f64().unwrap() / 1e12;
+    let copy = c["copy_2GiB_read_plus_write_Bps"].as_f64().unwrap();
+    assert!(
+        (m.gemm_bf16_8192_tflops / gemm - 1.0).abs() < 1e-3,
+        "{gemm}"
+    );
+    assert!((m.copy.bytes_per_s() / copy - 1.0).abs() < 1e-3, "{copy}");
+    // And the model reproduces them (calibration).
+    let spec = cascade_arch::preset("h200").unwrap().gpu.unwrap();
+    let g = cascade::gpu::GpuOp::parse("gemm m=8192 n=8192 k=8192").unwrap();
+    let t = cascade::gpu::try_estimate(&g, &spec).unwrap().seconds;
+    assert!(
+        (2.0 * 8192f64.powi(3) / t / 1e12 / gemm - 1.0).abs() < 0.01,
+        "{t}"
+    );
 }
 
 #[test]

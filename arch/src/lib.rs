@@ -11,8 +11,8 @@ pub mod spec;
 pub mod units;
 
 pub use spec::{
-    ArchError, Architecture, ComputeUnit, GpuSpec, LevelEnergy, OpCost, Precision, StorageKind,
-    StorageLevel, MAX_INSTANCES, MAX_WORD_BITS, ROLES,
+    ArchError, Architecture, ComputeUnit, GpuSpec, LevelEnergy, MeasuredCeilings, OpCost,
+    Precision, StorageKind, StorageLevel, MAX_INSTANCES, MAX_WORD_BITS, ROLES,
 };
 pub use units::{Bandwidth, Bytes, Duration, Energy, Frequency, UnitError};
 

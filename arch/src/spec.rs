@@ -310,6 +310,16 @@ impl Precision {
     }
 }
 
+/// Ceilings measured on a GPU ([`GpuSpec::measured_ceilings`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeasuredCeilings {
+    /// bf16 GEMM 8192×8192×8192 through cuBLAS on random data, TFLOP/s.
+    pub gemm_bf16_8192_tflops: f64,
+    /// Device-to-device copy, counting bytes read and written.
+    pub copy: Bandwidth,
+}
+
 /// GPU-specific figures (SMs, tensor-core throughput, caches, latencies), read by the GPU
 /// models (`sim/gpu`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -348,6 +358,11 @@ pub struct GpuSpec {
     /// (event to first kernel, last kernel to event). Absent: 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub op_start: Option<Duration>,
+    /// Ceilings measured on this GPU (a large cuBLAS GEMM and a device-to-device copy, in the
+    /// run whose truths the model is compared with): the models' achievable rates are
+    /// calibrated to reproduce them. Absent: the recorded H100 calibration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured_ceilings: Option<MeasuredCeilings>,
     /// Maximum resident thread blocks per SM.
     pub max_ctas_per_sm: u32,
     /// Maximum resident threads per SM.
@@ -722,6 +737,29 @@ impl Architecture {
                         f.clone(),
                         f,
                         "must be finite, > 0 and at most 1e9 FLOP per clock per SM".into(),
+                    );
+                }
+            }
+            if let Some(m) = &gpu.measured_ceilings {
+                let peak = gpu.peak_flops("bf16").unwrap_or(f64::INFINITY);
+                let t = m.gemm_bf16_8192_tflops;
+                if !positive(t) || t * 1e12 > peak {
+                    let f = "gpu.measured_ceilings.gemm_bf16_8192_tflops".to_string();
+                    return fail(
+                        f.clone(),
+                        f,
+                        format!(
+                            "must be finite, > 0 and at most the bf16 peak ({:.1} TFLOP/s)",
+                            peak / 1e12
+                        ),
+                    );
+                }
+                if m.copy.bytes_per_s() > 2.0 * gpu.hbm_bandwidth.bytes_per_s() {
+                    let f = "gpu.measured_ceilings.copy".to_string();
+                    return fail(
+                        f.clone(),
+                        f,
+                        "a copy moves at most twice gpu.hbm_bandwidth (reads plus writes)".into(),
                     );
                 }
             }

@@ -569,3 +569,32 @@ fn fanouts_past_two_to_the_forty_instances_are_refused() {
         "{msg}"
     );
 }
+
+#[test]
+fn measured_ceilings_must_be_physical() {
+    let text = preset_source("h200").unwrap();
+    for (from, to, want) in [
+        (
+            "gemm_bf16_8192_tflops = 779.0",
+            "gemm_bf16_8192_tflops = 2000.0",
+            "gpu.measured_ceilings.gemm_bf16_8192_tflops",
+        ),
+        (
+            "gemm_bf16_8192_tflops = 779.0",
+            "gemm_bf16_8192_tflops = -1.0",
+            "gpu.measured_ceilings.gemm_bf16_8192_tflops",
+        ),
+        (
+            "copy = \"4.267 TB/s\"",
+            "copy = \"40 TB/s\"",
+            "gpu.measured_ceilings.copy",
+        ),
+    ] {
+        assert!(text.contains(from), "{from}");
+        let bad = text.replace(from, to);
+        let msg = Architecture::from_toml_str(&bad, "h200.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains(want), "{to}: {msg}");
+    }
+}

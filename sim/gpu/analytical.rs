@@ -147,7 +147,7 @@ pub fn predict(
     mapping: &[GpuMapping],
     spec: &GpuSpec,
 ) -> Result<GpuEstimate, GpuError> {
-    let hw = GpuParams::new(spec);
+    let hw = super::search::params(spec);
     let plans = plan_op(op, mapping, &hw)?;
     Ok(estimate_plans(op, &plans, &hw))
 }

@@ -81,7 +81,7 @@ pub fn simulate(
     mapping: &[GpuMapping],
     spec: &GpuSpec,
 ) -> Result<CycleEstimate, GpuError> {
-    let hw = GpuParams::new(spec);
+    let hw = super::search::params(spec);
     let plans = plan_op(op, mapping, &hw)?;
     Ok(simulate_plans(&plans, &hw))
 }

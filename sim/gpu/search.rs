@@ -197,7 +197,39 @@ fn why_none<T>(tried: &[Result<T, GpuError>]) -> String {
 
 /// Searches the mapspace and returns the fastest mapping's analytical estimate.
 pub fn try_estimate(op: &GpuOp, spec: &GpuSpec) -> Result<GpuEstimate, GpuError> {
-    try_estimate_with(op, &GpuParams::new(spec))
+    try_estimate_with(op, &params(spec))
+}
+
+/// The derived parameters of a spec: calibrated to its `measured_ceilings` where it has them
+/// ([`calibrate`], once per spec and process), else the recorded H100 calibration
+/// ([`GpuParams::new`]).
+pub fn params(spec: &GpuSpec) -> GpuParams {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    let Some(m) = &spec.measured_ceilings else {
+        return GpuParams::new(spec);
+    };
+    static FRACTIONS: OnceLock<Mutex<HashMap<String, (f64, f64)>>> = OnceLock::new();
+    let key = format!("{spec:?}");
+    let cache = FRACTIONS.get_or_init(|| Mutex::new(HashMap::new()));
+    if let Some(&(w, h)) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return GpuParams::with_fractions(spec, w, h);
+    }
+    let hw = calibrate(
+        spec,
+        &Ceilings {
+            gemm_flops: m.gemm_bf16_8192_tflops * 1e12,
+            copy_bytes_per_s: m.copy.bytes_per_s(),
+        },
+    );
+    cache.lock().unwrap_or_else(|e| e.into_inner()).insert(
+        key,
+        (
+            hw.wgmma_efficiency,
+            hw.hbm_bw / spec.hbm_bandwidth.bytes_per_s(),
+        ),
+    );
+    hw
 }
 
 /// [`try_estimate`] with explicit derived parameters (e.g. ceilings measured in a run:
