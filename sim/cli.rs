@@ -180,8 +180,9 @@ pub enum Command {
     /// Writes to target/crosscheck/ unless --out says otherwise, so a run never overwrites the
     /// committed reports/crosscheck/ by default; pass `--out reports/crosscheck` to refresh them.
     Crosscheck {
-        /// Output directory for h100_measured.csv/.md, h100.csv, h100.md and the plots
-        /// (default: target/crosscheck, outside the committed reports/).
+        /// Output directory for <gpu>_measured.csv/.md, <gpu>.csv, <gpu>.md and the plots, where
+        /// <gpu> is the preset of the GPU found (default: target/crosscheck, outside the
+        /// committed reports/).
         #[arg(long)]
         out: Option<String>,
         /// The preset to compare with (default: the one for the GPU found, h100 or h200); a
