@@ -1,28 +1,12 @@
 //! End-to-end tests of the `cascade` binary: outputs, exit codes, located errors.
 
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn cascade(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cascade"))
-        .args(args)
-        .output()
-        .expect("run cascade")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+mod common;
+use common::{cascade, stderr, stdout};
 
 fn tmp(name: &str, text: &str) -> String {
-    let dir = std::env::temp_dir().join(format!("cascade-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p.to_string_lossy().into_owned()
+    common::tmp_in("cli", name, text)
 }
 
 #[test]

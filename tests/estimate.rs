@@ -3,23 +3,11 @@
 //! key value; `cascade crosscheck` never writes over the committed reports.
 
 use proptest::prelude::*;
-use std::process::{Command, Output};
+
 use std::time::{Duration, Instant};
 
-fn cascade(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cascade"))
-        .args(args)
-        .output()
-        .expect("run cascade")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+mod common;
+use common::{cascade, stderr, stdout};
 
 fn estimate_json(op: &str) -> serde_json::Value {
     let o = cascade(&["estimate", "--op", op, "--json"]);

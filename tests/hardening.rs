@@ -3,20 +3,8 @@
 
 use std::process::{Command, Output};
 
-fn cascade(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cascade"))
-        .args(args)
-        .output()
-        .expect("run cascade")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+mod common;
+use common::{cascade, stderr, stdout};
 
 /// Exit 1 with one error line containing `want`, and no panic.
 fn refused(args: &[&str], want: &str) -> String {
@@ -30,11 +18,7 @@ fn refused(args: &[&str], want: &str) -> String {
 }
 
 fn tmp(name: &str, text: &str) -> String {
-    let dir = std::env::temp_dir().join(format!("cascade-hardening-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p.to_string_lossy().into_owned()
+    common::tmp_in("hardening", name, text)
 }
 
 #[test]

@@ -5,29 +5,13 @@
 //! or never, unknown names, tiles that overflow a level), and constraints naming things that
 //! exist nowhere or that apply to no cascade mapped.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn cascade(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cascade"))
-        .args(args)
-        .output()
-        .expect("run cascade")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+mod common;
+use common::{cascade, stderr, stdout};
 
 fn tmp(name: &str, text: &str) -> String {
-    let dir = std::env::temp_dir().join(format!("cascade-validity-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p.to_string_lossy().into_owned()
+    common::tmp_in("validity", name, text)
 }
 
 /// The command fails (exit 1, nothing on stdout) with one `error: FILE:LINE:COL: …` line whose

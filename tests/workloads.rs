@@ -3,22 +3,9 @@
 //! binary, and one test per refusal of the layer-list format (file, field, line:col).
 
 use cascade::workload::{Extent, Phase, Workload, WorkloadKind};
-use std::process::{Command, Output};
 
-fn cascade(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cascade"))
-        .args(args)
-        .output()
-        .expect("run cascade")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+mod common;
+use common::{cascade, stderr, stdout};
 
 fn json(args: &[&str]) -> serde_json::Value {
     let o = cascade(args);
