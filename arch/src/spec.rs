@@ -318,6 +318,11 @@ pub struct MeasuredCeilings {
     pub gemm_bf16_8192_tflops: f64,
     /// Device-to-device copy, counting bytes read and written.
     pub copy: Bandwidth,
+    /// bf16 GEMM 8191×8191×8191 through cuBLAS, TFLOP/s: no leading dimension is 16-byte
+    /// aligned, so cuBLAS runs its `align1` kernel with 2-byte loads. Sets the rate at which L2
+    /// serves warp-wide requests (the models' bound on narrow loads).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gemm_bf16_align1_8191_tflops: Option<f64>,
 }
 
 /// GPU-specific figures (SMs, tensor-core throughput, caches, latencies), read by the GPU
@@ -753,6 +758,19 @@ impl Architecture {
                             peak / 1e12
                         ),
                     );
+                }
+                if let Some(t) = m.gemm_bf16_align1_8191_tflops {
+                    if !positive(t) || t * 1e12 > peak {
+                        let f = "gpu.measured_ceilings.gemm_bf16_align1_8191_tflops".to_string();
+                        return fail(
+                            f.clone(),
+                            f,
+                            format!(
+                                "must be finite, > 0 and at most the bf16 peak ({:.1} TFLOP/s)",
+                                peak / 1e12
+                            ),
+                        );
+                    }
                 }
                 if m.copy.bytes_per_s() > 2.0 * gpu.hbm_bandwidth.bytes_per_s() {
                     let f = "gpu.measured_ceilings.copy".to_string();

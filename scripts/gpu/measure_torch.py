@@ -112,6 +112,7 @@ def sdpa(b, h, n, m, d, causal, backend, hkv=None, dtype="bf16"):
             "cudnn": SDPBackend.CUDNN_ATTENTION,
             "efficient": SDPBackend.EFFICIENT_ATTENTION,
             "math": SDPBackend.MATH,
+            "default": None,  # PyTorch's own choice (no sdpa_kernel context)
         }[backend]
         q = rnd((b, h, n, d), dt(dtype))
         k = rnd((b, hkv, m, d), dt(dtype))
@@ -119,6 +120,8 @@ def sdpa(b, h, n, m, d, causal, backend, hkv=None, dtype="bf16"):
         gqa = hkv != h
 
         def fn():
+            if be is None:
+                return F.scaled_dot_product_attention(q, k, v, is_causal=causal, enable_gqa=gqa)
             with sdpa_kernel([be]):
                 return F.scaled_dot_product_attention(q, k, v, is_causal=causal, enable_gqa=gqa)
 
@@ -272,6 +275,68 @@ def cases_dev():
     return c
 
 
+def cases_heldout():
+    """The held-out set: new shapes in every category of the development set, plus SDPA with
+    PyTorch's default backend choice (spec without impl=). Written after the model was frozen
+    (the commit is recorded in the run's device JSON) and measured once; never tuned on."""
+    c = []
+    def g(cat, m, n, k, dtype="bf16"):
+        name = f"gemm_{m}x{n}x{k}" if dtype == "bf16" else f"gemm_{dtype}_{m}x{n}x{k}"
+        c.append((name, cat, f"gemm m={m} n={n} k={k} dtype={dtype}", gemm(m, n, k, dtype)))
+    for m, n, k in [(768, 768, 768), (1536, 1536, 1536), (3072, 3072, 3072), (6144, 6144, 6144),
+                    (2048, 6144, 4096), (8192, 4096, 14336), (1024, 4096, 4096), (4096, 1024, 4096),
+                    (512, 8192, 8192), (2048, 2048, 8192), (8192, 2048, 2048), (12288, 4096, 4096),
+                    (4096, 6144, 4096), (384, 4096, 4096)]:
+        g("gemm_aligned", m, n, k)
+    for m, n, k in [(1023, 1023, 1023), (3001, 3001, 3001), (1025, 4096, 4096), (4096, 4097, 4096),
+                    (4096, 4096, 4097), (2047, 2047, 2047), (6001, 6001, 6001), (4096, 4098, 4096),
+                    (4096, 4100, 4096), (999, 999, 999), (1500, 1501, 1499)]:
+        g("gemm_misaligned", m, n, k)
+    for m, n, k in [(1, 8192, 8192), (2, 4096, 4096), (4, 14336, 4096), (16, 4096, 4096),
+                    (16, 14336, 4096), (48, 4096, 4096), (1, 4096, 14336), (8, 28672, 4096),
+                    (128, 14336, 4096), (1, 32000, 4096)]:
+        g("gemm_skinny", m, n, k)
+    for dtype, sizes in [("fp16", [1024, 3072, 6144]), ("tf32", [1024, 3072, 6144]),
+                         ("fp32", [1024, 3072]), ("fp8", [1024, 3072, 6144, 16384])]:
+        for s in sizes:
+            g("gemm_dtype", s, s, s, dtype)
+    for batch, m, n, k in [(16, 1024, 1024, 64), (32, 2048, 2048, 128), (4, 4096, 4096, 64),
+                           (256, 64, 64, 64), (8, 512, 14336, 4096), (64, 256, 256, 128),
+                           (12, 1024, 1024, 64), (96, 512, 512, 128)]:
+        c.append((f"bmm_{batch}x{m}x{n}x{k}", "bmm", f"bmm batch={batch} m={m} n={n} k={k} dtype=bf16", bmm(batch, m, n, k)))
+    for backend in ["flash", "cudnn"]:
+        for b, h, n, d, causal in [(2, 16, 2048, 128, False), (2, 16, 2048, 128, True),
+                                   (1, 32, 8192, 128, False), (4, 8, 4096, 64, True),
+                                   (32, 12, 256, 64, False), (8, 32, 1024, 128, True),
+                                   (1, 16, 32768, 128, True), (16, 16, 512, 128, False)]:
+            c.append((f"sdpa_{backend}_b{b}h{h}n{n}d{d}{'c' if causal else ''}", f"sdpa_{backend}",
+                      f"attention b={b} h={h} n={n} m={n} d={d} causal={int(causal)} dtype=bf16 impl={backend}",
+                      sdpa(b, h, n, n, d, causal, backend)))
+    for b, h, n, d, causal in [(1, 32, 2048, 128, True), (4, 32, 4096, 128, True), (8, 16, 2048, 64, False),
+                               (2, 32, 1024, 128, False), (1, 8, 8192, 64, True), (16, 32, 512, 128, True)]:
+        c.append((f"sdpa_default_b{b}h{h}n{n}d{d}{'c' if causal else ''}", "sdpa_default",
+                  f"attention b={b} h={h} n={n} m={n} d={d} causal={int(causal)} dtype=bf16",
+                  sdpa(b, h, n, n, d, causal, "default")))
+    for backend in ["flash", "cudnn", "default"]:
+        for b, hq, hkv, L in [(4, 32, 8, 4096), (32, 32, 8, 2048), (2, 64, 8, 16384), (128, 32, 8, 512)]:
+            imp = "" if backend == "default" else f" impl={backend}"
+            c.append((f"decode_{backend}_b{b}hq{hq}hkv{hkv}l{L}", "decode_sdpa",
+                      f"decode_attention b={b} hq={hq} hkv={hkv} l={L} d=128 dtype=bf16{imp}",
+                      sdpa(b, hq, 1, L, 128, False, backend, hkv=hkv)))
+    for rows, cols in [(8192, 2048), (2048, 8192), (16384, 1024), (4096, 512), (2048, 65536), (32768, 4096)]:
+        c.append((f"softmax_{rows}x{cols}", "softmax", f"softmax rows={rows} cols={cols} dtype=bf16", softmax(rows, cols)))
+    for rows, cols in [(8192, 4096), (4096, 8192), (2048, 768), (65536, 1024), (8, 4096)]:
+        c.append((f"layernorm_{rows}x{cols}", "layernorm", f"layernorm rows={rows} cols={cols} dtype=bf16", layernorm(rows, cols)))
+        c.append((f"rmsnorm_{rows}x{cols}", "rmsnorm", f"rmsnorm rows={rows} cols={cols} dtype=bf16", rmsnorm(rows, cols)))
+    for rows, cols in [(2048, 14336), (8192, 14336), (64, 14336), (4096, 11008)]:
+        c.append((f"silu_mul_{rows}x{cols}", "silu_mul", f"silu_mul rows={rows} cols={cols} dtype=bf16", silu_mul(rows, cols)))
+    for e in [1 << 22, 1 << 26, 3 << 24, 1 << 29]:
+        c.append((f"add_{e}", "elementwise", f"add elems={e} dtype=bf16", add(e)))
+    for nb in [4 << 20, 16 << 20, 128 << 20, 768 << 20]:
+        c.append((f"copy_{nb}", "copy", f"copy bytes={nb}", copy(nb)))
+    return c
+
+
 def check_correctness():
     """Each op kind on a small random instance against a float64 reference."""
     torch.manual_seed(0)
@@ -411,7 +476,7 @@ def start_costs(flush, reps):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--set", default="dev", choices=["dev"])
+    ap.add_argument("--set", default="dev", choices=["dev", "heldout"])
     ap.add_argument("--out", required=True)
     ap.add_argument("--reps", type=int, default=40)
     ap.add_argument("--only", default="")
@@ -442,7 +507,7 @@ def main():
     with open(os.path.join(args.out, f"{args.set}_device.json"), "w") as f:
         json.dump(info, f, indent=2)
 
-    cases = [c for c in cases_dev() if args.only in c[0]]
+    cases = [c for c in (cases_heldout() if args.set == "heldout" else cases_dev()) if args.only in c[0]]
     cols = ["case", "category", "spec", "median_s", "p10_s", "p90_s", "min_s", "launches", "graph_s", "flops", "min_bytes", "status"]
     path = os.path.join(args.out, f"{args.set}.csv")
     built = {}

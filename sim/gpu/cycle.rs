@@ -538,7 +538,7 @@ fn simulate_kernel(p: &KernelPlan, hw: &GpuParams) -> CycleKernel {
             channels: vec![Channel::default(); hw.hbm_channels as usize],
             cyc_per_byte_channel: clock * f64::from(hw.hbm_channels) / hw.hbm_bw,
             l2_free: 0.0,
-            cyc_per_byte_l2: clock / hw.l2_bw,
+            cyc_per_byte_l2: clock / hw.l2_bw_for(p.vector),
             hbm_bytes: 0.0,
             l2_bytes: 0.0,
         },

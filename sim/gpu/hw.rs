@@ -91,6 +91,15 @@ pub const MMA_SYNC_LONE_STEP_FACTOR: f64 = 1.17;
 /// achievable HBM bandwidth, 3.01 TB/s.
 pub const HBM_MEASURED_FRACTION: f64 = 0.8985;
 
+/// Warp-wide global-memory requests that L2 serves per second, over the whole GPU: the bound on
+/// kernels whose loads are narrow (a warp request of 32 lanes × `v` bytes moves `32·v` bytes,
+/// so L2 delivers at most `rate × 32·v` bytes/s; with 16-byte lanes that exceeds the L2
+/// bandwidth and never binds). CALIBRATED on the H200 (`gpu.measured_ceilings.
+/// gemm_bf16_align1_8191_tflops`: cuBLAS's `align1` kernel with 2-byte loads, 152 TFLOP/s;
+/// [`super::search::params`] fits this rate so the model reproduces it); used for GPUs whose
+/// spec lacks that ceiling (the H100 has the same GH100 L2).
+pub const L2_REQUESTS_MEASURED: f64 = 25.0e9;
+
 /// Derived GPU quantities.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GpuParams {
@@ -115,6 +124,8 @@ pub struct GpuParams {
     pub l2_bw: f64,
     /// L2 capacity, bytes.
     pub l2_bytes: f64,
+    /// Warp-wide requests L2 serves per second ([`L2_REQUESTS_MEASURED`]).
+    pub l2_requests_per_s: f64,
     /// Shared memory per SM, bytes.
     pub smem_per_sm: f64,
     /// Largest shared-memory allocation of one block, bytes.
@@ -170,6 +181,7 @@ impl GpuParams {
             hbm_bytes: spec.hbm.bytes(),
             l2_bw: spec.l2_bandwidth.bytes_per_s(),
             l2_bytes: spec.l2.bytes(),
+            l2_requests_per_s: L2_REQUESTS_MEASURED,
             smem_per_sm: spec.smem_per_sm.bytes(),
             smem_per_block_max: spec.smem_per_block_max.bytes(),
             regs_per_sm: spec.registers_per_sm.bytes() / 4.0,
@@ -207,6 +219,13 @@ impl GpuParams {
             InstrClass::Wgmma => self.wgmma_efficiency,
             i => i.efficiency(),
         }
+    }
+
+    /// L2 bandwidth for warp requests of 32 lanes × `vector` bytes: the L2 bandwidth, or the
+    /// request rate times the request size when that is lower.
+    pub fn l2_bw_for(&self, vector: u32) -> f64 {
+        self.l2_bw
+            .min(self.l2_requests_per_s * 32.0 * f64::from(vector))
     }
 
     /// Seconds for `bytes` of shared-memory traffic on one SM.

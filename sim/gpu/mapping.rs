@@ -6,7 +6,7 @@
 //! attention), the rasterization swizzle and the instruction class. An op's mapping is a list
 //! with one entry per kernel, in launch order ([`kernel_kinds`]).
 
-use super::op::{AttnImpl, Dtype, GpuOp};
+use super::op::{Dtype, GpuOp, Impl};
 use serde::{Deserialize, Serialize};
 
 /// Which instructions carry the kernel's arithmetic.
@@ -165,7 +165,12 @@ impl GpuMapping {
 pub fn kernel_kinds(op: &GpuOp, split: u32) -> Vec<(&'static str, KernelKind)> {
     match op {
         GpuOp::Gemm { .. } | GpuOp::Bmm { .. } => {
-            let mut v = vec![("gemm", KernelKind::Gemm)];
+            let name = if op.vector_bytes() < 16 && op.imp() == Some(Impl::Cublas) {
+                "gemm_align1"
+            } else {
+                "gemm"
+            };
+            let mut v = vec![(name, KernelKind::Gemm)];
             if split > 1 {
                 v.push(("splitk_reduce", KernelKind::SplitKReduce));
             }
@@ -173,8 +178,10 @@ pub fn kernel_kinds(op: &GpuOp, split: u32) -> Vec<(&'static str, KernelKind)> {
         }
         GpuOp::Attention { imp, .. } => vec![(
             match imp {
-                AttnImpl::Fa2 => "fa2_fwd",
-                AttnImpl::Fa3 => "fa3_fwd",
+                Impl::Flash => "flash_fwd",
+                Impl::Cudnn => "cudnn_sdpa_fwd",
+                Impl::Fa3 => "fa3_fwd",
+                _ => "fa2_fwd",
             },
             KernelKind::FlashAttention,
         )],
@@ -183,10 +190,16 @@ pub fn kernel_kinds(op: &GpuOp, split: u32) -> Vec<(&'static str, KernelKind)> {
             ("softmax", KernelKind::Softmax),
             ("pv_gemm", KernelKind::Gemm),
         ],
-        GpuOp::DecodeAttention { .. } => {
-            let mut v = vec![("decode_split_kv", KernelKind::DecodeSplitKv)];
+        GpuOp::DecodeAttention { imp, .. } => {
+            let (main, combine) = match imp {
+                Impl::Flash if split > 1 => ("flash_fwd_splitkv", "flash_fwd_splitkv_combine"),
+                Impl::Flash => ("flash_fwd", ""),
+                Impl::Cudnn => ("cudnn_sdpa_decode", "cudnn_lean_reduction"),
+                _ => ("decode_split_kv", "decode_combine"),
+            };
+            let mut v = vec![(main, KernelKind::DecodeSplitKv)];
             if split > 1 {
-                v.push(("decode_combine", KernelKind::DecodeCombine));
+                v.push((combine, KernelKind::DecodeCombine));
             }
             v
         }
@@ -220,12 +233,22 @@ pub fn allowed_instr(op: &GpuOp, kind: KernelKind) -> Vec<InstrClass> {
     }
     match op {
         GpuOp::Attention {
-            imp: AttnImpl::Fa2, ..
-        } => vec![InstrClass::MmaSync],
-        GpuOp::Attention {
-            imp: AttnImpl::Fa3, ..
+            imp: Impl::Fa3 | Impl::Cudnn,
+            ..
         } => vec![InstrClass::Wgmma],
+        GpuOp::Attention { .. } => vec![InstrClass::MmaSync],
+        // cuDNN's sm90 decode kernel is an sm80 `wmma` kernel; FlashAttention-2's is `mma.sync`.
+        GpuOp::DecodeAttention {
+            imp: Impl::Flash | Impl::Cudnn,
+            ..
+        } => vec![InstrClass::MmaSync],
         GpuOp::DecodeAttention { .. } => vec![InstrClass::MmaSync, InstrClass::Wgmma],
+        // cuBLAS's kernel for operands that are not 16-byte aligned (`cutlass_75_tensorop_*_align1`).
+        GpuOp::Gemm { .. } | GpuOp::Bmm { .. }
+            if op.vector_bytes() < 16 && op.imp() == Some(Impl::Cublas) =>
+        {
+            vec![InstrClass::MmaSync]
+        }
         _ => vec![InstrClass::Wgmma],
     }
 }

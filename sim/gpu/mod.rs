@@ -44,6 +44,7 @@ pub mod analytical;
 pub mod cycle;
 pub mod error;
 pub mod hw;
+pub mod library;
 pub mod mapping;
 pub mod op;
 pub mod plan;
@@ -59,7 +60,7 @@ pub use cycle::{simulate, CycleEstimate, CycleKernel};
 pub use error::GpuError;
 pub use hw::GpuParams;
 pub use mapping::{Epilogue, GpuMapping, InstrClass, KernelKind};
-pub use op::{AttnImpl, Dtype, GpuOp, OpParseError};
+pub use op::{AttnImpl, Dtype, GpuOp, Impl, OpParseError};
 pub use search::{estimate, try_estimate};
 
 /// The ops on which the analytical model and the cycle-level simulation are checked against

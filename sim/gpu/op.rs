@@ -156,22 +156,70 @@ impl Dtype {
     }
 }
 
-/// FlashAttention implementation of the fused attention op.
+/// Which implementation of an op is modelled: the kernel a library launches (what PyTorch
+/// dispatches on an H100/H200 with its defaults: [`Impl::default_for`]) or the best mapping the
+/// model can find (`ideal`). The choice is part of the op, printed with it and in every report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum AttnImpl {
-    /// FlashAttention-2: `mma.sync`, softmax not overlapped with the matrix products.
+pub enum Impl {
+    /// cuBLAS/cuBLASLt (GEMMs): its wgmma kernels when every leading dimension is 16-byte
+    /// aligned, otherwise its `align1` `mma.sync` kernel with element-wide loads.
+    Cublas,
+    /// ATen's own kernels (softmax, norms, elementwise): one row per warp or per block.
+    Torch,
+    /// PyTorch's flash SDPA backend: FlashAttention-2 with its tile traits and split-KV
+    /// heuristic.
+    Flash,
+    /// cuDNN's fused SDPA (`cudnn_generated_fort_native_sdpa_*`): on sm90 a one-warpgroup
+    /// `wgmma` kernel with 64 × 128 tiles for prefill, an `mma.sync` (`wmma`) 16 × 128 kernel with
+    /// a split-KV reduction for decode.
+    Cudnn,
+    /// FlashAttention-2 class (`mma.sync`, softmax not overlapped), best tile found.
     Fa2,
-    /// FlashAttention-3: `wgmma`, softmax overlapped with the matrix products (ping-pong).
+    /// FlashAttention-3 class (`wgmma`, softmax overlapped by ping-pong), best tile found.
     Fa3,
+    /// The fastest mapping the model finds (no library's choice).
+    Ideal,
 }
 
-impl AttnImpl {
+/// The attention implementations were the first [`Impl`]s; the old name stays.
+pub type AttnImpl = Impl;
+
+impl Impl {
     /// The spec spelling.
     pub fn name(self) -> &'static str {
         match self {
-            AttnImpl::Fa2 => "fa2",
-            AttnImpl::Fa3 => "fa3",
+            Impl::Cublas => "cublas",
+            Impl::Torch => "torch",
+            Impl::Flash => "flash",
+            Impl::Cudnn => "cudnn",
+            Impl::Fa2 => "fa2",
+            Impl::Fa3 => "fa3",
+            Impl::Ideal => "ideal",
+        }
+    }
+
+    /// What PyTorch 2.11 dispatches for an op (`op` is the spec's op name): cuBLAS for GEMMs;
+    /// cuDNN for SDPA prefill and GQA decode on sm90 (measured: `scripts/gpu/
+    /// default_dispatch.py` on the H200 profiled `F.scaled_dot_product_attention` with default
+    /// settings launching `cudnn_generated_fort_native_sdpa_sm90_flash_fprop_wgmma_*` for
+    /// prefill and `..._sm80_flash_fprop_wmma_f16_knob_35_16x128x128_*` for decode); ATen's
+    /// kernels for softmax, norms and elementwise ops.
+    pub fn default_for(op: &str) -> Impl {
+        match op {
+            "gemm" | "bmm" => Impl::Cublas,
+            "attention" | "decode_attention" => Impl::Cudnn,
+            _ => Impl::Torch,
+        }
+    }
+
+    /// The implementations an op accepts.
+    pub fn accepted(op: &str) -> &'static [Impl] {
+        match op {
+            "gemm" | "bmm" => &[Impl::Cublas, Impl::Ideal],
+            "attention" => &[Impl::Cudnn, Impl::Flash, Impl::Fa2, Impl::Fa3],
+            "decode_attention" => &[Impl::Cudnn, Impl::Flash, Impl::Ideal],
+            _ => &[Impl::Torch, Impl::Ideal],
         }
     }
 }
@@ -265,6 +313,8 @@ pub enum GpuOp {
         k: u64,
         /// Operand dtype.
         dtype: Dtype,
+        /// Implementation ([`Impl::accepted`]).
+        imp: Impl,
     },
     /// `batch` independent GEMMs, each with its own A and B (MoE experts: `C[e] = A[e]·W[e]`).
     Bmm {
@@ -278,6 +328,8 @@ pub enum GpuOp {
         k: u64,
         /// Operand dtype.
         dtype: Dtype,
+        /// Implementation ([`Impl::accepted`]).
+        imp: Impl,
     },
     /// Fused attention forward (FlashAttention): `O = softmax(Q·Kᵀ/√d)·V` per (batch, head).
     Attention {
@@ -332,6 +384,8 @@ pub enum GpuOp {
         d: u64,
         /// Operand dtype.
         dtype: Dtype,
+        /// Implementation ([`Impl::accepted`]).
+        imp: Impl,
     },
     /// Device-to-device copy of `bytes` bytes.
     Copy {
@@ -346,6 +400,8 @@ pub enum GpuOp {
         cols: u64,
         /// Element dtype.
         dtype: Dtype,
+        /// Implementation ([`Impl::accepted`]).
+        imp: Impl,
     },
     /// An elementwise or row-wise op over a `rows × cols` matrix (`add elems=N` is one row).
     Rowwise {
@@ -357,6 +413,8 @@ pub enum GpuOp {
         cols: u64,
         /// Element dtype.
         dtype: Dtype,
+        /// Implementation ([`Impl::accepted`]).
+        imp: Impl,
     },
 }
 
@@ -489,6 +547,35 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// The `impl` key: one of [`Impl::accepted`] for this op (default [`Impl::default_for`]);
+    /// `ours_fa2`, the CUDA suite's name for its own kernel, is `fa2`.
+    fn imp(&self) -> Result<Impl, OpParseError> {
+        let accepted = Impl::accepted(self.op);
+        let Some(&v) = self.map.get("impl") else {
+            return Ok(Impl::default_for(self.op));
+        };
+        let v2 = if v == "ours_fa2" && self.op == "attention" {
+            "fa2"
+        } else {
+            v
+        };
+        match accepted.iter().find(|i| i.name() == v2) {
+            Some(&i) => Ok(i),
+            None => {
+                let names: Vec<&str> = accepted.iter().map(|i| i.name()).collect();
+                Err(self.bad(
+                    "impl",
+                    v,
+                    &format!(
+                        "expected one of {} (default {})",
+                        names.join(", "),
+                        Impl::default_for(self.op).name()
+                    ),
+                ))
+            }
+        }
+    }
+
     fn head_dim(&self) -> Result<u64, OpParseError> {
         let d = self.int("d")?;
         if d > MAX_HEAD_DIM {
@@ -505,15 +592,15 @@ impl GpuOp {
         let mut words = spec.split_whitespace();
         let op = words.next().ok_or(OpParseError::Empty)?;
         let accepted: &[&str] = match op {
-            "gemm" => &["m", "n", "k", "dtype"],
-            "bmm" => &["batch", "m", "n", "k", "dtype"],
+            "gemm" => &["m", "n", "k", "dtype", "impl"],
+            "bmm" => &["batch", "m", "n", "k", "dtype", "impl"],
             "attention" => &["b", "h", "n", "m", "d", "causal", "impl", "dtype"],
             "attention_unfused" => &["b", "h", "n", "m", "d", "causal", "dtype", "scores"],
-            "decode_attention" => &["b", "hq", "hkv", "l", "d", "dtype"],
+            "decode_attention" => &["b", "hq", "hkv", "l", "d", "dtype", "impl"],
             "copy" => &["bytes"],
-            "softmax" => &["rows", "cols", "dtype"],
-            "add" => &["elems", "dtype"],
-            "silu_mul" | "layernorm" | "rmsnorm" => &["rows", "cols", "dtype"],
+            "softmax" => &["rows", "cols", "dtype", "impl"],
+            "add" => &["elems", "dtype", "impl"],
+            "silu_mul" | "layernorm" | "rmsnorm" => &["rows", "cols", "dtype", "impl"],
             _ => return Err(OpParseError::UnknownOp(op.to_string())),
         };
         let mut map = BTreeMap::new();
@@ -542,12 +629,14 @@ impl GpuOp {
             }
         }
         let f = Fields { op, map };
+        let imp = f.imp()?;
         Ok(match op {
             "gemm" => GpuOp::Gemm {
                 m: f.int("m")?,
                 n: f.int("n")?,
                 k: f.int("k")?,
                 dtype: f.dtype()?,
+                imp,
             },
             "bmm" => GpuOp::Bmm {
                 batch: f.int("batch")?,
@@ -555,17 +644,10 @@ impl GpuOp {
                 n: f.int("n")?,
                 k: f.int("k")?,
                 dtype: f.dtype()?,
+                imp,
             },
             "attention" => {
                 let n = f.int("n")?;
-                let imp = match f.map.get("impl") {
-                    // `ours_fa2`: the CUDA suite's own FlashAttention-2-class kernel.
-                    None | Some(&"fa2") | Some(&"ours_fa2") => AttnImpl::Fa2,
-                    Some(&"fa3") => AttnImpl::Fa3,
-                    Some(&v) => {
-                        return Err(f.bad("impl", v, "expected fa2, fa3 or ours_fa2 (= fa2)"))
-                    }
-                };
                 GpuOp::Attention {
                     b: f.int("b")?,
                     h: f.int("h")?,
@@ -605,6 +687,7 @@ impl GpuOp {
                     l: f.int("l")?,
                     d: f.head_dim()?,
                     dtype: f.dtype()?,
+                    imp,
                 }
             }
             "copy" => GpuOp::Copy {
@@ -614,12 +697,14 @@ impl GpuOp {
                 rows: f.int("rows")?,
                 cols: f.int("cols")?,
                 dtype: f.dtype()?,
+                imp,
             },
             "add" => GpuOp::Rowwise {
                 kind: RowOp::Add,
                 rows: 1,
                 cols: f.int("elems")?,
                 dtype: f.dtype()?,
+                imp,
             },
             "silu_mul" | "layernorm" | "rmsnorm" => GpuOp::Rowwise {
                 kind: match op {
@@ -630,9 +715,74 @@ impl GpuOp {
                 rows: f.int("rows")?,
                 cols: f.int("cols")?,
                 dtype: f.dtype()?,
+                imp,
             },
             _ => unreachable!("op names were checked above"),
         })
+    }
+
+    /// The spec's op name (`gemm`, `attention`, …).
+    pub fn name(&self) -> &'static str {
+        match self {
+            GpuOp::Gemm { .. } => "gemm",
+            GpuOp::Bmm { .. } => "bmm",
+            GpuOp::Attention { .. } => "attention",
+            GpuOp::AttentionUnfused { .. } => "attention_unfused",
+            GpuOp::DecodeAttention { .. } => "decode_attention",
+            GpuOp::Copy { .. } => "copy",
+            GpuOp::Softmax { .. } => "softmax",
+            GpuOp::Rowwise { kind, .. } => kind.name(),
+        }
+    }
+
+    /// The implementation modelled (`None` for unfused attention and copies: one each).
+    pub fn imp(&self) -> Option<Impl> {
+        match *self {
+            GpuOp::Gemm { imp, .. }
+            | GpuOp::Bmm { imp, .. }
+            | GpuOp::Attention { imp, .. }
+            | GpuOp::DecodeAttention { imp, .. }
+            | GpuOp::Softmax { imp, .. }
+            | GpuOp::Rowwise { imp, .. } => Some(imp),
+            GpuOp::AttentionUnfused { .. } | GpuOp::Copy { .. } => None,
+        }
+    }
+
+    /// The op with another implementation (unchanged where it has none).
+    pub fn with_imp(mut self, new: Impl) -> GpuOp {
+        match &mut self {
+            GpuOp::Gemm { imp, .. }
+            | GpuOp::Bmm { imp, .. }
+            | GpuOp::Attention { imp, .. }
+            | GpuOp::DecodeAttention { imp, .. }
+            | GpuOp::Softmax { imp, .. }
+            | GpuOp::Rowwise { imp, .. } => *imp = new,
+            GpuOp::AttentionUnfused { .. } | GpuOp::Copy { .. } => {}
+        }
+        self
+    }
+
+    /// The widest global access (bytes, at most 16) that every GEMM operand's leading
+    /// dimension allows: row-major `A[m,k]`, `B[k,n]`, `C[m,n]` have leading dimensions `k`,
+    /// `n` and `n`; a row starts on a multiple of the access only if `ld × element bytes` is.
+    /// 16 for other ops.
+    pub fn vector_bytes(&self) -> u32 {
+        let widest = |ld: u64, e: f64| {
+            let bytes = (ld as f64 * e) as u64;
+            (0..=4)
+                .rev()
+                .map(|p| 1u32 << p)
+                .find(|&v| bytes % u64::from(v) == 0)
+                .unwrap_or(1)
+        };
+        match *self {
+            GpuOp::Gemm { n, k, dtype, .. } | GpuOp::Bmm { n, k, dtype, .. } => {
+                widest(k, dtype.bytes())
+                    .min(widest(n, dtype.bytes()))
+                    .min(widest(n, dtype.out_bytes()))
+            }
+            _ => 16,
+        }
     }
 
     /// The op's datatype (`bf16` for copies, whose bytes have no type).
@@ -739,7 +889,7 @@ impl GpuOp {
     pub fn min_bytes(&self) -> f64 {
         let f = |x: u64| x as f64;
         match *self {
-            GpuOp::Gemm { m, n, k, dtype } => {
+            GpuOp::Gemm { m, n, k, dtype, .. } => {
                 (f(m) * f(k) + f(k) * f(n)) * dtype.bytes() + f(m) * f(n) * dtype.out_bytes()
             }
             GpuOp::Bmm {
@@ -748,6 +898,7 @@ impl GpuOp {
                 n,
                 k,
                 dtype,
+                ..
             } => {
                 f(batch)
                     * ((f(m) * f(k) + f(k) * f(n)) * dtype.bytes()
@@ -781,6 +932,7 @@ impl GpuOp {
                 l,
                 d,
                 dtype,
+                ..
             } => {
                 f(b) * f(d)
                     * (f(hq) * dtype.bytes()
@@ -788,7 +940,9 @@ impl GpuOp {
                         + f(hq) * dtype.out_bytes())
             }
             GpuOp::Copy { bytes } => 2.0 * f(bytes),
-            GpuOp::Softmax { rows, cols, dtype } => f(rows) * f(cols) * 2.0 * dtype.bytes(),
+            GpuOp::Softmax {
+                rows, cols, dtype, ..
+            } => f(rows) * f(cols) * 2.0 * dtype.bytes(),
             // Inputs once, the output once (SiLU·mul's temporary is not in the minimum), and
             // the norms' weights (layer norm: weight and bias).
             GpuOp::Rowwise {
@@ -796,6 +950,7 @@ impl GpuOp {
                 rows,
                 cols,
                 dtype,
+                ..
             } => {
                 let e = f(rows) * f(cols);
                 let weights = match kind {
@@ -817,8 +972,23 @@ impl GpuOp {
 impl fmt::Display for GpuOp {
     /// The canonical spec, which [`GpuOp::parse`] reads back to an equal op.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.fmt_keys(f)?;
+        match self.imp() {
+            Some(i)
+                if i != Impl::default_for(self.name())
+                    && !matches!(self, GpuOp::Attention { .. }) =>
+            {
+                write!(f, " impl={}", i.name())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl GpuOp {
+    fn fmt_keys(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            GpuOp::Gemm { m, n, k, dtype } => {
+            GpuOp::Gemm { m, n, k, dtype, .. } => {
                 write!(f, "gemm m={m} n={n} k={k} dtype={}", dtype.name())
             }
             GpuOp::Bmm {
@@ -827,6 +997,7 @@ impl fmt::Display for GpuOp {
                 n,
                 k,
                 dtype,
+                ..
             } => write!(
                 f,
                 "bmm batch={batch} m={m} n={n} k={k} dtype={}",
@@ -886,13 +1057,16 @@ impl fmt::Display for GpuOp {
                 l,
                 d,
                 dtype,
+                ..
             } => write!(
                 f,
                 "decode_attention b={b} hq={hq} hkv={hkv} l={l} d={d} dtype={}",
                 dtype.name()
             ),
             GpuOp::Copy { bytes } => write!(f, "copy bytes={bytes}"),
-            GpuOp::Softmax { rows, cols, dtype } => {
+            GpuOp::Softmax {
+                rows, cols, dtype, ..
+            } => {
                 write!(f, "softmax rows={rows} cols={cols} dtype={}", dtype.name())
             }
             GpuOp::Rowwise {
@@ -900,12 +1074,14 @@ impl fmt::Display for GpuOp {
                 rows,
                 cols,
                 dtype,
+                ..
             } => write!(f, "add elems={} dtype={}", rows * cols, dtype.name()),
             GpuOp::Rowwise {
                 kind,
                 rows,
                 cols,
                 dtype,
+                ..
             } => write!(
                 f,
                 "{} rows={rows} cols={cols} dtype={}",

@@ -326,6 +326,9 @@ pub struct KernelPlan {
     pub smem: f64,
     /// Registers per thread.
     pub regs_per_thread: u32,
+    /// Bytes each lane moves per global access (16 unless an operand's alignment forbids
+    /// vector loads): L2 serves the kernel at [`GpuParams::l2_bw_for`] this width.
+    pub vector: u32,
 }
 
 /// Per-chunk totals (a chunk = up to one CTA per SM, consecutive in dispatch order).
@@ -689,6 +692,7 @@ fn gemm(
     k: u64,
     dtype: Dtype,
     out_bytes: f64,
+    vector: u32,
 ) -> Result<KernelPlan, GpuError> {
     cx.common(KernelKind::Gemm)?;
     cx.instr(dtype, true)?;
@@ -727,7 +731,8 @@ fn gemm(
                 cx.hw.smem_s(mma_sync_gemm_smem_bytes(map, e))
             } else {
                 0.0
-            },
+            }
+            + narrow_issue_s(f((tm + tn) * tk) * e, vector, cx.hw),
         flops_per_step: 2.0 * f(tm * tn * tk),
         useful_flops: 2.0 * f(batch) * f(m) * f(n) * f(k),
         resident: 0.0,
@@ -748,7 +753,33 @@ fn gemm(
         persist: false,
         smem,
         regs_per_thread: regs,
+        vector,
     })
+}
+
+/// The global access width of a GEMM op's main kernel: cuBLAS's, limited by its operands'
+/// alignment ([`GpuOp::vector_bytes`]); the ideal mapping assumes aligned operands.
+fn gemm_vector(op: &GpuOp) -> u32 {
+    if op.imp() == Some(super::op::Impl::Cublas) {
+        op.vector_bytes()
+    } else {
+        16
+    }
+}
+
+/// Seconds one SM spends issuing the narrow loads of `bytes` of operand tiles (`vector` bytes
+/// per lane; 0 for 16-byte vector loads, whose issue hides under the main loop): each warp
+/// instruction moves 32 lanes × `vector` bytes and its shared-memory store is a second one, and
+/// the SM issues one warp-wide memory instruction per clock (its four schedulers share one
+/// memory-instruction queue). Why: cuBLAS's `align1` kernel, 256 × 128 tiles with K steps of
+/// 32, runs a lone CTA's step in ~1,800 clocks (the 2049³ GEMM's partial second wave,
+/// `reports/crosscheck/h200/dev.csv`) where its `mma.sync` work alone takes ~800: the 768 load
+/// and store instructions of its 12,288 two-byte elements account for the rest.
+fn narrow_issue_s(bytes: f64, vector: u32, hw: &GpuParams) -> f64 {
+    if vector >= 16 {
+        return 0.0;
+    }
+    2.0 * bytes / (32.0 * f64::from(vector.max(1))) / hw.clock_hz
 }
 
 /// A streaming kernel over `elements` elements, each read (`read_b` bytes) and written
@@ -804,6 +835,7 @@ fn streaming(
         persist: false,
         smem: 0.0,
         regs_per_thread: regs,
+        vector: 16,
     })
 }
 
@@ -866,6 +898,7 @@ fn softmax(cx: &Ctx, rows: u64, cols: u64, in_b: f64, out_b: f64) -> Result<Kern
         persist: false,
         smem,
         regs_per_thread: regs,
+        vector: 16,
     })
 }
 
@@ -891,8 +924,21 @@ fn attention_step_s(
         // warp's loads and its MMAs are issued in program order (see mma_sync_gemm_smem_bytes
         // for the evidence). The measured ours_fa2 kernels (64 × 64 blocks, 4 warps) ran at
         // 19% of the dense peak where the arithmetic and softmax alone allow 40%.
+        //
+        // A warp that owns two or more 16-row MMA blocks (FlashAttention-2's 128-row tiles
+        // over 4 warps) reuses each K/V fragment for all of them, and its `ldmatrix` for the
+        // next fragment issues while those MMAs run: the loads then overlap the matrix work
+        // (the larger of the two counts). HYPOTHESIS from the development set: torch's flash
+        // backend ran 25–34% faster than the serial sum predicts (`reports/crosscheck/h200/
+        // dev.md`, sdpa_flash); the held-out set tests it.
         let tiles = 2.0 * f(keys) * f(d) * dtype.bytes();
-        mma += cx.hw.smem_s(tiles * (f64::from(cx.map.warps) + 1.0));
+        let smem = cx.hw.smem_s(tiles * (f64::from(cx.map.warps) + 1.0));
+        let rows_per_warp = f(rows) / f64::from(cx.map.warps.max(1));
+        mma = if rows_per_warp >= 32.0 {
+            mma.max(smem)
+        } else {
+            mma + smem
+        };
     }
     let scores = f(rows) * f(keys);
     let sfx = cx
@@ -954,7 +1000,14 @@ fn flash(
         steps,
         occupancy,
         stages: map.stages,
-        step_s: attention_step_s(cx, br, bc, d, dtype, imp == AttnImpl::Fa3)?,
+        step_s: attention_step_s(
+            cx,
+            br,
+            bc,
+            d,
+            dtype,
+            matches!(imp, AttnImpl::Fa3 | AttnImpl::Cudnn),
+        )?,
         flops_per_step: 4.0 * f(br * bc * d),
         useful_flops,
         resident: f(n * d) * e / f(rows),
@@ -970,6 +1023,7 @@ fn flash(
         persist: false,
         smem,
         regs_per_thread: regs,
+        vector: 16,
     })
 }
 
@@ -1094,6 +1148,7 @@ fn decode_split(
         persist: false,
         smem,
         regs_per_thread: regs,
+        vector: 16,
     })
 }
 
@@ -1187,7 +1242,9 @@ fn plan_kernel_with(
     let cx = Ctx { name, map, hw };
     let s = f64::from(split);
     let mut plan = match (*op, index) {
-        (GpuOp::Gemm { m, n, k, dtype }, 0) => gemm(&cx, 1, m, n, k, dtype, dtype.out_bytes())?,
+        (GpuOp::Gemm { m, n, k, dtype, .. }, 0) => {
+            gemm(&cx, 1, m, n, k, dtype, dtype.out_bytes(), gemm_vector(op))?
+        }
         (
             GpuOp::Bmm {
                 batch,
@@ -1195,9 +1252,19 @@ fn plan_kernel_with(
                 n,
                 k,
                 dtype,
+                ..
             },
             0,
-        ) => gemm(&cx, batch, m, n, k, dtype, dtype.out_bytes())?,
+        ) => gemm(
+            &cx,
+            batch,
+            m,
+            n,
+            k,
+            dtype,
+            dtype.out_bytes(),
+            gemm_vector(op),
+        )?,
         (GpuOp::Gemm { m, n, dtype, .. }, _) => split_reduce(&cx, m * n, s, dtype)?,
         (
             GpuOp::Bmm {
@@ -1239,9 +1306,9 @@ fn plan_kernel_with(
             match i {
                 0 | 2 => {
                     let mut g = if i == 0 {
-                        gemm(&cx, b * h, n, m, d, dtype, s_b)?
+                        gemm(&cx, b * h, n, m, d, dtype, s_b, 16)?
                     } else {
-                        gemm(&cx, b * h, n, d, m, dtype, dtype.out_bytes())?
+                        gemm(&cx, b * h, n, d, m, dtype, dtype.out_bytes(), 16)?
                     };
                     if causal {
                         // The GEMMs compute every score; useful work is half of each.
@@ -1260,6 +1327,7 @@ fn plan_kernel_with(
                 l,
                 d,
                 dtype,
+                ..
             },
             0,
         ) => decode_split(&cx, b, hq, hkv, l, d, dtype, op.flops(), follow)?,
@@ -1293,15 +1361,19 @@ fn plan_kernel_with(
             0.0,
             0.0,
         )?,
-        (GpuOp::Softmax { rows, cols, dtype }, _) => {
-            softmax(&cx, rows, cols, dtype.bytes(), dtype.out_bytes())?
-        }
+        (
+            GpuOp::Softmax {
+                rows, cols, dtype, ..
+            },
+            _,
+        ) => softmax(&cx, rows, cols, dtype.bytes(), dtype.out_bytes())?,
         (
             GpuOp::Rowwise {
                 kind,
                 rows,
                 cols,
                 dtype,
+                ..
             },
             i,
         ) => {

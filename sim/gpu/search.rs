@@ -22,7 +22,7 @@ use super::analytical::{estimate_plans, kernel_seconds, GpuEstimate};
 use super::error::GpuError;
 use super::hw::{Ceilings, GpuParams};
 use super::mapping::{allowed_instr, kernel_kinds, Epilogue, GpuMapping, InstrClass, KernelKind};
-use super::op::{Dtype, GpuOp};
+use super::op::{Dtype, GpuOp, Impl};
 use super::plan::{plan_kernel, KernelPlan};
 use cascade_arch::GpuSpec;
 use rayon::prelude::*;
@@ -149,7 +149,7 @@ pub fn candidates(op: &GpuOp, kind: KernelKind) -> Vec<GpuMapping> {
         }
         KernelKind::Copy | KernelKind::SplitKReduce | KernelKind::DecodeCombine => {
             for e in [11, 13, 15, 17, 19] {
-                for tn in [1024, 4096] {
+                for tn in [128, 1024, 4096] {
                     let tm = 1u32 << e;
                     for s in [2, 4] {
                         for w in WARPS {
@@ -209,26 +209,47 @@ pub fn params(spec: &GpuSpec) -> GpuParams {
     let Some(m) = &spec.measured_ceilings else {
         return GpuParams::new(spec);
     };
-    static FRACTIONS: OnceLock<Mutex<HashMap<String, (f64, f64)>>> = OnceLock::new();
+    static CALIBRATED: OnceLock<Mutex<HashMap<String, GpuParams>>> = OnceLock::new();
     let key = format!("{spec:?}");
-    let cache = FRACTIONS.get_or_init(|| Mutex::new(HashMap::new()));
-    if let Some(&(w, h)) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
-        return GpuParams::with_fractions(spec, w, h);
+    let cache = CALIBRATED.get_or_init(|| Mutex::new(HashMap::new()));
+    if let Some(hw) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return hw.clone();
     }
-    let hw = calibrate(
+    let mut hw = calibrate(
         spec,
         &Ceilings {
             gemm_flops: m.gemm_bf16_8192_tflops * 1e12,
             copy_bytes_per_s: m.copy.bytes_per_s(),
         },
     );
-    cache.lock().unwrap_or_else(|e| e.into_inner()).insert(
-        key,
-        (
-            hw.wgmma_efficiency,
-            hw.hbm_bw / spec.hbm_bandwidth.bytes_per_s(),
-        ),
-    );
+    if let Some(t) = m.gemm_bf16_align1_8191_tflops {
+        hw = calibrate_l2_requests(hw, t * 1e12);
+    }
+    cache
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(key, hw.clone());
+    hw
+}
+
+/// The L2 request rate at which the model reproduces cuBLAS's `align1` GEMM 8191³ at the
+/// measured `flops` (a few fixed-point steps; the kernel is bound by the rate, so its time
+/// scales inversely with it).
+pub fn calibrate_l2_requests(mut hw: GpuParams, flops: f64) -> GpuParams {
+    let gemm = GpuOp::Gemm {
+        m: 8191,
+        n: 8191,
+        k: 8191,
+        dtype: Dtype::Bf16,
+        imp: Impl::Cublas,
+    };
+    let target = gemm.flops() / flops;
+    for _ in 0..6 {
+        let Ok(g) = try_estimate_with(&gemm, &hw) else {
+            break;
+        };
+        hw.l2_requests_per_s = (hw.l2_requests_per_s * g.seconds / target).clamp(1e6, 1e15);
+    }
     hw
 }
 
@@ -238,7 +259,11 @@ pub fn try_estimate_with(op: &GpuOp, hw: &GpuParams) -> Result<GpuEstimate, GpuE
     super::plan::fits_device_memory(op, hw)?;
     let hw = hw.clone();
     let kinds1 = kernel_kinds(op, 1);
-    let primary = candidates(op, kinds1[0].1);
+    // A library's own choice, or the search's candidates.
+    let primary = match super::library::library_mapping(op, &hw) {
+        Some(m) => vec![m],
+        None => candidates(op, kinds1[0].1),
+    };
     let no_mapping = |name: &str, reason: String| GpuError::NoMapping {
         op: op.to_string(),
         kernel: name.to_string(),
@@ -309,6 +334,7 @@ pub fn calibrate(spec: &GpuSpec, ceilings: &Ceilings) -> GpuParams {
         n: 8192,
         k: 8192,
         dtype: Dtype::Bf16,
+        imp: Impl::Cublas,
     };
     let copy = GpuOp::Copy { bytes: 1 << 30 };
     let (t_gemm, t_copy) = (
