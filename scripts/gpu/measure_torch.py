@@ -487,6 +487,8 @@ def main():
     info = device_info()
     info["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     info["set"] = args.set
+    # The cascade commit whose model the set is scored against (frozen before a held-out run).
+    info["model_commit"] = os.environ.get("CASCADE_MODEL_COMMIT", "")
     info["protocol"] = (
         f"median of {args.reps} launches, each preceded by a kernel overwriting a 512 MiB buffer "
         "(cold L2, host launch hidden); events around the op alone; CUDA-graph replay (20 ops per "

@@ -1119,7 +1119,8 @@ mod tests {
                 m: 4096,
                 n: 4096,
                 k: 4096,
-                dtype: Dtype::Bf16
+                dtype: Dtype::Bf16,
+                imp: Impl::Cublas
             }
         );
         assert_eq!(
@@ -1128,7 +1129,8 @@ mod tests {
                 m: 1,
                 n: 2,
                 k: 3,
-                dtype: Dtype::Bf16
+                dtype: Dtype::Bf16,
+                imp: Impl::Cublas
             }
         );
         assert_eq!(
@@ -1138,7 +1140,8 @@ mod tests {
                 m: 512,
                 n: 14336,
                 k: 4096,
-                dtype: Dtype::Fp8
+                dtype: Dtype::Fp8,
+                imp: Impl::Cublas
             }
         );
         assert_eq!(
@@ -1156,7 +1159,8 @@ mod tests {
         );
         match p("attention b=1 h=2 n=16 m=64 d=64") {
             GpuOp::Attention { m, causal, imp, .. } => {
-                assert_eq!((m, causal, imp), (64, false, AttnImpl::Fa2));
+                // PyTorch's default on sm90 is cuDNN's fused attention.
+                assert_eq!((m, causal, imp), (64, false, AttnImpl::Cudnn));
             }
             o => panic!("{o:?}"),
         }
@@ -1176,7 +1180,8 @@ mod tests {
                 hkv: 8,
                 l: 1024,
                 d: 128,
-                dtype: Dtype::Bf16
+                dtype: Dtype::Bf16,
+                imp: Impl::Cudnn
             }
         );
         assert_eq!(p("copy bytes=1048576"), GpuOp::Copy { bytes: 1 << 20 });
@@ -1187,7 +1192,8 @@ mod tests {
             GpuOp::Softmax {
                 rows: 10,
                 cols: 20,
-                dtype: Dtype::Fp32
+                dtype: Dtype::Fp32,
+                imp: Impl::Torch
             }
         );
         assert_eq!(p("  gemm   m=1\tn=2 k=3  dtype=tf32 ").dtype(), Dtype::Tf32);

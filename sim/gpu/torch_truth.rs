@@ -123,6 +123,38 @@ pub fn model_op(spec: &str) -> Result<String, String> {
         .map_err(|e| format!("no model: {e}"))
 }
 
+/// What a run's `<set>_device.json` says of the device and the protocol.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Device {
+    pub name: String,
+    pub date: String,
+    pub torch: String,
+    pub driver: String,
+    pub protocol: String,
+    /// The cascade commit the model was frozen at (held-out runs), else empty.
+    pub model_commit: String,
+}
+
+impl Device {
+    /// Reads the fields from the JSON the script writes.
+    pub fn from_json(text: &str) -> Result<Device, String> {
+        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let get = |k: &str| v[k].as_str().unwrap_or("").to_string();
+        let d = Device {
+            name: get("name"),
+            date: get("date"),
+            torch: get("torch"),
+            driver: get("driver"),
+            protocol: get("protocol"),
+            model_commit: get("model_commit"),
+        };
+        if d.name.is_empty() || d.protocol.is_empty() {
+            return Err("the device JSON lacks `name` or `protocol`".into());
+        }
+        Ok(d)
+    }
+}
+
 /// Predict every case on `gpu`.
 pub fn compare(cases: &[TorchCase], gpu: &GpuSpec) -> Vec<Compared> {
     cases
@@ -173,11 +205,28 @@ pub fn score<'a>(rows: impl Iterator<Item = &'a Compared>) -> Option<Score> {
 }
 
 /// The comparison as Markdown: the set, per-category scores, then every case.
-pub fn render(set: &str, device: &str, rows: &[Compared]) -> String {
+pub fn render(set: &str, device: &Device, rows: &[Compared]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "# cascade's GPU model against PyTorch on the {device}: `{set}` set\n"
+        "# cascade's GPU model against PyTorch on the {}: `{set}` set\n",
+        device.name
+    );
+    let _ = writeln!(
+        s,
+        "Measured {} with PyTorch {}, driver {}. Protocol: {}.{}\n",
+        device.date,
+        device.torch,
+        device.driver,
+        device.protocol,
+        if device.model_commit.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " Measured once, after the model was frozen at commit `{}`; never tuned on.",
+                device.model_commit
+            )
+        }
     );
     let _ = writeln!(
         s,
