@@ -497,11 +497,12 @@ fn kernel_estimate_with(p: &KernelPlan, hw: &GpuParams, every_wave: bool) -> Ker
             epi_last = e / bw_l;
             tail_last = (e + stores / kf) / bw_l;
         }
-        let lat = if miss {
-            hw.miss_latency_s
-        } else {
-            hw.l2_latency_s
-        };
+        let lat = p.step_latency_s
+            + if miss {
+                hw.miss_latency_s
+            } else {
+                hw.l2_latency_s
+            };
         // Compute-bound: the SM's arithmetic, after the first tile arrives and before the
         // last epilogue drains.
         let fill = lat + first;

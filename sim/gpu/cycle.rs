@@ -323,6 +323,8 @@ struct Sim<'a> {
     step_cyc: f64,
     l2_lat: f64,
     miss_lat: f64,
+    /// Cycles each step adds to its load's round trip (`KernelPlan::step_latency_s`).
+    step_lat: f64,
     /// Cycles a fragment epilogue's stores hold the SM (`KernelPlan::epilogue_issue_s`).
     issue_cyc: f64,
     slots: Vec<Option<Run>>,
@@ -377,11 +379,12 @@ impl Sim<'_> {
         run.next_load += 1;
         let extra = if step == 0 { run.first_extra } else { 0.0 };
         let (hbm, l2) = (run.load_hbm + extra, run.load_l2 + extra);
-        let lat = if run.miss_latency {
-            self.miss_lat
-        } else {
-            self.l2_lat
-        };
+        let lat = self.step_lat
+            + if run.miss_latency {
+                self.miss_lat
+            } else {
+                self.l2_lat
+            };
         let done = self.mem.load(now, hbm, l2) + lat;
         self.push(done, Kind::Loaded { slot, step });
     }
@@ -549,6 +552,7 @@ fn simulate_kernel(p: &KernelPlan, hw: &GpuParams) -> CycleKernel {
         step_cyc: p.sm_step_s(sms) * clock,
         l2_lat: hw.l2_latency_s * clock,
         miss_lat: hw.miss_latency_s * clock,
+        step_lat: p.step_latency_s * clock,
         issue_cyc: p.epilogue_issue_s * clock,
         slots: vec![None; (servers * per_server) as usize],
         next_chunk: 0,

@@ -38,7 +38,7 @@
 
 use super::hw::GpuParams;
 use super::mapping::{Epilogue, GpuMapping, InstrClass, KernelKind};
-use super::op::{GpuOp, Impl};
+use super::op::{GpuOp, Impl, RowOp};
 
 fn map(
     kernel: KernelKind,
@@ -97,24 +97,170 @@ pub fn fa2_num_splits(blocks: u64, sms: u64, key_blocks: u64, max_splits: u64) -
         .unwrap_or(1)
 }
 
-/// The main kernel's mapping as the op's library chooses it, or `None` when the op's mapping is
-/// searched (`impl=ideal`, `fa2`, `fa3`, aligned cuBLAS GEMMs, ATen's kernels, copies).
-pub fn library_mapping(op: &GpuOp, hw: &GpuParams) -> Option<GpuMapping> {
-    let sms = u64::from(hw.sms);
+/// ATen's `vectorized_layer_norm_kernel<T, float, rms>` (layer norm; RMS norm with `rms` true),
+/// one CTA of 128 threads per row, 4 elements per thread per iteration (PyTorch's
+/// `layer_norm_kernel.cu`: `vec_size` 4, `num_threads()` 128).
+///
+/// Two figures are MEASURED on the H200 by a development sweep (`reports/crosscheck/h200/
+/// rowsweep.csv`, kernel times in `rowsweep_kernels.csv`, `scripts/gpu/measure_torch.py
+/// --set rowsweep`; not a scored set):
+/// - the time of one iteration (both passes) of a lone row: the slope of the one-row kernel's
+///   time over the iterations (768, 2048, 4096, 8192 columns = 2, 4, 8, 16 iterations):
+///   layer norm 3.68, 5.54, 10.27, 16.89 µs → 0.94 µs per iteration; RMS norm 2.69, 4.70,
+///   7.58, 14.46 µs → 0.84 µs. A load from HBM takes 0.34 µs (`gpu.dram_latency_cycles`); the
+///   rest is the kernel's dependency chain (the re-read of the row in the second pass, the
+///   Welford update's division, the loop);
+/// - the registers, 48 per thread: the time is flat up to about 1,300 rows and steps up after
+///   (4096 columns: 11.1 µs at 1,056 rows, 17.1 at 2,112, 32.6 at 4,224), i.e. 10 CTAs of 128
+///   threads per SM (132 × 10 = 1,320 rows per wave), which is the occupancy of 48 registers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TorchNorm {
+    iteration_s: f64,
+}
+
+impl TorchNorm {
+    /// Threads per CTA (one row).
+    pub const THREADS: u32 = 128;
+    /// Elements each thread loads per iteration.
+    pub const VEC: u32 = 4;
+    /// Registers per thread (measured occupancy, see above).
+    pub const REGS_PER_THREAD: u32 = 48;
+
+    /// The kernel of a norm op, `None` for other row ops.
+    pub fn of(kind: RowOp) -> Option<TorchNorm> {
+        match kind {
+            RowOp::LayerNorm => Some(TorchNorm {
+                iteration_s: 0.944e-6,
+            }),
+            RowOp::RmsNorm => Some(TorchNorm {
+                iteration_s: 0.841e-6,
+            }),
+            _ => None,
+        }
+    }
+
+    /// One iteration of a lone row, seconds (its HBM load included).
+    pub fn iteration_latency_s(self) -> f64 {
+        self.iteration_s
+    }
+
+    /// The kernel's mapping.
+    pub fn mapping() -> GpuMapping {
+        map(
+            KernelKind::Copy,
+            (1, Self::THREADS * Self::VEC, 1),
+            1,
+            Self::THREADS / 32,
+            1,
+            InstrClass::CudaCore,
+        )
+    }
+}
+
+/// FP32-pipe instructions per element of ATen's softmax kernels (`softmax_warp_forward` for rows
+/// of up to 2,048 bf16 elements, `cunn_SoftMaxForward{Reg,Smem,}` beyond): MEASURED, not counted
+/// — at 8,448 rows every one of them ran at 1.97–2.36 elements per clock per SM at the 1.98 GHz
+/// the H200 held (`rowsweep.csv`: 512 to 32,768 columns), i.e. about 64 of the SM's 128
+/// lane-instructions per clock per element, the same across the four kernels. That is the cost of
+/// ATen's accurate `expf` and IEEE division with the conversions and reductions, not of HBM
+/// (1.2–2.3 TB/s there).
+pub const TORCH_SOFTMAX_FP32_OPS: f64 = 64.0;
+
+/// ATen's softmax kernel for a row of `cols` elements: (rows per CTA, elements per step,
+/// warps). `softmax_warp_forward` (a warp per row, 4 warps per CTA) up to 2,048 columns; the
+/// block kernels (one row per CTA, up to 1,024 threads, 8 elements per thread per load) beyond,
+/// as recorded (`rowsweep_kernels.csv`).
+pub fn torch_softmax_tile(cols: u64) -> (u32, u32, u32) {
+    if cols <= 2048 {
+        (4, cols as u32, 4)
+    } else {
+        let threads = (cols / 8).clamp(32, 1024);
+        (1, cols.min(16384) as u32, (threads / 32) as u32)
+    }
+}
+
+/// The kernels cuBLAS has for GEMMs whose operands are not 16-byte aligned, as recorded
+/// (`dev_kernels.csv`, `heldout_kernels.csv`): with 2-byte alignment its sm75 `align1` kernels,
+/// `s1688gemm_bf16_{256x128,128x128}_nn_align1` (K step 32, 2 stages, 8 and 4 warps), the
+/// 128 × 128 one with a split-K reduction on small shapes (1023³, 999³); with 4- or 8-byte
+/// alignment its sm80 `s16816gemm_bf16_128x256_64x3_nn_align2` (K step 64, 3 stages, 8 warps).
+/// Which of them cuBLAS picks for a shape is its heuristic's choice, which we do not reproduce:
+/// the model takes the fastest of them, as it takes the fastest `wgmma` mapping for aligned
+/// operands.
+pub fn misaligned_gemm_kernels(vector: u32) -> Vec<GpuMapping> {
+    let mut v = Vec::new();
+    for split in [1, 2, 4, 8] {
+        if vector <= 2 {
+            v.push(map(
+                KernelKind::Gemm,
+                (256, 128, 32),
+                2,
+                8,
+                split,
+                InstrClass::MmaSync,
+            ));
+            v.push(map(
+                KernelKind::Gemm,
+                (128, 128, 32),
+                2,
+                4,
+                split,
+                InstrClass::MmaSync,
+            ));
+        } else {
+            v.push(map(
+                KernelKind::Gemm,
+                (128, 256, 64),
+                3,
+                8,
+                split,
+                InstrClass::MmaSync,
+            ));
+        }
+    }
+    v
+}
+
+/// The main kernel's mappings as the op's library chooses among them (one, or the few kernels a
+/// library picks from by a heuristic), or `None` when the op's mapping is searched
+/// (`impl=ideal`, `fa2`, `fa3`, aligned cuBLAS GEMMs, ATen's kernels, copies).
+pub fn library_mappings(op: &GpuOp, hw: &GpuParams) -> Option<Vec<GpuMapping>> {
     match *op {
         GpuOp::Gemm {
             imp: Impl::Cublas, ..
         }
         | GpuOp::Bmm {
             imp: Impl::Cublas, ..
-        } if op.vector_bytes() < 16 => Some(map(
-            KernelKind::Gemm,
-            (256, 128, 32),
-            2,
-            8,
-            1,
-            InstrClass::MmaSync,
-        )),
+        } if op.vector_bytes() < 16 => Some(misaligned_gemm_kernels(op.vector_bytes())),
+        GpuOp::Rowwise {
+            kind: RowOp::LayerNorm | RowOp::RmsNorm,
+            imp: Impl::Torch,
+            ..
+        } => Some(vec![TorchNorm::mapping()]),
+        GpuOp::Softmax {
+            cols,
+            imp: Impl::Torch,
+            ..
+        } => {
+            let (tm, tn, warps) = torch_softmax_tile(cols);
+            Some(vec![map(
+                KernelKind::Softmax,
+                (tm, tn, 1),
+                2,
+                warps,
+                1,
+                InstrClass::CudaCore,
+            )])
+        }
+        _ => library_mapping(op, hw).map(|m| vec![m]),
+    }
+}
+
+/// The main kernel's mapping where the library's choice is one kernel (see the module
+/// documentation), else `None`.
+pub fn library_mapping(op: &GpuOp, hw: &GpuParams) -> Option<GpuMapping> {
+    let sms = u64::from(hw.sms);
+    match *op {
         GpuOp::Attention {
             d,
             imp: Impl::Flash,
@@ -240,9 +386,17 @@ mod tests {
             m("gemm m=4095 n=4096 k=4096").is_none(),
             "m is no leading dimension"
         );
-        let a1 = m("gemm m=4096 n=4095 k=4096").unwrap();
-        assert_eq!((a1.cta_tile_m, a1.instr), (256, InstrClass::MmaSync));
-        assert!(m("gemm m=4096 n=4095 k=4096 impl=ideal").is_none());
+        let ms = |s: &str| library_mappings(&GpuOp::parse(s).unwrap(), &hw);
+        let a1 = ms("gemm m=4096 n=4095 k=4096").unwrap();
+        assert!(a1
+            .iter()
+            .all(|m| m.instr == InstrClass::MmaSync && m.cta_tile_k == 32));
+        let a2 = ms("gemm m=4096 n=4098 k=4096").unwrap();
+        assert!(a2
+            .iter()
+            .all(|m| (m.cta_tile_m, m.cta_tile_n) == (128, 256)));
+        assert!(ms("gemm m=4096 n=4095 k=4096 impl=ideal").is_none());
+        assert!(ms("gemm m=4095 n=4096 k=4096").is_none());
         let c = m("decode_attention b=1 hq=32 hkv=8 l=4096 d=128").unwrap();
         assert_eq!((c.cta_tile_m, c.split_k), (16, 16));
         let c = m("decode_attention b=64 hq=32 hkv=8 l=1024 d=128").unwrap();

@@ -552,7 +552,15 @@ impl<'a> Fields<'a> {
     fn imp(&self) -> Result<Impl, OpParseError> {
         let accepted = Impl::accepted(self.op);
         let Some(&v) = self.map.get("impl") else {
-            return Ok(Impl::default_for(self.op));
+            // fp32 attention is not run by cuDNN or FlashAttention (they need tensor-core
+            // types): PyTorch falls back to its math/efficient kernels, which are not modelled;
+            // the model's own best mapping stands in for them.
+            let tensor = self.dtype().is_ok_and(|d| d.on_tensor_cores());
+            return Ok(match self.op {
+                "attention" if !tensor => Impl::Fa2,
+                "decode_attention" if !tensor => Impl::Ideal,
+                op => Impl::default_for(op),
+            });
         };
         let v2 = if v == "ours_fa2" && self.op == "attention" {
             "fa2"
@@ -772,7 +780,7 @@ impl GpuOp {
             (0..=4)
                 .rev()
                 .map(|p| 1u32 << p)
-                .find(|&v| bytes % u64::from(v) == 0)
+                .find(|&v| bytes.is_multiple_of(u64::from(v)))
                 .unwrap_or(1)
         };
         match *self {
@@ -973,13 +981,10 @@ impl fmt::Display for GpuOp {
     /// The canonical spec, which [`GpuOp::parse`] reads back to an equal op.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.fmt_keys(f)?;
+        // The implementation is always written (attention writes it among its keys), so the
+        // library whose kernel is modelled shows wherever the op does.
         match self.imp() {
-            Some(i)
-                if i != Impl::default_for(self.name())
-                    && !matches!(self, GpuOp::Attention { .. }) =>
-            {
-                write!(f, " impl={}", i.name())
-            }
+            Some(i) if !matches!(self, GpuOp::Attention { .. }) => write!(f, " impl={}", i.name()),
             _ => Ok(()),
         }
     }
@@ -1202,20 +1207,23 @@ mod tests {
     #[test]
     fn display_round_trips() {
         for s in [
-            "gemm m=1 n=2 k=3 dtype=fp8",
-            "bmm batch=8 m=16 n=14336 k=4096 dtype=bf16",
+            "gemm m=1 n=2 k=3 dtype=fp8 impl=cublas",
+            "gemm m=1 n=2 k=3 dtype=fp8 impl=ideal",
+            "bmm batch=8 m=16 n=14336 k=4096 dtype=bf16 impl=cublas",
             "attention b=8 h=16 n=4096 d=128 causal=1 impl=fa3 dtype=bf16",
             "attention b=1 h=1 n=16 m=4096 d=64 causal=0 impl=fa2 dtype=fp16",
+            "attention b=1 h=1 n=16 d=64 causal=0 impl=cudnn dtype=bf16",
             "attention_unfused b=1 h=2 n=512 d=64 causal=1 dtype=bf16",
             "attention_unfused b=1 h=32 n=1024 d=128 causal=0 dtype=bf16 scores=fp32",
             "attention_unfused b=1 h=2 n=64 d=64 causal=0 dtype=fp8 scores=fp16",
-            "decode_attention b=1 hq=32 hkv=8 l=1024 d=128 dtype=bf16",
+            "decode_attention b=1 hq=32 hkv=8 l=1024 d=128 dtype=bf16 impl=flash",
+            "decode_attention b=1 hq=32 hkv=8 l=1024 d=128 dtype=fp32 impl=ideal",
             "copy bytes=1073741824",
-            "softmax rows=10 cols=20 dtype=bf16",
-            "add elems=1048576 dtype=bf16",
-            "silu_mul rows=16 cols=14336 dtype=fp16",
-            "layernorm rows=4096 cols=768 dtype=bf16",
-            "rmsnorm rows=1 cols=4096 dtype=fp32",
+            "softmax rows=10 cols=20 dtype=bf16 impl=torch",
+            "add elems=1048576 dtype=bf16 impl=torch",
+            "silu_mul rows=16 cols=14336 dtype=fp16 impl=torch",
+            "layernorm rows=4096 cols=768 dtype=bf16 impl=ideal",
+            "rmsnorm rows=1 cols=4096 dtype=fp32 impl=torch",
         ] {
             let op = p(s);
             assert_eq!(op.to_string(), s);
@@ -1282,7 +1290,7 @@ mod tests {
         assert_eq!(err("gemm m=1 n=2"), "gemm: missing key `k`");
         assert_eq!(
             err("gemm m=1 n=2 k=3 x=4"),
-            "gemm: unknown key `x` (accepted keys: m, n, k, dtype)"
+            "gemm: unknown key `x` (accepted keys: m, n, k, dtype, impl)"
         );
         assert_eq!(err("gemm m=1 m=2 n=2 k=3"), "gemm: key `m` given twice");
         assert_eq!(
@@ -1313,7 +1321,7 @@ mod tests {
         );
         assert_eq!(
             err("attention b=1 h=1 n=8 d=8 impl=fa1"),
-            "attention: bad value `fa1` for `impl`: expected fa2, fa3 or ours_fa2 (= fa2)"
+            "attention: bad value `fa1` for `impl`: expected one of cudnn, flash, fa2, fa3 (default cudnn)"
         );
         assert_eq!(
             err("attention b=1 h=1 n=8 d=512"),

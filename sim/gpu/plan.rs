@@ -15,7 +15,7 @@ use super::error::GpuError;
 use super::hw::SMEM_RESERVED_PER_CTA;
 use super::hw::{GpuParams, MAX_REGS_PER_THREAD, MAX_THREADS_PER_CTA, REG_ALLOC_PER_THREAD};
 use super::mapping::{kernel_kinds, Epilogue, GpuMapping, InstrClass, KernelKind};
-use super::op::{AttnImpl, Dtype, GpuOp};
+use super::op::{AttnImpl, Dtype, GpuOp, RowOp};
 
 /// Registers per thread besides accumulators: addresses, indices, loop state, operand
 /// fragments. A round modelling figure (not fitted); only occupancy and the 255-register
@@ -329,6 +329,10 @@ pub struct KernelPlan {
     /// Bytes each lane moves per global access (16 unless an operand's alignment forbids
     /// vector loads): L2 serves the kernel at [`GpuParams::l2_bw_for`] this width.
     pub vector: u32,
+    /// Latency each step adds to its load's round trip without holding the SM: the kernel's
+    /// own dependency chain between one load and the next (0 for the pipelined kernels the
+    /// models derive; measured for the ATen row kernels, [`super::library::TorchNorm`]).
+    pub step_latency_s: f64,
 }
 
 /// Per-chunk totals (a chunk = up to one CTA per SM, consecutive in dispatch order).
@@ -754,6 +758,7 @@ fn gemm(
         smem,
         regs_per_thread: regs,
         vector,
+        step_latency_s: 0.0,
     })
 }
 
@@ -775,11 +780,15 @@ fn gemm_vector(op: &GpuOp) -> u32 {
 /// 32, runs a lone CTA's step in ~1,800 clocks (the 2049³ GEMM's partial second wave,
 /// `reports/crosscheck/h200/dev.csv`) where its `mma.sync` work alone takes ~800: the 768 load
 /// and store instructions of its 12,288 two-byte elements account for the rest.
+///
+/// With 4- or 8-byte accesses cuBLAS runs sm80 kernels that copy with `cp.async`, which writes
+/// shared memory itself: one instruction per access instead of two.
 fn narrow_issue_s(bytes: f64, vector: u32, hw: &GpuParams) -> f64 {
     if vector >= 16 {
         return 0.0;
     }
-    2.0 * bytes / (32.0 * f64::from(vector.max(1))) / hw.clock_hz
+    let per_access = if vector >= 4 { 1.0 } else { 2.0 };
+    per_access * bytes / (32.0 * f64::from(vector.max(1))) / hw.clock_hz
 }
 
 /// A streaming kernel over `elements` elements, each read (`read_b` bytes) and written
@@ -836,10 +845,23 @@ fn streaming(
         smem: 0.0,
         regs_per_thread: regs,
         vector: 16,
+        step_latency_s: 0.0,
     })
 }
 
 fn softmax(cx: &Ctx, rows: u64, cols: u64, in_b: f64, out_b: f64) -> Result<KernelPlan, GpuError> {
+    softmax_with(cx, rows, cols, in_b, out_b, SOFTMAX_FP32_OPS)
+}
+
+/// [`softmax`] with `one_pass_ops` FP32-pipe operations per element in a one-pass kernel.
+fn softmax_with(
+    cx: &Ctx,
+    rows: u64,
+    cols: u64,
+    in_b: f64,
+    out_b: f64,
+    one_pass_ops: f64,
+) -> Result<KernelPlan, GpuError> {
     cx.common(KernelKind::Softmax)?;
     let map = cx.map;
     if map.instr != InstrClass::CudaCore {
@@ -861,7 +883,10 @@ fn softmax(cx: &Ctx, rows: u64, cols: u64, in_b: f64, out_b: f64) -> Result<Kern
     let elems = f(rows) * f(cols);
     let per_step_elems = elems / f(ctas * steps) * f(passes);
     let (fp32, sfu) = if one_pass {
-        (SOFTMAX_FP32_OPS, 1.0)
+        (one_pass_ops, 1.0)
+    } else if one_pass_ops > SOFTMAX_FP32_OPS {
+        // A library kernel's per-element cost, spread over its two passes.
+        (one_pass_ops / 2.0, 0.5)
     } else {
         // Each pass: convert, max or scale, subtract, sum or multiply — plus one exp.
         (4.0, 1.0)
@@ -899,6 +924,70 @@ fn softmax(cx: &Ctx, rows: u64, cols: u64, in_b: f64, out_b: f64) -> Result<Kern
         smem,
         regs_per_thread: regs,
         vector: 16,
+        step_latency_s: 0.0,
+    })
+}
+
+/// ATen's `vectorized_layer_norm_kernel` (layer norm and RMS norm) as it runs: one CTA of
+/// [`TorchNorm::THREADS`] threads per row, each thread loading [`TorchNorm::VEC`] elements per
+/// iteration, the next iteration's load waiting for the previous one (Welford's or the sum of
+/// squares' dependency chain; the loop is not pipelined), then the normalization pass re-reading
+/// the row from L1/L2 and writing it. A step is one iteration of both passes: it loads its
+/// elements from HBM and stores them normalized; its round trip is the HBM load plus the
+/// kernel's measured per-iteration latency ([`TorchNorm::iteration_latency_s`]). The mapping
+/// carries the structure (`cta_tile_m` = 1 row, `cta_tile_n` = elements per iteration,
+/// 1 stage, 4 warps); occupancy comes from the kernel's registers.
+fn torch_norm(
+    cx: &Ctx,
+    rows: u64,
+    cols: u64,
+    kind: RowOp,
+    dtype: Dtype,
+) -> Result<KernelPlan, GpuError> {
+    use super::library::TorchNorm;
+    cx.common(KernelKind::Copy)?;
+    let map = cx.map;
+    let norm = TorchNorm::of(kind).ok_or_else(|| cx.err("kernel", "not a norm"))?;
+    let per_step = u64::from(map.cta_tile_n).max(1);
+    let steps = ceil_div(cols, per_step);
+    let f = |x: u64| x as f64;
+    // Registers: the kernel's own count (the occupancy the row sweep shows).
+    let acc = (f64::from(TorchNorm::REGS_PER_THREAD) - BASE_REGS_PER_THREAD).max(0.0)
+        * f64::from(map.threads());
+    let (occupancy, regs) = cx.occupancy(0.0, acc)?;
+    let e = dtype.bytes();
+    let elems_per_step = f(cols) / f(steps);
+    let miss = cx.hw.miss_latency_s;
+    Ok(KernelPlan {
+        name: cx.name.to_string(),
+        mapping: map.clone(),
+        order: Order {
+            groups: 1,
+            rows,
+            cols: 1,
+            band: 1,
+        },
+        steps: Steps::Uniform(steps),
+        occupancy,
+        stages: 1,
+        step_s: cx.hw.fp32_ops_s(elems_per_step * kind.flops_per_elem()),
+        flops_per_step: 0.0,
+        useful_flops: f(rows) * f(cols) * kind.flops_per_elem(),
+        resident: 0.0,
+        streams: vec![Stream {
+            key: Key::Cta,
+            bytes: elems_per_step * e,
+        }],
+        write_per_step: elems_per_step * dtype.out_bytes(),
+        // The fp32 mean and rstd of the row.
+        epilogue: 8.0,
+        epilogue_fill: 0.0,
+        epilogue_issue_s: 0.0,
+        persist: false,
+        smem: 0.0,
+        regs_per_thread: regs,
+        vector: 16,
+        step_latency_s: (norm.iteration_latency_s() - miss).max(0.0),
     })
 }
 
@@ -1024,6 +1113,7 @@ fn flash(
         smem,
         regs_per_thread: regs,
         vector: 16,
+        step_latency_s: 0.0,
     })
 }
 
@@ -1149,6 +1239,7 @@ fn decode_split(
         smem,
         regs_per_thread: regs,
         vector: 16,
+        step_latency_s: 0.0,
     })
 }
 
@@ -1363,17 +1454,27 @@ fn plan_kernel_with(
         )?,
         (
             GpuOp::Softmax {
-                rows, cols, dtype, ..
+                rows,
+                cols,
+                dtype,
+                imp,
             },
             _,
-        ) => softmax(&cx, rows, cols, dtype.bytes(), dtype.out_bytes())?,
+        ) => {
+            let ops = if imp == super::op::Impl::Torch {
+                super::library::TORCH_SOFTMAX_FP32_OPS
+            } else {
+                SOFTMAX_FP32_OPS
+            };
+            softmax_with(&cx, rows, cols, dtype.bytes(), dtype.out_bytes(), ops)?
+        }
         (
             GpuOp::Rowwise {
                 kind,
                 rows,
                 cols,
                 dtype,
-                ..
+                imp,
             },
             i,
         ) => {
@@ -1383,17 +1484,21 @@ fn plan_kernel_with(
                     format!("{} has {} kernels", kind.name(), kind.kernels().len()),
                 )
             })?;
-            let b = dtype.bytes();
-            streaming(
-                &cx,
-                KernelKind::Copy,
-                rows * cols,
-                k.reads * b,
-                k.writes * b,
-                k.fp32_ops,
-                k.sfu_ops,
-                op.flops() / kind.kernels().len() as f64,
-            )?
+            if imp == super::op::Impl::Torch && matches!(kind, RowOp::LayerNorm | RowOp::RmsNorm) {
+                torch_norm(&cx, rows, cols, kind, dtype)?
+            } else {
+                let b = dtype.bytes();
+                streaming(
+                    &cx,
+                    KernelKind::Copy,
+                    rows * cols,
+                    k.reads * b,
+                    k.writes * b,
+                    k.fp32_ops,
+                    k.sfu_ops,
+                    op.flops() / kind.kernels().len() as f64,
+                )?
+            }
         }
     };
     // CUDA grids hold at most 2³¹ − 1 blocks in x (CUDA C Programming Guide, technical

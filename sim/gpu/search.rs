@@ -259,25 +259,31 @@ pub fn try_estimate_with(op: &GpuOp, hw: &GpuParams) -> Result<GpuEstimate, GpuE
     super::plan::fits_device_memory(op, hw)?;
     let hw = hw.clone();
     let kinds1 = kernel_kinds(op, 1);
-    // A library's own choice, or the search's candidates.
-    let primary = match super::library::library_mapping(op, &hw) {
-        Some(m) => vec![m],
-        None => candidates(op, kinds1[0].1),
+    // A library's own choice, or the search's candidates; where the model cannot plan the
+    // library's kernel for this shape (a GQA group larger than cuDNN's 16-row decode tile, a
+    // head dimension whose tiles exceed shared memory), the searched mapping stands in.
+    let eval = |cands: &[GpuMapping]| -> Vec<Result<(usize, f64, KernelPlan), GpuError>> {
+        cands
+            .par_iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let p = plan_kernel(op, 0, m.split_k, m, &hw)?;
+                Ok((i, kernel_seconds(&p, &hw), p))
+            })
+            .collect()
     };
+    let mut tried = match super::library::library_mappings(op, &hw) {
+        Some(ms) => eval(&ms),
+        None => Vec::new(),
+    };
+    if tried.iter().all(|r| r.is_err()) {
+        tried = eval(&candidates(op, kinds1[0].1));
+    }
     let no_mapping = |name: &str, reason: String| GpuError::NoMapping {
         op: op.to_string(),
         kernel: name.to_string(),
         reason,
     };
-    // Evaluate every primary candidate.
-    let tried: Vec<Result<(usize, f64, KernelPlan), GpuError>> = primary
-        .par_iter()
-        .enumerate()
-        .map(|(i, m)| {
-            let p = plan_kernel(op, 0, m.split_k, m, &hw)?;
-            Ok((i, kernel_seconds(&p, &hw), p))
-        })
-        .collect();
     let firsts: Vec<(usize, f64, KernelPlan)> = tried
         .iter()
         .filter_map(|r| r.as_ref().ok().cloned())

@@ -306,17 +306,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn library_names_translate_or_say_why_not() {
+    fn library_names_are_the_models_impls_or_say_why_not() {
+        // The script's `impl=` is cascade's: the spec is modelled as written (canonical form).
         assert_eq!(
             model_op("attention b=1 h=2 n=8 m=8 d=64 causal=1 dtype=bf16 impl=flash"),
-            Ok("attention b=1 h=2 n=8 m=8 d=64 causal=1 dtype=bf16 impl=fa2".into())
+            Ok("attention b=1 h=2 n=8 d=64 causal=1 impl=flash dtype=bf16".into())
         );
-        assert!(model_op("attention b=1 h=2 n=8 m=8 d=64 impl=cudnn")
-            .unwrap_err()
-            .contains("cudnn"));
         assert_eq!(
             model_op("decode_attention b=1 hq=32 hkv=8 l=64 d=128 dtype=bf16 impl=cudnn"),
-            Ok("decode_attention b=1 hq=32 hkv=8 l=64 d=128 dtype=bf16".into())
+            Ok("decode_attention b=1 hq=32 hkv=8 l=64 d=128 dtype=bf16 impl=cudnn".into())
+        );
+        // No impl: PyTorch's default on sm90 (cuDNN).
+        assert!(model_op("attention b=1 h=2 n=8 d=64")
+            .unwrap()
+            .contains("impl=cudnn"));
+        let e = model_op("decode_attention b=1 hq=32 hkv=8 l=64 d=128 impl=efficient").unwrap_err();
+        assert!(
+            e.contains("efficient") && e.contains("expected one of"),
+            "{e}"
         );
         assert!(model_op("rmsnorm rows=1 cols=8").is_ok());
         assert!(model_op("gelu rows=1 cols=8").is_err());
