@@ -45,6 +45,7 @@ pub mod cycle;
 pub mod error;
 pub mod hw;
 pub mod library;
+pub mod lower;
 pub mod mapping;
 pub mod op;
 pub mod plan;
