@@ -41,6 +41,7 @@
 //! and the comparison adds the stream launch gaps measured in the same run.
 
 pub mod analytical;
+pub mod contract;
 pub mod cycle;
 pub mod error;
 pub mod hw;
