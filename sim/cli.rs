@@ -78,6 +78,8 @@ pub enum Command {
     },
     /// Map the cascades of a workload's layer, or one cascade, onto an architecture: search
     /// fusion, bindings, tiling, loop order, unrolling, bypass and spills; print the reports.
+    /// On a GPU architecture (a `[gpu]` section: h100, h200), lower each cascade to the
+    /// kernels eager PyTorch launches and estimate each as `cascade estimate` does.
     Map {
         /// Workload TOML or built-in name (maps one layer at a point).
         #[arg(long, conflicts_with = "cascade")]
@@ -106,12 +108,14 @@ pub enum Command {
         /// Architecture TOML or preset name (fusemax, flat, flat_edge, h100, …).
         #[arg(long)]
         arch: String,
-        /// latency, energy or edp.
-        #[arg(long, default_value = "latency")]
-        objective: String,
-        /// search (try all / per pass / none), all, or none.
-        #[arg(long, default_value = "search")]
-        fusion: String,
+        /// latency, energy or edp [default: latency]. A GPU architecture searches each
+        /// kernel's mapping for latency only.
+        #[arg(long)]
+        objective: Option<String>,
+        /// search (try all / per pass / none), all, or none [default: search]. Not for a GPU
+        /// architecture: its kernels are the ones eager PyTorch launches.
+        #[arg(long)]
+        fusion: Option<String>,
         /// Constraints TOML (Timeloop style: [[temporal]], [[spatial]], [[bypass]],
         /// [[utilization]], [[bind]]).
         #[arg(long)]
@@ -119,12 +123,14 @@ pub enum Command {
         /// Directory to save each cascade's best mapping as TOML.
         #[arg(long)]
         save: Option<String>,
-        /// Seed of the search's random choices (same seed, same inputs: same mapping).
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Mapping evaluations per search (per fusion group); at least 1.
-        #[arg(long, default_value_t = 200_000)]
-        budget: u64,
+        /// Seed of the search's random choices (same seed, same inputs: same mapping)
+        /// [default: 1]. Not for a GPU architecture (its kernel search is exhaustive).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Mapping evaluations per search (per fusion group); at least 1 [default: 200000].
+        /// Not for a GPU architecture (its kernel search is exhaustive).
+        #[arg(long)]
+        budget: Option<u64>,
         /// Print the reports and mappings as JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -329,14 +335,7 @@ pub fn run(cli: Cli) -> Result<()> {
             json,
         }) => {
             use crate::commands::map;
-            let obj = map::check_objective(&objective)?;
-            let fusion = map::check_fusion(&fusion)?;
-            if budget == 0 {
-                bail!("--budget 0: give at least one evaluation");
-            }
-            let a = load_arch(&arch)?;
-            let cons = map::load_constraints(constraints.as_deref())?;
-            let (label, insts) = map::instances(&map::Target {
+            let target = map::Target {
                 workload: workload.as_deref(),
                 cascade: cascade.as_deref(),
                 set: &set,
@@ -345,7 +344,32 @@ pub fn run(cli: Cli) -> Result<()> {
                 seq,
                 dtype_bytes,
                 skew,
-            })?;
+            };
+            let a = load_arch(&arch)?;
+            if a.gpu.is_some() {
+                return gpu_map(
+                    &a,
+                    &target,
+                    &GpuMapOptions {
+                        objective: objective.as_deref(),
+                        fusion: fusion.as_deref(),
+                        constraints: constraints.as_deref(),
+                        save: save.as_deref(),
+                        seed,
+                        budget,
+                    },
+                    json,
+                );
+            }
+            let objective = objective.unwrap_or_else(|| "latency".into());
+            let obj = map::check_objective(&objective)?;
+            let fusion = map::check_fusion(fusion.as_deref().unwrap_or("search"))?;
+            let (seed, budget) = (seed.unwrap_or(1), budget.unwrap_or(200_000));
+            if budget == 0 {
+                bail!("--budget 0: give at least one evaluation");
+            }
+            let cons = map::load_constraints(constraints.as_deref())?;
+            let (label, insts) = map::instances(&target)?;
             let search = cascade_mappings::Search::default()
                 .objective(obj)
                 .seed(seed)
@@ -562,6 +586,126 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// The spatial mapper's options as given on the command line (`None`: not given).
+struct GpuMapOptions<'a> {
+    objective: Option<&'a str>,
+    fusion: Option<&'a str>,
+    constraints: Option<&'a str>,
+    save: Option<&'a str>,
+    seed: Option<u64>,
+    budget: Option<u64>,
+}
+
+/// `cascade map` on a GPU architecture: each cascade lowered to GPU ops and estimated as
+/// `cascade estimate` does (`commands::gpu_map`); the spatial mapper's options that have no
+/// meaning there are refused, not ignored.
+fn gpu_map(
+    a: &cascade_arch::Architecture,
+    target: &crate::commands::map::Target,
+    o: &GpuMapOptions,
+    json: bool,
+) -> Result<()> {
+    use crate::commands::{gpu_map, map};
+    let name = &a.name;
+    if let Some(obj) = o.objective {
+        if map::check_objective(obj)? != cascade_mappings::Objective::Latency {
+            bail!("--objective {obj}: on a GPU architecture ({name}) each kernel's mapping is searched for latency only (the GPU model prices no on-chip energy)");
+        }
+    }
+    if let Some(f) = o.fusion {
+        bail!("--fusion {f}: on a GPU architecture ({name}) a cascade runs as the kernels eager PyTorch launches for it (attention as one fused kernel); fusion is not searched");
+    }
+    if let Some(c) = o.constraints {
+        bail!("--constraints {c}: constraints pin the spatial mapper's loop nests; a GPU architecture ({name}) maps each kernel (CTA tile, stages, warps, split-K) by its own search");
+    }
+    if let Some(d) = o.save {
+        bail!("--save {d}: a GPU architecture ({name}) has no mapping TOML to save (`simulate` replays spatial mappings); --json prints each op's kernel mappings");
+    }
+    if let Some(s) = o.seed {
+        bail!("--seed {s}: the GPU kernel search ({name}) tries every candidate and has no random choices");
+    }
+    if let Some(b) = o.budget {
+        bail!("--budget {b}: the GPU kernel search ({name}) tries every candidate; it takes no budget");
+    }
+    let (label, insts) = map::instances(target)?;
+    let t = std::time::Instant::now();
+    let mapped = gpu_map::map_instances_gpu(&insts, a)?;
+    let secs = t.elapsed().as_secs_f64();
+    let ok: Vec<&gpu_map::GpuMapped> = mapped
+        .iter()
+        .filter_map(|m| m.result.as_ref().ok())
+        .collect();
+    // Repeated instances (a layer list's `count`) each run once per occurrence.
+    let total: f64 = mapped
+        .iter()
+        .filter_map(|m| {
+            let r = m.result.as_ref().ok()?;
+            Some(m.count as f64 * r.report.latency_s)
+        })
+        .sum();
+    let ops: usize = ok.iter().map(|m| m.ops.len()).sum();
+    if json {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "target": label, "arch": a.name, "model": "gpu", "instances": mapped,
+                "total_latency_s": total, "seconds": secs,
+            }))?
+        );
+    } else {
+        outln!(
+            "mapped {label} onto {name} — GPU model: each cascade as the kernels eager PyTorch launches, each kernel's mapping searched for latency (as `cascade estimate`)"
+        );
+        for m in &mapped {
+            match &m.result {
+                Ok(x) => {
+                    outln!("  {}", map::summary_line(&m.role, &x.report));
+                    if m.count > 1 {
+                        outln!(
+                            "  {:<12} occurs {} times: {:.4e} s in all",
+                            "",
+                            m.count,
+                            m.count as f64 * x.report.latency_s
+                        );
+                    }
+                    for op in &x.ops {
+                        outln!(
+                            "  {:<12} {:<56} {:.4e} s  {:<7}  ({})",
+                            "",
+                            op.spec,
+                            op.estimate.seconds,
+                            op.estimate.bound,
+                            op.einsums.join(" ")
+                        );
+                    }
+                }
+                Err(e) => outln!("  {:<12} {:<18} {e}", m.role, m.cascade),
+            }
+        }
+        let occurrences: u64 = mapped
+            .iter()
+            .filter(|m| m.result.is_ok())
+            .map(|m| m.count)
+            .sum();
+        let repeats = if occurrences != ok.len() as u64 {
+            format!(", {occurrences} occurrences")
+        } else {
+            String::new()
+        };
+        if !ok.is_empty() {
+            outln!(
+                "mapped total {total:.4e} s ({} of {} cascades{repeats}); {ops} ops estimated in {secs:.2} s; energy: HBM accesses only (the GPU model counts no on-chip accesses)",
+                ok.len(),
+                mapped.len(),
+            );
+        }
+    }
+    if ok.is_empty() {
+        bail!("no cascade could be lowered onto {name}");
+    }
+    Ok(())
 }
 
 /// An architecture from a TOML file or a preset name.

@@ -35,8 +35,13 @@ pub struct GroupReport {
     pub einsums: Vec<String>,
     pub cycles: f64,
     pub compute_cycles: f64,
-    /// `compute`, or the level whose ports bound the group.
+    /// `compute`, or the level whose ports bound the group (GPU models: `compute`, `memory`
+    /// or `latency`).
     pub bound: String,
+    /// The kernel op the group ran as, for models that run ops rather than loop nests (the GPU
+    /// model: its `cascade estimate --op` spec); absent for the spatial models.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub op: Option<String>,
 }
 
 /// What every model returns for a mapped cascade.
@@ -46,7 +51,8 @@ pub struct Report {
     pub arch: String,
     pub latency_s: f64,
     pub latency_cycles: f64,
-    /// `compute`, or the level whose ports bound most of the latency.
+    /// `compute`, or the level whose ports bound most of the latency (GPU models: `compute`,
+    /// `memory` or `latency`, as `cascade estimate` spells them).
     pub bound: String,
     pub energy_pj: f64,
     /// Energy by component × action (levels: read, fill, update; units: ops).
@@ -159,6 +165,7 @@ impl Report {
                     bound: ev
                         .bound()
                         .map_or("compute".to_string(), |l| a.levels[l].name.clone()),
+                    op: None,
                 })
                 .collect(),
         }

@@ -3,7 +3,7 @@
 
 use crate::models::spatial::analytical::Analytical;
 use crate::models::spatial::fusion::{map_cascade, Fusion};
-use crate::workload::{Phase, Point, Workload, WorkloadKind};
+use crate::workload::{Phase, Point, Precision, Workload, WorkloadKind};
 use anyhow::{anyhow, bail, Result};
 use cascade_einsum::ir::{rank_of, Cascade, Reduce};
 use cascade_einsum::{bind, check_source, Checked, Routing};
@@ -27,6 +27,12 @@ pub struct Instance {
     /// Occurrences in the target (a layer list's repeated layers; 1 otherwise): totals weigh
     /// the instance's latency and energy by it.
     pub count: u64,
+    /// The phase of an LLM workload's point (`None` for a lone cascade or a layer list):
+    /// the GPU lowering runs a decode step's attention as decode attention.
+    pub phase: Option<Phase>,
+    /// The workload's element type, when `dtype_bytes` is its size (`None` otherwise: the
+    /// GPU lowering then takes the type from the size).
+    pub precision: Option<Precision>,
 }
 
 /// A cascade from a `.ein` file or the built-in library, checked (with its warnings).
@@ -144,6 +150,8 @@ pub fn instances(t: &Target) -> Result<(String, Vec<Instance>)> {
                     dtype_bytes: t.dtype_bytes.unwrap_or(2),
                     routing,
                     count: 1,
+                    phase: None,
+                    precision: None,
                 }],
             ))
         }
@@ -209,6 +217,8 @@ pub fn instances(t: &Target) -> Result<(String, Vec<Instance>)> {
                     dtype_bytes: dtype,
                     routing: inst.routing.clone(),
                     count: inst.count,
+                    phase: (!list).then_some(pt.phase),
+                    precision: (dtype == w.run.precision.bytes()).then_some(w.run.precision),
                 });
             }
             let label = if list {
@@ -369,6 +379,8 @@ pub fn replay(
         dtype_bytes: m.dtype_bytes,
         routing: m.routing(),
         count: 1,
+        phase: None,
+        precision: None,
     };
     for r in inst.extents.keys() {
         if !inst.cascade.ranks.contains_key(r) {

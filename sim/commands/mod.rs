@@ -2,5 +2,6 @@
 //! reports write files; models never do.
 pub mod check;
 pub mod eval;
+pub mod gpu_map;
 pub mod map;
 pub mod regress;

@@ -41,10 +41,12 @@
 //! and the comparison adds the stream launch gaps measured in the same run.
 
 pub mod analytical;
+pub mod contract;
 pub mod cycle;
 pub mod error;
 pub mod hw;
 pub mod library;
+pub mod lower;
 pub mod mapping;
 pub mod op;
 pub mod plan;
