@@ -101,7 +101,9 @@ fn every_llama3_cascade_lowers_and_the_total_is_the_sum_of_the_estimates() {
             );
             total += i["count"].as_f64().unwrap() * secs;
         }
-        assert_eq!(v["total_latency_s"].as_f64().unwrap(), total, "{phase}");
+        // The same sum, up to the order the terms are added in.
+        let t = v["total_latency_s"].as_f64().unwrap();
+        assert!((t / total - 1.0).abs() < 1e-12, "{phase}: {t} vs {total}");
         // What the layer runs as.
         let ffn = lowered(&v, "ffn")["ops"].as_array().unwrap().len();
         assert_eq!(ffn, 4, "{phase}: gate, up, silu·mul, down");
