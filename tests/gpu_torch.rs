@@ -212,3 +212,46 @@ fn op_start_is_the_calibration_runs_figure() {
         "slope {slope:e} s, model {one:e} s"
     );
 }
+
+/// The model against measured truth, per category: a wrong step cost, tile or start cost in any
+/// kernel family moves its category's error past these bounds (today's development figures,
+/// dev and heldout1 together, plus 3 points). They guard what the model reaches; the goal (10%)
+/// is not reached yet (docs/gpu-h200-notes.md).
+#[test]
+fn each_kernel_family_stays_within_its_measured_error() {
+    const BOUNDS: [(&str, f64); 15] = [
+        ("bmm", 27.0),
+        ("copy", 11.0),
+        ("decode_sdpa", 16.5),
+        ("elementwise", 11.0),
+        ("gemm_aligned", 12.5),
+        ("gemm_dtype", 12.0),
+        ("gemm_misaligned", 13.0),
+        ("gemm_skinny", 22.5),
+        ("layernorm", 13.0),
+        ("rmsnorm", 14.0),
+        ("sdpa_cudnn", 17.0),
+        ("sdpa_default", 18.0),
+        ("sdpa_flash", 19.5),
+        ("silu_mul", 11.0),
+        ("softmax", 33.0),
+    ];
+    let mut rows = report("dev").1;
+    rows.extend(report("heldout1").1);
+    for (cat, bound) in BOUNDS {
+        let s = score(rows.iter().filter(|r| r.case.category == cat))
+            .unwrap_or_else(|| panic!("{cat}: no scored case"));
+        assert!(
+            s.mape * 100.0 <= bound,
+            "{cat}: MAPE {:.1}% over {} cases exceeds {bound}%",
+            s.mape * 100.0,
+            s.cases
+        );
+    }
+    let all = score(rows.iter()).unwrap();
+    assert!(
+        all.mape <= 0.145,
+        "development MAPE {:.1}%",
+        all.mape * 100.0
+    );
+}
