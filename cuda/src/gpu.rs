@@ -16,15 +16,15 @@ use cudarc::driver::{
 };
 use cudarc::nvrtc::{compile_ptx_with_opts, CompileError, CompileOptions, Ptx};
 
-use super::CudaError;
+use crate::CudaError;
 
-const PRELUDE: &str = include_str!("kernels/prelude.cuh");
-const UTIL: &str = include_str!("kernels/util.cu");
-const GEMM_H: &str = include_str!("kernels/gemm.cuh");
-const GEMM: &str = include_str!("kernels/gemm.cu");
-const UNFUSED: &str = include_str!("kernels/attn_unfused.cu");
-const FA2: &str = include_str!("kernels/fa2.cu");
-const DECODE: &str = include_str!("kernels/decode.cu");
+const PRELUDE: &str = include_str!("../kernels/prelude.cuh");
+const UTIL: &str = include_str!("../kernels/util.cu");
+const GEMM_H: &str = include_str!("../kernels/gemm.cuh");
+const GEMM: &str = include_str!("../kernels/gemm.cu");
+const UNFUSED: &str = include_str!("../kernels/attn_unfused.cu");
+const FA2: &str = include_str!("../kernels/fa2.cu");
+const DECODE: &str = include_str!("../kernels/decode.cu");
 
 /// Kernel families, each compiled as its own NVRTC program so that a build
 /// failure in one leaves the others usable: (family, sources, kernels).
@@ -68,7 +68,7 @@ const FAMILIES: &[Family] = &[
 
 /// Dynamic shared memory (bytes) of the kernels that use it; must match
 /// kernels/*.cu (`gemm_smem_bytes<BM, BN, B_NT, GEMM_STAGES>()` for the GEMM
-/// tiles, `5·64·(D+8)·2` for FA2). `sim/cuda/emu/run_emu.sh smem` prints the
+/// tiles, `5·64·(D+8)·2` for FA2). `cuda/emu/run_emu.sh smem` prints the
 /// device-side values; the unit test below recomputes them.
 pub(crate) const DYN_SMEM_TABLE: &[(&str, u32)] = &[
     ("gemm_bf16_nn_128x128", 75776),
@@ -193,7 +193,7 @@ pub(crate) fn check_libraries() -> Result<(), CudaError> {
 }
 
 /// The name the driver gives GPU `ordinal` (e.g. `NVIDIA H200`), before any kernel is built.
-pub(crate) fn device_name(ordinal: usize) -> Result<String, CudaError> {
+pub fn device_name(ordinal: usize) -> Result<String, CudaError> {
     check_libraries()?;
     let ctx = CudaContext::new(ordinal)
         .map_err(|e| CudaError::NoGpu(format!("no CUDA device {ordinal}: {e}")))?;

@@ -1,6 +1,6 @@
-// Runs every kernel of sim/cuda/kernels/ on the CPU emulator (emu.h) on small
+// Runs every kernel of cuda/kernels/ on the CPU emulator (emu.h) on small
 // random problems and compares against float64 references. Exit code 1 on any
-// failure. Build and run: sim/cuda/emu/run_emu.sh
+// failure. Build and run: cuda/emu/run_emu.sh
 #define CASCADE_EMU 1
 #include "emu.h"
 
@@ -240,7 +240,7 @@ int main(int argc, char** argv) {
     test_gemm(128, 256, 32, 1);
     test_gemm(128, 128, 64, 1);
   }
-  if (want("smem")) {  // must match DYN_SMEM_TABLE in sim/cuda/gpu.rs
+  if (want("smem")) {  // must match DYN_SMEM_TABLE in cuda/src/gpu.rs
     printf("gemm_bf16_nn_128x128 %d\n", gemm_smem_bytes<128, 128, false, GEMM_STAGES>());
     printf("attn_scores_nt %d\n", gemm_smem_bytes<128, 128, true, GEMM_STAGES>());
     printf("attn_pv_d64 %d\n", gemm_smem_bytes<128, 64, false, GEMM_STAGES>());

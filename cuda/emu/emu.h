@@ -1,4 +1,4 @@
-// CPU emulation of the small CUDA subset used by sim/cuda/kernels/*.cu.
+// CPU emulation of the small CUDA subset used by cuda/kernels/*.cu.
 //
 // One OS thread per CUDA thread, CTAs run one after another; __syncthreads is
 // a std::barrier over the CTA; warp-collective PTX (ldmatrix, mma.sync, shfl)
