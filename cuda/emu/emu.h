@@ -8,7 +8,8 @@
 // ldmatrix.m8n8 (optionally .trans) distribution. cp.async copies are queued
 // per thread and only land at cp.async.wait_group, so a missing wait reads
 // stale shared memory. Build with -fsanitize=address to catch out-of-bounds
-// global/shared accesses. Dev tool only: never part of the Rust build.
+// global/shared accesses. Not part of the Rust build: cuda/tests/emu.rs compiles
+// emu_test.cpp with g++ and runs it in `cargo test`.
 #pragma once
 #include <atomic>
 #include <barrier>
@@ -159,38 +160,56 @@ static inline void mma_bf16(float* d, const u32* a, const u32* b) {
 }
 
 namespace emu {
-// Runs body() as every thread of every CTA of the grid (1-D blocks).
+// Names of the kernels launched since the test last reported (see EMU_LAUNCH).
+inline std::vector<const char*> launched;
+
+// Runs body() as every thread of every CTA of the grid (1-D blocks), CTAs one after another
+// in x, y, z order. One OS thread per CUDA thread, created once per launch and reused for every
+// CTA: between two CTAs all threads meet twice (the previous CTA is done everywhere before
+// thread 0 poisons the dynamic shared memory again, and that is done before any thread starts
+// the next CTA), so a CTA sees only its own shared memory and never a thread of another.
 template <class F>
-void launch(dim3e grid, unsigned threads, size_t dyn_bytes, F&& body) {
-  assert(threads % 32 == 0);
+void launch(dim3e grid, unsigned threads, size_t dyn_bytes, const char* name, F&& body) {
+  assert(threads % 32 == 0 && threads <= 1024);
+  launched.push_back(name);
   gdim = grid;
   bdim = dim3e{threads, 1, 1};
   const size_t dyn_alloc = dyn_bytes ? dyn_bytes : 16;
   unsigned char* smem = (unsigned char*)aligned_alloc(128, (dyn_alloc + 127) / 128 * 128);
   dyn_smem = smem;
-  for (unsigned z = 0; z < grid.z; ++z)
-    for (unsigned y = 0; y < grid.y; ++y)
-      for (unsigned x = 0; x < grid.x; ++x) {
-        memset(smem, 0xff, dyn_alloc);  // poison: bf16 NaN / f32 NaN
-        std::barrier<> bar(threads);
-        cta_bar = &bar;
-        std::unique_ptr<Warp[]> ws(new Warp[threads / 32]);
-        warps = ws.get();
-        std::vector<std::thread> th;
-        th.reserve(threads);
-        for (unsigned t = 0; t < threads; ++t)
-          th.emplace_back([&, t, x, y, z] {
-            tidx = dim3e{t, 0, 0};
-            bidx = dim3e{x, y, z};
-            lane_id = (int)(t % 32);
-            warp_id = (int)(t / 32);
-            groups.clear();
-            cur_group.clear();
-            body();
-            cp_async_wait<0>();
-          });
-        for (auto& h : th) h.join();
+  std::barrier<> bar(threads);
+  cta_bar = &bar;
+  std::barrier<> between(threads);
+  std::unique_ptr<Warp[]> ws(new Warp[threads / 32]);
+  warps = ws.get();
+  const unsigned long long ctas = (unsigned long long)grid.x * grid.y * grid.z;
+  std::vector<std::thread> th;
+  th.reserve(threads);
+  for (unsigned t = 0; t < threads; ++t)
+    th.emplace_back([&, t] {
+      tidx = dim3e{t, 0, 0};
+      lane_id = (int)(t % 32);
+      warp_id = (int)(t / 32);
+      for (unsigned long long c = 0; c < ctas; ++c) {
+        if (t == 0) memset(smem, 0xff, dyn_alloc);  // poison: bf16 NaN / f32 NaN
+        between.arrive_and_wait();
+        bidx = dim3e{(unsigned)(c % grid.x), (unsigned)(c / grid.x % grid.y), (unsigned)(c / grid.x / grid.y)};
+        groups.clear();
+        cur_group.clear();
+        body();
+        cp_async_wait<0>();
+        between.arrive_and_wait();
       }
+    });
+  for (auto& h : th) h.join();
   free(smem);
 }
+
+// A grid (parentheses keep its commas inside one macro argument).
+inline dim3e grid(unsigned x, unsigned y = 1, unsigned z = 1) { return dim3e{x, y, z}; }
 }  // namespace emu
+
+// Launches `kernel(args...)` on `grid` (an emu::grid(...)) and records its name: the kernels
+// a test reports are the functions it called, not names written by hand.
+#define EMU_LAUNCH(grid, threads, smem, kernel, ...) \
+  emu::launch(grid, threads, smem, #kernel, [&] { kernel(__VA_ARGS__); })

@@ -16,78 +16,8 @@ use cudarc::driver::{
 };
 use cudarc::nvrtc::{compile_ptx_with_opts, CompileError, CompileOptions, Ptx};
 
+use crate::kernels::{dyn_smem, DYN_SMEM_TABLE, FAMILIES};
 use crate::CudaError;
-
-const PRELUDE: &str = include_str!("../kernels/prelude.cuh");
-const UTIL: &str = include_str!("../kernels/util.cu");
-const GEMM_H: &str = include_str!("../kernels/gemm.cuh");
-const GEMM: &str = include_str!("../kernels/gemm.cu");
-const UNFUSED: &str = include_str!("../kernels/attn_unfused.cu");
-const FA2: &str = include_str!("../kernels/fa2.cu");
-const DECODE: &str = include_str!("../kernels/decode.cu");
-
-/// Kernel families, each compiled as its own NVRTC program so that a build
-/// failure in one leaves the others usable: (family, sources, kernels).
-type Family = (
-    &'static str,
-    &'static [&'static str],
-    &'static [&'static str],
-);
-const FAMILIES: &[Family] = &[
-    (
-        "util",
-        &[PRELUDE, UTIL],
-        &[
-            "fill_rand_bf16",
-            "count_nonfinite_bf16",
-            "count_nonfinite_f32",
-            "chase_init",
-            "chase_u32",
-            "noop_dyn_smem",
-            "store_tile_bf16",
-        ],
-    ),
-    ("gemm", &[PRELUDE, GEMM_H, GEMM], &["gemm_bf16_nn_128x128"]),
-    (
-        "attn_unfused",
-        &[PRELUDE, GEMM_H, UNFUSED],
-        &[
-            "attn_scores_nt",
-            "softmax_rows",
-            "attn_pv_d64",
-            "attn_pv_d128",
-        ],
-    ),
-    ("fa2", &[PRELUDE, FA2], &["fa2_fwd_d64", "fa2_fwd_d128"]),
-    (
-        "decode",
-        &[PRELUDE, DECODE],
-        &["decode_splitkv_g4_d128", "decode_combine_d128"],
-    ),
-];
-
-/// Dynamic shared memory (bytes) of the kernels that use it; must match
-/// kernels/*.cu (`gemm_smem_bytes<BM, BN, B_NT, GEMM_STAGES>()` for the GEMM
-/// tiles, `5·64·(D+8)·2` for FA2). `cuda/emu/run_emu.sh smem` prints the
-/// device-side values; the unit test below recomputes them.
-pub(crate) const DYN_SMEM_TABLE: &[(&str, u32)] = &[
-    ("gemm_bf16_nn_128x128", 75776),
-    ("attn_scores_nt", 81920),
-    ("attn_pv_d64", 59392),
-    ("attn_pv_d128", 75776),
-    ("fa2_fwd_d64", 46080),
-    ("fa2_fwd_d128", 87040),
-    ("noop_dyn_smem", 75776),
-];
-
-/// Dynamic shared memory that kernel `name` is launched with.
-pub(crate) fn dyn_smem(name: &str) -> u32 {
-    DYN_SMEM_TABLE
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|&(_, b)| b)
-        .unwrap_or(0)
-}
 
 fn drv(e: dres::DriverError) -> CudaError {
     CudaError::Driver(e.to_string())
@@ -244,7 +174,8 @@ impl Gpu {
         let mut modules = Vec::new();
         let mut module_errors = Vec::new();
         let mut kernel_info = Vec::new();
-        for ((fam, ptx), &(_, _, names)) in compiled.into_iter().zip(FAMILIES) {
+        for ((fam, ptx), family) in compiled.into_iter().zip(FAMILIES) {
+            let names = family.kernels;
             let ptx = match ptx {
                 Ok(p) => p,
                 Err(e) => {
@@ -718,7 +649,7 @@ fn compile_all() -> Vec<(&'static str, Result<Ptx, String>)> {
     std::thread::scope(|s| {
         let handles: Vec<_> = FAMILIES
             .iter()
-            .map(|&(fam, srcs, _)| s.spawn(move || (fam, compile_family(fam, srcs))))
+            .map(|f| s.spawn(move || (f.name, compile_family(f.name, f.sources))))
             .collect();
         handles
             .into_iter()
@@ -758,24 +689,6 @@ fn compile_error_text(e: CompileError) -> String {
 mod tests {
     use super::*;
 
-    /// Recomputes kernels/gemm.cuh's `gemm_smem_bytes` and FA2's formula.
-    #[test]
-    fn dyn_smem_table_matches_kernel_formulas() {
-        let (bk, stages) = (32usize, 4usize);
-        let gemm = |bm: usize, bn: usize, nt: bool| {
-            (stages * (bm * (bk + 8) + if nt { bn * (bk + 8) } else { bk * (bn + 8) }) * 2) as u32
-        };
-        assert_eq!(dyn_smem("gemm_bf16_nn_128x128"), gemm(128, 128, false));
-        assert_eq!(dyn_smem("attn_scores_nt"), gemm(128, 128, true));
-        assert_eq!(dyn_smem("attn_pv_d64"), gemm(128, 64, false));
-        assert_eq!(dyn_smem("attn_pv_d128"), gemm(128, 128, false));
-        assert_eq!(dyn_smem("fa2_fwd_d64"), (5 * 64 * (64 + 8) * 2) as u32);
-        assert_eq!(dyn_smem("fa2_fwd_d128"), (5 * 64 * (128 + 8) * 2) as u32);
-        assert_eq!(dyn_smem("softmax_rows"), 0);
-        assert!(DYN_SMEM_TABLE.iter().all(|&(_, b)| b <= 227 * 1024));
-        assert!(src_contains("#define GEMM_STAGES 4") && src_contains("#define GEMM_BK 32"));
-    }
-
     /// Compiles every kernel family with NVRTC when libnvrtc can be loaded
     /// (no GPU needed; e.g. `LD_LIBRARY_PATH` pointing at the lib folder of the
     /// `nvidia-cuda-nvrtc` wheel), and checks the PTX: the kernels are there,
@@ -788,7 +701,8 @@ mod tests {
             eprintln!("skipped: libnvrtc is not loadable on this machine");
             return;
         }
-        for ((fam, ptx), &(_, _, names)) in compile_all().into_iter().zip(FAMILIES) {
+        for ((fam, ptx), family) in compile_all().into_iter().zip(FAMILIES) {
+            let names = family.kernels;
             let ptx = ptx.unwrap_or_else(|e| panic!("NVRTC failed for {fam}:\n{e}"));
             let text = ptx.to_src();
             if let Ok(dir) = std::env::var("CASCADE_CUDA_DUMP_PTX") {
@@ -816,10 +730,6 @@ mod tests {
                 }
             }
         }
-    }
-
-    fn src_contains(s: &str) -> bool {
-        GEMM_H.contains(s)
     }
 
     #[test]

@@ -43,6 +43,7 @@
 //! of the `nvidia-cuda-nvrtc==13.0.*` wheel) and skips otherwise.
 
 mod gpu;
+pub mod kernels;
 pub mod reference;
 mod report;
 pub mod suite;

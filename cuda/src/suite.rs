@@ -2,7 +2,8 @@
 
 use std::time::Instant;
 
-use crate::gpu::{dyn_smem, DBuf, Gpu, KArg, Timing};
+use crate::gpu::{DBuf, Gpu, KArg, Timing};
+use crate::kernels::dyn_smem;
 use crate::reference::{
     attention_rows, bf16_slice_to_f32, decode_attention_heads, gemm_rows, rel_err,
 };
