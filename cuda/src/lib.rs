@@ -44,6 +44,7 @@
 
 mod gpu;
 pub mod kernels;
+mod launch;
 pub mod reference;
 mod report;
 pub mod suite;
