@@ -116,6 +116,10 @@ pub(crate) struct Gpu {
 impl Drop for Gpu {
     fn drop(&mut self) {
         let _ = self.stream.synchronize();
+        // SAFETY: `self.blas` was created by `create_handle` in `new` and is destroyed only
+        // here, once (the field is private and never copied out); the stream it is bound to
+        // was just synchronised, so no cuBLAS work using it is pending, and that stream (a
+        // field) is still alive.
         unsafe {
             let _ = bres::destroy_handle(self.blas);
         }
@@ -125,7 +129,8 @@ impl Drop for Gpu {
 /// Checks that the CUDA driver, NVRTC and cuBLAS libraries can be loaded.
 pub(crate) fn check_libraries() -> Result<(), CudaError> {
     let mut missing = Vec::new();
-    // SAFETY: these only try to dlopen the libraries.
+    // SAFETY: these only try to dlopen the libraries (cudarc's dynamic loading) and report
+    // whether that worked; no function of them is called.
     unsafe {
         if !dsys::is_culib_present() {
             missing.push("libcuda (CUDA driver)");
@@ -172,6 +177,11 @@ impl Gpu {
         // Single stream, so no per-launch event bookkeeping in cudarc. A
         // created (non-blocking) stream rather than the legacy default stream,
         // because CUDA-graph capture is not possible on the legacy stream.
+        // SAFETY: cudarc's event tracking orders a buffer's uses across streams; this context
+        // has one stream of work (`stream` below): every allocation, kernel, cuBLAS call
+        // (bound to it), copy, memset and stream-ordered free is queued on it, and host reads
+        // synchronise it first (`download`), so no use needs ordering across streams. It is
+        // set before any buffer of this context exists.
         unsafe { ctx.disable_event_tracking() };
         let stream = ctx
             .new_stream()
@@ -184,6 +194,8 @@ impl Gpu {
             .map_err(drv)?;
 
         let blas = bres::create_handle().map_err(blas_err)?;
+        // SAFETY: `blas` was just created; `stream` is a live stream of this context, kept in
+        // the `Gpu` with the handle, and Drop destroys the handle before the stream goes.
         unsafe { bres::set_stream(blas, stream.cu_stream() as bsys::cudaStream_t) }
             .map_err(blas_err)?;
 
@@ -289,6 +301,7 @@ impl Gpu {
     /// CUDA version supported by the driver, e.g. "13.0".
     pub fn driver_cuda_version(&self) -> String {
         let mut v = 0i32;
+        // SAFETY: writes one i32 through a pointer to a live local.
         let r = unsafe { dsys::cuDriverGetVersion(&mut v) };
         if r == dsys::CUresult::CUDA_SUCCESS {
             format!("{}.{}", v / 1000, (v % 1000) / 10)
@@ -299,6 +312,7 @@ impl Gpu {
 
     pub fn nvrtc_version(&self) -> String {
         let (mut a, mut b) = (0i32, 0i32);
+        // SAFETY: writes two i32 through pointers to live locals.
         let r = unsafe { cudarc::nvrtc::sys::nvrtcVersion(&mut a, &mut b) };
         if r == cudarc::nvrtc::sys::nvrtcResult::NVRTC_SUCCESS {
             format!("{a}.{b}")
@@ -309,6 +323,8 @@ impl Gpu {
 
     pub fn cublas_version(&self) -> String {
         let mut v = 0i32;
+        // SAFETY: `self.blas` is a live handle (destroyed only in Drop); writes one i32
+        // through a pointer to a live local.
         let r = unsafe { bsys::cublasGetVersion_v2(self.blas, &mut v) };
         if r == bsys::cublasStatus_t::CUBLAS_STATUS_SUCCESS {
             format!("{}.{}.{}", v / 10000, (v % 10000) / 100, v % 100)
@@ -745,6 +761,7 @@ mod tests {
     /// `CASCADE_CUDA_DUMP_PTX=dir` the PTX is written there (for `ptxas -v`).
     #[test]
     fn nvrtc_compiles_all_kernel_families() {
+        // SAFETY: only tries to dlopen libnvrtc and reports whether that worked.
         if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
             eprintln!("skipped: libnvrtc is not loadable on this machine");
             return;

@@ -17,7 +17,7 @@
 //! a split-KV GQA decode attention. Every case: fresh random inputs generated
 //! on the device, output poisoned with NaN before a checked launch, a full scan
 //! for unwritten (non-finite) outputs, a float64 CPU reference on a sampled
-//! subset of output rows ([`reference`]), then warm-up and ≥ 20 back-to-back
+//! subset of output rows ([`reference`](mod@reference)), then warm-up and ≥ 20 back-to-back
 //! launches timed with CUDA events (median reported), and the same launches
 //! captured in a CUDA graph and replayed (device time per launch: what the
 //! model is compared with for cases under 100 µs, where the host's launch calls
@@ -25,6 +25,13 @@
 //! fit in L2 are rotated among up to 256 copies so the timing does not measure
 //! the cache. Opt-in diagnostic cases (`CASCADE_CUDA_DIAG=1`) measure launch and
 //! epilogue costs, L2/HBM load latency (pointer chase) and lone-CTA step times.
+//!
+//! Device buffers carry their name, element type and length; every kernel launch, cuBLAS
+//! call, copy, fill and download is checked against them before it goes (a pure function of
+//! lengths and shapes, unit-tested without a GPU), and refused with [`CudaError::Invalid`]
+//! naming the buffer and the sizes. The `unsafe` blocks (all in the device layer) each say
+//! why they are sound in a `// SAFETY:` comment; the crate's clippy configuration
+//! (`undocumented_unsafe_blocks = "deny"` in its Cargo.toml) keeps it so.
 //!
 //! Op spec grammar written to [`Measurement::op`] (parsed by the model side):
 //! `gemm m= n= k= dtype=bf16`, `bmm batch= m= n= k= dtype=bf16`,
@@ -37,7 +44,9 @@
 //! Development without a GPU: `cuda/emu/run_emu.sh` runs every kernel of
 //! `kernels/` in a CPU emulator of the PTX subset they use (mma.sync and
 //! ldmatrix fragment layouts, delayed cp.async, warp shuffles; AddressSanitizer
-//! on) against f64 references; the test
+//! on) against f64 references, and so does `cargo test` (`tests/emu.rs`, every
+//! family of [`kernels::FAMILIES`]; it needs g++ ≥ 12, and skips only with
+//! `CASCADE_SKIP_EMU=1`); the test
 //! `gpu::tests::nvrtc_compiles_all_kernel_families` NVRTC-compiles all
 //! families when libnvrtc is loadable (e.g. `LD_LIBRARY_PATH` at the lib folder
 //! of the `nvidia-cuda-nvrtc==13.0.*` wheel) and skips otherwise.
