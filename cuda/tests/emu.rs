@@ -3,10 +3,10 @@
 //! (C++20) and AddressSanitizer, then run once per kernel family of [`FAMILIES`].
 //!
 //! The test fails if the compiler is missing, a family's run fails (a check's error above its
-//! tolerance, an AddressSanitizer report, a crash or a hang), or a kernel of a family is never
-//! named on a passing check line (the emulator names the kernels a check launched, from the
-//! functions it called). It also compares the dynamic shared memory the kernels' own templates
-//! give with [`DYN_SMEM_TABLE`].
+//! tolerance, an AddressSanitizer report, a deadlock at a barrier, a crash or a hang), or a
+//! kernel of a family is never named on a passing check line (the emulator names the kernels
+//! a check launched, from the functions it called). It also compares the dynamic shared
+//! memory the kernels' own templates give with [`DYN_SMEM_TABLE`].
 //!
 //! Environment: `CXX` (default `g++`); `CASCADE_SKIP_EMU=1` skips the test, saying so — the
 //! only way it skips; `CASCADE_EMU_TIMEOUT_S` (default 900) bounds each family's run.
@@ -216,8 +216,7 @@ fn every_kernel_family_passes_on_the_cpu_emulator() {
         "DYN_SMEM_TABLE differs from the kernels' templates"
     );
 
-    // The families, each in its own process, all at once (the emulator is bound by thread
-    // switches more than by computation).
+    // The families, each in its own (single-threaded) process, all at once: every core works.
     let runs: Vec<(&Family, Run)> = std::thread::scope(|s| {
         let handles: Vec<_> = FAMILIES
             .iter()
