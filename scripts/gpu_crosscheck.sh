@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU cross-check: runs the cascade::cuda measurement suite on the GPU machine
+# GPU cross-check: runs the cascade-cuda measurement suite (`cascade crosscheck`) on the GPU machine
 # and writes h100.csv, h100.md and crosscheck.log into $OUT.
 #
 # Build on the CPU machine first (no CUDA needed there; cudarc dlopens the

@@ -725,7 +725,8 @@ pub const CROSSCHECK_DEFAULT_OUT: &str = "target/crosscheck";
 #[cfg(feature = "cuda")]
 fn crosscheck(out: &Path, arch: Option<&str>) -> Result<()> {
     eprintln!("crosscheck: writing to {}/", out.display());
-    crate::cuda::main_crosscheck(out, arch).map_err(|e| anyhow::anyhow!("crosscheck: {e}"))
+    crate::commands::crosscheck::main_crosscheck(out, arch)
+        .map_err(|e| anyhow::anyhow!("crosscheck: {e}"))
 }
 
 #[cfg(not(feature = "cuda"))]

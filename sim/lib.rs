@@ -11,6 +11,3 @@ pub mod progress;
 pub mod reproduce;
 pub mod validate;
 pub mod workload;
-
-#[cfg(feature = "cuda")]
-pub mod cuda;

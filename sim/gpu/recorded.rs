@@ -20,7 +20,7 @@
 //!
 //! Mappings: vendor code (cuBLAS, `cuMemcpyDtoDAsync`) is predicted with the searched best
 //! mapping (what a tuned library reaches); the suite's own kernels with an explicit mapping
-//! that describes each kernel as built in `sim/cuda/kernels/*.cu` ([`built_mapping`]).
+//! that describes each kernel as built in `cuda/kernels/*.cu` ([`built_mapping`]).
 
 use super::analytical::{estimate_plans, GpuEstimate};
 use super::cycle::simulate_plans;
@@ -36,7 +36,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-/// The categories of the cross-check suite, in report order (`cuda::CATEGORIES` re-exports it).
+/// The categories of the cross-check suite, in report order (`cascade_cuda::CATEGORIES` is the
+/// same list: `tests/cuda_suite.rs` checks).
 pub const CATEGORIES: [&str; 7] = [
     "gemm_large",
     "gemm_small",
@@ -319,7 +320,7 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
 }
 
 /// Keys per split-KV CTA of the suite's decode kernel (`decode_chunk` in
-/// `sim/cuda/suite.rs`): enough CTAs to fill the GPU twice, 64–1024 keys, a multiple of 32.
+/// `cuda/src/suite.rs`): enough CTAs to fill the GPU twice, 64–1024 keys, a multiple of 32.
 pub fn decode_chunk(b: u64, hkv: u64, l: u64, sms: u64) -> u64 {
     let want = (2 * sms).div_ceil((b * hkv).max(1)).max(1);
     let chunk = l.div_ceil(want).div_ceil(32) * 32;
@@ -327,7 +328,7 @@ pub fn decode_chunk(b: u64, hkv: u64, l: u64, sms: u64) -> u64 {
 }
 
 /// The explicit mapping of one of the suite's own kernels (`impl` `ours_mma`, `ours_fa2`,
-/// `ours_unfused3`, `ours_splitkv`) as built in `sim/cuda/kernels/*.cu`; `None` for vendor code
+/// `ours_unfused3`, `ours_splitkv`) as built in `cuda/kernels/*.cu`; `None` for vendor code
 /// (cuBLAS, copies), which the model maps by search.
 ///
 /// - `ours_mma` (`gemm.cuh`): CTA tile 128 × 128, K step 32, 8 warps (2 × 4), a 4-stage

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::{CudaError, Measurement, SuiteResult, CATEGORIES};
+use crate::{CudaError, Measurement, SuiteResult, CATEGORIES};
 
 /// CSV header, in this exact order.
 /// The last column, `graph_s`, is the graph-replay time per launch (empty where not measured).
@@ -140,7 +140,7 @@ pub fn markdown_string(r: &SuiteResult) -> String {
         attention Q in [-2, 2), everything else in [-1, 1).");
     let _ = writeln!(s, "- Correctness: the output is poisoned with NaN, one launch is run, the whole output is scanned \
         for non-finite values (unwritten elements), and a sampled subset is compared with a float64 CPU reference \
-        (`cascade::cuda::reference`): GEMM up to {} random rows of C (all rows if M is smaller; batched: rows of the \
+        (`cascade_cuda::reference`): GEMM up to {} random rows of C (all rows if M is smaller; batched: rows of the \
         first and last expert), attention a few random (b,h) heads × random query rows (first and last row always \
         included), decode all query heads of the first and last sequence, copies three 64 KiB windows. \
         rel_err = ‖out−ref‖₂/‖ref‖₂; tolerance 2e-2 for bf16 operands, exact for copies. The notes of each case \
@@ -157,7 +157,7 @@ pub fn markdown_string(r: &SuiteResult) -> String {
     let _ = writeln!(s, "- TFLOP/s counts 2 flops per multiply-add of the op (causal attention: only unmasked pairs); \
         GB/s counts the op's minimum bytes (inputs read once, outputs written once; unfused attention excludes its \
         S/P intermediates).\n");
-    for cat in CATEGORIES.iter().copied().chain([super::suite::DIAGNOSTIC]) {
+    for cat in CATEGORIES.iter().copied().chain([crate::suite::DIAGNOSTIC]) {
         let ms: Vec<&Measurement> = r
             .measurements
             .iter()

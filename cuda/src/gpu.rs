@@ -1,8 +1,16 @@
 //! Thin device layer over cudarc: one context and stream, NVRTC-built kernel
-//! modules, a cuBLAS handle, raw device buffers and event timing.
+//! modules, a cuBLAS handle, device buffers and event timing.
 //!
-//! Buffers are handled as raw device addresses (`u64`) so that rotation sets
-//! and batched strides are plain pointer arithmetic; bf16 data is `u16` bits.
+//! A device buffer ([`DBuf`]) knows its name, element type and length; what is handed to a
+//! kernel, to cuBLAS, to a copy, a fill or a download is a [`Span`] of one (a buffer from
+//! some element on: rotation sets and batched strides), and every one of those calls checks
+//! first (`crate::launch`) that each span is of the element type and holds every element the
+//! call touches, refusing with [`CudaError::Invalid`] instead of launching. bf16 data is
+//! `u16` bits.
+//!
+//! Everything runs on one stream: kernels, cuBLAS (bound to it), copies, fills and the
+//! stream-ordered frees of dropped buffers, so a buffer is freed only after the work queued
+//! before its drop.
 
 use std::collections::HashMap;
 use std::ffi::c_void;
@@ -16,78 +24,9 @@ use cudarc::driver::{
 };
 use cudarc::nvrtc::{compile_ptx_with_opts, CompileError, CompileOptions, Ptx};
 
-use super::CudaError;
-
-const PRELUDE: &str = include_str!("kernels/prelude.cuh");
-const UTIL: &str = include_str!("kernels/util.cu");
-const GEMM_H: &str = include_str!("kernels/gemm.cuh");
-const GEMM: &str = include_str!("kernels/gemm.cu");
-const UNFUSED: &str = include_str!("kernels/attn_unfused.cu");
-const FA2: &str = include_str!("kernels/fa2.cu");
-const DECODE: &str = include_str!("kernels/decode.cu");
-
-/// Kernel families, each compiled as its own NVRTC program so that a build
-/// failure in one leaves the others usable: (family, sources, kernels).
-type Family = (
-    &'static str,
-    &'static [&'static str],
-    &'static [&'static str],
-);
-const FAMILIES: &[Family] = &[
-    (
-        "util",
-        &[PRELUDE, UTIL],
-        &[
-            "fill_rand_bf16",
-            "count_nonfinite_bf16",
-            "count_nonfinite_f32",
-            "chase_init",
-            "chase_u32",
-            "noop_dyn_smem",
-            "store_tile_bf16",
-        ],
-    ),
-    ("gemm", &[PRELUDE, GEMM_H, GEMM], &["gemm_bf16_nn_128x128"]),
-    (
-        "attn_unfused",
-        &[PRELUDE, GEMM_H, UNFUSED],
-        &[
-            "attn_scores_nt",
-            "softmax_rows",
-            "attn_pv_d64",
-            "attn_pv_d128",
-        ],
-    ),
-    ("fa2", &[PRELUDE, FA2], &["fa2_fwd_d64", "fa2_fwd_d128"]),
-    (
-        "decode",
-        &[PRELUDE, DECODE],
-        &["decode_splitkv_g4_d128", "decode_combine_d128"],
-    ),
-];
-
-/// Dynamic shared memory (bytes) of the kernels that use it; must match
-/// kernels/*.cu (`gemm_smem_bytes<BM, BN, B_NT, GEMM_STAGES>()` for the GEMM
-/// tiles, `5·64·(D+8)·2` for FA2). `sim/cuda/emu/run_emu.sh smem` prints the
-/// device-side values; the unit test below recomputes them.
-pub(crate) const DYN_SMEM_TABLE: &[(&str, u32)] = &[
-    ("gemm_bf16_nn_128x128", 75776),
-    ("attn_scores_nt", 81920),
-    ("attn_pv_d64", 59392),
-    ("attn_pv_d128", 75776),
-    ("fa2_fwd_d64", 46080),
-    ("fa2_fwd_d128", 87040),
-    ("noop_dyn_smem", 75776),
-];
-
-/// Dynamic shared memory that kernel `name` is launched with.
-pub(crate) fn dyn_smem(name: &str) -> u32 {
-    DYN_SMEM_TABLE
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|&(_, b)| b)
-        .unwrap_or(0)
-}
+use crate::kernels::{DYN_SMEM_TABLE, FAMILIES};
+use crate::launch::{check_copy, check_cublas_gemm, check_elems, DType, KArg, Launch, Span};
+use crate::CudaError;
 
 fn drv(e: dres::DriverError) -> CudaError {
     CudaError::Driver(e.to_string())
@@ -96,28 +35,45 @@ fn blas_err(e: bres::CublasError) -> CudaError {
     CudaError::Cublas(e.to_string())
 }
 
-/// A device allocation addressed by its raw pointer (freed on drop).
+/// A device allocation of `len` elements of `dtype`, named for error messages (freed on drop,
+/// stream-ordered).
 pub(crate) struct DBuf {
     _slice: CudaSlice<u8>,
-    pub ptr: u64,
+    name: &'static str,
+    dtype: DType,
+    len: usize,
+    ptr: u64,
 }
 
 impl DBuf {
-    /// Address of element `idx` of a buffer of `elem_bytes`-sized elements.
-    pub fn at(&self, idx: usize, elem_bytes: usize) -> u64 {
-        self.ptr + (idx * elem_bytes) as u64
+    /// The whole buffer.
+    pub fn span(&self) -> Span<'_> {
+        // SAFETY: `ptr` is the start of `_slice`, an allocation of at least
+        // `len · dtype.size()` bytes (`Gpu::alloc`), which lives as long as `self`, and the
+        // span borrows `self`.
+        unsafe { Span::new(self.name, self.dtype, self.len, self.ptr) }
+    }
+    /// The buffer from element `offset` on (empty past its end).
+    pub fn at(&self, offset: usize) -> Span<'_> {
+        self.span().at(offset)
     }
 }
 
-/// One kernel argument.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum KArg {
-    /// device pointer
-    P(u64),
-    I(i32),
-    L(i64),
-    F(f32),
-    U(u64),
+/// Element types a buffer can be downloaded as.
+pub(crate) trait Elem: DeviceRepr + Default + Clone {
+    const DTYPE: DType;
+}
+impl Elem for u16 {
+    const DTYPE: DType = DType::Bf16;
+}
+impl Elem for f32 {
+    const DTYPE: DType = DType::F32;
+}
+impl Elem for u32 {
+    const DTYPE: DType = DType::U32;
+}
+impl Elem for u64 {
+    const DTYPE: DType = DType::U64;
 }
 
 /// Timing summary of back-to-back launches (seconds).
@@ -160,6 +116,10 @@ pub(crate) struct Gpu {
 impl Drop for Gpu {
     fn drop(&mut self) {
         let _ = self.stream.synchronize();
+        // SAFETY: `self.blas` was created by `create_handle` in `new` and is destroyed only
+        // here, once (the field is private and never copied out); the stream it is bound to
+        // was just synchronised, so no cuBLAS work using it is pending, and that stream (a
+        // field) is still alive.
         unsafe {
             let _ = bres::destroy_handle(self.blas);
         }
@@ -169,7 +129,8 @@ impl Drop for Gpu {
 /// Checks that the CUDA driver, NVRTC and cuBLAS libraries can be loaded.
 pub(crate) fn check_libraries() -> Result<(), CudaError> {
     let mut missing = Vec::new();
-    // SAFETY: these only try to dlopen the libraries.
+    // SAFETY: these only try to dlopen the libraries (cudarc's dynamic loading) and report
+    // whether that worked; no function of them is called.
     unsafe {
         if !dsys::is_culib_present() {
             missing.push("libcuda (CUDA driver)");
@@ -193,7 +154,7 @@ pub(crate) fn check_libraries() -> Result<(), CudaError> {
 }
 
 /// The name the driver gives GPU `ordinal` (e.g. `NVIDIA H200`), before any kernel is built.
-pub(crate) fn device_name(ordinal: usize) -> Result<String, CudaError> {
+pub fn device_name(ordinal: usize) -> Result<String, CudaError> {
     check_libraries()?;
     let ctx = CudaContext::new(ordinal)
         .map_err(|e| CudaError::NoGpu(format!("no CUDA device {ordinal}: {e}")))?;
@@ -216,6 +177,11 @@ impl Gpu {
         // Single stream, so no per-launch event bookkeeping in cudarc. A
         // created (non-blocking) stream rather than the legacy default stream,
         // because CUDA-graph capture is not possible on the legacy stream.
+        // SAFETY: cudarc's event tracking orders a buffer's uses across streams; this context
+        // has one stream of work (`stream` below): every allocation, kernel, cuBLAS call
+        // (bound to it), copy, memset and stream-ordered free is queued on it, and host reads
+        // synchronise it first (`download`), so no use needs ordering across streams. It is
+        // set before any buffer of this context exists.
         unsafe { ctx.disable_event_tracking() };
         let stream = ctx
             .new_stream()
@@ -228,6 +194,8 @@ impl Gpu {
             .map_err(drv)?;
 
         let blas = bres::create_handle().map_err(blas_err)?;
+        // SAFETY: `blas` was just created; `stream` is a live stream of this context, kept in
+        // the `Gpu` with the handle, and Drop destroys the handle before the stream goes.
         unsafe { bres::set_stream(blas, stream.cu_stream() as bsys::cudaStream_t) }
             .map_err(blas_err)?;
 
@@ -244,7 +212,8 @@ impl Gpu {
         let mut modules = Vec::new();
         let mut module_errors = Vec::new();
         let mut kernel_info = Vec::new();
-        for ((fam, ptx), &(_, _, names)) in compiled.into_iter().zip(FAMILIES) {
+        for ((fam, ptx), family) in compiled.into_iter().zip(FAMILIES) {
+            let names = family.kernels;
             let ptx = match ptx {
                 Ok(p) => p,
                 Err(e) => {
@@ -332,6 +301,7 @@ impl Gpu {
     /// CUDA version supported by the driver, e.g. "13.0".
     pub fn driver_cuda_version(&self) -> String {
         let mut v = 0i32;
+        // SAFETY: writes one i32 through a pointer to a live local.
         let r = unsafe { dsys::cuDriverGetVersion(&mut v) };
         if r == dsys::CUresult::CUDA_SUCCESS {
             format!("{}.{}", v / 1000, (v % 1000) / 10)
@@ -342,6 +312,7 @@ impl Gpu {
 
     pub fn nvrtc_version(&self) -> String {
         let (mut a, mut b) = (0i32, 0i32);
+        // SAFETY: writes two i32 through pointers to live locals.
         let r = unsafe { cudarc::nvrtc::sys::nvrtcVersion(&mut a, &mut b) };
         if r == cudarc::nvrtc::sys::nvrtcResult::NVRTC_SUCCESS {
             format!("{a}.{b}")
@@ -352,6 +323,8 @@ impl Gpu {
 
     pub fn cublas_version(&self) -> String {
         let mut v = 0i32;
+        // SAFETY: `self.blas` is a live handle (destroyed only in Drop); writes one i32
+        // through a pointer to a live local.
         let r = unsafe { bsys::cublasGetVersion_v2(self.blas, &mut v) };
         if r == bsys::cublasStatus_t::CUBLAS_STATUS_SUCCESS {
             format!("{}.{}.{}", v / 10000, (v % 10000) / 100, v % 100)
@@ -364,31 +337,44 @@ impl Gpu {
         self.stream.synchronize().map_err(drv)
     }
 
-    pub fn alloc(&self, bytes: usize) -> Result<DBuf, CudaError> {
-        // SAFETY: contents are written (fill/poison) before being read.
+    /// A buffer of `len` elements of `dtype`, named `name` in error messages; its contents
+    /// are undefined until written.
+    pub fn alloc(&self, name: &'static str, dtype: DType, len: usize) -> Result<DBuf, CudaError> {
+        let bytes = len.checked_mul(dtype.size()).ok_or_else(|| {
+            CudaError::Invalid(format!(
+                "buffer {name}: {len} {} elements overflow",
+                dtype.name()
+            ))
+        })?;
+        // SAFETY: cudarc marks this unsafe because the memory is uninitialised. It is only
+        // ever read back as u16, f32, u32 or u64 (`Elem`), for which every bit pattern is a
+        // value, and only within `len` (Span checks); the suite writes what it checks (fill,
+        // poison, a kernel, a copy) before reading it.
         let slice = unsafe { self.stream.alloc::<u8>(bytes.max(256)) }.map_err(drv)?;
         let ptr = {
             let (p, _sync) = slice.device_ptr(&self.stream);
             p
         };
-        Ok(DBuf { _slice: slice, ptr })
+        Ok(DBuf {
+            _slice: slice,
+            name,
+            dtype,
+            len,
+            ptr,
+        })
     }
 
-    /// Launches kernel `name` (dynamic shared memory from [`DYN_SMEM_TABLE`]).
-    pub fn launch(
-        &self,
-        name: &str,
-        grid: (u32, u32, u32),
-        block: u32,
-        args: &[KArg],
-    ) -> Result<(), CudaError> {
+    /// Launches one of our kernels after [`Launch::plan`] checked it: buffers, shapes, grid.
+    pub fn launch(&self, l: &Launch) -> Result<(), CudaError> {
+        let planned = l.plan(self.sm_count.max(1) as usize)?;
+        let name = planned.kernel;
         let f = self.funcs.get(name).ok_or_else(|| {
             CudaError::Kernel(format!(
                 "kernel '{name}' is not available (its module failed to build/load)"
             ))
         })?;
         let mut b = self.stream.launch_builder(f);
-        for a in args {
+        for a in &planned.args {
             match a {
                 KArg::P(v) | KArg::U(v) => {
                     b.arg(v);
@@ -405,92 +391,91 @@ impl Gpu {
             }
         }
         let cfg = LaunchConfig {
-            grid_dim: grid,
-            block_dim: (block, 1, 1),
-            shared_mem_bytes: dyn_smem(name),
+            grid_dim: planned.grid,
+            block_dim: (planned.block, 1, 1),
+            shared_mem_bytes: planned.smem,
         };
-        // SAFETY: argument lists match the kernel signatures in kernels/*.cu;
-        // the callers check sizes/divisibility preconditions.
+        // SAFETY: `plan` built the argument list in the order and widths of the kernel's
+        // signature in kernels/*.cu (a unit test compares them with the sources); each pointer
+        // is a Span of a live DBuf (the Launch borrows it) of the element type the kernel
+        // takes, holding every element the kernel touches at this grid (checked by `plan`);
+        // the dynamic shared memory is the kernel's own (DYN_SMEM_TABLE, checked against the
+        // kernels' templates), opted into in `new`. The kernel runs on `self.stream`, before
+        // any later free of those buffers (stream-ordered, same stream).
         unsafe { b.launch(cfg) }.map_err(drv)?;
         Ok(())
     }
 
-    fn grid_for(&self, n: usize) -> u32 {
-        let blocks = n.div_ceil(256).max(1);
-        blocks.min(self.sm_count.max(1) as usize * 32) as u32
-    }
-
-    /// Fills `n` bf16 values at `ptr` with uniform(-scale, scale).
+    /// Fills `n` bf16 values at the start of `p` with uniform(-scale, scale).
     pub fn fill_rand_bf16(
         &self,
-        ptr: u64,
+        p: Span,
         n: usize,
         seed: u64,
         scale: f32,
     ) -> Result<(), CudaError> {
-        self.launch(
-            "fill_rand_bf16",
-            (self.grid_for(n), 1, 1),
-            256,
-            &[
-                KArg::P(ptr),
-                KArg::L(n as i64),
-                KArg::U(seed),
-                KArg::F(scale),
-            ],
-        )
+        self.launch(&Launch::FillRand { p, n, seed, scale })
     }
 
-    /// Fills `n` u16 at `ptr` with 0xFFFF (a bf16 NaN).
-    pub fn poison_u16(&self, ptr: u64, n: usize) -> Result<(), CudaError> {
-        unsafe { dsys::cuMemsetD16Async(ptr, 0xffff, n, self.stream.cu_stream()) }
-            .result()
-            .map_err(drv)
-    }
-
-    /// Fills `n` u32 at `ptr` with 0xFFFFFFFF (an f32 NaN).
-    pub fn poison_u32(&self, ptr: u64, n: usize) -> Result<(), CudaError> {
-        unsafe { dsys::cuMemsetD32Async(ptr, 0xffff_ffff, n, self.stream.cu_stream()) }
-            .result()
-            .map_err(drv)
-    }
-
-    /// Number of non-finite values among `n` elements (bf16 if `!f32`).
-    pub fn count_nonfinite(&self, ptr: u64, n: usize, f32: bool) -> Result<u64, CudaError> {
-        let counter = self.alloc(8)?;
-        unsafe { dsys::cuMemsetD32Async(counter.ptr, 0, 2, self.stream.cu_stream()) }
-            .result()
-            .map_err(drv)?;
-        let name = if f32 {
-            "count_nonfinite_f32"
-        } else {
-            "count_nonfinite_bf16"
+    /// Sets the first `n` elements of `s` to all-one bits (NaN for bf16 and f32) or zero.
+    fn memset(&self, s: Span, n: usize, ones: bool) -> Result<(), CudaError> {
+        check_elems(if ones { "poison" } else { "zero" }, &s, s.dtype(), n)?;
+        let stream = self.stream.cu_stream();
+        let word = if ones { u32::MAX } else { 0 };
+        // SAFETY: `s` is a Span of a live DBuf holding at least `n` elements of its type
+        // (checked above), so the `n · size` bytes written lie inside the allocation; the
+        // address is aligned to the element size (allocations are 256-byte aligned, spans
+        // start at whole elements), as cuMemsetD16/D32 need. Queued on the one stream, before
+        // any later free.
+        let r = unsafe {
+            match s.dtype() {
+                DType::Bf16 => dsys::cuMemsetD16Async(s.ptr(), word as u16, n, stream),
+                DType::F32 | DType::U32 => dsys::cuMemsetD32Async(s.ptr(), word, n, stream),
+                DType::U64 => dsys::cuMemsetD32Async(s.ptr(), word, 2 * n, stream),
+            }
         };
-        self.launch(
-            name,
-            (self.grid_for(n), 1, 1),
-            256,
-            &[KArg::P(ptr), KArg::L(n as i64), KArg::P(counter.ptr)],
-        )?;
-        let v: Vec<u64> = self.download(counter.ptr, 1)?;
+        r.result().map_err(drv)
+    }
+
+    /// Fills the first `n` elements of `s` with all-one bits (a bf16 or f32 NaN).
+    pub fn poison(&self, s: Span, n: usize) -> Result<(), CudaError> {
+        self.memset(s, n, true)
+    }
+
+    /// Number of non-finite values among the first `n` elements of `s` (bf16 or f32).
+    pub fn count_nonfinite(&self, s: Span, n: usize) -> Result<u64, CudaError> {
+        let counter = self.alloc("counter", DType::U64, 1)?;
+        self.memset(counter.span(), 1, false)?;
+        self.launch(&Launch::CountNonfinite {
+            p: s,
+            n,
+            count: counter.span(),
+        })?;
+        let v: Vec<u64> = self.download(counter.span(), 1)?;
         Ok(v[0])
     }
 
-    /// Copies `count` elements at device address `ptr` to the host (synchronous).
-    pub fn download<T: DeviceRepr + Default + Clone>(
-        &self,
-        ptr: u64,
-        count: usize,
-    ) -> Result<Vec<T>, CudaError> {
+    /// Copies the first `count` elements of `s` to the host (after the stream's work).
+    pub fn download<T: Elem>(&self, s: Span, count: usize) -> Result<Vec<T>, CudaError> {
+        check_elems("download", &s, T::DTYPE, count)?;
         self.sync()?;
         let mut v = vec![T::default(); count];
-        unsafe { dres::memcpy_dtoh_sync(&mut v, ptr) }.map_err(drv)?;
+        // SAFETY: `v` holds `count` elements of `T`, whose size is that of `s`'s element type
+        // (checked above through T::DTYPE), and `s` holds at least `count` of them inside a
+        // live DBuf (the Span borrows it); the stream is synchronised, so the writes queued
+        // before have landed and no free of the buffer is pending.
+        unsafe { dres::memcpy_dtoh_sync(&mut v, s.ptr()) }.map_err(drv)?;
         Ok(v)
     }
 
     /// Device-to-device copy of `bytes` bytes, stream-ordered.
-    pub fn copy_dtod(&self, dst: u64, src: u64, bytes: usize) -> Result<(), CudaError> {
-        unsafe { dres::memcpy_dtod_async(dst, src, bytes, self.stream.cu_stream()) }.map_err(drv)
+    pub fn copy_dtod(&self, dst: Span, src: Span, bytes: usize) -> Result<(), CudaError> {
+        check_copy(&dst, &src, bytes)?;
+        // SAFETY: both spans hold at least `bytes` bytes inside live DBufs (checked above; the
+        // Spans borrow them); the copy is queued on the one stream, after the writes queued
+        // before it and before any later free.
+        unsafe { dres::memcpy_dtod_async(dst.ptr(), src.ptr(), bytes, self.stream.cu_stream()) }
+            .map_err(drv)
     }
 
     /// Row-major `C[m,n] = A[m,k] · B[k,n]`, bf16 in/out, fp32 compute
@@ -500,9 +485,9 @@ impl Gpu {
         m: usize,
         n: usize,
         k: usize,
-        a: u64,
-        b: u64,
-        c: u64,
+        a: Span,
+        b: Span,
+        c: Span,
     ) -> Result<(), CudaError> {
         self.cublas_gemm_batched(1, m, n, k, a, b, c)
     }
@@ -515,14 +500,24 @@ impl Gpu {
         m: usize,
         n: usize,
         k: usize,
-        a: u64,
-        b: u64,
-        c: u64,
+        a: Span,
+        b: Span,
+        c: Span,
     ) -> Result<(), CudaError> {
+        // Sizes within cuBLAS's `int`, and every buffer bf16 and large enough.
+        check_cublas_gemm(batch, m, n, k, &a, &b, &c)?;
+        let (a, b, c) = (a.ptr(), b.ptr(), c.ptr());
         let alpha = 1.0f32;
         let beta = 0.0f32;
         let op = bsys::cublasOperation_t::CUBLAS_OP_N;
         let ty = bsys::cudaDataType::CUDA_R_16BF;
+        // SAFETY: `self.blas` is the live handle bound to `self.stream`; `alpha` and `beta` are
+        // host f32 scalars (the handle's default host pointer mode) that outlive the call;
+        // a, b and c point into live DBufs holding at least batch·m·k, batch·k·n and
+        // batch·m·n bf16 elements (check_cublas_gemm), which is everything the column-major
+        // n×m×k GEMMs with leading dimensions n, k, n and strides k·n, m·k, m·n read and
+        // write; m, n, k and batch fit in i32 (checked), and the strides, bounded by the
+        // buffers' lengths, fit in i64. Queued on the one stream, before any later free.
         unsafe {
             if batch == 1 {
                 bres::gemm_ex(
@@ -718,7 +713,7 @@ fn compile_all() -> Vec<(&'static str, Result<Ptx, String>)> {
     std::thread::scope(|s| {
         let handles: Vec<_> = FAMILIES
             .iter()
-            .map(|&(fam, srcs, _)| s.spawn(move || (fam, compile_family(fam, srcs))))
+            .map(|f| s.spawn(move || (f.name, compile_family(f.name, f.sources))))
             .collect();
         handles
             .into_iter()
@@ -758,24 +753,6 @@ fn compile_error_text(e: CompileError) -> String {
 mod tests {
     use super::*;
 
-    /// Recomputes kernels/gemm.cuh's `gemm_smem_bytes` and FA2's formula.
-    #[test]
-    fn dyn_smem_table_matches_kernel_formulas() {
-        let (bk, stages) = (32usize, 4usize);
-        let gemm = |bm: usize, bn: usize, nt: bool| {
-            (stages * (bm * (bk + 8) + if nt { bn * (bk + 8) } else { bk * (bn + 8) }) * 2) as u32
-        };
-        assert_eq!(dyn_smem("gemm_bf16_nn_128x128"), gemm(128, 128, false));
-        assert_eq!(dyn_smem("attn_scores_nt"), gemm(128, 128, true));
-        assert_eq!(dyn_smem("attn_pv_d64"), gemm(128, 64, false));
-        assert_eq!(dyn_smem("attn_pv_d128"), gemm(128, 128, false));
-        assert_eq!(dyn_smem("fa2_fwd_d64"), (5 * 64 * (64 + 8) * 2) as u32);
-        assert_eq!(dyn_smem("fa2_fwd_d128"), (5 * 64 * (128 + 8) * 2) as u32);
-        assert_eq!(dyn_smem("softmax_rows"), 0);
-        assert!(DYN_SMEM_TABLE.iter().all(|&(_, b)| b <= 227 * 1024));
-        assert!(src_contains("#define GEMM_STAGES 4") && src_contains("#define GEMM_BK 32"));
-    }
-
     /// Compiles every kernel family with NVRTC when libnvrtc can be loaded
     /// (no GPU needed; e.g. `LD_LIBRARY_PATH` pointing at the lib folder of the
     /// `nvidia-cuda-nvrtc` wheel), and checks the PTX: the kernels are there,
@@ -784,11 +761,13 @@ mod tests {
     /// `CASCADE_CUDA_DUMP_PTX=dir` the PTX is written there (for `ptxas -v`).
     #[test]
     fn nvrtc_compiles_all_kernel_families() {
+        // SAFETY: only tries to dlopen libnvrtc and reports whether that worked.
         if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
             eprintln!("skipped: libnvrtc is not loadable on this machine");
             return;
         }
-        for ((fam, ptx), &(_, _, names)) in compile_all().into_iter().zip(FAMILIES) {
+        for ((fam, ptx), family) in compile_all().into_iter().zip(FAMILIES) {
+            let names = family.kernels;
             let ptx = ptx.unwrap_or_else(|e| panic!("NVRTC failed for {fam}:\n{e}"));
             let text = ptx.to_src();
             if let Ok(dir) = std::env::var("CASCADE_CUDA_DUMP_PTX") {
@@ -816,10 +795,6 @@ mod tests {
                 }
             }
         }
-    }
-
-    fn src_contains(s: &str) -> bool {
-        GEMM_H.contains(s)
     }
 
     #[test]

@@ -1,9 +1,14 @@
-//! `cascade::cuda` — measures real kernels on an NVIDIA GPU (H100) so the
+//! `cascade-cuda` — measures real kernels on an NVIDIA GPU (H100, H200) so the
 //! simulator's predictions can be cross-checked against them.
 //!
-//! Built only with the `cuda` cargo feature. cudarc loads the CUDA driver,
-//! NVRTC and cuBLAS at run time (`dynamic-loading`), so the crate builds on a
-//! machine without CUDA; [`run_suite`] then returns [`CudaError::NoGpu`].
+//! This crate only measures: it knows nothing of the model and does not depend
+//! on `cascade`. The root crate's `cascade crosscheck` (its `cuda` feature,
+//! `sim/commands/crosscheck.rs`) runs [`run_suite_with`] and compares the
+//! measurements with the model (`cascade::gpu::recorded`).
+//!
+//! cudarc loads the CUDA driver, NVRTC and cuBLAS at run time
+//! (`dynamic-loading`), so the crate builds and its tests run on a machine
+//! without CUDA; [`run_suite`] then returns [`CudaError::NoGpu`].
 //!
 //! The suite (see [`suite`]) runs cuBLAS bf16 GEMMs (plain and strided
 //! batched), device-to-device copies, and our own NVRTC-compiled kernels
@@ -12,38 +17,53 @@
 //! a split-KV GQA decode attention. Every case: fresh random inputs generated
 //! on the device, output poisoned with NaN before a checked launch, a full scan
 //! for unwritten (non-finite) outputs, a float64 CPU reference on a sampled
-//! subset of output rows ([`reference`]), then warm-up and ≥ 20 back-to-back
+//! subset of output rows ([`reference`](mod@reference)), then warm-up and ≥ 20 back-to-back
 //! launches timed with CUDA events (median reported), and the same launches
 //! captured in a CUDA graph and replayed (device time per launch: what the
 //! model is compared with for cases under 100 µs, where the host's launch calls
-//! can set the back-to-back pace; see `crate::gpu::recorded`). Inputs that would
+//! can set the back-to-back pace; see `cascade::gpu::recorded`). Inputs that would
 //! fit in L2 are rotated among up to 256 copies so the timing does not measure
 //! the cache. Opt-in diagnostic cases (`CASCADE_CUDA_DIAG=1`) measure launch and
 //! epilogue costs, L2/HBM load latency (pointer chase) and lone-CTA step times.
+//!
+//! Device buffers carry their name, element type and length; every kernel launch, cuBLAS
+//! call, copy, fill and download is checked against them before it goes (a pure function of
+//! lengths and shapes, unit-tested without a GPU), and refused with [`CudaError::Invalid`]
+//! naming the buffer and the sizes. The `unsafe` blocks (all in the device layer) each say
+//! why they are sound in a `// SAFETY:` comment; the crate's clippy configuration
+//! (`undocumented_unsafe_blocks = "deny"` in its Cargo.toml) keeps it so.
 //!
 //! Op spec grammar written to [`Measurement::op`] (parsed by the model side):
 //! `gemm m= n= k= dtype=bf16`, `bmm batch= m= n= k= dtype=bf16`,
 //! `attention b= h= n= d= causal=0|1 impl=fa2`,
 //! `attention_unfused b= h= n= d= scores=fp32` (the scores are kept in fp32),
 //! `decode_attention b= hq= hkv= l= d=`, `copy bytes=` — every one parses with
-//! [`crate::gpu::GpuOp::parse`].
+//! `cascade::gpu::GpuOp::parse`, and every category is one of [`CATEGORIES`]
+//! (the root crate's `tests/cuda_suite.rs` checks both, in CI, without a GPU).
 //!
-//! Development without a GPU: `sim/cuda/emu/run_emu.sh` runs every kernel of
+//! Development without a GPU: `cuda/emu/run_emu.sh` runs every kernel of
 //! `kernels/` in a CPU emulator of the PTX subset they use (mma.sync and
 //! ldmatrix fragment layouts, delayed cp.async, warp shuffles; AddressSanitizer
-//! on) against f64 references; the test
-//! `cuda::gpu::tests::nvrtc_compiles_all_kernel_families` NVRTC-compiles all
+//! on) against f64 references, and so does `cargo test` (`tests/emu.rs`, every
+//! family of [`kernels::FAMILIES`]; it needs g++ ≥ 12, and skips only with
+//! `CASCADE_SKIP_EMU=1`); the test
+//! `gpu::tests::nvrtc_compiles_all_kernel_families` NVRTC-compiles all
 //! families when libnvrtc is loadable (e.g. `LD_LIBRARY_PATH` at the lib folder
 //! of the `nvidia-cuda-nvrtc==13.0.*` wheel) and skips otherwise.
 
 mod gpu;
+pub mod kernels;
+mod launch;
 pub mod reference;
 mod report;
 pub mod suite;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-pub use report::{write_csv, write_markdown};
+pub use gpu::device_name;
+pub use report::{
+    csv_string, markdown_string, summary_table, write_csv, write_markdown, CSV_HEADER,
+};
 
 /// Errors of the measurement backend.
 #[derive(Debug, thiserror::Error)]
@@ -67,8 +87,19 @@ pub enum CudaError {
     },
 }
 
-/// The measurement categories, in suite order (shared with the model's recorded-truth check).
-pub use crate::gpu::recorded::CATEGORIES;
+/// The measurement categories, in suite order: every case of [`suite::cases`] has one of them
+/// (the diagnostic cases have [`suite::DIAGNOSTIC`]). The model's comparison in the root crate
+/// (`cascade::gpu::recorded::CATEGORIES`) keeps the same list; `tests/cuda_suite.rs` there
+/// checks that they agree.
+pub const CATEGORIES: [&str; 7] = [
+    "gemm_large",
+    "gemm_small",
+    "batched",
+    "attention_fused",
+    "attention_unfused",
+    "decode",
+    "copy",
+];
 
 /// Options of [`run_suite`]. `Default` is the full suite.
 #[derive(Clone, Debug)]
@@ -219,75 +250,4 @@ pub fn run_suite_with(
     on_case: &mut dyn FnMut(&SuiteResult, &Measurement),
 ) -> Result<SuiteResult, CudaError> {
     suite::run(opts, on_case)
-}
-
-/// Runs the suite with default options, writes the measurements to
-/// `h100_measured.csv` and `h100_measured.md` in `out_dir` (the CSV is
-/// rewritten after every case, so a partial run still leaves data), then
-/// compares them with the model ([`crate::gpu::recorded`], using the ceilings
-/// and launch gap measured in this run) and writes `h100.csv` (the measured
-/// columns and `graph_s`, `modeled_s`, `rel_err_model`, `mapping`), `h100.md`
-/// (per-category errors) and `h100_measured_vs_modeled.{png,svg}`. Progress
-/// goes to stderr.
-/// Environment overrides: `CASCADE_CUDA_FILTER=substring`,
-/// `CASCADE_CUDA_QUICK=1`, `CASCADE_CUDA_DIAG=1` (add the diagnostic cases).
-pub fn main_crosscheck(out_dir: &Path, arch: Option<&str>) -> Result<(), CudaError> {
-    // The GPU found picks the preset; a preset named on the command line must match it.
-    let device = gpu::device_name(0)?;
-    let gpu_name = crate::gpu::preset_for_device(&device).map_err(CudaError::Invalid)?;
-    if let Some(a) = arch {
-        crate::gpu::check_device(a, &device).map_err(CudaError::Invalid)?;
-    }
-    eprintln!("crosscheck: {device} → preset {gpu_name}");
-    std::fs::create_dir_all(out_dir).map_err(|e| CudaError::Io {
-        path: out_dir.to_path_buf(),
-        source: e,
-    })?;
-    let mut opts = SuiteOptions::default();
-    if let Ok(f) = std::env::var("CASCADE_CUDA_FILTER") {
-        if !f.is_empty() {
-            opts.filter = Some(f);
-        }
-    }
-    opts.quick = std::env::var("CASCADE_CUDA_QUICK")
-        .map(|v| v == "1")
-        .unwrap_or(false);
-    opts.diagnostics = std::env::var("CASCADE_CUDA_DIAG")
-        .map(|v| v == "1")
-        .unwrap_or(false);
-    let csv = out_dir.join(format!("{gpu_name}_measured.csv"));
-    let md = out_dir.join(format!("{gpu_name}_measured.md"));
-    let mut write_err = None;
-    let res = run_suite_with(&opts, &mut |partial, _| {
-        if let Err(e) = write_csv(partial, &csv) {
-            write_err = Some(e);
-        }
-    })?;
-    write_csv(&res, &csv)?;
-    write_markdown(&res, &md)?;
-    if let Some(e) = write_err {
-        eprintln!("warning: a partial CSV write failed: {e}");
-    }
-    eprintln!("{}", report::summary_table(&res));
-    eprintln!("wrote {} and {}", csv.display(), md.display());
-    // Measured vs modeled, with this run's own ceilings and launch gap.
-    let model_err = |e: crate::gpu::recorded::RecordedError| CudaError::Invalid(e.to_string());
-    let cases = crate::gpu::recorded::parse_recorded(
-        &report::csv_string(&res),
-        &format!("{gpu_name}_measured.csv"),
-    )
-    .map_err(model_err)?;
-    let spec = cascade_arch::preset(gpu_name)
-        .ok()
-        .and_then(|a| a.gpu)
-        .ok_or_else(|| CudaError::Invalid(format!("the {gpu_name} preset has no [gpu] section")))?;
-    let cmp = crate::gpu::recorded::compare(&cases, &spec);
-    crate::gpu::recorded::write_reports_named(&cmp, out_dir, gpu_name).map_err(model_err)?;
-    eprintln!("{}", cmp.table_markdown());
-    eprintln!(
-        "wrote {}, {} and {gpu_name}_measured_vs_modeled.png/.svg",
-        out_dir.join(format!("{gpu_name}.csv")).display(),
-        out_dir.join(format!("{gpu_name}.md")).display()
-    );
-    Ok(())
 }

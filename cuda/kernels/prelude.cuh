@@ -1,9 +1,9 @@
-// cascade::cuda — device prelude shared by every kernel family.
+// cascade-cuda — device prelude shared by every kernel family.
 //
 // Compiled by NVRTC for sm_90 with no headers: bf16 values travel as raw
 // `unsigned short` bit patterns and every tensor-core / async-copy operation is
 // inline PTX. When CASCADE_EMU is defined (CPU emulation harness in
-// sim/cuda/emu/), the same names come from emu.h instead, so the kernel bodies
+// cuda/emu/), the same names come from emu.h instead, so the kernel bodies
 // below this prelude are compiled unchanged by g++ and executed on the CPU.
 #ifndef CASCADE_EMU
 typedef unsigned int u32;

@@ -1,6 +1,11 @@
-// Runs every kernel of sim/cuda/kernels/ on the CPU emulator (emu.h) on small
+// Runs every kernel of cuda/kernels/ on the CPU emulator (emu.h) on small
 // random problems and compares against float64 references. Exit code 1 on any
-// failure. Build and run: sim/cuda/emu/run_emu.sh
+// failure, 2 on an unknown family. Build and run: cuda/emu/run_emu.sh [family];
+// `cargo test -p cascade-cuda --test emu` runs every family of FAMILIES
+// (cuda/src/kernels.rs) and checks that each of its kernels is named on an `ok` line.
+//
+// Output: one line per check, `ok` or `FAIL`, a label, and after `kernels:` the
+// kernels launched (EMU_LAUNCH) since the previous check.
 #define CASCADE_EMU 1
 #include "emu.h"
 
@@ -12,6 +17,7 @@
 #include "../kernels/fa2.cu"
 #include "../kernels/decode.cu"
 
+#include <algorithm>
 #include <random>
 #include <string>
 
@@ -32,10 +38,27 @@ static double rel_err(const std::vector<double>& out, const std::vector<double>&
   return std::sqrt(num) / std::sqrt(den);
 }
 static int failures = 0;
-static void report(const std::string& name, double err, double tol) {
-  bool ok = err <= tol;  // NaN fails
-  printf("%-44s rel_err=%.3e  %s\n", name.c_str(), err, ok ? "ok" : "FAIL");
+static int checks = 0;
+// The distinct kernels launched since the previous check, in launch order.
+static std::string kernels_since_last_check() {
+  std::vector<std::string> seen;
+  for (const char* n : emu::launched)
+    if (std::find(seen.begin(), seen.end(), n) == seen.end()) seen.push_back(n);
+  emu::launched.clear();
+  std::string out;
+  for (const auto& n : seen) out += (out.empty() ? "" : " ") + n;
+  return out.empty() ? "-" : out;
+}
+static void check(const std::string& label, bool ok, const std::string& detail) {
+  printf("%-4s %-44s %s  kernels: %s\n", ok ? "ok" : "FAIL", label.c_str(), detail.c_str(),
+         kernels_since_last_check().c_str());
+  checks++;
   if (!ok) failures++;
+}
+static void report(const std::string& name, double err, double tol) {
+  char buf[64];
+  snprintf(buf, sizeof buf, "rel_err=%.3e", err);
+  check(name, err <= tol, buf);  // NaN fails
 }
 template <class T>
 static std::vector<double> to_d(const std::vector<T>& v);
@@ -54,10 +77,8 @@ static void test_gemm(int M, int N, int K, int batch) {
   auto A = rand_bf16((size_t)batch * M * K, 1), B = rand_bf16((size_t)batch * K * N, 1);
   std::vector<u16> C((size_t)batch * M * N, 0xffff);
   const size_t smem = gemm_smem_bytes<128, 128, false, GEMM_STAGES>();
-  emu::launch({(unsigned)N / 128, (unsigned)M / 128, (unsigned)batch}, 256, smem, [&] {
-    gemm_bf16_nn_128x128(A.data(), B.data(), C.data(), M, N, K, (long long)M * K, (long long)K * N,
-                         (long long)M * N);
-  });
+  EMU_LAUNCH(emu::grid(N / 128, M / 128, batch), 256, smem, gemm_bf16_nn_128x128, A.data(), B.data(), C.data(), M,
+             N, K, (long long)M * K, (long long)K * N, (long long)M * N);
   std::vector<double> ref(C.size());
   for (int z = 0; z < batch; ++z)
     for (int i = 0; i < M; ++i)
@@ -102,14 +123,8 @@ static void test_unfused(int d) {
   std::vector<float> S((size_t)bh * n * n, NAN);
   std::vector<u16> P((size_t)bh * n * n, 0xffff), O((size_t)bh * n * d, 0xffff);
   const float scale = 1.0f / std::sqrt((float)d);
-  emu::launch({n / 128, n / 128, bh}, 256, gemm_smem_bytes<128, 128, true, GEMM_STAGES>(), [&] { attn_scores_nt(Q.data(), K.data(), S.data(), n, d, scale); });
-  emu::launch({(unsigned)(bh * n), 1, 1}, 256, 0, [&] { softmax_rows(S.data(), P.data(), n); });
-  const size_t pv_smem = d == 64 ? gemm_smem_bytes<128, 64, false, GEMM_STAGES>()
-                                 : gemm_smem_bytes<128, 128, false, GEMM_STAGES>();
-  emu::launch({1, n / 128, bh}, 256, pv_smem, [&] {
-    if (d == 64) attn_pv_d64(P.data(), V.data(), O.data(), n);
-    else attn_pv_d128(P.data(), V.data(), O.data(), n);
-  });
+  const size_t s_smem = gemm_smem_bytes<128, 128, true, GEMM_STAGES>();
+  EMU_LAUNCH(emu::grid(n / 128, n / 128, bh), 256, s_smem, attn_scores_nt, Q.data(), K.data(), S.data(), n, d, scale);
   std::vector<double> sref(S.size()), oref;
   for (int z = 0; z < bh; ++z)
     for (int i = 0; i < n; ++i)
@@ -119,12 +134,17 @@ static void test_unfused(int d) {
           a += (double)bf2f(Q[((size_t)z * n + i) * d + e]) * bf2f(K[((size_t)z * n + j) * d + e]);
         sref[((size_t)z * n + i) * n + j] = a * scale;
       }
+  report("attn_scores_nt d=" + std::to_string(d), rel_err(to_d(S), sref), 1e-5);
+  EMU_LAUNCH(emu::grid(bh * n), 256, 0, softmax_rows, S.data(), P.data(), n);
+  const size_t pv_smem = d == 64 ? gemm_smem_bytes<128, 64, false, GEMM_STAGES>()
+                                 : gemm_smem_bytes<128, 128, false, GEMM_STAGES>();
+  if (d == 64) EMU_LAUNCH(emu::grid(1, n / 128, bh), 256, pv_smem, attn_pv_d64, P.data(), V.data(), O.data(), n);
+  else EMU_LAUNCH(emu::grid(1, n / 128, bh), 256, pv_smem, attn_pv_d128, P.data(), V.data(), O.data(), n);
   for (int z = 0; z < bh; ++z) {
     auto o = attn_ref(&Q[(size_t)z * n * d], &K[(size_t)z * n * d], &V[(size_t)z * n * d], n, d, false);
     oref.insert(oref.end(), o.begin(), o.end());
   }
-  report("attn_scores_nt d=" + std::to_string(d), rel_err(to_d(S), sref), 1e-5);
-  report("unfused attention (3 kernels) d=" + std::to_string(d), rel_err(to_d(O), oref), 2e-2);
+  report("unfused attention (softmax, P.V) d=" + std::to_string(d), rel_err(to_d(O), oref), 2e-2);
 }
 
 static void test_fa2(int d, int causal) {
@@ -133,10 +153,8 @@ static void test_fa2(int d, int causal) {
   std::vector<u16> O((size_t)bh * n * d, 0xffff);
   const float scale_log2 = (float)(1.0 / std::sqrt((double)d) * 1.4426950408889634);
   const size_t smem = 5 * 64 * (d + 8) * 2;
-  emu::launch({n / 64, bh, 1}, 128, smem, [&] {
-    if (d == 64) fa2_fwd_d64(Q.data(), K.data(), V.data(), O.data(), n, scale_log2, causal);
-    else fa2_fwd_d128(Q.data(), K.data(), V.data(), O.data(), n, scale_log2, causal);
-  });
+  if (d == 64) EMU_LAUNCH(emu::grid(n / 64, bh), 128, smem, fa2_fwd_d64, Q.data(), K.data(), V.data(), O.data(), n, scale_log2, causal);
+  else EMU_LAUNCH(emu::grid(n / 64, bh), 128, smem, fa2_fwd_d128, Q.data(), K.data(), V.data(), O.data(), n, scale_log2, causal);
   std::vector<double> oref;
   for (int z = 0; z < bh; ++z) {
     auto o = attn_ref(&Q[(size_t)z * n * d], &K[(size_t)z * n * d], &V[(size_t)z * n * d], n, d, causal);
@@ -154,12 +172,9 @@ static void test_decode(int L, int chunk) {
       pl((size_t)B * hq * nsplit, NAN);
   std::vector<u16> out((size_t)B * hq * D, 0xffff);
   const float scale = 1.0f / std::sqrt((float)D);
-  emu::launch({(unsigned)nsplit, (unsigned)hkv, (unsigned)B}, 128, 0, [&] {
-    decode_splitkv_g4_d128(q.data(), kc.data(), vc.data(), po.data(), pm.data(), pl.data(), hq, hkv, L, chunk,
-                           nsplit, scale);
-  });
-  emu::launch({(unsigned)hq, (unsigned)B, 1}, 128, 0,
-              [&] { decode_combine_d128(po.data(), pm.data(), pl.data(), out.data(), hq, nsplit); });
+  EMU_LAUNCH(emu::grid(nsplit, hkv, B), 128, 0, decode_splitkv_g4_d128, q.data(), kc.data(), vc.data(), po.data(),
+             pm.data(), pl.data(), hq, hkv, L, chunk, nsplit, scale);
+  EMU_LAUNCH(emu::grid(hq, B), 128, 0, decode_combine_d128, po.data(), pm.data(), pl.data(), out.data(), hq, nsplit);
   std::vector<double> ref;
   for (int b = 0; b < B; ++b)
     for (int h = 0; h < hq; ++h) {
@@ -190,7 +205,7 @@ static void test_decode(int L, int chunk) {
 static void test_util() {
   const long long n = 10000;
   std::vector<u16> p(n, 0);
-  emu::launch({4, 1, 1}, 64, 0, [&] { fill_rand_bf16(p.data(), n, 42ull, 1.0f); });
+  EMU_LAUNCH(emu::grid(4), 64, 0, fill_rand_bf16, p.data(), n, 42ull, 1.0f);
   double mn = 1e9, mx = -1e9, mean = 0;
   for (auto v : p) {
     double f = bf2f(v);
@@ -198,12 +213,24 @@ static void test_util() {
     mx = std::max(mx, f);
     mean += f / n;
   }
-  p[17] = 0x7fc0;
-  p[9999] = 0xff80;
+  char buf[160];
+  snprintf(buf, sizeof buf, "min=%.3f max=%.3f mean=%.4f", mn, mx, mean);
+  check("fill_rand_bf16 uniform in [-1, 1)", mn >= -1.0 && mx <= 1.0 && mn < -0.99 && mx > 0.99 && std::fabs(mean) < 0.05,
+        buf);
+  p[17] = 0x7fc0;   // NaN
+  p[9999] = 0xff80; // -Inf
   u64 cnt = 0;
-  emu::launch({2, 1, 1}, 64, 0, [&] { count_nonfinite_bf16(p.data(), n, &cnt); });
-  printf("fill_rand_bf16 min=%.3f max=%.3f mean=%.4f  count_nonfinite=%llu (expect 2)\n", mn, mx, mean, cnt);
-  if (!(mn >= -1.0 && mx <= 1.0 && mn < -0.99 && mx > 0.99 && std::fabs(mean) < 0.05 && cnt == 2)) failures++;
+  EMU_LAUNCH(emu::grid(2), 64, 0, count_nonfinite_bf16, p.data(), n, &cnt);
+  snprintf(buf, sizeof buf, "count=%llu (expect 2)", cnt);
+  check("count_nonfinite_bf16", cnt == 2, buf);
+  std::vector<float> f(n, 1.5f);
+  f[0] = NAN;
+  f[5000] = INFINITY;
+  f[9999] = -INFINITY;
+  cnt = 0;
+  EMU_LAUNCH(emu::grid(3), 64, 0, count_nonfinite_f32, f.data(), n, &cnt);
+  snprintf(buf, sizeof buf, "count=%llu (expect 3)", cnt);
+  check("count_nonfinite_f32", cnt == 3, buf);
 }
 
 // The pointer chase visits every line once per cycle (full-period LCG) and the chase kernel
@@ -211,7 +238,7 @@ static void test_util() {
 static void test_chase() {
   const unsigned lines = 4096;
   std::vector<u32> p((size_t)lines * 32, 0xffffffffu);
-  emu::launch({4, 1, 1}, 64, 0, [&] { chase_init(p.data(), lines); });
+  EMU_LAUNCH(emu::grid(4), 64, 0, chase_init, p.data(), lines);
   std::vector<char> seen(lines, 0);
   u32 j = 0;
   unsigned steps = 0;
@@ -224,33 +251,77 @@ static void test_chase() {
   for (char c : seen) visited += c;
   u32 out = 1;
   // (the emulator runs whole warps: 32 threads follow the same chain and store the same value)
-  emu::launch({1, 1, 1}, 32, 0, [&] { chase_u32(p.data(), (int)lines, 0, &out); });
-  printf("chase: cycle of %u steps over %u lines, %u visited, chase_u32 back at %u (expect %u, %u, %u, 0)\n", steps,
-         lines, visited, out, lines, lines, lines);
-  if (steps != lines || visited != lines || out != 0) failures++;
+  EMU_LAUNCH(emu::grid(1), 32, 0, chase_u32, p.data(), (int)lines, 0, &out);
+  char buf[160];
+  snprintf(buf, sizeof buf, "cycle of %u steps, %u of %u lines visited, back at %u (expect %u, %u, 0)", steps, visited,
+           lines, out, lines, lines);
+  check("pointer chase", steps == lines && visited == lines && out == 0, buf);
+}
+
+// The fixed-cost diagnostics: one word per CTA, and a 128 x 128 bf16 tile per CTA written in
+// full (every element of each tile, nothing outside: AddressSanitizer and the poison around).
+static void test_fixed() {
+  const unsigned ctas = 3;
+  std::vector<u32> w(ctas, 0);
+  const size_t smem = gemm_smem_bytes<128, 128, false, GEMM_STAGES>();
+  EMU_LAUNCH(emu::grid(ctas), 256, smem, noop_dyn_smem, w.data());
+  bool ok = true;
+  for (u32 v : w) ok = ok && v == 1;
+  check("noop_dyn_smem one word per CTA", ok, "");
+  const int ld = 128 * ctas;
+  std::vector<u16> t((size_t)128 * ld, 0);
+  EMU_LAUNCH(emu::grid(ctas), 256, 0, store_tile_bf16, t.data(), ld);
+  size_t written = 0;
+  for (u16 v : t) written += v == 0x3f80;
+  char buf[96];
+  snprintf(buf, sizeof buf, "%zu of %zu elements written", written, t.size());
+  check("store_tile_bf16 tiles in full", written == t.size(), buf);
 }
 
 int main(int argc, char** argv) {
+  // Families as in FAMILIES (cuda/src/kernels.rs); `smem` prints the dynamic shared memory
+  // of the kernels that use it, as computed here from the kernels' own templates.
   const std::string only = argc > 1 ? argv[1] : "";
+  const char* known[] = {"util", "gemm", "attn_unfused", "fa2", "decode", "smem"};
+  if (!only.empty() && std::find(std::begin(known), std::end(known), only) == std::end(known)) {
+    fprintf(stderr, "unknown kernel family '%s' (util gemm attn_unfused fa2 decode smem)\n", only.c_str());
+    return 2;
+  }
   auto want = [&](const char* s) { return only.empty() || only == s; };
-  if (want("util")) test_util();
-  if (want("util")) test_chase();
+  if (want("util")) {
+    test_util();
+    test_chase();
+    test_fixed();
+  }
   if (want("gemm")) {
     test_gemm(256, 384, 224, 2);
     test_gemm(128, 256, 32, 1);
     test_gemm(128, 128, 64, 1);
   }
-  if (want("smem")) {  // must match DYN_SMEM_TABLE in sim/cuda/gpu.rs
-    printf("gemm_bf16_nn_128x128 %d\n", gemm_smem_bytes<128, 128, false, GEMM_STAGES>());
-    printf("attn_scores_nt %d\n", gemm_smem_bytes<128, 128, true, GEMM_STAGES>());
-    printf("attn_pv_d64 %d\n", gemm_smem_bytes<128, 64, false, GEMM_STAGES>());
-    printf("attn_pv_d128 %d\n", gemm_smem_bytes<128, 128, false, GEMM_STAGES>());
-    printf("fa2_fwd_d64 %d\n", 5 * 64 * (64 + 8) * 2);
-    printf("fa2_fwd_d128 %d\n", 5 * 64 * (128 + 8) * 2);
+  if (want("smem")) {  // must match DYN_SMEM_TABLE in cuda/src/kernels.rs (cuda/tests/emu.rs checks)
+    printf("smem gemm_bf16_nn_128x128 %d\n", gemm_smem_bytes<128, 128, false, GEMM_STAGES>());
+    printf("smem attn_scores_nt %d\n", gemm_smem_bytes<128, 128, true, GEMM_STAGES>());
+    printf("smem attn_pv_d64 %d\n", gemm_smem_bytes<128, 64, false, GEMM_STAGES>());
+    printf("smem attn_pv_d128 %d\n", gemm_smem_bytes<128, 128, false, GEMM_STAGES>());
+    printf("smem fa2_fwd_d64 %d\n", 5 * 64 * (64 + 8) * 2);
+    printf("smem fa2_fwd_d128 %d\n", 5 * 64 * (128 + 8) * 2);
+    printf("smem noop_dyn_smem %d\n", gemm_smem_bytes<128, 128, false, GEMM_STAGES>());
   }
-  if (want("unfused")) { test_unfused(64); test_unfused(128); }
-  if (want("fa2")) { test_fa2(64, 0); test_fa2(64, 1); test_fa2(128, 0); test_fa2(128, 1); }
-  if (want("decode")) { test_decode(1000, 256); test_decode(1000, 1024); test_decode(96, 64); }
-  printf("%s (%d failures)\n", failures ? "FAILED" : "ALL OK", failures);
+  if (want("attn_unfused")) {
+    test_unfused(64);
+    test_unfused(128);
+  }
+  if (want("fa2")) {
+    test_fa2(64, 0);
+    test_fa2(64, 1);
+    test_fa2(128, 0);
+    test_fa2(128, 1);
+  }
+  if (want("decode")) {
+    test_decode(1000, 256);
+    test_decode(1000, 1024);
+    test_decode(96, 64);
+  }
+  printf("%s (%d checks, %d failures)\n", failures ? "FAILED" : "ALL OK", checks, failures);
   return failures ? 1 : 0;
 }
