@@ -96,9 +96,10 @@ pub const HBM_MEASURED_FRACTION: f64 = 0.8985;
 /// so L2 delivers at most `rate × 32·v` bytes/s; with 16-byte lanes that exceeds the L2
 /// bandwidth and never binds). CALIBRATED on the H200 (`gpu.measured_ceilings.
 /// gemm_bf16_align1_8191_tflops`: cuBLAS's `align1` kernel with 2-byte loads, 152 TFLOP/s;
-/// [`super::search::params`] fits this rate so the model reproduces it); used for GPUs whose
+/// [`super::search::params`] fits this rate so the model reproduces it, which gives 28.6 G
+/// requests/s = 1.83 TB/s for 64-byte requests); the fitted value is the default for GPUs whose
 /// spec lacks that ceiling (the H100 has the same GH100 L2).
-pub const L2_REQUESTS_MEASURED: f64 = 25.0e9;
+pub const L2_REQUESTS_MEASURED: f64 = 28.6e9;
 
 /// Derived GPU quantities.
 #[derive(Debug, Clone, PartialEq)]

@@ -71,7 +71,10 @@ pub fn fa2_tile(d: u64) -> (u32, u32, u32) {
         65..=96 => (128, 64, 4),
         97..=128 => (128, 64, 4),
         129..=160 => (128, 32, 4),
-        _ => (128, 64, 8),
+        161..=224 => (128, 64, 8),
+        // `run_mha_fwd_hdim256`: 64 × 64 with 4 warps (two CTAs per SM) where shared memory
+        // per SM allows it, as on sm90.
+        _ => (64, 64, 4),
     }
 }
 
@@ -158,12 +161,15 @@ impl TorchNorm {
 }
 
 /// FP32-pipe instructions per element of ATen's softmax kernels (`softmax_warp_forward` for rows
-/// of up to 2,048 bf16 elements, `cunn_SoftMaxForward{Reg,Smem,}` beyond): MEASURED, not counted
-/// — at 8,448 rows every one of them ran at 1.97–2.36 elements per clock per SM at the 1.98 GHz
-/// the H200 held (`rowsweep.csv`: 512 to 32,768 columns), i.e. about 64 of the SM's 128
-/// lane-instructions per clock per element, the same across the four kernels. That is the cost of
-/// ATen's accurate `expf` and IEEE division with the conversions and reductions, not of HBM
-/// (1.2–2.3 TB/s there).
+/// of up to 2,048 bf16 elements, `cunn_SoftMaxForward{Reg,Smem,}` beyond): FITTED to the
+/// development measurements, one figure for all four kernels — at 8,448 rows they ran at 1.0 to
+/// 2.2 elements per clock per SM at the 1.98 GHz the H200 held (`rowsweep_kernels.csv`: 1.5–1.8
+/// for the warp kernel at 512–2,048 columns, 1.2 and 1.0 for the register kernel at 4,096 and
+/// 8,192, 2.0 and 2.2 for the shared-memory and plain block kernels at 16,384 and 32,768), and
+/// the large dev cases at 1.9–2.4: 64 of the SM's 128 lane-instructions per element is their
+/// upper range (ATen's accurate `expf` and IEEE division with the conversions and reductions,
+/// not HBM: 1.2–2.3 TB/s there). One cost for four kernels is coarse: the held-out softmax
+/// errors (−35% to +51%) come from it.
 pub const TORCH_SOFTMAX_FP32_OPS: f64 = 64.0;
 
 /// ATen's softmax kernel for a row of `cols` elements: (rows per CTA, elements per step,
@@ -180,7 +186,9 @@ pub fn torch_softmax_tile(cols: u64) -> (u32, u32, u32) {
 }
 
 /// The kernels cuBLAS has for GEMMs whose operands are not 16-byte aligned, as recorded
-/// (`dev_kernels.csv`, `heldout_kernels.csv`): with 2-byte alignment its sm75 `align1` kernels,
+/// (`dev_kernels.csv`, `heldout1_kernels.csv`; `heldout2_kernels.csv` also shows a 64 × 64
+/// `align1` kernel at 511³ and a 256 × 128 `align2` one, not modelled): with 2-byte alignment
+/// its sm75 `align1` kernels,
 /// `s1688gemm_bf16_{256x128,128x128}_nn_align1` (K step 32, 2 stages, 8 and 4 warps), the
 /// 128 × 128 one with a split-K reduction on small shapes (1023³, 999³); with 4- or 8-byte
 /// alignment its sm80 `s16816gemm_bf16_128x256_64x3_nn_align2` (K step 64, 3 stages, 8 warps).
@@ -231,7 +239,7 @@ pub fn library_mappings(op: &GpuOp, hw: &GpuParams) -> Option<Vec<GpuMapping>> {
         }
         | GpuOp::Bmm {
             imp: Impl::Cublas, ..
-        } if op.vector_bytes() < 16 => Some(misaligned_gemm_kernels(op.vector_bytes())),
+        } if op.cublas_narrow() => Some(misaligned_gemm_kernels(op.vector_bytes())),
         GpuOp::Rowwise {
             kind: RowOp::LayerNorm | RowOp::RmsNorm,
             imp: Impl::Torch,

@@ -165,7 +165,7 @@ impl GpuMapping {
 pub fn kernel_kinds(op: &GpuOp, split: u32) -> Vec<(&'static str, KernelKind)> {
     match op {
         GpuOp::Gemm { .. } | GpuOp::Bmm { .. } => {
-            let name = if op.vector_bytes() < 16 && op.imp() == Some(Impl::Cublas) {
+            let name = if op.cublas_narrow() {
                 "gemm_align1"
             } else {
                 "gemm"
@@ -214,10 +214,11 @@ pub fn kernel_kinds(op: &GpuOp, split: u32) -> Vec<(&'static str, KernelKind)> {
     }
 }
 
-/// The instruction classes an op's matrix kernels may use: `impl=fa2` → `mma.sync`,
-/// `impl=fa3` → `wgmma`, cuBLAS-style GEMMs (and unfused attention's GEMMs) → `wgmma`, decode
-/// attention → `mma.sync` or `wgmma` (FlashDecoding/FlashInfer-style kernels use either);
-/// fp32 ops → CUDA cores. Elementwise kernels always use CUDA cores.
+/// The instruction classes an op's matrix kernels may use: `impl=fa2` and `flash` → `mma.sync`,
+/// `fa3` and `cudnn` prefill → `wgmma`; cuDNN's and FlashAttention-2's decode → `mma.sync`,
+/// `impl=ideal` decode → `mma.sync` or `wgmma`; cuBLAS GEMMs (and unfused attention's GEMMs) →
+/// `wgmma`, or `mma.sync` for its narrow-load kernels ([`GpuOp::cublas_narrow`]); fp32 ops →
+/// CUDA cores. Elementwise kernels always use CUDA cores.
 pub fn allowed_instr(op: &GpuOp, kind: KernelKind) -> Vec<InstrClass> {
     if matches!(
         kind,
@@ -244,9 +245,7 @@ pub fn allowed_instr(op: &GpuOp, kind: KernelKind) -> Vec<InstrClass> {
         } => vec![InstrClass::MmaSync],
         GpuOp::DecodeAttention { .. } => vec![InstrClass::MmaSync, InstrClass::Wgmma],
         // cuBLAS's kernel for operands that are not 16-byte aligned (`cutlass_75_tensorop_*_align1`).
-        GpuOp::Gemm { .. } | GpuOp::Bmm { .. }
-            if op.vector_bytes() < 16 && op.imp() == Some(Impl::Cublas) =>
-        {
+        GpuOp::Gemm { .. } | GpuOp::Bmm { .. } if op.cublas_narrow() => {
             vec![InstrClass::MmaSync]
         }
         _ => vec![InstrClass::Wgmma],

@@ -3,19 +3,23 @@
 //! Grammar: an op name followed by `key=value` pairs separated by whitespace, keys in any order:
 //!
 //! ```text
-//! gemm m=4096 n=4096 k=4096 [dtype=bf16]
-//! bmm batch=8 m=512 n=14336 k=4096 [dtype=bf16]
-//! attention b=8 h=16 n=4096 d=128 [m=4096] [causal=0|1] [impl=fa2|fa3] [dtype=bf16]
+//! gemm m=4096 n=4096 k=4096 [dtype=bf16] [impl=cublas|ideal]
+//! bmm batch=8 m=512 n=14336 k=4096 [dtype=bf16] [impl=cublas|ideal]
+//! attention b=8 h=16 n=4096 d=128 [m=4096] [causal=0|1] [impl=cudnn|flash|fa2|fa3] [dtype=bf16]
 //! attention_unfused b=8 h=16 n=4096 d=128 [m=4096] [causal=0|1] [dtype=bf16] [scores=fp32]
-//! decode_attention b=8 hq=32 hkv=8 l=4096 d=128 [dtype=bf16]
+//! decode_attention b=8 hq=32 hkv=8 l=4096 d=128 [dtype=bf16] [impl=cudnn|flash|ideal]
 //! copy bytes=1073741824          (an integer, optionally with KiB/MiB/GiB/KB/MB/GB: bytes=1GiB)
-//! softmax rows=65536 cols=4096 [dtype=bf16]
+//! softmax rows=65536 cols=4096 [dtype=bf16] [impl=torch|ideal]
+//! add elems=1048576 [dtype=bf16] [impl=torch|ideal]
+//! silu_mul|layernorm|rmsnorm rows=4096 cols=4096 [dtype=bf16] [impl=torch|ideal]
 //! ```
 //!
 //! `dtype` is one of `bf16` (default), `fp16`, `fp8`, `tf32`, `fp32`. Attention is self-attention
 //! (queries = keys = `n`) unless `m` gives a different key/value length; `causal` defaults to 0
-//! (`1`, `true`, `yes` or `0`, `false`, `no`, any case) and `impl` to `fa2` (`impl=ours_fa2`, the name the CUDA suite gives its own kernel, is an
-//! alias of `fa2`: an `mma.sync` FlashAttention-2-class kernel). `scores` is the element type
+//! (`1`, `true`, `yes` or `0`, `false`, `no`, any case). `impl` defaults to what PyTorch
+//! dispatches ([`Impl::default_for`]: cuBLAS, cuDNN for bf16/fp16 attention and decode, ATen's
+//! kernels; attention in other types `fa2`, or `fa3` for fp8, decode `ideal`); `impl=ours_fa2`,
+//! the name the CUDA suite gives its own kernel, is an alias of `fa2`. `scores` is the element type
 //! of the score matrix S that unfused attention writes to HBM and its softmax reads back (`bf16`,
 //! `fp16` or `fp32`; default: the type the op writes its outputs in, bf16 for bf16/fp8 — the CUDA
 //! suite's unfused kernels keep S in fp32, so its specs say `scores=fp32`); P, the softmax output
@@ -33,7 +37,7 @@ pub enum OpParseError {
     #[error("empty op spec")]
     Empty,
     /// The first word is not an op name.
-    #[error("unknown op `{0}`; expected one of gemm, bmm, attention, attention_unfused, decode_attention, copy, softmax")]
+    #[error("unknown op `{0}`; expected one of gemm, bmm, attention, attention_unfused, decode_attention, copy, softmax, add, silu_mul, layernorm, rmsnorm")]
     UnknownOp(String),
     /// A word is not of the form `key=value`.
     #[error("{op}: `{token}` is not a key=value pair")]
@@ -303,7 +307,7 @@ impl RowOp {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum GpuOp {
-    /// `C[m,n] = A[m,k]·B[k,n]` (cuBLAS-style, wgmma).
+    /// `C[m,n] = A[m,k]·B[k,n]`, row-major (cuBLAS's kernels, or the best searched mapping).
     Gemm {
         /// Rows of A and C.
         m: u64,
@@ -551,16 +555,9 @@ impl<'a> Fields<'a> {
     /// `ours_fa2`, the CUDA suite's name for its own kernel, is `fa2`.
     fn imp(&self) -> Result<Impl, OpParseError> {
         let accepted = Impl::accepted(self.op);
+        let default = self.default_imp();
         let Some(&v) = self.map.get("impl") else {
-            // fp32 attention is not run by cuDNN or FlashAttention (they need tensor-core
-            // types): PyTorch falls back to its math/efficient kernels, which are not modelled;
-            // the model's own best mapping stands in for them.
-            let tensor = self.dtype().is_ok_and(|d| d.on_tensor_cores());
-            return Ok(match self.op {
-                "attention" if !tensor => Impl::Fa2,
-                "decode_attention" if !tensor => Impl::Ideal,
-                op => Impl::default_for(op),
-            });
+            return Ok(default);
         };
         let v2 = if v == "ours_fa2" && self.op == "attention" {
             "fa2"
@@ -568,6 +565,11 @@ impl<'a> Fields<'a> {
             v
         };
         match accepted.iter().find(|i| i.name() == v2) {
+            Some(Impl::Cudnn | Impl::Flash) if !self.sdpa_dtype() => Err(self.bad(
+                "impl",
+                v,
+                "cuDNN's and FlashAttention-2's fused attention (PyTorch's SDPA) take bf16 or fp16 only",
+            )),
             Some(&i) => Ok(i),
             None => {
                 let names: Vec<&str> = accepted.iter().map(|i| i.name()).collect();
@@ -577,10 +579,33 @@ impl<'a> Fields<'a> {
                     &format!(
                         "expected one of {} (default {})",
                         names.join(", "),
-                        Impl::default_for(self.op).name()
+                        default.name()
                     ),
                 ))
             }
+        }
+    }
+
+    /// Whether the dtype is one PyTorch's SDPA backends (cuDNN, flash) take: bf16 or fp16.
+    fn sdpa_dtype(&self) -> bool {
+        matches!(self.dtype(), Ok(Dtype::Bf16 | Dtype::Fp16))
+    }
+
+    /// The default implementation: [`Impl::default_for`], except attention in a type PyTorch's
+    /// SDPA backends do not take (fp32, tf32: PyTorch falls back to its math or efficient
+    /// kernels, which are not modelled, so the FlashAttention-2-class search stands in; fp8:
+    /// FlashAttention-3 class, which takes fp8) and decode in such a type (the search).
+    fn default_imp(&self) -> Impl {
+        match self.op {
+            "attention" if !self.sdpa_dtype() => {
+                if matches!(self.dtype(), Ok(Dtype::Fp8)) {
+                    Impl::Fa3
+                } else {
+                    Impl::Fa2
+                }
+            }
+            "decode_attention" if !self.sdpa_dtype() => Impl::Ideal,
+            op => Impl::default_for(op),
         }
     }
 
@@ -791,6 +816,14 @@ impl GpuOp {
             }
             _ => 16,
         }
+    }
+
+    /// Whether cuBLAS runs this GEMM with narrow loads: `impl=cublas`, bf16 or fp16 operands
+    /// (its recorded `align1`/`align2` kernels), a leading dimension not 16-byte aligned.
+    pub fn cublas_narrow(&self) -> bool {
+        self.imp() == Some(Impl::Cublas)
+            && matches!(self.dtype(), Dtype::Bf16 | Dtype::Fp16)
+            && self.vector_bytes() < 16
     }
 
     /// The op's datatype (`bf16` for copies, whose bytes have no type).

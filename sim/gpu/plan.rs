@@ -765,7 +765,7 @@ fn gemm(
 /// The global access width of a GEMM op's main kernel: cuBLAS's, limited by its operands'
 /// alignment ([`GpuOp::vector_bytes`]); the ideal mapping assumes aligned operands.
 fn gemm_vector(op: &GpuOp) -> u32 {
-    if op.imp() == Some(super::op::Impl::Cublas) {
+    if op.cublas_narrow() {
         op.vector_bytes()
     } else {
         16
@@ -776,10 +776,11 @@ fn gemm_vector(op: &GpuOp) -> u32 {
 /// per lane; 0 for 16-byte vector loads, whose issue hides under the main loop): each warp
 /// instruction moves 32 lanes × `vector` bytes and its shared-memory store is a second one, and
 /// the SM issues one warp-wide memory instruction per clock (its four schedulers share one
-/// memory-instruction queue). Why: cuBLAS's `align1` kernel, 256 × 128 tiles with K steps of
-/// 32, runs a lone CTA's step in ~1,800 clocks (the 2049³ GEMM's partial second wave,
-/// `reports/crosscheck/h200/dev.csv`) where its `mma.sync` work alone takes ~800: the 768 load
-/// and store instructions of its 12,288 two-byte elements account for the rest.
+/// memory-instruction queue). An ASSUMPTION, not measured on its own: cuBLAS's `align1` kernels
+/// (`dev_kernels.csv`, `heldout{1,2}_kernels.csv`) load their tiles two bytes at a time, so a
+/// 256 × 128 × 32 step issues 384 loads and 384 shared stores, comparable to its `mma.sync`
+/// work (~800 clocks); the L2 request rate ([`GpuParams::l2_bw_for`]) bounds the kernel when
+/// many CTAs run, this issue cost when few do.
 ///
 /// With 4- or 8-byte accesses cuBLAS runs sm80 kernels that copy with `cp.async`, which writes
 /// shared memory itself: one instruction per access instead of two.
@@ -978,7 +979,7 @@ fn torch_norm(
             key: Key::Cta,
             bytes: elems_per_step * e,
         }],
-        write_per_step: elems_per_step * dtype.out_bytes(),
+        write_per_step: elems_per_step * e,
         // The fp32 mean and rstd of the row.
         epilogue: 8.0,
         epilogue_fill: 0.0,

@@ -260,8 +260,9 @@ pub fn try_estimate_with(op: &GpuOp, hw: &GpuParams) -> Result<GpuEstimate, GpuE
     let hw = hw.clone();
     let kinds1 = kernel_kinds(op, 1);
     // A library's own choice, or the search's candidates; where the model cannot plan the
-    // library's kernel for this shape (a GQA group larger than cuDNN's 16-row decode tile, a
-    // head dimension whose tiles exceed shared memory), the searched mapping stands in.
+    // library's kernel for this shape (registers or shared memory exceeded, e.g. a GQA group
+    // of 128 in one FlashAttention-2 decode CTA, or a head dimension of 255 in cuDNN's decode
+    // tile), the searched mapping stands in, and the kernel's name says so ("(searched)").
     let eval = |cands: &[GpuMapping]| -> Vec<Result<(usize, f64, KernelPlan), GpuError>> {
         cands
             .par_iter()
@@ -276,7 +277,9 @@ pub fn try_estimate_with(op: &GpuOp, hw: &GpuParams) -> Result<GpuEstimate, GpuE
         Some(ms) => eval(&ms),
         None => Vec::new(),
     };
-    if tried.iter().all(|r| r.is_err()) {
+    let library = !tried.is_empty();
+    let fell_back = tried.iter().all(|r| r.is_err());
+    if fell_back {
         tried = eval(&candidates(op, kinds1[0].1));
     }
     let no_mapping = |name: &str, reason: String| GpuError::NoMapping {
@@ -318,7 +321,11 @@ pub fn try_estimate_with(op: &GpuOp, hw: &GpuParams) -> Result<GpuEstimate, GpuE
             let names: Vec<&str> = kernel_kinds(op, 2).iter().skip(1).map(|k| k.0).collect();
             no_mapping(&names.join(", "), String::new())
         })?;
-    let mut plans = vec![best.2.clone()];
+    let mut first = best.2.clone();
+    if library && fell_back {
+        first.name = format!("{} (searched)", first.name);
+    }
+    let mut plans = vec![first];
     if let Some((_, more)) = &rest[&best.2.mapping.split_k] {
         plans.extend(more.iter().cloned());
     }

@@ -336,3 +336,44 @@ fn ops_whose_tensors_exceed_device_memory_are_refused() {
     assert!(try_estimate(&op("gemm m=16384 n=16384 k=16384"), &tiny).is_err());
     assert!(try_estimate(&op("gemm m=16384 n=16384 k=16384"), &spec).is_ok());
 }
+
+/// The library kernels on the H200 (`library.rs`): the analytical model and the cycle-level
+/// simulation agree within 5% on each, except cuDNN's causal prefill, where the analytical
+/// model's memory-bound tail of unequal CTAs (`imbalance_makespan` added to the memory time)
+/// gives 18–24% more than the simulation: a known disagreement (docs/gpu-h200-notes.md),
+/// bounded here so that it cannot grow unnoticed.
+#[test]
+fn analytical_and_cycle_models_agree_on_the_library_kernels() {
+    let spec = cascade_arch::preset("h200").unwrap().gpu.unwrap();
+    let cases: [(&str, f64); 12] = [
+        ("gemm m=4096 n=4095 k=4096", 0.05),
+        ("gemm m=2049 n=2049 k=2049", 0.05),
+        ("gemm m=4096 n=4098 k=4096", 0.05),
+        ("attention b=1 h=32 n=4096 d=128 causal=0", 0.05),
+        ("attention b=1 h=32 n=4096 d=128 causal=1 impl=flash", 0.05),
+        ("attention b=8 h=16 n=1024 d=64 impl=flash", 0.05),
+        ("decode_attention b=1 hq=32 hkv=8 l=4096 d=128", 0.05),
+        (
+            "decode_attention b=8 hq=64 hkv=8 l=8192 d=128 impl=flash",
+            0.05,
+        ),
+        ("layernorm rows=16384 cols=4096", 0.05),
+        ("rmsnorm rows=1 cols=4096", 0.05),
+        ("softmax rows=4096 cols=4096", 0.05),
+        // The known disagreement.
+        ("attention b=1 h=32 n=4096 d=128 causal=1", 0.30),
+    ];
+    for (s, tol) in cases {
+        let o = op(s);
+        let a = estimate(&o, &spec);
+        let c = simulate(&o, &a.mapping, &spec).unwrap();
+        let err = (a.seconds - c.seconds).abs() / a.seconds;
+        assert!(
+            err <= tol,
+            "{s}: analytical {:.3} us, cycle {:.3} us ({:.1}%)",
+            a.seconds * 1e6,
+            c.seconds * 1e6,
+            err * 100.0
+        );
+    }
+}
