@@ -439,16 +439,7 @@ pub fn run(cli: Cli) -> Result<()> {
                         Err(e) => outln!("  {:<12} {:<18} not mapped: {e}", m.role, m.cascade),
                     }
                 }
-                let occurrences: u64 = mapped
-                    .iter()
-                    .filter(|m| m.result.is_ok())
-                    .map(|m| m.count)
-                    .sum();
-                let repeats = if occurrences != ok.len() as u64 {
-                    format!(", {occurrences} occurrences")
-                } else {
-                    String::new()
-                };
+                let repeats = occurrences_note(mapped.iter().map(|m| (m.result.is_ok(), m.count)));
                 if !ok.is_empty() {
                     outln!(
                         "mapped total {total:.4e} s ({} of {} cascades{repeats}); {evals} mappings evaluated in {secs:.2} s ({:.0}/s)",
@@ -686,16 +677,7 @@ fn gpu_map(
                 Err(e) => outln!("  {:<12} {:<18} {e}", m.role, m.cascade),
             }
         }
-        let occurrences: u64 = mapped
-            .iter()
-            .filter(|m| m.result.is_ok())
-            .map(|m| m.count)
-            .sum();
-        let repeats = if occurrences != ok.len() as u64 {
-            format!(", {occurrences} occurrences")
-        } else {
-            String::new()
-        };
+        let repeats = occurrences_note(mapped.iter().map(|m| (m.result.is_ok(), m.count)));
         if !ok.is_empty() {
             outln!(
                 "mapped total {total:.4e} s ({} of {} cascades{repeats}); {ops} ops estimated in {secs:.2} s; energy: HBM accesses only (the GPU model counts no on-chip accesses)",
@@ -757,4 +739,21 @@ fn default_job() -> Result<()> {
             json: false,
         }),
     })
+}
+
+/// `, N occurrences` when the mapped cascades (`(mapped, count)` per instance) occur more often
+/// than once each in the workload, else nothing: the summary line of `map`, spatial or GPU.
+fn occurrences_note(instances: impl Iterator<Item = (bool, u64)>) -> String {
+    let (mut ok, mut occurrences) = (0u64, 0u64);
+    for (mapped, count) in instances {
+        if mapped {
+            ok += 1;
+            occurrences += count;
+        }
+    }
+    if occurrences != ok {
+        format!(", {occurrences} occurrences")
+    } else {
+        String::new()
+    }
 }
