@@ -12,9 +12,11 @@
 //!   per shape by a heuristic we do not reproduce: modelled as the best `wgmma` mapping (the
 //!   search), which is what its autotuned kernels approach.
 //! - **cuBLAS, a leading dimension not 16-byte aligned** (`n` or `k` not a multiple of 8 bf16
-//!   elements): `cutlass_75_tensorop_bf16_s1688gemm_bf16_256x128_nn_align1`, a Turing-era
-//!   `mma.sync` kernel, 256 × 128 tiles, K step 32, 8 warps, 2 stages, loading elements one at a
-//!   time (the plan's narrow loads: [`super::plan`]'s `narrow_issue_s`, and L2's request rate,
+//!   elements; bf16/fp16): its sm75 `align1` kernels (`s1688gemm_bf16_{256x128,128x128}_nn_align1`,
+//!   `mma.sync`, K step 32, loading elements two bytes at a time) for 2-byte alignment and its
+//!   sm80 `align2` kernel (`s16816gemm_bf16_128x256_64x3_nn_align2`, `cp.async`) for 4 or 8;
+//!   the model takes the fastest of them with or without split-K ([`misaligned_gemm_kernels`];
+//!   the plan's narrow loads: [`super::plan`]'s `narrow_issue_s`, and L2's request rate,
 //!   [`super::hw::L2_REQUESTS_MEASURED`]).
 //! - **flash** (PyTorch's flash SDPA backend, FlashAttention-2): `Flash_fwd_kernel_traits<d,
 //!   kBlockM, kBlockN, warps>` = ⟨64, 128, 128, 4⟩ and ⟨128, 128, 64, 4⟩ as recorded; the other
@@ -33,8 +35,13 @@
 //!   reduction (b·hkv = 8 and 64 split, 128 and 512 do not): the largest power of two with
 //!   b·hkv·split ≤ SMs.
 //!
-//! Softmax, norms and elementwise ops (`impl=torch`) are planned from their kernels' structure
-//! in [`super::plan`]; copies have one implementation.
+//! - **ATen** (`impl=torch`): the norm kernel as it runs ([`TorchNorm`]), the softmax kernels'
+//!   tiles ([`torch_softmax_tile`]) and cost per element ([`TORCH_SOFTMAX_FP32_OPS`]);
+//!   elementwise ops as the kernels they launch ([`super::op::RowOp::kernels`]). Copies have one
+//!   implementation.
+//!
+//! Where the model cannot plan a library's kernel for a shape, the search stands in and the
+//! kernel is named `… (searched)` ([`super::search`]).
 
 use super::hw::GpuParams;
 use super::mapping::{Epilogue, GpuMapping, InstrClass, KernelKind};
