@@ -398,6 +398,17 @@ def cases_heldout2():
     return c
 
 
+def cases_skinnysweep():
+    """Development diagnostics (not a scored set): cuBLAS's skinny GEMMs over n and m at k = 4096,
+    where few CTAs run — evidence for a per-SM bandwidth limit (skinny held-out cases ran at
+    2.8-3.2 TB/s against a 4.27 TB/s copy)."""
+    c = []
+    for m in [1, 8, 32]:
+        for n in [512, 1024, 2048, 4096, 8192, 16384, 32768, 65536]:
+            c.append((f"gemm_{m}x{n}x4096", f"sweep_skinny_m{m}", f"gemm m={m} n={n} k=4096 dtype=bf16", gemm(m, n, 4096)))
+    return c
+
+
 def cases_rowsweep():
     """Development diagnostics (not a scored set): ATen's row kernels over rows at fixed columns,
     to separate the per-row latency chain from bandwidth (rows per wave, time per wave)."""
@@ -553,7 +564,7 @@ def start_costs(flush, reps):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--set", default="dev", choices=["dev", "heldout1", "heldout2", "rowsweep"])
+    ap.add_argument("--set", default="dev", choices=["dev", "heldout1", "heldout2", "rowsweep", "skinnysweep"])
     ap.add_argument("--out", required=True)
     ap.add_argument("--reps", type=int, default=40)
     ap.add_argument("--only", default="")
@@ -591,6 +602,7 @@ def main():
         "heldout1": cases_heldout1,
         "heldout2": cases_heldout2,
         "rowsweep": cases_rowsweep,
+        "skinnysweep": cases_skinnysweep,
     }
     cases = [c for c in sets[args.set]() if args.only in c[0]]
     cols = ["case", "category", "spec", "median_s", "p10_s", "p90_s", "min_s", "launches", "graph_s", "flops", "min_bytes", "status"]
