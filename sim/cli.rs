@@ -422,15 +422,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 for m in &mapped {
                     match &m.result {
                         Ok(x) => {
-                            outln!("  {}", map::summary_line(&m.role, &x.report));
-                            if m.count > 1 {
-                                outln!(
-                                    "  {:<12} occurs {} times: {:.4e} s in all",
-                                    "",
-                                    m.count,
-                                    m.count as f64 * x.report.latency_s
-                                );
-                            }
+                            report_head(&m.role, &x.report, m.count)?;
                             outln!(
                                 "  {:<12} {} evaluations of a mapspace of {:.3e} plans ({:.2e} covered); stopped: {}",
                                 "", x.evaluations, x.space_size, x.coverage, x.stop.join("; ")
@@ -652,15 +644,7 @@ fn gpu_map(
         for m in &mapped {
             match &m.result {
                 Ok(x) => {
-                    outln!("  {}", map::summary_line(&m.role, &x.report));
-                    if m.count > 1 {
-                        outln!(
-                            "  {:<12} occurs {} times: {:.4e} s in all",
-                            "",
-                            m.count,
-                            m.count as f64 * x.report.latency_s
-                        );
-                    }
+                    report_head(&m.role, &x.report, m.count)?;
                     for op in &x.ops {
                         // The canonical op: its implementation (the library whose kernel is
                         // modelled) shows.
@@ -756,4 +740,18 @@ fn occurrences_note(instances: impl Iterator<Item = (bool, u64)>) -> String {
     } else {
         String::new()
     }
+}
+
+/// A mapped cascade's summary line, and how often it occurs when more than once: `map`'s
+/// per-cascade head, spatial or GPU.
+fn report_head(role: &str, report: &cascade_mappings::report::Report, count: u64) -> Result<()> {
+    outln!("  {}", crate::commands::map::summary_line(role, report));
+    if count > 1 {
+        outln!(
+            "  {:<12} occurs {count} times: {:.4e} s in all",
+            "",
+            count as f64 * report.latency_s
+        );
+    }
+    Ok(())
 }
