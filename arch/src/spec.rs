@@ -363,6 +363,12 @@ pub struct GpuSpec {
     /// (event to first kernel, last kernel to event). Absent: 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub op_start: Option<Duration>,
+    /// Dirty bytes in L2 when an op starts: the lines a preceding kernel wrote and L2 has not
+    /// yet written back. The op's HBM reads evict them, so their write-back shares HBM with the
+    /// op's own traffic. The measurement protocol's 512 MiB overwrite leaves L2 in this state.
+    /// Absent: 0 (an L2 that holds no dirty lines).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub l2_dirty_at_op_start: Option<Bytes>,
     /// Ceilings measured on this GPU (a large cuBLAS GEMM and a device-to-device copy, in the
     /// run whose truths the model is compared with): the models' achievable rates are
     /// calibrated to reproduce them. Absent: the recorded H100 calibration.
@@ -778,6 +784,16 @@ impl Architecture {
                         f.clone(),
                         f,
                         "a copy moves at most twice gpu.hbm_bandwidth (reads plus writes)".into(),
+                    );
+                }
+            }
+            if let Some(d) = gpu.l2_dirty_at_op_start {
+                if d.bytes() > gpu.l2.bytes() {
+                    let f = "gpu.l2_dirty_at_op_start".to_string();
+                    return fail(
+                        f.clone(),
+                        f,
+                        "must not exceed gpu.l2 (the L2 capacity)".into(),
                     );
                 }
             }

@@ -154,7 +154,11 @@ pub fn predict(
 
 /// Predicts lowered kernels.
 pub fn estimate_plans(op: &GpuOp, plans: &[KernelPlan], hw: &GpuParams) -> GpuEstimate {
-    let kernels: Vec<KernelEstimate> = plans.iter().map(|p| kernel_estimate(p, hw)).collect();
+    let kernels: Vec<KernelEstimate> = plans
+        .iter()
+        .zip(dirty_writebacks(plans, hw))
+        .map(|(p, wb)| kernel_estimate_with(p, hw, false, wb.bytes).0)
+        .collect();
     let seconds = hw.op_start_s + kernels.iter().map(|k| k.seconds).sum::<f64>();
     let compute: f64 = kernels.iter().map(|k| k.compute_s).sum();
     let memory: f64 = kernels.iter().map(|k| k.memory_s).sum();
@@ -168,6 +172,50 @@ pub fn estimate_plans(op: &GpuOp, plans: &[KernelPlan], hw: &GpuParams) -> GpuEs
         kernels,
         mapping: plans.iter().map(|p| p.mapping.clone()).collect(),
     }
+}
+
+/// Write-backs of the dirty lines L2 holds when an op starts (`gpu.l2_dirty_at_op_start`),
+/// charged to one kernel of the op.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct DirtyWriteback {
+    /// Write-back bytes that share HBM with the kernel's traffic.
+    pub bytes: f64,
+    /// The kernel's HBM reads, over which they are spread.
+    pub reads: f64,
+}
+
+/// The dirty-line write-backs each kernel of an op pays. The op's HBM reads evict the dirty
+/// lines, the first kernels' reads first, until none are left: a kernel evicts
+/// `e = min(dirty left, its reads)`. Of those, it pays `e × reads / (reads + writes)`.
+///
+/// The share is MEASURED, not derived (`reports/crosscheck/h200/l2_state.csv`, each op timed
+/// after the protocol's 512 MiB overwrite and after a 512 MiB read): pure read streams (a sum,
+/// a GEMV) lose all of it (8.3 and 9.1 µs for 35 MB); ops that write as much as they read (a
+/// copy, softmax, the norms) lose 1.6–3.1 µs, about half or less; a write-only fill loses
+/// nothing. Why writes shield the op is not resolved (the L2's replacement policy is not
+/// documented); the share is the simplest rule that orders those cases.
+pub fn dirty_writebacks(plans: &[KernelPlan], hw: &GpuParams) -> Vec<DirtyWriteback> {
+    let mut dirty = hw.l2_dirty_at_op_start;
+    plans
+        .iter()
+        .map(|p| {
+            if dirty <= 0.0 {
+                return DirtyWriteback::default();
+            }
+            let (k, writes) = kernel_estimate_with(p, hw, false, 0.0);
+            let reads = (k.hbm_bytes - writes).max(0.0);
+            let evicted = dirty.min(reads);
+            dirty -= evicted;
+            DirtyWriteback {
+                bytes: if reads > 0.0 {
+                    evicted * reads / (reads + writes)
+                } else {
+                    0.0
+                },
+                reads,
+            }
+        })
+        .collect()
 }
 
 /// Compute makespan of a kernel whose CTAs run different numbers of steps (causal attention),
@@ -432,11 +480,18 @@ fn regression_sum(samples: &[(f64, f64, f64)], c_total: f64) -> f64 {
 }
 
 fn kernel_estimate(p: &KernelPlan, hw: &GpuParams) -> KernelEstimate {
-    kernel_estimate_with(p, hw, false)
+    kernel_estimate_with(p, hw, false, 0.0).0
 }
 
-/// [`kernel_estimate`]; `every_wave` evaluates every wave whatever the grid (tests).
-fn kernel_estimate_with(p: &KernelPlan, hw: &GpuParams, every_wave: bool) -> KernelEstimate {
+/// [`kernel_estimate`] of a kernel that also writes back `writeback` bytes of dirty lines it
+/// found in L2 ([`dirty_writebacks`]): they share HBM with its traffic. `every_wave`
+/// evaluates every wave whatever the grid (tests). Also returns the kernel's own HBM writes.
+fn kernel_estimate_with(
+    p: &KernelPlan,
+    hw: &GpuParams,
+    every_wave: bool,
+    writeback: f64,
+) -> (KernelEstimate, f64) {
     let sms = u64::from(hw.sms);
     let chunks = p.chunks(sms);
     let occ = u64::from(p.occupancy).min(chunks).max(1);
@@ -626,7 +681,10 @@ fn kernel_estimate_with(p: &KernelPlan, hw: &GpuParams, every_wave: bool) -> Ker
         l2,
         writes,
     } = sum;
-    // HBM carries every byte once; write-backs can only start with the first store.
+    // Dirty lines evicted by the reads: written back to HBM alongside the kernel's traffic.
+    let (hbm, memory_s) = (hbm + writeback, memory_s + writeback / bw_h);
+    // HBM carries every byte once; write-backs of the kernel's own stores can only start with
+    // the first store.
     let hbm_floor = (hbm / bw_h).max(first_store + writes / bw_h);
     // CTAs of unequal length (causal attention): the busiest SM, not the average one, ends
     // the kernel. The waves above give every SM the average work (`compute_s`); the SMs that
@@ -664,7 +722,7 @@ fn kernel_estimate_with(p: &KernelPlan, hw: &GpuParams, every_wave: bool) -> Ker
         Steps::Uniform(_) => total,
     };
     let seconds = hw.launch_s + total.max(hbm_floor);
-    KernelEstimate {
+    let k = KernelEstimate {
         name: p.name.clone(),
         seconds,
         bound: Bound::classify(compute_s, memory_s, seconds),
@@ -676,7 +734,8 @@ fn kernel_estimate_with(p: &KernelPlan, hw: &GpuParams, every_wave: bool) -> Ker
         occupancy: p.occupancy,
         compute_s,
         memory_s,
-    }
+    };
+    (k, writes)
 }
 
 #[cfg(test)]
@@ -728,7 +787,7 @@ mod tests {
             for p in big_plans(op, stride) {
                 let (fast, all) = (
                     kernel_estimate(&p, &hw),
-                    kernel_estimate_with(&p, &hw, true),
+                    kernel_estimate_with(&p, &hw, true, 0.0).0,
                 );
                 for (what, a, b) in [
                     ("seconds", fast.seconds, all.seconds),

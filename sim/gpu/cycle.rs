@@ -35,6 +35,7 @@
 //! count is about `2 × total steps / SMs` (`2 × total steps` for causal attention, simulated
 //! per SM) — under 2·10⁶ for every op of the test suite.
 
+use super::analytical::DirtyWriteback;
 use super::error::GpuError;
 use super::hw::GpuParams;
 use super::mapping::GpuMapping;
@@ -88,7 +89,14 @@ pub fn simulate(
 
 /// Simulates lowered kernels.
 pub fn simulate_plans(plans: &[KernelPlan], hw: &GpuParams) -> CycleEstimate {
-    let kernels: Vec<CycleKernel> = plans.iter().map(|p| simulate_kernel(p, hw)).collect();
+    // The dirty lines L2 holds when the op starts: each kernel's share of their write-backs
+    // (`analytical::dirty_writebacks`) is spread over its HBM reads.
+    let wbs = super::analytical::dirty_writebacks(plans, hw);
+    let kernels: Vec<CycleKernel> = plans
+        .iter()
+        .zip(wbs)
+        .map(|(p, wb)| simulate_kernel(p, hw, wb))
+        .collect();
     CycleEstimate {
         seconds: hw.op_start_s + kernels.iter().map(|k| k.seconds).sum::<f64>(),
         events: kernels.iter().map(|k| k.events).sum(),
@@ -166,6 +174,11 @@ struct Memory {
     cyc_per_byte_l2: f64,
     hbm_bytes: f64,
     l2_bytes: f64,
+    /// Write-back bytes of dirty lines L2 held before the kernel, still to be charged.
+    dirty: f64,
+    /// Of those, bytes charged per byte the kernel reads from HBM; they join the channels'
+    /// write buffers.
+    dirty_per_read: f64,
 }
 
 impl Memory {
@@ -183,12 +196,16 @@ impl Memory {
     fn load(&mut self, now: f64, hbm: f64, l2: f64) -> f64 {
         let mut done = self.l2(now, l2);
         if hbm > 0.0 {
-            self.hbm_bytes += hbm;
+            let evicted = self.dirty.min(hbm * self.dirty_per_read);
+            self.dirty -= evicted;
+            self.hbm_bytes += hbm + evicted;
             let per = hbm / self.channels.len() as f64 * self.cyc_per_byte_channel;
+            let wb = evicted / self.channels.len() as f64;
             let cpb = self.cyc_per_byte_channel;
             for ch in &mut self.channels {
                 ch.drain(now, cpb);
                 ch.free = ch.free.max(now) + per;
+                ch.debt += wb;
                 done = done.max(ch.free);
             }
         }
@@ -517,7 +534,8 @@ impl Sim<'_> {
     }
 }
 
-fn simulate_kernel(p: &KernelPlan, hw: &GpuParams) -> CycleKernel {
+/// Simulates one kernel that also writes back the dirty lines `wb` it found in L2.
+fn simulate_kernel(p: &KernelPlan, hw: &GpuParams, wb: DirtyWriteback) -> CycleKernel {
     let clock = hw.clock_hz;
     let sms = u64::from(hw.sms);
     // CTAs of different lengths (per-row steps: causal attention) are simulated one by one on
@@ -544,6 +562,12 @@ fn simulate_kernel(p: &KernelPlan, hw: &GpuParams) -> CycleKernel {
             cyc_per_byte_l2: clock / hw.l2_bw_for(p.vector),
             hbm_bytes: 0.0,
             l2_bytes: 0.0,
+            dirty: wb.bytes.max(0.0),
+            dirty_per_read: if wb.reads > 0.0 {
+                wb.bytes / wb.reads
+            } else {
+                0.0
+            },
         },
         l2: L2Set::new(p),
         compute_busy: vec![false; servers as usize],
@@ -563,7 +587,7 @@ fn simulate_kernel(p: &KernelPlan, hw: &GpuParams) -> CycleKernel {
     // The kernel is over when its last CTA has finished and its write-backs have reached HBM
     // (a back-to-back launch would otherwise find them still queued).
     sim.end = sim.end.max(sim.mem.drained());
-    CycleKernel {
+    let k = CycleKernel {
         name: p.name.clone(),
         seconds: hw.launch_s + sim.end / clock,
         cycles: sim.end,
@@ -571,5 +595,6 @@ fn simulate_kernel(p: &KernelPlan, hw: &GpuParams) -> CycleKernel {
         events: sim.events,
         hbm_bytes: sim.mem.hbm_bytes,
         l2_bytes: sim.mem.l2_bytes,
-    }
+    };
+    k
 }

@@ -145,6 +145,9 @@ pub struct GpuParams {
     pub launch_s: f64,
     /// Once per op: its start when timed alone (`gpu.op_start`), seconds.
     pub op_start_s: f64,
+    /// Dirty bytes in L2 when an op starts (`gpu.l2_dirty_at_op_start`): the op's first HBM
+    /// reads evict them, adding their write-back to its HBM traffic.
+    pub l2_dirty_at_op_start: f64,
     spec: GpuSpec,
 }
 
@@ -192,6 +195,7 @@ impl GpuParams {
             miss_latency_s: cyc(spec.l2_latency_cycles + spec.dram_latency_cycles),
             launch_s: spec.launch_overhead.seconds(),
             op_start_s: spec.op_start.map_or(0.0, |d| d.seconds()),
+            l2_dirty_at_op_start: spec.l2_dirty_at_op_start.map_or(0.0, |b| b.bytes()),
             spec: spec.clone(),
         }
     }
