@@ -587,7 +587,7 @@ fn simulate_kernel(p: &KernelPlan, hw: &GpuParams, wb: DirtyWriteback) -> CycleK
     // The kernel is over when its last CTA has finished and its write-backs have reached HBM
     // (a back-to-back launch would otherwise find them still queued).
     sim.end = sim.end.max(sim.mem.drained());
-    let k = CycleKernel {
+    CycleKernel {
         name: p.name.clone(),
         seconds: hw.launch_s + sim.end / clock,
         cycles: sim.end,
@@ -595,6 +595,5 @@ fn simulate_kernel(p: &KernelPlan, hw: &GpuParams, wb: DirtyWriteback) -> CycleK
         events: sim.events,
         hbm_bytes: sim.mem.hbm_bytes,
         l2_bytes: sim.mem.l2_bytes,
-    };
-    k
+    }
 }
