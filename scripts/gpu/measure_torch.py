@@ -380,6 +380,36 @@ HELDOUT2 = {
     "copy": [2 << 20, 32 << 20, 256 << 20, 1536 << 20],
 }
 
+# The third held-out set: shapes in no earlier set, in every category, measured once after the
+# model was frozen a third time (the commit is recorded in the run's device JSON); never tuned on.
+HELDOUT3 = {
+    "gemm_aligned": [(896, 896, 896), (1792, 1792, 1792), (3584, 3584, 3584), (4608, 4608, 4608),
+                     (6656, 6656, 6656), (1024, 14336, 4096), (4096, 5120, 2048), (2560, 8192, 8192),
+                     (8192, 1536, 4096), (3072, 3072, 12288), (12288, 2048, 1024), (768, 4096, 4096),
+                     (160, 8192, 4096), (9216, 9216, 2048)],
+    "gemm_misaligned": [(767, 767, 767), (1999, 1999, 1999), (2047, 4096, 4096), (4096, 3001, 4096),
+                        (4096, 4096, 3001), (3500, 3501, 3502), (6000, 6001, 1500), (4444, 4444, 4444),
+                        (4096, 8194, 4096), (2048, 2050, 8192), (777, 8888, 1111)],
+    "gemm_skinny": [(1, 5120, 5120), (2, 28672, 4096), (8, 6144, 4096), (12, 14336, 4096),
+                    (64, 8192, 8192), (160, 4096, 4096), (1, 4096, 11008), (4, 11008, 4096),
+                    (40, 4096, 4096), (1, 49152, 4096)],
+    "gemm_dtype": [("fp16", [1792, 3584, 6656]), ("tf32", [1792, 3584]), ("fp32", [1792, 3584]),
+                   ("fp8", [1792, 3584, 6656, 12288])],
+    "bmm": [(20, 1024, 1024, 64), (6, 4096, 4096, 128), (64, 512, 512, 64), (1024, 16, 16, 64),
+            (4, 1024, 14336, 4096), (256, 128, 128, 64), (80, 768, 768, 64), (8, 2048, 8192, 128)],
+    "sdpa": [(3, 16, 2048, 128, False), (1, 40, 4096, 128, True), (2, 24, 6144, 128, True),
+             (16, 8, 2048, 64, False), (48, 12, 384, 64, False), (6, 32, 1024, 128, True),
+             (1, 16, 16384, 128, False), (64, 16, 256, 64, True)],
+    "sdpa_default": [(3, 32, 2048, 128, True), (1, 24, 12288, 128, True), (12, 16, 512, 64, False),
+                     (4, 32, 3072, 128, False), (1, 8, 32768, 64, True), (24, 32, 384, 128, True)],
+    "decode": [(3, 32, 8, 6144), (24, 32, 8, 1536), (1, 64, 8, 65536), (96, 32, 8, 768)],
+    "softmax": [(20480, 1024), (10240, 2048), (3072, 8192), (768, 16384), (8192, 12288), (40960, 768)],
+    "norm": [(20480, 4096), (3072, 8192), (49152, 768), (512, 4096), (4, 8192)],
+    "silu_mul": [(384, 14336), (3072, 14336), (2, 14336), (4096, 28672)],
+    "add": [3 << 20, 3 << 23, 7 << 24, 5 << 26],
+    "copy": [3 << 20, 48 << 20, 384 << 20, 1280 << 20],
+}
+
 
 def cases_heldout1():
     return held_out_cases(HELDOUT1)
@@ -387,6 +417,10 @@ def cases_heldout1():
 
 def cases_heldout2():
     return held_out_cases(HELDOUT2)
+
+
+def cases_heldout3():
+    return held_out_cases(HELDOUT3)
 
 
 def cases_skinnysweep():
@@ -555,7 +589,7 @@ def start_costs(flush, reps):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--set", default="dev", choices=["dev", "heldout1", "heldout2", "rowsweep", "skinnysweep"])
+    ap.add_argument("--set", default="dev", choices=["dev", "heldout1", "heldout2", "heldout3", "rowsweep", "skinnysweep"])
     ap.add_argument("--out", required=True)
     ap.add_argument("--reps", type=int, default=40)
     ap.add_argument("--only", default="")
@@ -592,6 +626,7 @@ def main():
         "dev": cases_dev,
         "heldout1": cases_heldout1,
         "heldout2": cases_heldout2,
+        "heldout3": cases_heldout3,
         "rowsweep": cases_rowsweep,
         "skinnysweep": cases_skinnysweep,
     }
