@@ -260,6 +260,38 @@ fn the_dirty_l2_figure_is_the_experiments() {
     );
 }
 
+/// The H200 preset's `wgmma_kernel_start` is what its experiment gives: a 64³ cuBLAS GEMM's
+/// time less a one-element add's, both after the protocol's overwrite; and the model gives a
+/// tiny GEMM that much more than a tiny add.
+#[test]
+fn the_wgmma_start_is_the_experiments() {
+    let text = std::fs::read_to_string(format!("{DIR}/cold_start.csv")).unwrap();
+    let mut lines = text.lines();
+    let head: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(head[..2], ["case", "event_write_s"]);
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.splitn(3, ',').collect()).collect();
+    let event = |name: &str| {
+        let r = rows.iter().find(|r| r[0] == name).unwrap();
+        r[1].parse::<f64>().unwrap()
+    };
+    let measured = event("gemm_64x64x64") - event("add_1_fp32");
+    let spec = cascade_arch::preset("h200").unwrap().gpu.unwrap();
+    let preset = spec.wgmma_kernel_start.unwrap().seconds();
+    assert!(
+        (preset - measured).abs() < 0.01e-6,
+        "preset {preset:e} s, experiment gives {measured:e} s"
+    );
+    let t = |op: &str| {
+        let op = cascade::gpu::GpuOp::parse(op).unwrap();
+        cascade::gpu::try_estimate(&op, &spec).unwrap().seconds
+    };
+    let extra = t("gemm m=64 n=64 k=64 dtype=bf16") - t("add elems=1 dtype=fp32");
+    assert!(
+        (extra - measured).abs() < 0.5e-6,
+        "model {extra:e} s, measured {measured:e} s"
+    );
+}
+
 /// The model against measured truth, per category: a wrong step cost, tile or start cost in any
 /// kernel family moves its category's error past these bounds (today's development figures,
 /// dev and heldout1 together, plus 3 points). They guard what the model reaches; the goal (10%)

@@ -363,6 +363,11 @@ pub struct GpuSpec {
     /// (event to first kernel, last kernel to event). Absent: 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub op_start: Option<Duration>,
+    /// What a kernel of `wgmma` main loops (cuBLAS's and cuDNN's Hopper kernels: TMA
+    /// descriptors, cluster launch, barrier set-up, warp-specialized roles) takes to start
+    /// beyond a plain kernel's `launch_overhead`. Absent: 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wgmma_kernel_start: Option<Duration>,
     /// Dirty bytes in L2 when an op starts: the lines a preceding kernel wrote and L2 has not
     /// yet written back. The op's HBM reads evict them, so their write-back shares HBM with the
     /// op's own traffic. The measurement protocol's 512 MiB overwrite leaves L2 in this state.

@@ -721,7 +721,7 @@ fn kernel_estimate_with(
         }
         Steps::Uniform(_) => total,
     };
-    let seconds = hw.launch_s + total.max(hbm_floor);
+    let seconds = hw.start_s(p.mapping.instr) + total.max(hbm_floor);
     let k = KernelEstimate {
         name: p.name.clone(),
         seconds,

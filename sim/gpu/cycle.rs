@@ -589,7 +589,7 @@ fn simulate_kernel(p: &KernelPlan, hw: &GpuParams, wb: DirtyWriteback) -> CycleK
     sim.end = sim.end.max(sim.mem.drained());
     CycleKernel {
         name: p.name.clone(),
-        seconds: hw.launch_s + sim.end / clock,
+        seconds: hw.start_s(p.mapping.instr) + sim.end / clock,
         cycles: sim.end,
         ctas: p.ctas(),
         events: sim.events,

@@ -148,6 +148,8 @@ pub struct GpuParams {
     /// Dirty bytes in L2 when an op starts (`gpu.l2_dirty_at_op_start`): the op's first HBM
     /// reads evict them, adding their write-back to its HBM traffic.
     pub l2_dirty_at_op_start: f64,
+    /// A `wgmma` kernel's start beyond `launch_s` (`gpu.wgmma_kernel_start`), seconds.
+    pub wgmma_start_s: f64,
     spec: GpuSpec,
 }
 
@@ -196,6 +198,7 @@ impl GpuParams {
             launch_s: spec.launch_overhead.seconds(),
             op_start_s: spec.op_start.map_or(0.0, |d| d.seconds()),
             l2_dirty_at_op_start: spec.l2_dirty_at_op_start.map_or(0.0, |b| b.bytes()),
+            wgmma_start_s: spec.wgmma_kernel_start.map_or(0.0, |d| d.seconds()),
             spec: spec.clone(),
         }
     }
@@ -215,6 +218,15 @@ impl GpuParams {
             .tensor_flops_per_clk_per_sm
             .get(dtype.spec_key())
             .copied()
+    }
+
+    /// A kernel's start: the launch overhead, plus the `wgmma` kernels' set-up for them.
+    pub fn start_s(&self, instr: InstrClass) -> f64 {
+        self.launch_s
+            + match instr {
+                InstrClass::Wgmma => self.wgmma_start_s,
+                _ => 0.0,
+            }
     }
 
     /// Fraction of the dense peak that a main loop of `instr` sustains: the measured GEMM
