@@ -329,8 +329,9 @@ impl TorchSoftmax {
         }
     }
 
-    /// The kernel's mapping: (rows per CTA, elements a CTA loads per step, 1), one stage (each
-    /// load waits for the one before it), its warps.
+    /// The kernel's mapping: (rows per CTA, elements a CTA loads per step, 1),
+    /// [`SOFTMAX_LOADS_IN_FLIGHT`] stages (only the vectorized loops have more than one step),
+    /// its warps.
     pub fn mapping(self, cols: u64, elem_bytes: u64) -> GpuMapping {
         let (tm, tn, warps) = match self {
             TorchSoftmax::Warp => (Self::WARP_ROWS, cols as u32, Self::WARP_ROWS),
