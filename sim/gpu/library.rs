@@ -39,7 +39,7 @@
 //!   b·hkv·split ≤ SMs.
 //!
 //! - **ATen** (`impl=torch`): the norm kernel as it runs ([`TorchNorm`]), the softmax kernels'
-//!   tiles ([`torch_softmax_tile`]) and cost per element ([`TORCH_SOFTMAX_FP32_OPS`]);
+//!   four kernel families ([`TorchSoftmax`]);
 //!   elementwise ops as the kernels they launch ([`super::op::RowOp::kernels`]). Copies have one
 //!   implementation.
 //!
@@ -170,28 +170,189 @@ impl TorchNorm {
     }
 }
 
-/// FP32-pipe instructions per element of ATen's softmax kernels (`softmax_warp_forward` for rows
-/// of up to 2,048 bf16 elements, `cunn_SoftMaxForward{Reg,Smem,}` beyond): FITTED to the
-/// development measurements, one figure for all four kernels — at 8,448 rows they ran at 1.0 to
-/// 2.2 elements per clock per SM at the 1.98 GHz the H200 held (`rowsweep_kernels.csv`: 1.5–1.8
-/// for the warp kernel at 512–2,048 columns, 1.2 and 1.0 for the register kernel at 4,096 and
-/// 8,192, 2.0 and 2.2 for the shared-memory and plain block kernels at 16,384 and 32,768), and
-/// the large dev cases at 1.9–2.4: 64 of the SM's 128 lane-instructions per element is their
-/// upper range (ATen's accurate `expf` and IEEE division with the conversions and reductions,
-/// not HBM: 1.2–2.3 TB/s there). One cost for four kernels is coarse: the held-out softmax
-/// errors (−35% to +51%) come from it.
-pub const TORCH_SOFTMAX_FP32_OPS: f64 = 64.0;
+/// Instructions of CUDA's accurate `expf` (what `std::exp` on a float compiles to without fast
+/// math): range reduction (`FFMA.SAT`, `FFMA.RM`, `FADD`, two `FFMA`), the exponent shift
+/// (`SHF`), `MUFU.EX2` and the scaling `FMUL`.
+pub const EXPF_INSTRS: f64 = 8.0;
 
-/// ATen's softmax kernel for a row of `cols` elements: (rows per CTA, elements per step,
-/// warps). `softmax_warp_forward` (a warp per row, 4 warps per CTA) up to 2,048 columns; the
-/// block kernels (one row per CTA, up to 1,024 threads, 8 elements per thread per load) beyond,
-/// as recorded (`rowsweep_kernels.csv`).
-pub fn torch_softmax_tile(cols: u64) -> (u32, u32, u32) {
-    if cols <= 2048 {
-        (4, cols as u32, 4)
-    } else {
-        let threads = (cols / 8).clamp(32, 1024);
-        (1, cols.min(16384) as u32, (threads / 32) as u32)
+/// Instructions of an IEEE fp32 division (`div.rn.f32`): `MUFU.RCP`, five `FFMA` of the
+/// Newton–Raphson refinement and correction, `FCHK` and the branch to the slow path.
+pub const DIV_INSTRS: f64 = 8.0;
+
+/// The SM clock the H200 held while it ran the softmax kernels: 1,980 MHz median
+/// (`reports/crosscheck/h200/clocks_under_load.csv`, `softmax_16384x1024`; the whitepaper's
+/// maximum boost clock), where the preset's `clock_sustained` (1.83 GHz) is the clock under
+/// tensor-core load.
+pub const SOFTMAX_CLOCK_HZ: f64 = 1.98e9;
+
+/// Issue slots per element of `softmax_warp_forward`: FITTED on the two largest warp-kernel dev
+/// cases, `softmax_65536x512` and `softmax_32768x1024` (calibration, in no score:
+/// [`super::torch_truth::CALIBRATION`]), where the kernel runs at 2.3–2.4 elements per clock
+/// per SM, neither HBM- nor L2-bound. The source counts 27 (bound check, load, convert, −∞
+/// select; compare + select for the max; subtract, [`EXPF_INSTRS`], add; an IEEE division of
+/// [`DIV_INSTRS`], convert, bound check, store): the kernel issues about 1.8 times what the
+/// source shows, which only its SASS can settle (the block kernels match their source count).
+pub const WARP_SOFTMAX_INSTRS_PER_ELEM: f64 = 48.0;
+
+/// One element's share of a lone lane's chain in `softmax_warp_forward`, seconds: MEASURED by the
+/// development row sweep (`rowsweep_kernels.csv`, one row): 3.20, 5.47, 10.43 µs at 512, 1,024,
+/// 2,048 columns (16, 32, 64 elements per lane), 0.151 µs per element — an L2 round trip
+/// (263 cycles, `gpu.l2_latency_cycles`) or ~55 dependent instructions per element. A warp's
+/// row is this chain, during which the SM's other warps issue.
+pub const WARP_SOFTMAX_LANE_ELEM_S: f64 = 0.151e-6;
+
+/// Loop iterations whose loads a thread of the vectorized block kernels has in flight: the
+/// loops (`ilpReduce`, the shared-memory kernel's caching loop, `WriteFpropResultsVectorized`)
+/// carry no dependency from one iteration's load to the next, and nvcc unrolls such loops by 4.
+pub const SOFTMAX_LOADS_IN_FLIGHT: u32 = 4;
+
+/// Latency of one step of a shuffle reduction (`SHFL` then the max or add on its result),
+/// cycles: ESTIMATE (shuffle latency of 20–30 cycles in published microbenchmarks of
+/// Volta–Hopper SMs, plus the dependent FP32 operation).
+pub const SHUFFLE_STEP_CYCLES: f64 = 30.0;
+
+/// Latency of a `__syncthreads()` with its shared-memory store and load around it, cycles:
+/// ESTIMATE (barrier ~20 cycles, shared-memory load ~30 cycles, published microbenchmarks).
+pub const BARRIER_CYCLES: f64 = 60.0;
+
+/// ATen's softmax kernels (`aten/src/ATen/native/cuda/SoftMax.cu`, `PersistentSoftmax.cuh`) as
+/// `host_softmax` dispatches them for a contiguous row of `cols` elements of `elem_bytes` bytes
+/// (the recorded kernel names, `*_kernels.csv`, confirm each choice):
+/// - `cols ≤ 2048` and `cols · elem_bytes ≤ 8192`: `softmax_warp_forward<…, log2_elements>`, a
+///   warp per row, 128-thread CTAs (4 rows), each lane holding its `cols / 32` elements in
+///   registers (`elements[WARP_ITERATIONS]`, fp32): one load, two warp reductions (max, sum,
+///   `warp_reduce` by shuffles), one store;
+/// - otherwise a block per row of `SoftMaxForward_getBlockSize` = 1,024 threads, and with
+///   `potential_register_count = ⌈cols / 1024⌉ < 10`: `cunn_SoftMaxForwardReg<…, reg_cnt>`, the
+///   row in registers (`scalar_t reg[reg_cnt]`, 2-byte loads and stores);
+/// - else, when the row fits the default 48 KiB `sharedMemPerBlock` (and 16-byte alignment,
+///   `cols % 8 == 0`): `cunn_SoftMaxForwardSmem`, the row cached in shared memory while the
+///   max pass loads it (16-byte vector loads, `ILP` = 8 bf16);
+/// - else `cunn_SoftMaxForward`: three passes over the row in global memory (`ilpReduce` for
+///   the max, `ilpReduce` for the sum of exponentials, `WriteFpropResultsVectorized`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TorchSoftmax {
+    /// `softmax_warp_forward`, with `cols / 32` elements per lane.
+    Warp,
+    /// `cunn_SoftMaxForwardReg` with `reg_cnt` elements per thread.
+    Reg(u32),
+    /// `cunn_SoftMaxForwardSmem`.
+    Smem,
+    /// `cunn_SoftMaxForward`.
+    Plain,
+}
+
+impl TorchSoftmax {
+    /// Threads of the block kernels' CTA (`SoftMaxForward_getBlockSize`: `min(cols, 1024)`
+    /// rounded up to a warp; every block-kernel row is longer than 1,024).
+    pub const BLOCK_THREADS: u32 = 1024;
+    /// Rows (one warp each) of a `softmax_warp_forward` CTA: 128 threads per block
+    /// (`dispatch_softmax_forward`), one row per warp beyond 128 columns.
+    pub const WARP_ROWS: u32 = 4;
+    /// `sharedMemPerBlock` without the opt-in: the limit `host_softmax` checks.
+    pub const SMEM_PER_BLOCK: u64 = 48 * 1024;
+
+    /// The kernel `host_softmax` launches for rows of `cols` elements of `elem_bytes` bytes.
+    pub fn of(cols: u64, elem_bytes: u64) -> TorchSoftmax {
+        let threads = u64::from(Self::BLOCK_THREADS);
+        let ilp = (16 / elem_bytes.max(1)).max(1);
+        if cols <= 2048 && cols * elem_bytes <= 8192 {
+            TorchSoftmax::Warp
+        } else if cols.div_ceil(threads) < 10 {
+            TorchSoftmax::Reg(cols.div_ceil(threads) as u32)
+        } else if cols * elem_bytes + 4 * threads / 32 < Self::SMEM_PER_BLOCK
+            && cols.is_multiple_of(ilp)
+        {
+            TorchSoftmax::Smem
+        } else {
+            TorchSoftmax::Plain
+        }
+    }
+
+    /// Issue slots (lane-instructions) per element. The block kernels' are counted from the
+    /// source with the sequences CUDA compiles its operations to ([`EXPF_INSTRS`] per
+    /// `std::exp`, [`DIV_INSTRS`] per IEEE division, one per conversion, compare, select, add):
+    /// - max pass: convert, compare + select (3); sum pass: convert, subtract, `expf`, add (11);
+    ///   write pass: convert, subtract, `expf` again (the epilogue recomputes it), divide,
+    ///   convert (19); per 8-element vector a load, a store or shared-memory access, an address
+    ///   and a loop compare in each pass (≈ 1 per element): 34;
+    /// - the register kernel: scalar loads and stores and a bound check per element in each of
+    ///   its three loops (`if (offset < classes)`) instead: 38.
+    ///
+    /// The warp kernel's is fitted ([`WARP_SOFTMAX_INSTRS_PER_ELEM`]).
+    pub fn instrs_per_elem(self) -> f64 {
+        match self {
+            TorchSoftmax::Warp => WARP_SOFTMAX_INSTRS_PER_ELEM,
+            TorchSoftmax::Reg(_) => {
+                3.0 + (3.0 + EXPF_INSTRS) + (3.0 + EXPF_INSTRS + DIV_INSTRS) + 5.0
+            }
+            TorchSoftmax::Smem | TorchSoftmax::Plain => {
+                3.0 + (3.0 + EXPF_INSTRS) + (3.0 + EXPF_INSTRS + DIV_INSTRS) + 1.0
+            }
+        }
+    }
+
+    /// Cycles of the kernel's two reductions (max, then sum) on a row's critical path: the warp
+    /// kernel's `warp_reduce` is 5 shuffle steps each; the block kernels' `blockReduceWarp`
+    /// (`cuda_utils::BlockReduce`) reduces each warp (5 steps), stores to shared memory, syncs,
+    /// reduces the 32 warp results in warp 0 (5 steps), and syncs twice more to broadcast.
+    pub fn reduction_cycles(self) -> f64 {
+        match self {
+            TorchSoftmax::Warp => 2.0 * 5.0 * SHUFFLE_STEP_CYCLES,
+            _ => 2.0 * (10.0 * SHUFFLE_STEP_CYCLES + 3.0 * BARRIER_CYCLES),
+        }
+    }
+
+    /// Steps (loads each thread waits for in turn) and passes over the row in global memory,
+    /// for a CTA loading `per_load` elements per step. The warp and register kernels load their
+    /// whole row at once (unrolled loops into registers): one step. The vectorized kernels' loops
+    /// load 8 elements per thread per iteration, [`SOFTMAX_LOADS_IN_FLIGHT`] of them in flight;
+    /// the plain kernel's three loops each read the row from global memory, and HBM serves all
+    /// three: its large cases run at the copy ceiling for three reads and a write (2048 × 65536:
+    /// 1 GiB, 251.7 µs kernel time against 252 µs at 4.27 TB/s; the L2 state makes no
+    /// difference, `l2_state.csv`, 4096 × 32768).
+    pub fn loads_and_passes(self, cols: u64, per_load: u64) -> (u64, u64) {
+        match self {
+            TorchSoftmax::Warp | TorchSoftmax::Reg(_) => (1, 1),
+            TorchSoftmax::Smem => (cols.div_ceil(per_load.max(1)), 1),
+            TorchSoftmax::Plain => (3 * cols.div_ceil(per_load.max(1)), 3),
+        }
+    }
+
+    /// Registers per thread beyond the model's base: the row's elements each thread keeps (fp32
+    /// in the warp kernel, 16-bit in the register kernel) or one 16-byte vector. The block
+    /// kernels then hold one CTA per SM (1,024 threads over 32 registers), as the row sweep
+    /// shows: each added row per SM adds about the lone row's time (`rowsweep_kernels.csv`,
+    /// 132 → 1,056 rows: 1.74 µs per row at 4,096 columns, 4.35 at 16,384, 7.98 at 32,768).
+    pub fn extra_regs(self, cols: u64) -> f64 {
+        match self {
+            TorchSoftmax::Warp => (cols / 32) as f64,
+            TorchSoftmax::Reg(n) => f64::from(n),
+            TorchSoftmax::Smem | TorchSoftmax::Plain => 4.0,
+        }
+    }
+
+    /// The kernel's mapping: (rows per CTA, elements a CTA loads per step, 1),
+    /// [`SOFTMAX_LOADS_IN_FLIGHT`] stages (only the vectorized loops have more than one step),
+    /// its warps.
+    pub fn mapping(self, cols: u64, elem_bytes: u64) -> GpuMapping {
+        let (tm, tn, warps) = match self {
+            TorchSoftmax::Warp => (Self::WARP_ROWS, cols as u32, Self::WARP_ROWS),
+            TorchSoftmax::Reg(_) => (1, Self::BLOCK_THREADS, Self::BLOCK_THREADS / 32),
+            TorchSoftmax::Smem | TorchSoftmax::Plain => (
+                1,
+                Self::BLOCK_THREADS * (16 / elem_bytes.max(1)) as u32,
+                Self::BLOCK_THREADS / 32,
+            ),
+        };
+        map(
+            KernelKind::Softmax,
+            (tm, tn, 1),
+            SOFTMAX_LOADS_IN_FLIGHT,
+            warps,
+            1,
+            InstrClass::CudaCore,
+        )
     }
 }
 
@@ -277,18 +438,12 @@ pub fn library_mappings(op: &GpuOp, hw: &GpuParams) -> Option<Vec<GpuMapping>> {
         } => Some(vec![TorchNorm::mapping()]),
         GpuOp::Softmax {
             cols,
+            dtype,
             imp: Impl::Torch,
             ..
         } => {
-            let (tm, tn, warps) = torch_softmax_tile(cols);
-            Some(vec![map(
-                KernelKind::Softmax,
-                (tm, tn, 1),
-                2,
-                warps,
-                1,
-                InstrClass::CudaCore,
-            )])
+            let bytes = dtype.bytes() as u64;
+            Some(vec![TorchSoftmax::of(cols, bytes).mapping(cols, bytes)])
         }
         _ => library_mapping(op, hw).map(|m| vec![m]),
     }
@@ -399,6 +554,30 @@ pub fn library_mapping(op: &GpuOp, hw: &GpuParams) -> Option<GpuMapping> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The softmax kernel `host_softmax` picks for bf16 rows, as recorded (`*_kernels.csv`,
+    /// `rowsweep_kernels.csv`: `softmax_warp_forward<…, 9|10|11, …>` at 512–2,048 columns,
+    /// `cunn_SoftMaxForwardReg<…, 4|8>` at 4,096 and 8,192, `…Smem` at 16,384, the plain
+    /// `cunn_SoftMaxForward` at 32,768 and 65,536).
+    #[test]
+    fn softmax_dispatch_matches_the_recorded_kernels() {
+        use TorchSoftmax::*;
+        for (cols, k) in [
+            (512, Warp),
+            (1024, Warp),
+            (2048, Warp),
+            (4096, Reg(4)),
+            (8192, Reg(8)),
+            (16384, Smem),
+            (32768, Plain),
+            (65536, Plain),
+        ] {
+            assert_eq!(TorchSoftmax::of(cols, 2), k, "{cols}");
+        }
+        // fp32 rows of 2,048 are 8 KiB, the warp kernel's limit.
+        assert_eq!(TorchSoftmax::of(2048, 4), Warp);
+        assert_eq!(TorchSoftmax::of(2049, 4), Reg(3));
+    }
 
     /// The splits FlashAttention-2 chose on the H200 (132 SMs), read from the combine kernels'
     /// `Log_max_splits` template argument in `dev_kernels.csv`.

@@ -854,7 +854,8 @@ fn softmax(cx: &Ctx, rows: u64, cols: u64, in_b: f64, out_b: f64) -> Result<Kern
     softmax_with(cx, rows, cols, in_b, out_b, SOFTMAX_FP32_OPS)
 }
 
-/// [`softmax`] with `one_pass_ops` FP32-pipe operations per element in a one-pass kernel.
+/// A softmax kernel of our own: one pass when a CTA's rows fit in shared memory, else an online
+/// two-pass softmax; `one_pass_ops` FP32-pipe operations per element in a one-pass kernel.
 fn softmax_with(
     cx: &Ctx,
     rows: u64,
@@ -885,9 +886,6 @@ fn softmax_with(
     let per_step_elems = elems / f(ctas * steps) * f(passes);
     let (fp32, sfu) = if one_pass {
         (one_pass_ops, 1.0)
-    } else if one_pass_ops > SOFTMAX_FP32_OPS {
-        // A library kernel's per-element cost, spread over its two passes.
-        (one_pass_ops / 2.0, 0.5)
     } else {
         // Each pass: convert, max or scale, subtract, sum or multiply — plus one exp.
         (4.0, 1.0)
@@ -926,6 +924,85 @@ fn softmax_with(
         regs_per_thread: regs,
         vector: 16,
         step_latency_s: 0.0,
+    })
+}
+
+/// ATen's softmax kernel as it runs ([`TorchSoftmax`]: which of its four kernels, its CTA, its
+/// loads). A CTA holds its rows (4 in the warp kernel, 1 in the block kernels); a step is one
+/// load each thread waits for ([`TorchSoftmax::loads_and_passes`]: the register kernel's loads
+/// one after the other, the vectorized loops' iterations), one stage, and the CTA stores its
+/// rows at the end. The SM's issue time per element is counted from the source
+/// ([`TorchSoftmax::instrs_per_elem`]) at the clock the GPU holds for these kernels
+/// ([`super::library::SOFTMAX_CLOCK_HZ`]); the two reductions' latency is on each row's chain
+/// ([`TorchSoftmax::reduction_cycles`]); the plain block kernel reads the row three times
+/// from global memory. Occupancy follows from the kernel's registers, threads and shared memory.
+fn torch_softmax(cx: &Ctx, rows: u64, cols: u64, dtype: Dtype) -> Result<KernelPlan, GpuError> {
+    use super::library::{TorchSoftmax, SOFTMAX_CLOCK_HZ};
+    cx.common(KernelKind::Softmax)?;
+    let map = cx.map;
+    if map.instr != InstrClass::CudaCore {
+        return Err(cx.err("instr", "softmax runs on CUDA cores (cuda_core)"));
+    }
+    let (in_b, out_b) = (dtype.bytes(), dtype.out_bytes());
+    let kind = TorchSoftmax::of(cols, in_b as u64);
+    let f = |x: u64| x as f64;
+    let tm = u64::from(map.cta_tile_m);
+    let ctas = ceil_div(rows, tm);
+    // Rows of the last CTA may be fewer; the average CTA holds rows / ctas.
+    let cta_elems = f(rows) * f(cols) / f(ctas);
+    let (loads, passes) = kind.loads_and_passes(cols, u64::from(map.cta_tile_n));
+    let smem = match kind {
+        TorchSoftmax::Smem => f(cols) * in_b + 4.0 * f(u64::from(map.warps)),
+        TorchSoftmax::Warp => 0.0,
+        _ => 4.0 * f(u64::from(map.warps)),
+    };
+    let (occupancy, regs) =
+        cx.occupancy(smem, kind.extra_regs(cols) * f(u64::from(map.threads())))?;
+    let clock = cx.hw.clock_hz / SOFTMAX_CLOCK_HZ;
+    let per_load = cta_elems / f(loads);
+    let step_s = cx
+        .hw
+        .fp32_ops_s(cta_elems * kind.instrs_per_elem() / f(loads))
+        * clock;
+    // The warp kernel's lane chain beyond what its issue time already covers.
+    let chain = match kind {
+        TorchSoftmax::Warp => {
+            (f(cols) / 32.0 * super::library::WARP_SOFTMAX_LANE_ELEM_S - step_s).max(0.0)
+        }
+        _ => 0.0,
+    };
+    Ok(KernelPlan {
+        name: cx.name.to_string(),
+        mapping: map.clone(),
+        order: Order {
+            groups: 1,
+            rows: ctas,
+            cols: 1,
+            band: 1,
+        },
+        steps: Steps::Uniform(loads),
+        occupancy,
+        stages: map.stages,
+        step_s,
+        flops_per_step: 0.0,
+        useful_flops: 5.0 * f(rows) * f(cols),
+        resident: 0.0,
+        streams: vec![Stream {
+            key: Key::Cta,
+            bytes: per_load * f(passes) * in_b,
+        }],
+        write_per_step: 0.0,
+        epilogue: cta_elems * out_b,
+        epilogue_fill: 0.0,
+        epilogue_issue_s: 0.0,
+        persist: false,
+        smem,
+        regs_per_thread: regs,
+        // The warp and register kernels load and store 2 bytes per lane, yet the narrow-request
+        // bound (`hw::L2_REQUESTS_MEASURED`: 1.83 TB/s in 64-byte requests, measured on loads)
+        // does not hold them: the warp kernel moved 2.5 TB/s (dev `softmax_65536x512`).
+        vector: 16,
+        step_latency_s: (kind.reduction_cycles() / SOFTMAX_CLOCK_HZ + chain) / f(loads),
     })
 }
 
@@ -1462,12 +1539,18 @@ fn plan_kernel_with(
             },
             _,
         ) => {
-            let ops = if imp == super::op::Impl::Torch {
-                super::library::TORCH_SOFTMAX_FP32_OPS
+            if imp == super::op::Impl::Torch {
+                torch_softmax(&cx, rows, cols, dtype)?
             } else {
-                SOFTMAX_FP32_OPS
-            };
-            softmax_with(&cx, rows, cols, dtype.bytes(), dtype.out_bytes(), ops)?
+                softmax_with(
+                    &cx,
+                    rows,
+                    cols,
+                    dtype.bytes(),
+                    dtype.out_bytes(),
+                    SOFTMAX_FP32_OPS,
+                )?
+            }
         }
         (
             GpuOp::Rowwise {

@@ -17,11 +17,15 @@ use std::fmt::Write as _;
 /// Cases whose shapes set a model parameter: the GPU model's achievable-rate fractions
 /// (`hw::WGMMA_MEASURED_FRACTION`, `hw::HBM_MEASURED_FRACTION`) come from a cuBLAS bf16 8192³
 /// GEMM and a 1 GiB device-to-device copy, its L2 request rate (`hw::L2_REQUESTS_MEASURED`) from
-/// cuBLAS's `align1` GEMM 8191³. They are compared but in no score.
-pub const CALIBRATION: [&str; 3] = [
+/// cuBLAS's `align1` GEMM 8191³, the issue cost of ATen's warp softmax
+/// (`library::WARP_SOFTMAX_INSTRS_PER_ELEM`) from its two largest dev cases. They are compared
+/// but in no score.
+pub const CALIBRATION: [&str; 5] = [
     "gemm_8192x8192x8192",
     "copy_1073741824",
     "gemm_8191x8191x8191",
+    "softmax_65536x512",
+    "softmax_32768x1024",
 ];
 
 /// Error above which a case counts as an outlier.
