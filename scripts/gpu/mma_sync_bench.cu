@@ -8,7 +8,7 @@
 #define ITERS 4096
 template <int NMMA, int NLDM, int NEX2>
 __global__ void k(unsigned long long *cyc, float *sink) {
-  __shared__ __align__(128) unsigned char smem[32 * 16 * 8];
+  __shared__ __align__(128) unsigned char smem[32 * 16 * 9];
   unsigned a0 = threadIdx.x, a1 = a0 * 3, a2 = a0 * 5, a3 = a0 * 7, b0 = a0 * 11, b1 = a0 * 13;
   float acc[8][4];
 #pragma unroll
@@ -18,7 +18,7 @@ __global__ void k(unsigned long long *cyc, float *sink) {
   float e[8];
 #pragma unroll
   for (int i = 0; i < 8; i++) e[i] = threadIdx.x * 1e-3f + i;
-  unsigned l[4];
+  unsigned l[4] = {0, 0, 0, 0}, t[4];
   unsigned saddr = (unsigned)__cvta_generic_to_shared(smem) + (threadIdx.x % 32) * 16 + ((threadIdx.x / 32) % 8) * 512;
   __syncthreads();
   unsigned long long t0 = clock64();
@@ -31,7 +31,8 @@ __global__ void k(unsigned long long *cyc, float *sink) {
                      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
       if (i < NLDM)
         asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
-                     : "=r"(l[0]), "=r"(l[1]), "=r"(l[2]), "=r"(l[3]) : "r"(saddr));
+                     : "=r"(t[0]), "=r"(t[1]), "=r"(t[2]), "=r"(t[3]) : "r"(saddr + (i % 4) * 128));
+      if (i < NLDM) { l[0] ^= t[0] ^ t[1]; l[1] ^= t[2] ^ t[3]; }
       if (i < NEX2) asm volatile("ex2.approx.ftz.f32 %0, %0;" : "+f"(e[i]));
     }
   }
@@ -67,7 +68,8 @@ int main() {
     run<8, 0, 0>("mma", w, sms);
     run<0, 8, 0>("ldm", w, sms);
     run<0, 0, 8>("ex2", w, sms);
-    run<8, 3, 0>("mma+ldm", w, sms);   // FA2 d128: 80 ldmatrix.x4 per 256 mma
+    run<8, 3, 0>("mma+ldm", w, sms);
+    run<8, 6, 0>("mma+ldm6", w, sms);   // FA2 d128: 80 ldmatrix.x4 per 256 mma
     run<8, 0, 2>("mma+ex2", w, sms);   // FA2 d128: 64 ex2 per 256 mma
     run<8, 3, 2>("mma+ldm+ex2", w, sms);
     run<8, 0, 4>("mma+ex2x4", w, sms); // FA2 d64: 128 ex2 per 256 mma
