@@ -27,6 +27,16 @@ pub const SHUFFLES_PER_CLK_PER_SM: f64 = 32.0;
 /// 256, i.e. 8 per thread; CUDA occupancy calculator, compute capability 9.0).
 pub const REG_ALLOC_PER_THREAD: u32 = 8;
 
+/// Clocks that one `ldmatrix.x4` adds to a sub-partition's `mma.sync` stream when the loads
+/// for the next k-slice overlap the MMAs of the current one (FlashAttention-2's `flash::gemm`).
+/// MEASURED on the H200 (`scripts/gpu/mma_ldm_chain.cu`, `reports/crosscheck/h200/
+/// mma_ldm_chain.txt`, 2026-12-02): per 16-MMA k-slice (96 clocks of MMAs alone), 2, 4 and 6
+/// dependent `ldmatrix.x4` per warp take 102.3, 106.5 and 111.1 clocks with two warps per
+/// sub-partition (FA2's occupancy), 6.3–15.1 clocks more, 2.5–3.2 per load; the value is the
+/// 6-load case, FA2's Q·Kᵀ ratio at d = 128. Shared-memory bandwidth alone (16 clocks per load
+/// per sub-partition) does not bind there. A development microbenchmark, in no score.
+pub const LDMATRIX_X4_EXPOSED_CLK: f64 = 2.5;
+
 /// Shared-memory bytes per clock per SM: 32 banks × 4 bytes (CUDA C Programming Guide, shared
 /// memory, compute capability 9.0; the `h100` preset's `smem` level encodes the same with
 /// `width_bits = 1024`). Loads (`ldmatrix`) and the stores of `cp.async` fills share it.

@@ -27,6 +27,14 @@ pub const BASE_REGS_PER_THREAD: f64 = 32.0;
 /// exponential's MUFU instruction, counted separately.
 pub const SOFTMAX_FP32_OPS: f64 = 6.0;
 
+/// Bytes one `ldmatrix.x4` moves from shared memory to a warp's registers (four 8 × 8 16-bit
+/// matrices).
+const LDMATRIX_X4_BYTES: f64 = 512.0;
+
+/// Warp schedulers (sub-partitions) per SM on Hopper (NVIDIA H100 whitepaper: four
+/// processing blocks per SM, each with one warp scheduler and one tensor core).
+const SUB_PARTITIONS_PER_SM: f64 = 4.0;
+
 /// FP32-pipe operations per score element inside FlashAttention: max, scaled subtract (FFMA),
 /// row sum, and packing P to 16 bits; the exponential is one MUFU operation on top. The
 /// per-step rescale of the output accumulator adds one multiply per output element.
@@ -1093,16 +1101,35 @@ fn attention_step_s(
         // 19% of the dense peak where the arithmetic and softmax alone allow 40%.
         //
         // A warp that owns two or more 16-row MMA blocks (FlashAttention-2's 128-row tiles
-        // over 4 warps) reuses each K/V fragment for all of them, and its `ldmatrix` for the
-        // next fragment issues while those MMAs run: the loads then overlap the matrix work
-        // (the larger of the two counts). HYPOTHESIS from the development set: torch's flash
-        // backend ran 25–34% faster than the serial sum predicts (`reports/crosscheck/h200/
-        // dev.md`, sdpa_flash); the held-out set tests it.
+        // over 4 warps) reuses each K/V fragment for all of them, and FA2's `flash::gemm`
+        // issues the `ldmatrix` of k-slice i + 1 before the MMAs of slice i: the loads overlap
+        // the matrix work, but not entirely. MEASURED on the H200 (`scripts/gpu/
+        // mma_ldm_chain.cu`, see `hw::LDMATRIX_X4_EXPOSED_CLK`): with FA2's loop shape each
+        // `ldmatrix.x4` still adds 2.5 clocks to its sub-partition's MMA stream, so the step
+        // takes max(MMAs + exposed loads, shared memory). The loads per warp and K/V block
+        // are its Q rows (FA2 re-reads Q from shared memory every block: `Is_Q_in_regs` is
+        // false in the traits torch uses) and the whole K and V tiles, 512 bytes each: 80
+        // per warp at d = 128 (128 × 64 tile), 72 at d = 64 (128 × 128). The perfect overlap
+        // this replaces (the larger of MMAs and shared memory) put torch's flash backend
+        // 8–20% too fast on all three sets; the serial sum was 25–34% too slow.
+        //
+        // The softmax is added, not overlapped, with reason: FP32-pipe instructions do not
+        // issue alongside `mma.sync` on Hopper — 8 MMAs (48 clocks) with 8/16/32/48
+        // independent FFMAs take 56/66/83/100 clocks per warp and sub-partition, the sum
+        // (`scripts/gpu/mma_fp32_mix.cu`, `reports/crosscheck/h200/mma_fp32_mix.txt`) — so
+        // another warp's MMAs cannot hide a warp's softmax. `mma.sync.m16n8k16` itself issues
+        // every 6.0 clocks per sub-partition (0.667 of the dense peak: the `MmaSync` rate of
+        // 0.65 stands; `mma_sync_bench.txt`).
         let tiles = 2.0 * f(keys) * f(d) * dtype.bytes();
         let smem = cx.hw.smem_s(tiles * (f64::from(cx.map.warps) + 1.0));
         let rows_per_warp = f(rows) / f64::from(cx.map.warps.max(1));
         mma = if rows_per_warp >= 32.0 {
-            mma.max(smem)
+            let loads =
+                f64::from(cx.map.warps) * (rows_per_warp + 2.0 * f(keys)) * f(d) * dtype.bytes()
+                    / LDMATRIX_X4_BYTES;
+            let exposed = loads * super::hw::LDMATRIX_X4_EXPOSED_CLK
+                / (SUB_PARTITIONS_PER_SM * cx.hw.clock_hz);
+            (mma + exposed).max(smem)
         } else {
             mma + smem
         };
