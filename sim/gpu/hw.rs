@@ -82,7 +82,7 @@ impl Ceilings {
 /// sustain: the value at which the model reproduces the recorded cuBLAS 8192³ GEMM (801.8
 /// TFLOP/s including its tails; [`super::search::calibrate`] with [`Ceilings::H100_RECORDED`],
 /// checked by a test). The default achievable rate of `wgmma`.
-pub const WGMMA_MEASURED_FRACTION: f64 = 0.8505;
+pub const WGMMA_MEASURED_FRACTION: f64 = 0.8250;
 /// How much longer an `mma.sync` CTA's main-loop step takes when the CTA is alone on its SM
 /// than the SM's issue-limited step time ([`super::plan::KernelPlan::step_s`]): with one CTA
 /// (8 warps) per SM, each step's barrier, `ldmatrix` → `mma` dependencies and accumulator

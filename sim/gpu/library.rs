@@ -31,7 +31,9 @@
 //!   ⟨d, 64, 128 (d ≤ 128), 4⟩ plus a combine kernel. The recorded combine kernels' template
 //!   (`Log_max_splits` 5, 1, 2) matches the heuristic's 32, 2 and 4 splits.
 //! - **cuDNN prefill**: `cudnn_generated_fort_native_sdpa_sm90_flash_fprop_wgmma_f16_knob_7_
-//!   64x128x{d}_4x1x1`: one warpgroup (4 warps) of `wgmma`, 64 query rows × 128 keys.
+//!   64x128x{d}_4x1x1`: one warpgroup (4 warps) of `wgmma`, 64 query rows × 128 keys, three
+//!   K/V stages; the next block's Q·Kᵀ hides the softmax, P·V does not
+//!   (`plan::StepOverlap::NextScores`).
 //! - **cuDNN decode**: `..._sm80_flash_fprop_wmma_f16_knob_35_16x128x128_1x4x1` (16 query rows,
 //!   128 keys per step, 4 warps, `mma.sync` class) plus `cudnn::fusion::lean_reduction_kernel`
 //!   when it splits the keys. The split rule is inferred from which recorded cases launch the
@@ -476,7 +478,10 @@ pub fn library_mapping(op: &GpuOp, hw: &GpuParams) -> Option<GpuMapping> {
         } => Some(map(
             KernelKind::FlashAttention,
             (64, 128, d as u32),
-            2,
+            // The stage count is not in the kernel's name: three K/V stages, the most that fit
+            // at d = 128 (208 of 227 KB). With two, the pipeline's round trips stayed exposed
+            // on the long non-causal d = 128 cases (17–21% slow on the development data).
+            3,
             4,
             1,
             InstrClass::Wgmma,

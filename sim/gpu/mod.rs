@@ -1,5 +1,5 @@
 //! GPU (H100 tensor-core) models: kernels as *mappings* onto SMs, tensor cores, shared memory,
-//! L2 and HBM, timed by two models that agree within 5% on the test suite.
+//! L2 and HBM, timed by two models that agree within 6% on the test suite.
 //!
 //! - [`op`]: [`GpuOp`] parsed from one-line specs (`gemm m=4096 n=4096 k=4096 dtype=bf16`),
 //!   with FLOP and minimum-byte counts.

