@@ -410,6 +410,36 @@ HELDOUT3 = {
     "copy": [3 << 20, 48 << 20, 384 << 20, 1280 << 20],
 }
 
+# The fourth held-out set: shapes in no earlier set, in every category, measured once after the
+# model was frozen a fourth time (the commit is recorded in the run's device JSON).
+HELDOUT4 = {
+    "gemm_aligned": [(1152, 1152, 1152), (2304, 2304, 2304), (4352, 4352, 4352), (5632, 5632, 5632),
+                     (7680, 7680, 7680), (1536, 14336, 4096), (4096, 7168, 2048), (3072, 8192, 8192),
+                     (8192, 2560, 4096), (2048, 2048, 12288), (10240, 2048, 1024), (640, 4096, 4096),
+                     (224, 8192, 4096), (6144, 6144, 3072)],
+    "gemm_misaligned": [(895, 895, 895), (1777, 1777, 1777), (3071, 4096, 4096), (4096, 2999, 4096),
+                        (4096, 4096, 2999), (2750, 2751, 2752), (5000, 5001, 1250), (3838, 3838, 3838),
+                        (4096, 6150, 4096), (3072, 3074, 6144), (555, 7777, 2222)],
+    "gemm_skinny": [(1, 7168, 7168), (3, 14336, 4096), (8, 5120, 5120), (20, 28672, 4096),
+                    (96, 8192, 8192), (192, 4096, 4096), (1, 11008, 4096), (6, 4096, 11008),
+                    (56, 4096, 4096), (1, 40960, 4096)],
+    "gemm_dtype": [("fp16", [2304, 4352, 7680]), ("tf32", [2304, 4352]), ("fp32", [1152, 2304]),
+                   ("fp8", [2304, 4352, 7680, 11264])],
+    "bmm": [(28, 1024, 1024, 64), (3, 8192, 8192, 128), (96, 384, 384, 64), (768, 24, 24, 64),
+            (2, 2048, 14336, 4096), (192, 128, 128, 128), (36, 1536, 1536, 64), (12, 1024, 8192, 128)],
+    "sdpa": [(6, 16, 1024, 128, False), (1, 48, 4096, 128, True), (3, 24, 3072, 128, True),
+             (12, 8, 2048, 64, False), (40, 12, 320, 64, False), (5, 32, 1536, 128, True),
+             (1, 12, 24576, 128, False), (48, 16, 384, 64, True)],
+    "sdpa_default": [(5, 32, 2048, 128, True), (1, 20, 10240, 128, True), (20, 16, 512, 64, False),
+                     (3, 32, 3584, 128, False), (1, 16, 20480, 64, True), (12, 32, 640, 128, True)],
+    "decode": [(5, 32, 8, 5120), (20, 32, 8, 1280), (1, 64, 8, 49152), (80, 32, 8, 640)],
+    "softmax": [(28672, 1024), (14336, 2048), (5120, 6144), (1536, 16384), (6144, 24576), (57344, 640)],
+    "norm": [(28672, 4096), (5120, 8192), (57344, 768), (768, 4096), (6, 8192)],
+    "silu_mul": [(768, 14336), (5120, 14336), (6, 14336), (3072, 28672)],
+    "add": [5 << 20, 5 << 23, 9 << 24, 7 << 26],
+    "copy": [5 << 20, 80 << 20, 640 << 20, 1792 << 20],
+}
+
 
 def cases_heldout1():
     return held_out_cases(HELDOUT1)
@@ -421,6 +451,10 @@ def cases_heldout2():
 
 def cases_heldout3():
     return held_out_cases(HELDOUT3)
+
+
+def cases_heldout4():
+    return held_out_cases(HELDOUT4)
 
 
 def cases_skinnysweep():
@@ -589,7 +623,7 @@ def start_costs(flush, reps):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--set", default="dev", choices=["dev", "heldout1", "heldout2", "heldout3", "rowsweep", "skinnysweep"])
+    ap.add_argument("--set", default="dev", choices=["dev", "heldout1", "heldout2", "heldout3", "heldout4", "rowsweep", "skinnysweep"])
     ap.add_argument("--out", required=True)
     ap.add_argument("--reps", type=int, default=40)
     ap.add_argument("--only", default="")
@@ -627,6 +661,7 @@ def main():
         "heldout1": cases_heldout1,
         "heldout2": cases_heldout2,
         "heldout3": cases_heldout3,
+        "heldout4": cases_heldout4,
         "rowsweep": cases_rowsweep,
         "skinnysweep": cases_skinnysweep,
     }
