@@ -1561,13 +1561,18 @@ fn plan_kernel_with(
         ) => decode_split(&cx, b, hq, hkv, l, d, dtype, op.flops(), follow)?,
         (
             GpuOp::DecodeAttention {
-                b, hq, d, dtype, ..
+                b,
+                hq,
+                d,
+                dtype,
+                imp,
+                ..
             },
             _,
         ) => {
             // Per output element: read each split's fp32 partial (and its row's LSE, shared by
             // d elements); one FFMA and one add per split, one exp per split per row.
-            streaming(
+            let mut plan = streaming(
                 &cx,
                 KernelKind::DecodeCombine,
                 b * hq * d,
@@ -1576,7 +1581,26 @@ fn plan_kernel_with(
                 2.0 * s + 1.0,
                 s / d as f64,
                 0.0,
-            )?
+            )?;
+            if imp == super::op::Impl::Flash {
+                // FlashAttention-2's `flash_fwd_splitkv_combine_kernel` reads the partials in
+                // `for (int split = 0; split < params.num_splits; ++split)`, a loop of runtime
+                // bound that loads a split's `Oaccum` into the same registers the previous
+                // split's FMAs read: one L2 round trip (the partials were just written) after
+                // another. MEASURED (`*_kernels.csv`): the combine takes 3.52 µs at 2 splits
+                // (decode_flash_b16hq32hkv8l2048), 5.82 at 16 (b2hq32hkv8l8192), 9.31 at 32
+                // (b1hq32hkv8l4096): 0.19 µs per split, an L2 hit's round trip at the 1.98 GHz
+                // FA2 runs at (`clocks_under_load.csv`: 263 cycles = 0.13 µs) plus its transfer.
+                // Each CTA waits these s - 1 round trips once; the plan's latency chain has
+                // 1 + (k - 1) / stages round trips for its k steps, so each carries a share.
+                let k = match plan.steps {
+                    Steps::Uniform(k) => k,
+                    Steps::PerRow(_) => 1,
+                };
+                let trips = 1 + (k.max(1) - 1) / u64::from(plan.stages.max(1));
+                plan.step_latency_s += (s - 1.0) * cx.hw.l2_latency_s / trips as f64;
+            }
+            plan
         }
         (GpuOp::Copy { bytes }, _) => streaming(
             &cx,
