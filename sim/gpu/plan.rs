@@ -341,6 +341,10 @@ pub struct KernelPlan {
     /// own dependency chain between one load and the next (0 for the pipelined kernels the
     /// models derive; measured for the ATen row kernels, [`super::library::TorchNorm`]).
     pub step_latency_s: f64,
+    /// The CTAs resident on an SM start together and run the same steps in the same phase
+    /// (FlashAttention-2's grids of equal row blocks): one CTA's wait for its first tiles and
+    /// its epilogue fall at the same time as the others', which cannot cover them.
+    pub lockstep: bool,
 }
 
 /// Per-chunk totals (a chunk = up to one CTA per SM, consecutive in dispatch order).
@@ -767,6 +771,7 @@ fn gemm(
         regs_per_thread: regs,
         vector,
         step_latency_s: 0.0,
+        lockstep: false,
     })
 }
 
@@ -855,6 +860,7 @@ fn streaming(
         regs_per_thread: regs,
         vector: 16,
         step_latency_s: 0.0,
+        lockstep: false,
     })
 }
 
@@ -932,6 +938,7 @@ fn softmax_with(
         regs_per_thread: regs,
         vector: 16,
         step_latency_s: 0.0,
+        lockstep: false,
     })
 }
 
@@ -1011,6 +1018,7 @@ fn torch_softmax(cx: &Ctx, rows: u64, cols: u64, dtype: Dtype) -> Result<KernelP
         // does not hold them: the warp kernel moved 2.5 TB/s (dev `softmax_65536x512`).
         vector: 16,
         step_latency_s: (kind.reduction_cycles() / SOFTMAX_CLOCK_HZ + chain) / f(loads),
+        lockstep: false,
     })
 }
 
@@ -1074,6 +1082,7 @@ fn torch_norm(
         regs_per_thread: regs,
         vector: 16,
         step_latency_s: (norm.iteration_latency_s() - miss).max(0.0),
+        lockstep: false,
     })
 }
 
@@ -1245,6 +1254,7 @@ fn flash(
         regs_per_thread: regs,
         vector: 16,
         step_latency_s: 0.0,
+        lockstep: !causal && imp == AttnImpl::Flash,
     })
 }
 
@@ -1259,6 +1269,7 @@ fn decode_split(
     dtype: Dtype,
     useful_flops: f64,
     partials: bool,
+    lockstep: bool,
 ) -> Result<KernelPlan, GpuError> {
     cx.common(KernelKind::DecodeSplitKv)?;
     cx.instr(dtype, false)?;
@@ -1377,6 +1388,7 @@ fn decode_split(
         regs_per_thread: regs,
         vector: 16,
         step_latency_s: 0.0,
+        lockstep,
     })
 }
 
@@ -1555,10 +1567,21 @@ fn plan_kernel_with(
                 l,
                 d,
                 dtype,
-                ..
+                imp,
             },
             0,
-        ) => decode_split(&cx, b, hq, hkv, l, d, dtype, op.flops(), follow)?,
+        ) => decode_split(
+            &cx,
+            b,
+            hq,
+            hkv,
+            l,
+            d,
+            dtype,
+            op.flops(),
+            follow,
+            imp == super::op::Impl::Flash,
+        )?,
         (
             GpuOp::DecodeAttention {
                 b,
