@@ -503,8 +503,9 @@ fn kernel_estimate_with(
     let ack = hw.l2_latency_s;
     // With two or more resident CTAs per SM, one CTA's fill and drain overlap the others'
     // work: only the kernel's first fill and last drain are exposed (plus what the other
-    // CTAs' remaining work cannot cover).
-    let hide = occ >= 2;
+    // CTAs' remaining work cannot cover). Not for lockstep CTAs (`KernelPlan::lockstep`):
+    // the CTAs of a wave wait for their first tiles and drain their epilogues together.
+    let hide = occ >= 2 && !p.lockstep;
     // A fragment epilogue holds its SM while its stores issue (`KernelPlan::epilogue_issue_s`)
     // and until the partial sectors' fill round trip returns; the two overlap.
     let hold = hw.miss_latency_s.max(p.epilogue_issue_s);
@@ -520,6 +521,7 @@ fn kernel_estimate_with(
         let (mut k_max, mut k_sum) = (0, 0);
         let mut miss = false;
         let (mut first, mut epi_last, mut tail_last) = (0.0, 0.0, 0.0);
+        let (mut first_h, mut first_l) = (0.0, 0.0);
         // Epilogue fills (fragment stores): HBM reads that hold their SM.
         let mut fill_w = 0.0;
         for j in j0..j1 {
@@ -548,6 +550,12 @@ fn kernel_estimate_with(
             miss |= ch.hbm_reads > 0.0;
             if j == j0 {
                 first = xfer(resident + ph, resident + pl);
+                (first_h, first_l) = (resident + ph, resident + pl);
+            } else if p.lockstep {
+                // The wave's CTAs ask for their first tiles at once: they arrive together.
+                first_h += resident + ph;
+                first_l += resident + pl;
+                first = xfer(first_h, first_l);
             }
             epi_last = e / bw_l;
             tail_last = (e + stores / kf) / bw_l;

@@ -500,7 +500,20 @@ impl Sim<'_> {
         let run = self.slots[slot].take().expect("slot runs a chunk");
         self.l2.release(self.p, run.range.0, run.range.1);
         self.end = self.end.max(now);
-        if self.next_chunk < self.chunks {
+        if self.p.lockstep {
+            // Lockstep CTAs (`KernelPlan::lockstep`): the SM's next chunks start together,
+            // when the last of its resident chunks has finished.
+            let server = slot / self.per_server;
+            let first = server * self.per_server;
+            let range = first..first + self.per_server;
+            if self.slots[range.clone()].iter().all(|r| r.is_none()) {
+                for s in range {
+                    if self.next_chunk < self.chunks {
+                        self.start_chunk(s, now);
+                    }
+                }
+            }
+        } else if self.next_chunk < self.chunks {
             self.start_chunk(slot, now);
         }
         self.dispatch_compute(slot, now);

@@ -74,6 +74,12 @@ fn map(
     }
 }
 
+/// FlashAttention-2 keeps one K and one V tile in shared memory (`kernel_traits.h`:
+/// `kSmemKVSize = size(SmemLayoutKV) * 2 * sizeof(Element)`, one `kBlockN × kHeadDim` tile each),
+/// and loads the next K while the current block's softmax and P·V run, V while its Q·Kᵀ runs
+/// (`flash_fwd_kernel.h`): one K/V stage, not two.
+pub const FA2_KV_STAGES: u32 = 1;
+
 /// FlashAttention-2's forward tile for head dimension `d` on sm90 (`run_mha_fwd_hdim*`, no
 /// dropout): (kBlockM, kBlockN, warps).
 pub fn fa2_tile(d: u64) -> (u32, u32, u32) {
@@ -505,7 +511,7 @@ pub fn library_mapping(op: &GpuOp, hw: &GpuParams) -> Option<GpuMapping> {
             Some(map(
                 KernelKind::FlashAttention,
                 (br, bc, d as u32),
-                2,
+                FA2_KV_STAGES,
                 w,
                 1,
                 InstrClass::MmaSync,
@@ -551,7 +557,7 @@ pub fn library_mapping(op: &GpuOp, hw: &GpuParams) -> Option<GpuMapping> {
                 map(
                     KernelKind::DecodeSplitKv,
                     (tm as u32, bc1, d as u32),
-                    2,
+                    FA2_KV_STAGES,
                     w,
                     1,
                     InstrClass::MmaSync,
@@ -560,7 +566,7 @@ pub fn library_mapping(op: &GpuOp, hw: &GpuParams) -> Option<GpuMapping> {
                 map(
                     KernelKind::DecodeSplitKv,
                     ((rows * 64) as u32, bc as u32, d as u32),
-                    2,
+                    FA2_KV_STAGES,
                     4,
                     split as u32,
                     InstrClass::MmaSync,

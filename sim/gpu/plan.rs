@@ -341,6 +341,10 @@ pub struct KernelPlan {
     /// own dependency chain between one load and the next (0 for the pipelined kernels the
     /// models derive; measured for the ATen row kernels, [`super::library::TorchNorm`]).
     pub step_latency_s: f64,
+    /// The CTAs resident on an SM start together and run the same steps in the same phase
+    /// (FlashAttention-2's grids of equal row blocks): one CTA's wait for its first tiles and
+    /// its epilogue fall at the same time as the others', which cannot cover them.
+    pub lockstep: bool,
 }
 
 /// Per-chunk totals (a chunk = up to one CTA per SM, consecutive in dispatch order).
@@ -767,6 +771,7 @@ fn gemm(
         regs_per_thread: regs,
         vector,
         step_latency_s: 0.0,
+        lockstep: false,
     })
 }
 
@@ -855,6 +860,7 @@ fn streaming(
         regs_per_thread: regs,
         vector: 16,
         step_latency_s: 0.0,
+        lockstep: false,
     })
 }
 
@@ -932,6 +938,7 @@ fn softmax_with(
         regs_per_thread: regs,
         vector: 16,
         step_latency_s: 0.0,
+        lockstep: false,
     })
 }
 
@@ -1011,6 +1018,7 @@ fn torch_softmax(cx: &Ctx, rows: u64, cols: u64, dtype: Dtype) -> Result<KernelP
         // does not hold them: the warp kernel moved 2.5 TB/s (dev `softmax_65536x512`).
         vector: 16,
         step_latency_s: (kind.reduction_cycles() / SOFTMAX_CLOCK_HZ + chain) / f(loads),
+        lockstep: false,
     })
 }
 
@@ -1078,6 +1086,7 @@ fn torch_norm(
         vector: 16,
         step_latency_s: (norm.iteration_latency_s() - miss).max(0.0)
             + norm.row_latency_s() / f(steps),
+        lockstep: false,
     })
 }
 
@@ -1249,6 +1258,7 @@ fn flash(
         regs_per_thread: regs,
         vector: 16,
         step_latency_s: 0.0,
+        lockstep: !causal && imp == AttnImpl::Flash,
     })
 }
 
@@ -1263,6 +1273,7 @@ fn decode_split(
     dtype: Dtype,
     useful_flops: f64,
     partials: bool,
+    lockstep: bool,
 ) -> Result<KernelPlan, GpuError> {
     cx.common(KernelKind::DecodeSplitKv)?;
     cx.instr(dtype, false)?;
@@ -1381,6 +1392,7 @@ fn decode_split(
         regs_per_thread: regs,
         vector: 16,
         step_latency_s: 0.0,
+        lockstep,
     })
 }
 
@@ -1559,19 +1571,35 @@ fn plan_kernel_with(
                 l,
                 d,
                 dtype,
-                ..
+                imp,
             },
             0,
-        ) => decode_split(&cx, b, hq, hkv, l, d, dtype, op.flops(), follow)?,
+        ) => decode_split(
+            &cx,
+            b,
+            hq,
+            hkv,
+            l,
+            d,
+            dtype,
+            op.flops(),
+            follow,
+            imp == super::op::Impl::Flash,
+        )?,
         (
             GpuOp::DecodeAttention {
-                b, hq, d, dtype, ..
+                b,
+                hq,
+                d,
+                dtype,
+                imp,
+                ..
             },
             _,
         ) => {
             // Per output element: read each split's fp32 partial (and its row's LSE, shared by
             // d elements); one FFMA and one add per split, one exp per split per row.
-            streaming(
+            let mut plan = streaming(
                 &cx,
                 KernelKind::DecodeCombine,
                 b * hq * d,
@@ -1580,7 +1608,26 @@ fn plan_kernel_with(
                 2.0 * s + 1.0,
                 s / d as f64,
                 0.0,
-            )?
+            )?;
+            if imp == super::op::Impl::Flash {
+                // FlashAttention-2's `flash_fwd_splitkv_combine_kernel` reads the partials in
+                // `for (int split = 0; split < params.num_splits; ++split)`, a loop of runtime
+                // bound that loads a split's `Oaccum` into the same registers the previous
+                // split's FMAs read: one L2 round trip (the partials were just written) after
+                // another. MEASURED (`*_kernels.csv`): the combine takes 3.52 µs at 2 splits
+                // (decode_flash_b16hq32hkv8l2048), 5.82 at 16 (b2hq32hkv8l8192), 9.31 at 32
+                // (b1hq32hkv8l4096): 0.19 µs per split, an L2 hit's round trip at the 1.98 GHz
+                // FA2 runs at (`clocks_under_load.csv`: 263 cycles = 0.13 µs) plus its transfer.
+                // Each CTA waits these s - 1 round trips once; the plan's latency chain has
+                // 1 + (k - 1) / stages round trips for its k steps, so each carries a share.
+                let k = match plan.steps {
+                    Steps::Uniform(k) => k,
+                    Steps::PerRow(_) => 1,
+                };
+                let trips = 1 + (k.max(1) - 1) / u64::from(plan.stages.max(1));
+                plan.step_latency_s += (s - 1.0) * cx.hw.l2_latency_s / trips as f64;
+            }
+            plan
         }
         (GpuOp::Copy { bytes }, _) => streaming(
             &cx,
