@@ -380,3 +380,40 @@ fn analytical_and_cycle_models_agree_on_the_library_kernels() {
         );
     }
 }
+
+/// Prints every cycle-level result of the suite and the library cases on the H100 and H200
+/// bit for bit (`to_bits`), for diffing a refactoring of the simulation before and after:
+/// `cargo test --lib gpu::tests::dump_cycle_bits -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn dump_cycle_bits() {
+    let extra = [
+        "gemm m=4096 n=4095 k=4096",
+        "attention b=1 h=32 n=4096 d=128 causal=1 impl=flash",
+        "decode_attention b=8 hq=64 hkv=8 l=8192 d=128 impl=flash",
+        "layernorm rows=16384 cols=4096",
+        "rmsnorm rows=1 cols=4096",
+        "attention b=1 h=32 n=4096 d=128 causal=1",
+    ];
+    for preset in ["h100", "h200"] {
+        let spec = cascade_arch::preset(preset).unwrap().gpu.unwrap();
+        for s in SUITE.iter().copied().chain(extra) {
+            let o = op(s);
+            let a = estimate(&o, &spec);
+            let c = simulate(&o, &a.mapping, &spec).unwrap();
+            println!("{preset} | {s} | {:#018x} {}", c.seconds.to_bits(), c.events);
+            for k in &c.kernels {
+                println!(
+                    "  {} {:#018x} {:#018x} {} {} {:#018x} {:#018x}",
+                    k.name,
+                    k.seconds.to_bits(),
+                    k.cycles.to_bits(),
+                    k.ctas,
+                    k.events,
+                    k.hbm_bytes.to_bits(),
+                    k.l2_bytes.to_bits()
+                );
+            }
+        }
+    }
+}
