@@ -41,10 +41,9 @@ use super::hw::GpuParams;
 use super::mapping::GpuMapping;
 use super::op::GpuOp;
 use super::plan::{plan_op, KernelPlan, Key, Steps};
+use crate::engine::{EventQueue, Server};
 use cascade_arch::GpuSpec;
 use serde::Serialize;
-use std::cmp::Ordering;
-use std::collections::BinaryHeap;
 
 /// One kernel's simulated result.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -112,38 +111,13 @@ enum Kind {
     Finished { slot: usize },
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Event {
-    t: f64,
-    seq: u64,
-    kind: Kind,
-}
-
-impl PartialEq for Event {
-    fn eq(&self, o: &Self) -> bool {
-        self.cmp(o) == Ordering::Equal
-    }
-}
-impl Eq for Event {}
-impl PartialOrd for Event {
-    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Event {
-    /// Reversed: the earliest event (then the first scheduled) is the heap's maximum.
-    fn cmp(&self, o: &Self) -> Ordering {
-        o.t.total_cmp(&self.t).then(o.seq.cmp(&self.seq))
-    }
-}
-
 /// One HBM channel: reads are served first-come first-served; writes (L2 write-backs) wait
 /// in a write buffer and drain whenever no read is being served, and at the end of the kernel
 /// (memory controllers prioritize reads and drain writes in batches).
 #[derive(Debug, Clone, Copy, Default)]
 struct Channel {
-    /// When the reads reserved so far are done.
-    free: f64,
+    /// The read side: reads are served in arrival order.
+    reads: Server,
     /// Write bytes waiting.
     debt: f64,
     /// Time up to which idle periods have drained the write buffer.
@@ -153,7 +127,7 @@ struct Channel {
 impl Channel {
     /// Drains the write buffer during the idle time before `now`.
     fn drain(&mut self, now: f64, cyc_per_byte: f64) {
-        let idle_from = self.free.max(self.drained_to);
+        let idle_from = self.reads.busy_until().max(self.drained_to);
         if now > idle_from {
             self.debt = (self.debt - (now - idle_from) / cyc_per_byte).max(0.0);
             self.drained_to = now;
@@ -162,7 +136,7 @@ impl Channel {
 
     /// When everything, writes included, has passed the channel.
     fn end(&self, cyc_per_byte: f64) -> f64 {
-        self.free.max(self.drained_to) + self.debt * cyc_per_byte
+        self.reads.busy_until().max(self.drained_to) + self.debt * cyc_per_byte
     }
 }
 
@@ -170,7 +144,7 @@ impl Channel {
 struct Memory {
     channels: Vec<Channel>,
     cyc_per_byte_channel: f64,
-    l2_free: f64,
+    l2: Server,
     cyc_per_byte_l2: f64,
     hbm_bytes: f64,
     l2_bytes: f64,
@@ -187,8 +161,7 @@ impl Memory {
             return now;
         }
         self.l2_bytes += bytes;
-        self.l2_free = self.l2_free.max(now) + bytes * self.cyc_per_byte_l2;
-        self.l2_free
+        self.l2.reserve(now, bytes * self.cyc_per_byte_l2)
     }
 
     /// A load issued at `now` of `hbm` bytes from HBM (L2 misses) and `l2` bytes through L2;
@@ -204,9 +177,8 @@ impl Memory {
             let cpb = self.cyc_per_byte_channel;
             for ch in &mut self.channels {
                 ch.drain(now, cpb);
-                ch.free = ch.free.max(now) + per;
+                done = done.max(ch.reads.reserve(now, per));
                 ch.debt += wb;
-                done = done.max(ch.free);
             }
         }
         done
@@ -325,9 +297,8 @@ struct Run {
 
 struct Sim<'a> {
     p: &'a KernelPlan,
-    heap: BinaryHeap<Event>,
-    seq: u64,
-    events: u64,
+    /// Pending events, in core cycles.
+    queue: EventQueue<Kind>,
     mem: Memory,
     l2: L2Set,
     /// Per simulated SM: whether its compute server is busy.
@@ -352,12 +323,7 @@ struct Sim<'a> {
 
 impl Sim<'_> {
     fn push(&mut self, t: f64, kind: Kind) {
-        self.seq += 1;
-        self.heap.push(Event {
-            t,
-            seq: self.seq,
-            kind,
-        });
+        self.queue.push(t, kind);
     }
 
     fn start_chunk(&mut self, slot: usize, now: f64) {
@@ -530,18 +496,17 @@ impl Sim<'_> {
                 }
             }
         }
-        while let Some(ev) = self.heap.pop() {
-            self.events += 1;
-            match ev.kind {
+        while let Some((t, kind)) = self.queue.pop() {
+            match kind {
                 Kind::Loaded { slot, step } => {
                     let stages = self.p.stages as u64;
                     let run = self.slots[slot].as_mut().expect("slot runs a chunk");
                     run.ready[(step % stages) as usize] = true;
-                    self.dispatch_compute(slot, ev.t);
+                    self.dispatch_compute(slot, t);
                 }
-                Kind::Computed { slot } => self.compute_done(slot, ev.t),
-                Kind::Filled { slot } => self.fill_done(slot, ev.t),
-                Kind::Finished { slot } => self.cta_done(slot, ev.t),
+                Kind::Computed { slot } => self.compute_done(slot, t),
+                Kind::Filled { slot } => self.fill_done(slot, t),
+                Kind::Finished { slot } => self.cta_done(slot, t),
             }
         }
     }
@@ -565,13 +530,11 @@ fn simulate_kernel(p: &KernelPlan, hw: &GpuParams, wb: DirtyWriteback) -> CycleK
     };
     let mut sim = Sim {
         p,
-        heap: BinaryHeap::new(),
-        seq: 0,
-        events: 0,
+        queue: EventQueue::new(),
         mem: Memory {
             channels: vec![Channel::default(); hw.hbm_channels as usize],
             cyc_per_byte_channel: clock * f64::from(hw.hbm_channels) / hw.hbm_bw,
-            l2_free: 0.0,
+            l2: Server::new(),
             cyc_per_byte_l2: clock / hw.l2_bw_for(p.vector),
             hbm_bytes: 0.0,
             l2_bytes: 0.0,
@@ -605,7 +568,7 @@ fn simulate_kernel(p: &KernelPlan, hw: &GpuParams, wb: DirtyWriteback) -> CycleK
         seconds: hw.start_s(p.mapping.instr) + sim.end / clock,
         cycles: sim.end,
         ctas: p.ctas(),
-        events: sim.events,
+        events: sim.queue.processed(),
         hbm_bytes: sim.mem.hbm_bytes,
         l2_bytes: sim.mem.l2_bytes,
     }

@@ -401,7 +401,11 @@ fn dump_cycle_bits() {
             let o = op(s);
             let a = estimate(&o, &spec);
             let c = simulate(&o, &a.mapping, &spec).unwrap();
-            println!("{preset} | {s} | {:#018x} {}", c.seconds.to_bits(), c.events);
+            println!(
+                "{preset} | {s} | {:#018x} {}",
+                c.seconds.to_bits(),
+                c.events
+            );
             for k in &c.kernels {
                 println!(
                     "  {} {:#018x} {:#018x} {} {} {:#018x} {:#018x}",
