@@ -573,3 +573,210 @@ fn simulate_kernel(p: &KernelPlan, hw: &GpuParams, wb: DirtyWriteback) -> CycleK
         l2_bytes: sim.mem.l2_bytes,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A kernel's expected result: name, then `to_bits` of seconds and cycles, CTAs, events,
+    /// `to_bits` of HBM and L2 bytes.
+    type Kernel = (&'static str, u64, u64, u64, u64, u64, u64);
+
+    /// Results the simulation gave before it moved onto `crate::engine` (commit 0feb0f2, its
+    /// private event heap and hand-kept server times), recorded with
+    /// `gpu::tests::dump_cycle_bits`: preset, op, `to_bits` of the op's seconds, its events, and
+    /// per kernel. They cover one SM standing for all (GEMMs, BMM, copy, softmax, norms), every
+    /// SM simulated (causal attention), lockstep FA2 CTAs, split-K and split-KV combines and
+    /// multi-kernel ops whose dirty L2 lines are written back by the next kernel.
+    #[rustfmt::skip]
+    const PINNED: &[(&str, &str, u64, u64, &[Kernel])] = &[
+    (
+        "h100",
+        "gemm m=4096 n=4096 k=4096 dtype=bf16",
+        0x3f27f5257f5104ec,
+        1028,
+        &[
+            ("gemm", 0x3f27f5257f5104ec, 0x41143b878081e31f, 512, 1028, 0x41a8600000000000, 0x41d8800000000000),
+        ],
+    ),
+    (
+        "h100",
+        "gemm m=1 n=4096 k=4096 dtype=bf16",
+        0x3eec01b4ecab42ee,
+        129,
+        &[
+            ("gemm", 0x3eec01b4ecab42ee, 0x40d4ef703b967c0a, 64, 129, 0x4180020000000000, 0x4180410000000000),
+        ],
+    ),
+    (
+        "h100",
+        "bmm batch=8 m=64 n=14336 k=4096 dtype=bf16",
+        0x3f34f9815499b6d8,
+        3598,
+        &[
+            ("gemm", 0x3f34f9815499b6d8, 0x4121c83b44411bee, 1792, 3598, 0x41cc900000000000, 0x41dc380000000000),
+        ],
+    ),
+    (
+        "h100",
+        "attention b=2 h=16 n=4096 d=128 causal=1 impl=fa2",
+        0x3f3c55bc44a33149,
+        68608,
+        &[
+            ("fa2_fwd", 0x3f3c55bc44a33149, 0x41280de5be21a5f5, 1024, 68608, 0x41a0100000000000, 0x41d1820000000000),
+        ],
+    ),
+    (
+        "h100",
+        "attention b=16 h=16 n=512 d=128 causal=0 impl=fa2",
+        0x3f19c4f5db695ae5,
+        136,
+        &[
+            ("fa2_fwd", 0x3f19c4f5db695ae5, 0x410597e118c7d6b5, 1024, 136, 0x41a0100000000000, 0x41b4080000000000),
+        ],
+    ),
+    (
+        "h100",
+        "attention_unfused b=1 h=32 n=1024 d=128",
+        0x3f1be25085017784,
+        3148,
+        &[
+            ("qk_gemm", 0x3f000eeed135c17f, 0x40e9e73247b11fcf, 5632, 387, 0x4194000000000000, 0x41b1800000000001),
+            ("softmax", 0x3f083d044c0e9f4a, 0x40f3ec17d3788f73, 32768, 2241, 0x41a0000000000000, 0x41a0000000000000),
+            ("pv_gemm", 0x3efef15bd97d1c7e, 0x40e8e71dc856b374, 1024, 520, 0x4194000000000000, 0x41b0800000000000),
+        ],
+    ),
+    (
+        "h100",
+        "decode_attention b=8 hq=32 hkv=8 l=4096 d=128",
+        0x3f0ac0e822e6e0dc,
+        38,
+        &[
+            ("cudnn_sdpa_decode", 0x3f099563175b6bd6, 0x40f5118d3ce0da7b, 128, 33, 0x41a00c1000000000, 0x41a00c1000000000),
+            ("cudnn_lean_reduction", 0x3ec2b850b8b75062, 0x4090ea7b0d6a68d3, 16, 5, 0x4114200000000000, 0x4114200000000000),
+        ],
+    ),
+    (
+        "h100",
+        "copy bytes=16777216",
+        0x3eeaf799d0e7e7c1,
+        2079,
+        &[
+            ("copy", 0x3eeaf799d0e7e7c1, 0x40d40cac6f1e57f9, 8192, 2079, 0x4180000000000000, 0x4180000000000000),
+        ],
+    ),
+    (
+        "h100",
+        "softmax rows=65536 cols=4096 dtype=bf16",
+        0x3f50876bb835ff85,
+        1491,
+        &[
+            ("softmax", 0x3f50876bb835ff85, 0x413c1ff912d91452, 65536, 1491, 0x41d0000000000000, 0x41d0000000000000),
+        ],
+    ),
+    (
+        "h200",
+        "gemm m=1 n=4096 k=14336 dtype=bf16",
+        0x3f06a2ead7dc4bc7,
+        455,
+        &[
+            ("gemm", 0x3f0461bd7921497f, 0x40ef80a01faa0cce, 256, 450, 0x41a2378b7a41c036, 0x419c740000000000),
+            ("splitk_reduce", 0x3ec234b2097dbfcc, 0x408e53abf6d9df06, 2, 5, 0x40f2000000000000, 0x40f2000000000000),
+        ],
+    ),
+    (
+        "h200",
+        "gemm m=4096 n=4095 k=4096",
+        0x3f4dce7294166c97,
+        1028,
+        &[
+            ("gemm_align1", 0x3f4dbc9470343a32, 0x41394b69eda34d29, 512, 1028, 0x41ac45eca1b80175, 0x41d87f7800000000),
+        ],
+    ),
+    (
+        "h200",
+        "attention b=1 h=32 n=4096 d=128 causal=1",
+        0x3f2e6ebf27efe47b,
+        69632,
+        &[
+            ("cudnn_sdpa_fwd", 0x3f2e274698671ae8, 0x41194a8cc3bb79d2, 2048, 69632, 0x41a2e0aec6055991, 0x41e1010000000000),
+        ],
+    ),
+    (
+        "h200",
+        "attention b=16 h=16 n=512 d=64 causal=0 impl=fa3",
+        0x3f028094cf6d7d83,
+        144,
+        &[
+            ("fa3_fwd", 0x3f0162b2914a5738, 0x40ea6556d5cfaacd, 2048, 144, 0x419663611dc47712, 0x41b2080000000000),
+        ],
+    ),
+    (
+        "h200",
+        "decode_attention b=8 hq=64 hkv=8 l=8192 d=128 impl=flash",
+        0x3f192dd525a8f698,
+        71,
+        &[
+            ("flash_fwd_splitkv", 0x3f17e0552a395e61, 0x4103fae61c02fd9a, 256, 66, 0x41b230a6f5d15a55, 0x41b0182000000000),
+            ("flash_fwd_splitkv_combine", 0x3ec7d1db8bc0a235, 0x40a1264d75020380, 32, 5, 0x4132200000000000, 0x4132200000000000),
+        ],
+    ),
+    (
+        "h200",
+        "layernorm rows=16384 cols=4096",
+        0x3f1f43b720c1c98e,
+        2125,
+        &[
+            ("layernorm", 0x3f1eb4c601b03669, 0x4109ccd9b65df8dc, 16384, 2125, 0x41b10f2faa0abe69, 0x41b0020000000000),
+        ],
+    ),
+    (
+        "h200",
+        "rmsnorm rows=1 cols=4096",
+        0x3ee6813a6152c412,
+        17,
+        &[
+            ("rmsnorm", 0x3ee209b168c62ae7, 0x40c8e16d90276d0c, 1, 17, 0x40d401800ffe0040, 0x40d0020000000000),
+        ],
+    ),
+    ];
+
+    /// The port onto the event engine changed no number: same event order, same server times.
+    #[test]
+    fn results_are_bit_identical_to_the_pre_engine_simulation() {
+        for &(preset, s, seconds, events, kernels) in PINNED {
+            let spec = cascade_arch::preset(preset).unwrap().gpu.unwrap();
+            let op = GpuOp::parse(s).unwrap();
+            let best = super::super::estimate(&op, &spec);
+            let c = simulate(&op, &best.mapping, &spec).unwrap();
+            let got: Vec<Kernel> = c
+                .kernels
+                .iter()
+                .map(|k| {
+                    (
+                        "",
+                        k.seconds.to_bits(),
+                        k.cycles.to_bits(),
+                        k.ctas,
+                        k.events,
+                        k.hbm_bytes.to_bits(),
+                        k.l2_bytes.to_bits(),
+                    )
+                })
+                .collect();
+            let names: Vec<&str> = c.kernels.iter().map(|k| k.name.as_str()).collect();
+            let want_names: Vec<&str> = kernels.iter().map(|k| k.0).collect();
+            let want: Vec<Kernel> = kernels
+                .iter()
+                .map(|k| ("", k.1, k.2, k.3, k.4, k.5, k.6))
+                .collect();
+            assert_eq!(names, want_names, "{preset} {s}");
+            assert_eq!(got, want, "{preset} {s}: {c:#?}");
+            assert_eq!(
+                (c.seconds.to_bits(), c.events),
+                (seconds, events),
+                "{preset} {s}"
+            );
+        }
+    }
+}
