@@ -31,6 +31,10 @@
 //!   shared operands fit in L2, tiles are never dropped (each is fetched from HBM once).
 //! - **Launch.** Each kernel starts after the launch overhead; kernels run back to back.
 //!
+//! The events wait in an [`EventQueue`] (earliest first, ties in scheduling order) and L2 and
+//! each channel's reads are [`Server`]s, both from [`crate::engine`]; the channels' write
+//! buffers are modelled here.
+//!
 //! Events are per step per chunk (a load completion and a compute completion), so the event
 //! count is about `2 × total steps / SMs` (`2 × total steps` for causal attention, simulated
 //! per SM) — under 2·10⁶ for every op of the test suite.

@@ -8,7 +8,8 @@
 //! - [`plan`]: an op and its mapping lowered to CTA grids, pipeline steps and operand streams —
 //!   the common input of both models.
 //! - [`analytical`]: closed-form per-wave model ([`predict`]).
-//! - [`cycle`]: discrete-event cycle-level simulation of the same mapping ([`simulate`]).
+//! - [`cycle`]: discrete-event cycle-level simulation of the same mapping ([`simulate`]), on
+//!   [`crate::engine`].
 //! - [`search`]: a small parallel mapper; [`estimate`] returns the fastest mapping's estimate.
 //! - [`recorded`]: recorded H100 measurements against the model (CSV, Markdown, plot).
 //!
