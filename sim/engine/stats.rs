@@ -11,7 +11,7 @@ const SHIFT: u32 = 52 - (BITS - 1);
 /// Count, sum, min, max and mean of a stream of non-negative values (latencies, sizes), and a
 /// histogram for percentiles.
 ///
-/// The histogram buckets a value by its leading [11 significant bits](BITS): a percentile is
+/// The histogram buckets a value by its leading 11 significant bits (`BITS`): a percentile is
 /// the nearest-rank sample rounded down to 11 significant bits (relative error below 2^-10,
 /// under 0.1%), clamped to `[min, max]`; it is exact when the samples have at most 11
 /// significant bits (integers below 2048, for instance) and when it is the min or the max.
