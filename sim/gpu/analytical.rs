@@ -347,7 +347,7 @@ pub fn kernel_seconds(p: &KernelPlan, hw: &GpuParams) -> f64 {
 
 /// Kernels of at most this many chunks (waves × resident CTAs per SM) are summed wave by
 /// wave; larger ones sum their first and last waves and a closed form for the waves between
-/// ([`Schedule`]), so an estimate costs the same for any grid.
+/// (`Schedule`), so an estimate costs the same for any grid.
 pub const EXACT_CHUNKS: u64 = 2048;
 
 /// Most waves evaluated between the first and last wave of a large kernel.
