@@ -441,6 +441,37 @@ HELDOUT4 = {
 }
 
 
+# The fifth held-out set: shapes in no earlier set, in every category, measured once after the
+# model was frozen a fifth time (the commit is recorded in the run's device JSON).
+HELDOUT5 = {
+    "gemm_aligned": [(1408, 1408, 1408), (2688, 2688, 2688), (3840, 3840, 3840), (4864, 4864, 4864),
+                     (6400, 6400, 6400), (1280, 14336, 4096), (4096, 6144, 2048), (3584, 8192, 8192),
+                     (8192, 3584, 4096), (2560, 2560, 10240), (14336, 2048, 1024), (896, 4096, 4096),
+                     (288, 8192, 4096), (5120, 5120, 3072)],
+    "gemm_misaligned": [(1279, 1279, 1279), (2223, 2223, 2223), (3583, 4096, 4096), (4096, 3583, 4096),
+                        (4096, 4096, 3583), (2998, 2999, 3000), (7000, 7001, 1750), (4242, 4242, 4242),
+                        (4096, 5126, 4096), (1536, 1538, 6144), (333, 6666, 4444)],
+    "gemm_skinny": [(1, 9216, 9216), (5, 14336, 4096), (10, 5120, 5120), (28, 28672, 4096),
+                    (80, 8192, 8192), (224, 4096, 4096), (1, 13824, 5120), (7, 4096, 11008),
+                    (72, 4096, 4096), (1, 24576, 4096)],
+    "gemm_dtype": [("fp16", [2688, 4864, 6400]), ("tf32", [2688, 3840]), ("fp32", [1408, 2688]),
+                   ("fp8", [2688, 3840, 6400, 9216])],
+    "bmm": [(44, 1024, 1024, 64), (5, 4096, 4096, 128), (112, 384, 384, 64), (640, 32, 32, 64),
+            (3, 2048, 14336, 4096), (160, 128, 128, 128), (24, 1536, 1536, 128), (10, 1024, 8192, 128)],
+    "sdpa": [(5, 16, 1024, 128, False), (1, 56, 4096, 128, True), (2, 32, 3072, 128, True),
+             (10, 8, 2048, 64, False), (56, 12, 192, 64, False), (7, 32, 1024, 128, True),
+             (1, 12, 20480, 128, False), (40, 16, 448, 64, True)],
+    "sdpa_default": [(6, 32, 2048, 128, True), (1, 28, 8192, 128, True), (24, 16, 512, 64, False),
+                     (2, 32, 5120, 128, False), (1, 16, 24576, 64, True), (20, 32, 448, 128, True)],
+    "decode": [(6, 32, 8, 4096), (40, 32, 8, 1024), (1, 64, 8, 40960), (64, 32, 8, 1536)],
+    "softmax": [(36864, 1024), (18432, 2048), (7168, 6144), (2560, 16384), (5120, 20480), (73728, 640)],
+    "norm": [(36864, 4096), (6144, 8192), (73728, 768), (1536, 4096), (12, 8192)],
+    "silu_mul": [(1536, 14336), (7168, 14336), (12, 14336), (3584, 28672)],
+    "add": [11 << 20, 11 << 23, 11 << 24, 9 << 26],
+    "copy": [7 << 20, 112 << 20, 896 << 20, 2304 << 20],
+}
+
+
 def cases_heldout1():
     return held_out_cases(HELDOUT1)
 
@@ -455,6 +486,10 @@ def cases_heldout3():
 
 def cases_heldout4():
     return held_out_cases(HELDOUT4)
+
+
+def cases_heldout5():
+    return held_out_cases(HELDOUT5)
 
 
 def cases_skinnysweep():
@@ -623,7 +658,7 @@ def start_costs(flush, reps):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--set", default="dev", choices=["dev", "heldout1", "heldout2", "heldout3", "heldout4", "rowsweep", "skinnysweep"])
+    ap.add_argument("--set", default="dev", choices=["dev", "heldout1", "heldout2", "heldout3", "heldout4", "heldout5", "rowsweep", "skinnysweep"])
     ap.add_argument("--out", required=True)
     ap.add_argument("--reps", type=int, default=40)
     ap.add_argument("--only", default="")
@@ -662,6 +697,7 @@ def main():
         "heldout2": cases_heldout2,
         "heldout3": cases_heldout3,
         "heldout4": cases_heldout4,
+        "heldout5": cases_heldout5,
         "rowsweep": cases_rowsweep,
         "skinnysweep": cases_skinnysweep,
     }

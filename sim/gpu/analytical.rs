@@ -614,7 +614,15 @@ fn kernel_estimate_with(
         let m = xfer(step_h, step_l + step_st);
         let (q, r) = ((k_max - 1) / stages, (k_max - 1) % stages);
         let chain = q as f64 * (lat + m / c + t) + r as f64 * t.max(m) + t;
-        let mut lc = lat + first + chain + tail_last + ack;
+        // A middle wave of staggered resident CTAs (`hide`): each CTA's first-tile transfer,
+        // last stores and their acknowledgement overlap the other CTAs' round trips (a CTA
+        // exits once its stores issue; only the kernel's end waits for the acknowledgement),
+        // so the wave lasts one CTA's chain of round trips.
+        let mut lc = if hide && !first_wave && !last_wave {
+            lat + chain
+        } else {
+            lat + first + chain + tail_last + ack
+        };
         if fill_w > 0.0 {
             lc += (hw.miss_latency_s + 2.0 * fill_w / c / bw_h).max(p.epilogue_issue_s);
         }

@@ -156,9 +156,12 @@ pub fn fa2_num_splits(blocks: u64, sms: u64, key_blocks: u64, max_splits: u64) -
 ///   `rmsnorm_3072x8192` (23.3 rows per SM) and heldout1 `rmsnorm_4096x8192` (31) take 39.62
 ///   and 52.77 µs, 13.2 µs for each of 3 and 4 waves of 10 rows (the lone row's 14.46 µs);
 ///   12 CTAs (40 registers) would make them 2 and 3 waves of 19.8 and 17.6 µs. (Tried: 12
-///   CTAs for RMS norm put these cases 28% and 19% fast.) RMS norm's many short rows
-///   (`rmsnorm_32768x768`, 0.159 µs per row and SM, 1.59 µs per row at 10 rows per SM, less
-///   than the lone row's 2 × 0.84 µs) stay unexplained here and about 23% slow.
+///   CTAs for RMS norm put these cases 28% and 19% fast.) With many rows a row costs its
+///   iterations' chain alone (`rmsnorm_32768x768`, `_49152x768`, `_57344x768`: 1.55–1.59 µs
+///   per row at 10 rows per SM against 2 × 0.84 µs; 4,096 columns 6.4 µs against 8 × 0.84):
+///   the fixed part of the lone row (launch, first transfer, the stores' acknowledgement)
+///   overlaps the other resident rows, which the analytical model's middle waves take from
+///   the resident CTAs being staggered (`analytical::kernel_estimate_with`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TorchNorm {
     iteration_s: f64,
