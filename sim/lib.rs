@@ -5,6 +5,7 @@ pub mod analyze;
 pub mod cli;
 pub mod commands;
 pub mod engine;
+pub mod flash;
 pub mod gpu;
 pub mod models;
 pub mod plot;

@@ -1,0 +1,40 @@
+//! A NAND-flash SSD model, event by event on [`crate::engine`]: the host link, the
+//! controller's firmware and mapping table, channels, dies and planes.
+//!
+//! **What a request does.** The 64-byte NVMe submission entry crosses the host link
+//! (PCIe, one server each way), the firmware takes `host.command_us`, the FTL translates:
+//! with a cached mapping table (`controller.cmt_entries` > 0) a miss reads the translation
+//! page from flash first (DFTL). A read becomes one page operation per logical page it
+//! touches; each queues at its die. A die takes its oldest operation and, with multi-plane
+//! operations, the oldest queued ones of the same kind on its other planes: one command on
+//! the channel, one array read (the slowest page type of the batch), then each page's bytes
+//! leave over the channel (only the bytes the request asked for). Without cache read the die
+//! holds its page register until the data has left; with it, the die starts its next batch
+//! at once. When all pages of a read are at the controller, its data crosses the link and
+//! the request completes. A write's data crosses the link first, then (without a write
+//! cache) each page's bytes go over the channel to its die and one program covers the
+//! batch; the write completes when its pages are programmed. With a write cache the write
+//! completes once its data is in DRAM and space is free; programs drain it.
+//!
+//! **Mapping.** Page-level: logical page `lpn` lives on channel `lpn % C`, way `(lpn / C) %
+//! W`, die, then plane (MQSim's CWDP order), so consecutive pages fall on different channels.
+//! The logical space is half the drive, written once in order (a preconditioned drive);
+//! writes go to each plane's free pages after it. Garbage collection and erases are **not
+//! modelled**: a run that would write more than the free pages is refused.
+//!
+//! **Workloads** are closed loop ([`Workload`]): `queue_depth` requests outstanding,
+//! sequential or uniformly random, a read fraction, seeded.
+//!
+//! **Invariants.** Determinism (the engine's event order, a seeded `ChaCha8Rng`, no hash
+//! iteration); a die runs one batch at a time, a batch holds at most one operation per plane,
+//! and a channel carries one transfer at a time (tested); every spec field is read here or
+//! refused at parse (`deny_unknown_fields`).
+
+mod spec;
+mod ssd;
+
+pub use spec::{preset, FlashSpec, FlashSpecError, PRESETS};
+pub use ssd::{run, FlashError, FlashReport, Pattern, Workload};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,636 @@
+//! The event-driven simulation of a NAND-flash SSD (see the module docs).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use super::spec::FlashSpec;
+use crate::engine::{EventQueue, Server, Stats};
+
+/// How a workload walks the address space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pattern {
+    /// Request i starts where request i − 1 ended (wrapping at the span).
+    Sequential,
+    /// Each request starts at a uniformly drawn multiple of its size inside the span.
+    Random,
+}
+
+/// A closed-loop synthetic workload: `queue_depth` requests outstanding, a new one submitted
+/// when one completes, until `requests` have been submitted.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Workload {
+    pub pattern: Pattern,
+    /// Fraction of requests that read (1.0: reads only, 0.0: writes only).
+    pub read_fraction: f64,
+    /// Bytes per request.
+    pub request_bytes: u64,
+    /// Requests outstanding at once.
+    pub queue_depth: u32,
+    /// Requests in all.
+    pub requests: u64,
+    /// Bytes of the logical space the requests fall in, from offset 0 (0: the whole drive).
+    pub span_bytes: u64,
+    /// Seed of the random pattern and the read/write draw.
+    pub seed: u64,
+}
+
+/// What a run gives.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FlashReport {
+    pub drive: String,
+    pub workload: Workload,
+    pub requests: u64,
+    pub reads: u64,
+    pub writes: u64,
+    /// Simulated time from the first submission to the last completion, microseconds.
+    pub elapsed_us: f64,
+    /// Thousands of requests per second.
+    pub kiops: f64,
+    /// Payload bandwidth, MB/s (10^6 bytes).
+    pub bandwidth_mb_s: f64,
+    /// Latency from submission to completion, microseconds.
+    pub latency_mean_us: f64,
+    pub latency_p50_us: f64,
+    pub latency_p99_us: f64,
+    pub latency_max_us: f64,
+    /// Array operations issued: page reads (translation reads included), programs, and how
+    /// many of them were multi-plane (more than one plane in one array time).
+    pub array_reads: u64,
+    pub array_programs: u64,
+    pub multi_plane_ops: u64,
+    /// Reads of translation pages (mapping-table misses).
+    pub translation_reads: u64,
+    /// Busy fraction of each channel's bus.
+    pub channel_utilisation: Vec<f64>,
+    /// Mean busy fraction of the dies' arrays.
+    pub die_utilisation: f64,
+    /// Busy fraction of the host link, device to host and host to device.
+    pub host_utilisation_d2h: f64,
+    pub host_utilisation_h2d: f64,
+}
+
+/// A workload the drive cannot run.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FlashError {
+    #[error("workload field `{field}`: {why}")]
+    Workload { field: &'static str, why: String },
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Event {
+    /// Request `r` is submitted.
+    Submit(usize),
+    /// Request `r`'s command has been fetched and translated: its flash work can start.
+    Dispatch(usize),
+    /// A write's data has reached the controller.
+    DataIn(usize),
+    /// Die `d`'s array finished the reads of its batch: their data can leave.
+    ArrayReadDone(usize),
+    /// Die `d` is free for its next batch.
+    DieFree(usize),
+    /// Page operation `o` is done (read data at the controller, or page programmed).
+    PageDone(usize),
+    /// Request `r` is complete at the host.
+    Complete(usize),
+}
+
+#[derive(Debug, Clone)]
+struct Request {
+    write: bool,
+    offset: u64,
+    bytes: u64,
+    submit: f64,
+    /// Page operations outstanding (data, or translations while `translating`).
+    left: u32,
+    translating: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct PageOp {
+    req: usize,
+    write: bool,
+    die: usize,
+    plane: u32,
+    page_type: usize,
+    bytes: u64,
+}
+
+/// The simulation state.
+pub struct Ssd<'a> {
+    spec: &'a FlashSpec,
+    q: EventQueue<Event>,
+    channels: Vec<Server>,
+    d2h: Server,
+    h2d: Server,
+    die_queue: Vec<VecDeque<usize>>,
+    die_busy: Vec<bool>,
+    die_array_busy: Vec<f64>,
+    /// The read batch whose array time is running, per die.
+    die_batch: Vec<Vec<usize>>,
+    ops: Vec<PageOp>,
+    reqs: Vec<Request>,
+    /// Cached mapping table: translation page → last use; and last use → translation page.
+    cmt: HashMap<u64, u64>,
+    cmt_lru: BTreeMap<u64, u64>,
+    cmt_clock: u64,
+    /// Pages written during the run: logical page → page index within its plane.
+    remapped: HashMap<u64, u64>,
+    /// Next free page index per plane (writes go to free pages after the preconditioned ones).
+    frontier: Vec<u64>,
+    cache_free: u64,
+    cache_waiting: VecDeque<usize>,
+    latency: Stats,
+    stats_reads: u64,
+    stats_programs: u64,
+    stats_multi: u64,
+    stats_translations: u64,
+    first_submit: f64,
+    last_complete: f64,
+}
+
+impl<'a> Ssd<'a> {
+    fn new(spec: &'a FlashSpec) -> Self {
+        let g = &spec.geometry;
+        let dies = spec.dies() as usize;
+        let planes = dies * g.planes_per_die as usize;
+        let per_plane = u64::from(g.blocks_per_plane) * u64::from(g.pages_per_block);
+        Ssd {
+            spec,
+            q: EventQueue::new(),
+            channels: vec![Server::new(); g.channels as usize],
+            d2h: Server::new(),
+            h2d: Server::new(),
+            die_queue: vec![VecDeque::new(); dies],
+            die_busy: vec![false; dies],
+            die_array_busy: vec![0.0; dies],
+            die_batch: vec![Vec::new(); dies],
+            ops: Vec::new(),
+            reqs: Vec::new(),
+            cmt: HashMap::new(),
+            cmt_lru: BTreeMap::new(),
+            cmt_clock: 0,
+            remapped: HashMap::new(),
+            // The logical space fills the planes' first pages (a preconditioned drive written
+            // once in order); writes take the pages after it.
+            frontier: vec![per_plane / 2; planes],
+            cache_free: spec.controller.write_cache_bytes,
+            cache_waiting: VecDeque::new(),
+            latency: Stats::new(),
+            stats_reads: 0,
+            stats_programs: 0,
+            stats_multi: 0,
+            stats_translations: 0,
+            first_submit: f64::INFINITY,
+            last_complete: 0.0,
+        }
+    }
+
+    /// The logical space, bytes: half the drive (the other half is the free pages writes go
+    /// to; no run writes more than that, see [`run`]).
+    pub fn logical_bytes(spec: &FlashSpec) -> u64 {
+        spec.capacity_bytes() / 2
+    }
+
+    /// Where logical page `lpn` lives: die, plane, and page index within the plane. Pages are
+    /// striped channel first, then way, die and plane (MQSim's CWDP order), so consecutive
+    /// pages go to different channels.
+    fn locate(&self, lpn: u64) -> (usize, u32, u64) {
+        let g = &self.spec.geometry;
+        let (c, w, d, p) = (
+            u64::from(g.channels),
+            u64::from(g.ways),
+            u64::from(g.dies_per_chip),
+            u64::from(g.planes_per_die),
+        );
+        let ch = lpn % c;
+        let way = (lpn / c) % w;
+        let die = (lpn / (c * w)) % d;
+        let plane = (lpn / (c * w * d)) % p;
+        let idx = self
+            .remapped
+            .get(&lpn)
+            .copied()
+            .unwrap_or(lpn / (c * w * d * p));
+        // Die number: channel-major, so that a die's channel is `die % channels`.
+        let die_no = (die * w + way) * c + ch;
+        (die_no as usize, plane as u32, idx)
+    }
+
+    fn channel_of(&self, die: usize) -> usize {
+        die % self.spec.geometry.channels as usize
+    }
+
+    fn page_type(&self, idx: u64) -> usize {
+        let t = self.spec.timing.read_us.len() as u64;
+        ((idx % u64::from(self.spec.geometry.pages_per_block)) % t) as usize
+    }
+
+    fn host_ns(&self, bytes: f64) -> f64 {
+        bytes / self.spec.host_bytes_per_s() * 1e9
+    }
+
+    fn chan_ns(&self, bytes: f64) -> f64 {
+        bytes / self.spec.channel_bytes_per_s() * 1e9
+    }
+
+    /// Splits request `r` into page operations, one per logical page it touches.
+    fn page_ops(&mut self, r: usize) -> Vec<usize> {
+        let page = u64::from(self.spec.geometry.page_bytes);
+        let (offset, bytes, write) = (self.reqs[r].offset, self.reqs[r].bytes, self.reqs[r].write);
+        let mut out = Vec::new();
+        let mut at = offset;
+        while at < offset + bytes {
+            let lpn = at / page;
+            let end = ((lpn + 1) * page).min(offset + bytes);
+            let (die, plane, mut idx) = self.locate(lpn);
+            if write {
+                let g = &self.spec.geometry;
+                let slot = (die * g.planes_per_die as usize) + plane as usize;
+                idx = self.frontier[slot];
+                self.frontier[slot] += 1;
+                self.remapped.insert(lpn, idx);
+            }
+            let op = PageOp {
+                req: r,
+                write,
+                die,
+                plane,
+                page_type: self.page_type(idx),
+                bytes: end - at,
+            };
+            self.ops.push(op);
+            out.push(self.ops.len() - 1);
+            at = end;
+        }
+        out
+    }
+
+    /// Translation pages request `r` misses in the cached mapping table (and caches them).
+    fn translations(&mut self, r: usize) -> Vec<u64> {
+        let cap = self.spec.controller.cmt_entries;
+        if cap == 0 {
+            return Vec::new();
+        }
+        let page = u64::from(self.spec.geometry.page_bytes);
+        let per_tpage = page / u64::from(self.spec.controller.mapping_entry_bytes);
+        // The table caches whole translation pages' worth of entries.
+        let slots = (cap / per_tpage).max(1);
+        let (a, b) = (
+            self.reqs[r].offset / page,
+            (self.reqs[r].offset + self.reqs[r].bytes - 1) / page,
+        );
+        let mut missed = Vec::new();
+        for tp in a / per_tpage..=b / per_tpage {
+            self.cmt_clock += 1;
+            if let Some(old) = self.cmt.insert(tp, self.cmt_clock) {
+                self.cmt_lru.remove(&old);
+            } else {
+                missed.push(tp);
+            }
+            self.cmt_lru.insert(self.cmt_clock, tp);
+            while self.cmt.len() as u64 > slots {
+                let (&stamp, &victim) = self.cmt_lru.iter().next().expect("non-empty");
+                self.cmt_lru.remove(&stamp);
+                self.cmt.remove(&victim);
+            }
+        }
+        missed
+    }
+
+    fn enqueue(&mut self, op: usize, now: f64) {
+        let die = self.ops[op].die;
+        self.die_queue[die].push_back(op);
+        self.try_start(die, now);
+    }
+
+    /// Starts die `die`'s next batch if it is idle: the oldest queued operation and, with
+    /// multi-plane operations, the oldest queued ones of the same kind on its other planes.
+    fn try_start(&mut self, die: usize, now: f64) {
+        if self.die_busy[die] || self.die_queue[die].is_empty() {
+            return;
+        }
+        let head = self.die_queue[die].pop_front().expect("non-empty");
+        let mut batch = vec![head];
+        if self.spec.timing.multi_plane {
+            let planes = self.spec.geometry.planes_per_die as usize;
+            let write = self.ops[head].write;
+            let mut i = 0;
+            while i < self.die_queue[die].len() && batch.len() < planes {
+                let o = self.die_queue[die][i];
+                let free = batch
+                    .iter()
+                    .all(|&b| self.ops[b].plane != self.ops[o].plane);
+                if self.ops[o].write == write && free {
+                    batch.push(o);
+                    self.die_queue[die].remove(i);
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        if batch.len() > 1 {
+            self.stats_multi += 1;
+        }
+        self.die_busy[die] = true;
+        let ch = self.channel_of(die);
+        let cmd = self.spec.timing.command_ns;
+        let types = |s: &Self, f: &dyn Fn(usize) -> f64| {
+            batch
+                .iter()
+                .map(|&o| f(s.ops[o].page_type))
+                .fold(0.0, f64::max)
+        };
+        if self.ops[head].write {
+            // Command and data in over the channel, page by page, then one program.
+            let mut t = now;
+            for &o in &batch {
+                let xfer = cmd + self.chan_ns(self.ops[o].bytes as f64);
+                t = self.channels[ch].reserve(t, xfer);
+            }
+            let prog = types(self, &|p| self.spec.timing.program_us[p]) * 1e3;
+            self.stats_programs += batch.len() as u64;
+            self.die_array_busy[die] += prog;
+            let done = t + prog;
+            for &o in &batch {
+                self.q.push(done, Event::PageDone(o));
+            }
+            self.q.push(done, Event::DieFree(die));
+        } else {
+            let t = self.channels[ch].reserve(now, cmd);
+            let read = types(self, &|p| self.spec.timing.read_us[p]) * 1e3;
+            self.stats_reads += batch.len() as u64;
+            self.die_array_busy[die] += read;
+            self.die_batch[die] = batch;
+            self.q.push(t + read, Event::ArrayReadDone(die));
+        }
+    }
+
+    fn array_read_done(&mut self, die: usize, now: f64) {
+        let ch = self.channel_of(die);
+        let batch = std::mem::take(&mut self.die_batch[die]);
+        let mut last = now;
+        for &o in &batch {
+            let xfer = self.chan_ns(self.ops[o].bytes as f64);
+            last = self.channels[ch].reserve(now, xfer);
+            self.q.push(last, Event::PageDone(o));
+        }
+        // With cache read the page register is free once its data moved to the cache
+        // register; otherwise the die holds it until the data has left.
+        let free = if self.spec.timing.cache_read {
+            now
+        } else {
+            last
+        };
+        self.q.push(free, Event::DieFree(die));
+    }
+
+    fn page_done(&mut self, o: usize, now: f64) {
+        let op = self.ops[o];
+        let r = op.req;
+        if op.write && self.spec.controller.write_cache_bytes > 0 {
+            // A cached write's program frees its cache space; the request completed earlier.
+            self.cache_free += op.bytes;
+            self.admit_cached_writes(now);
+            return;
+        }
+        self.reqs[r].left -= 1;
+        if self.reqs[r].left > 0 {
+            return;
+        }
+        if self.reqs[r].translating {
+            self.reqs[r].translating = false;
+            self.issue_data(r, now);
+            return;
+        }
+        if self.reqs[r].write {
+            self.q.push(now, Event::Complete(r));
+        } else {
+            let t = self
+                .d2h
+                .reserve(now, self.host_ns(self.reqs[r].bytes as f64));
+            self.q.push(t, Event::Complete(r));
+        }
+    }
+
+    fn issue_data(&mut self, r: usize, now: f64) {
+        let ops = self.page_ops(r);
+        self.reqs[r].left = ops.len() as u32;
+        for o in ops {
+            self.enqueue(o, now);
+        }
+    }
+
+    fn admit_cached_writes(&mut self, now: f64) {
+        while let Some(&r) = self.cache_waiting.front() {
+            let need = self.reqs[r].bytes;
+            if need > self.cache_free {
+                break;
+            }
+            self.cache_waiting.pop_front();
+            self.cache_free -= need;
+            let ops = self.page_ops(r);
+            self.reqs[r].left = 0;
+            for o in ops {
+                self.enqueue(o, now);
+            }
+            self.q.push(now, Event::Complete(r));
+        }
+    }
+
+    fn dispatch(&mut self, r: usize, now: f64) {
+        let missed = self.translations(r);
+        if self.reqs[r].write {
+            // The data follows the command over the link.
+            let t = self
+                .h2d
+                .reserve(now, self.host_ns(self.reqs[r].bytes as f64));
+            self.q.push(t, Event::DataIn(r));
+            return;
+        }
+        if missed.is_empty() {
+            self.issue_data(r, now);
+            return;
+        }
+        // Read the translation pages first (each lives where its page number stripes to).
+        self.reqs[r].translating = true;
+        self.reqs[r].left = missed.len() as u32;
+        for tp in missed {
+            let (die, plane, idx) = self.locate(tp);
+            let op = PageOp {
+                req: r,
+                write: false,
+                die,
+                plane,
+                page_type: self.page_type(idx),
+                bytes: u64::from(self.spec.controller.mapping_entry_bytes),
+            };
+            self.stats_translations += 1;
+            self.ops.push(op);
+            let o = self.ops.len() - 1;
+            self.enqueue(o, now);
+        }
+    }
+
+    fn data_in(&mut self, r: usize, now: f64) {
+        if self.spec.controller.write_cache_bytes > 0 {
+            self.cache_waiting.push_back(r);
+            self.admit_cached_writes(now);
+        } else {
+            self.issue_data(r, now);
+        }
+    }
+}
+
+/// Runs `work` on `spec` and reports. The same inputs give the same report, bit for bit.
+pub fn run(spec: &FlashSpec, work: &Workload) -> Result<FlashReport, FlashError> {
+    let bad = |field, why: String| Err(FlashError::Workload { field, why });
+    let logical = Ssd::logical_bytes(spec);
+    let span = if work.span_bytes == 0 {
+        logical
+    } else {
+        work.span_bytes
+    };
+    if work.request_bytes == 0 {
+        return bad("request_bytes", "must be at least 1".into());
+    }
+    if work.queue_depth == 0 || work.queue_depth > spec.host.queue_entries {
+        return bad(
+            "queue_depth",
+            format!(
+                "must be 1..={} (the drive's host.queue_entries), got {}",
+                spec.host.queue_entries, work.queue_depth
+            ),
+        );
+    }
+    if work.requests == 0 {
+        return bad("requests", "must be at least 1".into());
+    }
+    if !(0.0..=1.0).contains(&work.read_fraction) {
+        return bad(
+            "read_fraction",
+            format!("must be in [0, 1], got {}", work.read_fraction),
+        );
+    }
+    if span > logical || span < work.request_bytes {
+        return bad(
+            "span_bytes",
+            format!(
+                "must hold one request and fit the logical space ({logical} bytes), got {span}"
+            ),
+        );
+    }
+    let writes_max = work.requests as f64 * (1.0 - work.read_fraction) * work.request_bytes as f64;
+    if writes_max > (spec.capacity_bytes() - logical) as f64 * 0.9 {
+        return bad(
+            "requests",
+            "the run would write more than the drive's free pages; garbage collection is not \
+             modelled"
+                .into(),
+        );
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(work.seed);
+    let slots = span / work.request_bytes;
+    let reqs: Vec<(bool, u64, u64)> = (0..work.requests)
+        .map(|i| {
+            let write = rng.random::<f64>() >= work.read_fraction;
+            let offset = match work.pattern {
+                Pattern::Sequential => (i % slots) * work.request_bytes,
+                Pattern::Random => rng.random_range(0..slots) * work.request_bytes,
+            };
+            (write, offset, work.request_bytes)
+        })
+        .collect();
+    Ok(simulate(spec, work, &reqs))
+}
+
+/// Runs the requests `(write, offset, bytes)` in order, `work.queue_depth` at a time (the
+/// rest of `work` is only reported). The caller has checked them against the drive.
+pub(crate) fn simulate(
+    spec: &FlashSpec,
+    work: &Workload,
+    reqs: &[(bool, u64, u64)],
+) -> FlashReport {
+    let mut ssd = Ssd::new(spec);
+    for &(write, offset, bytes) in reqs {
+        ssd.reqs.push(Request {
+            write,
+            offset,
+            bytes,
+            submit: 0.0,
+            left: 0,
+            translating: false,
+        });
+    }
+    let n = ssd.reqs.len();
+    let first = (work.queue_depth as usize).min(n);
+    for r in 0..first {
+        ssd.q.push(0.0, Event::Submit(r));
+    }
+    let mut next = first;
+    let sqe = spec.host.command_us * 1e3;
+    while let Some((now, e)) = ssd.q.pop() {
+        match e {
+            Event::Submit(r) => {
+                ssd.reqs[r].submit = now;
+                ssd.first_submit = ssd.first_submit.min(now);
+                // The 64-byte submission entry crosses the link, then the firmware works.
+                let t = ssd.h2d.reserve(now, ssd.host_ns(64.0));
+                ssd.q.push(t + sqe, Event::Dispatch(r));
+            }
+            Event::Dispatch(r) => ssd.dispatch(r, now),
+            Event::DataIn(r) => ssd.data_in(r, now),
+            Event::ArrayReadDone(d) => ssd.array_read_done(d, now),
+            Event::DieFree(d) => {
+                ssd.die_busy[d] = false;
+                ssd.try_start(d, now);
+            }
+            Event::PageDone(o) => ssd.page_done(o, now),
+            Event::Complete(r) => {
+                ssd.latency.record((now - ssd.reqs[r].submit) / 1e3);
+                ssd.last_complete = ssd.last_complete.max(now);
+                if next < n {
+                    ssd.q.push(now, Event::Submit(next));
+                    next += 1;
+                }
+            }
+        }
+    }
+    // Cached writes may still be programming after the last completion: the drive is busy
+    // until they end, but the host saw the requests complete.
+    let elapsed_ns = (ssd.last_complete - ssd.first_submit).max(f64::MIN_POSITIVE);
+    let writes = ssd.reqs.iter().filter(|r| r.write).count() as u64;
+    let bytes: u64 = ssd.reqs.iter().map(|r| r.bytes).sum();
+    let span_all = ssd.q.now().max(elapsed_ns);
+    let lat = &ssd.latency;
+    FlashReport {
+        drive: spec.name.clone(),
+        workload: work.clone(),
+        requests: n as u64,
+        reads: n as u64 - writes,
+        writes,
+        elapsed_us: elapsed_ns / 1e3,
+        kiops: n as f64 / elapsed_ns * 1e9 / 1e3,
+        bandwidth_mb_s: bytes as f64 / elapsed_ns * 1e9 / 1e6,
+        latency_mean_us: lat.mean().unwrap_or(0.0),
+        latency_p50_us: lat.p50().unwrap_or(0.0),
+        latency_p99_us: lat.p99().unwrap_or(0.0),
+        latency_max_us: lat.max().unwrap_or(0.0),
+        array_reads: ssd.stats_reads,
+        array_programs: ssd.stats_programs,
+        multi_plane_ops: ssd.stats_multi,
+        translation_reads: ssd.stats_translations,
+        channel_utilisation: ssd
+            .channels
+            .iter()
+            .map(|c| c.utilisation(span_all))
+            .collect(),
+        die_utilisation: ssd.die_array_busy.iter().sum::<f64>()
+            / (ssd.die_array_busy.len() as f64 * span_all),
+        host_utilisation_d2h: ssd.d2h.utilisation(span_all),
+        host_utilisation_h2d: ssd.h2d.utilisation(span_all),
+    }
+}

@@ -1,0 +1,215 @@
+use super::ssd::simulate;
+use super::*;
+
+fn mq() -> FlashSpec {
+    preset("mqsim_default").unwrap()
+}
+
+fn work(pattern: Pattern, read_fraction: f64, bytes: u64, qd: u32, requests: u64) -> Workload {
+    Workload {
+        pattern,
+        read_fraction,
+        request_bytes: bytes,
+        queue_depth: qd,
+        requests,
+        span_bytes: 0,
+        seed: 7,
+    }
+}
+
+#[test]
+fn presets_parse_and_every_one_is_valid() {
+    for (name, _) in PRESETS {
+        let s = preset(name).unwrap();
+        assert_eq!(s.name, name);
+        assert!(s.capacity_bytes() > 0);
+    }
+    let e = preset("nope").unwrap_err();
+    assert!(
+        e.contains("unknown flash preset `nope`") && e.contains("ssd980pro"),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_specs_name_the_field() {
+    let text = PRESETS[1].1;
+    let e =
+        FlashSpec::from_toml(&text.replace("channels = 8", "channels = 0"), "x.toml").unwrap_err();
+    assert!(
+        e.contains("x.toml") && e.contains("geometry.channels"),
+        "{e}"
+    );
+    let e = FlashSpec::from_toml(&format!("{text}\n[extra]\na = 1\n"), "x.toml").unwrap_err();
+    assert!(e.contains("unknown field `extra`"), "{e}");
+    let e = FlashSpec::from_toml(
+        &text.replace("program_us = [750.0, 750.0]", "program_us = [750.0]"),
+        "x.toml",
+    )
+    .unwrap_err();
+    assert!(e.contains("timing.program_us"), "{e}");
+    let e = FlashSpec::from_toml(
+        &text.replace("channel_mts = 333.0", "channel_mts = 0.0"),
+        "y",
+    )
+    .unwrap_err();
+    assert!(e.contains("timing.channel_mts"), "{e}");
+    let e = FlashSpec::from_toml(&text.replace("lanes = 4", "lanes = 3"), "y").unwrap_err();
+    assert!(e.contains("host.lanes"), "{e}");
+}
+
+#[test]
+fn bad_workloads_are_refused() {
+    let s = mq();
+    let mut w = work(Pattern::Random, 1.0, 4096, 0, 10);
+    assert!(matches!(
+        run(&s, &w),
+        Err(FlashError::Workload {
+            field: "queue_depth",
+            ..
+        })
+    ));
+    w.queue_depth = 4096;
+    assert!(run(&s, &w)
+        .unwrap_err()
+        .to_string()
+        .contains("host.queue_entries"));
+    w.queue_depth = 1;
+    w.request_bytes = 0;
+    assert!(run(&s, &w).is_err());
+    w.request_bytes = 4096;
+    w.read_fraction = 1.5;
+    assert!(run(&s, &w).is_err());
+    // More writes than the free pages: refused (no garbage collection).
+    let w = work(Pattern::Sequential, 0.0, 1 << 30, 1, 1 << 12);
+    assert!(run(&s, &w)
+        .unwrap_err()
+        .to_string()
+        .contains("garbage collection"));
+}
+
+/// One 4 KiB read at queue depth 1, by hand: the submission entry over 4 lanes of PCIe 3.0,
+/// the array read (75 us), 4 KiB over a 333 MB/s channel, 4 KiB back over the link.
+#[test]
+fn a_lone_read_costs_what_the_timing_adds_up_to() {
+    let s = mq();
+    let r = run(&s, &work(Pattern::Random, 1.0, 4096, 1, 1)).unwrap();
+    let link = s.host_bytes_per_s();
+    let want = 64.0 / link * 1e6 + 75.0 + 4096.0 / 333e6 * 1e6 + 4096.0 / link * 1e6;
+    assert!(
+        (r.latency_mean_us - want).abs() < 1e-6,
+        "{} vs {want}",
+        r.latency_mean_us
+    );
+    assert_eq!(r.array_reads, 1);
+}
+
+/// Die and plane conflicts: two reads on the same plane serialise their array times; on two
+/// dies they overlap; reads queued for two planes of a busy die share one array time when
+/// the die has multi-plane reads, and serialise when it has not.
+#[test]
+fn die_and_plane_conflicts() {
+    let s = mq();
+    let g = &s.geometry;
+    let page = u64::from(g.page_bytes);
+    let (c, w, d) = (
+        u64::from(g.channels),
+        u64::from(g.ways),
+        u64::from(g.dies_per_chip),
+    );
+    let other_plane = c * w * d * page;
+    let same_plane = other_plane * u64::from(g.planes_per_die);
+    let other_die = page; // the next channel
+    let tr = 75.0;
+    let two = work(Pattern::Random, 1.0, 4096, 2, 2);
+    let t2 = |b: u64| simulate(&s, &two, &[(false, 0, 4096), (false, b, 4096)]).elapsed_us;
+    let (dies, serial) = (t2(other_die), t2(same_plane));
+    assert!(dies < tr + 20.0, "{dies}");
+    assert!(serial > 2.0 * tr, "{serial}");
+    // The first read holds the die; the next two (plane 0 and plane 1) queue behind it.
+    let three = work(Pattern::Random, 1.0, 4096, 3, 3);
+    let reqs = [
+        (false, 0, 4096),
+        (false, same_plane, 4096),
+        (false, other_plane, 4096),
+    ];
+    let r = simulate(&s, &three, &reqs);
+    assert_eq!((r.array_reads, r.multi_plane_ops), (3, 1));
+    assert!(
+        r.elapsed_us > 2.0 * tr && r.elapsed_us < 2.0 * tr + 40.0,
+        "{}",
+        r.elapsed_us
+    );
+    let mut single = s.clone();
+    single.timing.multi_plane = false;
+    let r = simulate(&single, &three, &reqs);
+    assert_eq!(r.multi_plane_ops, 0);
+    assert!(r.elapsed_us > 3.0 * tr, "{}", r.elapsed_us);
+}
+
+/// Large sequential reads at depth 32 on the 980 Pro-class drive are bounded by the host link
+/// (7 GB/s; the channels give 11.2); no channel is ever more than fully busy.
+#[test]
+fn sequential_reads_reach_the_link_and_no_resource_exceeds_one() {
+    let s = preset("ssd980pro").unwrap();
+    let r = run(&s, &work(Pattern::Sequential, 1.0, 128 << 10, 32, 4000)).unwrap();
+    let link = s.host_bytes_per_s() / 1e6;
+    assert!(
+        r.bandwidth_mb_s <= link * 1.0001,
+        "{} > {link}",
+        r.bandwidth_mb_s
+    );
+    assert!(
+        r.bandwidth_mb_s > 0.95 * link,
+        "{} vs {link}",
+        r.bandwidth_mb_s
+    );
+    assert!(r.host_utilisation_d2h > 0.95 && r.host_utilisation_d2h <= 1.0 + 1e-9);
+    for u in &r.channel_utilisation {
+        assert!(*u <= 1.0 + 1e-9);
+    }
+    assert!(r.die_utilisation <= 1.0 + 1e-9);
+    // Depth 1 is latency-bound: far below.
+    let r1 = run(&s, &work(Pattern::Sequential, 1.0, 128 << 10, 1, 200)).unwrap();
+    assert!(r1.bandwidth_mb_s < 0.5 * r.bandwidth_mb_s);
+}
+
+#[test]
+fn runs_are_deterministic() {
+    let s = preset("ssd980pro").unwrap();
+    let w = work(Pattern::Random, 0.7, 16384, 16, 3000);
+    let a = serde_json::to_string(&run(&s, &w).unwrap()).unwrap();
+    let b = serde_json::to_string(&run(&s, &w).unwrap()).unwrap();
+    assert_eq!(a, b);
+    let mut w2 = w.clone();
+    w2.seed = 8;
+    assert_ne!(a, serde_json::to_string(&run(&s, &w2).unwrap()).unwrap());
+}
+
+/// A small mapping-table cache makes random reads read their translation page first.
+#[test]
+fn mapping_table_misses_cost_a_flash_read() {
+    let full = mq();
+    let mut small = full.clone();
+    small.controller.cmt_entries = 1024;
+    let w = work(Pattern::Random, 1.0, 4096, 1, 200);
+    let (a, b) = (run(&full, &w).unwrap(), run(&small, &w).unwrap());
+    assert_eq!(a.translation_reads, 0);
+    assert!(b.translation_reads > 150, "{}", b.translation_reads);
+    assert!(b.latency_mean_us > 1.7 * a.latency_mean_us);
+}
+
+/// Writes: programs take tPROG; a write cache completes them at DRAM speed until it fills.
+#[test]
+fn writes_program_pages_and_a_cache_hides_them() {
+    let s = mq();
+    let w = work(Pattern::Sequential, 0.0, 8192, 1, 50);
+    let r = run(&s, &w).unwrap();
+    assert_eq!(r.array_programs, 50);
+    assert!(r.latency_mean_us > 750.0, "{}", r.latency_mean_us);
+    let mut cached = s.clone();
+    cached.controller.write_cache_bytes = 64 << 20;
+    let c = run(&cached, &w).unwrap();
+    assert!(c.latency_mean_us < 20.0, "{}", c.latency_mean_us);
+    assert_eq!(c.array_programs, 50);
+}
