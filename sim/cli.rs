@@ -196,6 +196,35 @@ pub enum Command {
         #[arg(long)]
         arch: Option<String>,
     },
+    /// Simulate a NAND-flash SSD on a closed-loop synthetic workload, event by event.
+    Flash {
+        /// A preset (ssd980pro, mqsim_default, cambricon_llm) or a TOML file.
+        #[arg(long, default_value = "ssd980pro")]
+        drive: String,
+        /// `sequential` or `random`.
+        #[arg(long, default_value = "random")]
+        pattern: String,
+        /// Fraction of requests that read (1 = reads only, 0 = writes only).
+        #[arg(long, default_value_t = 1.0)]
+        read: f64,
+        /// Bytes per request, e.g. "4 KiB", "128 KiB".
+        #[arg(long, default_value = "4 KiB")]
+        size: String,
+        /// Requests outstanding at once.
+        #[arg(long, default_value_t = 32)]
+        qd: u32,
+        /// Requests in all.
+        #[arg(long, default_value_t = 100_000)]
+        requests: u64,
+        /// Bytes of the logical space the requests fall in (default: all of it).
+        #[arg(long)]
+        span: Option<String>,
+        /// Seed of the random addresses and the read/write draw.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the reference interpreter on random inputs of a small instance; print checksums.
     Eval {
         /// A .ein file, or a built-in cascade name.
@@ -280,6 +309,79 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             out!("{}", crate::reproduce::render_summary(&s));
             outln!("reports written to {}/ (results.csv, headline.csv, summary.md, speedup/energy_ratio/utilization .png/.svg)", dir.display());
+            Ok(())
+        }
+        Some(Command::Flash {
+            drive,
+            pattern,
+            read,
+            size,
+            qd,
+            requests,
+            span,
+            seed,
+            json,
+        }) => {
+            let spec = if crate::flash::PRESETS.iter().any(|(n, _)| *n == drive) {
+                crate::flash::preset(&drive).map_err(|e| anyhow::anyhow!(e))?
+            } else if Path::new(&drive).exists() {
+                let text =
+                    std::fs::read_to_string(&drive).with_context(|| format!("reading {drive}"))?;
+                crate::flash::FlashSpec::from_toml(&text, &drive).map_err(|e| anyhow::anyhow!(e))?
+            } else {
+                let names: Vec<&str> = crate::flash::PRESETS.iter().map(|(n, _)| *n).collect();
+                bail!(
+                    "--drive: `{drive}` is neither a preset ({}) nor a file",
+                    names.join(", ")
+                );
+            };
+            let pattern = match pattern.as_str() {
+                "sequential" | "seq" => crate::flash::Pattern::Sequential,
+                "random" | "rand" => crate::flash::Pattern::Random,
+                p => bail!("--pattern: `{p}` (expected sequential or random)"),
+            };
+            let bytes = |arg: &str, v: &str| -> Result<u64> {
+                let b: cascade_arch::Bytes =
+                    v.parse().map_err(|e| anyhow::anyhow!("{arg}: {e}"))?;
+                Ok(b.si() as u64)
+            };
+            let work = crate::flash::Workload {
+                pattern,
+                read_fraction: read,
+                request_bytes: bytes("--size", &size)?,
+                queue_depth: qd,
+                requests,
+                span_bytes: span
+                    .as_deref()
+                    .map(|v| bytes("--span", v))
+                    .transpose()?
+                    .unwrap_or(0),
+                seed,
+            };
+            let r = crate::flash::run(&spec, &work).map_err(|e| anyhow::anyhow!("{drive}: {e}"))?;
+            if json {
+                outln!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                outln!(
+                    "{}: {} requests ({} reads, {} writes) of {} bytes at depth {}, {:?}",
+                    r.drive,
+                    r.requests,
+                    r.reads,
+                    r.writes,
+                    work.request_bytes,
+                    qd,
+                    pattern
+                );
+                outln!(
+                    "  {:.1} kIOPS, {:.1} MB/s; latency mean {:.1} us, p50 {:.1}, p99 {:.1}, max {:.1}",
+                    r.kiops, r.bandwidth_mb_s, r.latency_mean_us, r.latency_p50_us, r.latency_p99_us, r.latency_max_us
+                );
+                outln!(
+                    "  array reads {} (translation {}), programs {}, multi-plane {}; dies {:.0}% busy, link {:.0}% / {:.0}% (out / in)",
+                    r.array_reads, r.translation_reads, r.array_programs, r.multi_plane_ops,
+                    r.die_utilisation * 100.0, r.host_utilisation_d2h * 100.0, r.host_utilisation_h2d * 100.0
+                );
+            }
             Ok(())
         }
         Some(Command::Estimate { arch, op, json }) => {

@@ -10,7 +10,9 @@ const DIR: &str = "reports/crosscheck/h200";
 /// The scored sets: `dev` (development), `heldout1` and `heldout2` (held-out sets measured once
 /// at 2ea6814 and 297696e and used for development since), `heldout3` (the held-out set:
 /// measured once after the model was frozen at cd274eb; the accuracy figure).
-const SETS: [&str; 6] = ["dev", "heldout1", "heldout2", "heldout3", "heldout4", "heldout5"];
+const SETS: [&str; 6] = [
+    "dev", "heldout1", "heldout2", "heldout3", "heldout4", "heldout5",
+];
 
 fn device() -> String {
     let text = std::fs::read_to_string(format!("{DIR}/dev_device.json")).unwrap();
