@@ -89,3 +89,37 @@ fn the_flash_report_is_current() {
 fn regenerate() {
     std::fs::write(PATH, render()).unwrap();
 }
+
+fn cascade(args: &[&str]) -> (Option<i32>, String, String) {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_cascade"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn cascade_flash_runs_and_refuses_bad_input_by_name() {
+    let (code, out, err) = cascade(&["flash", "--requests", "1000", "--json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["drive"], "ssd980pro");
+    assert_eq!(v["requests"], 1000);
+    assert!(v["kiops"].as_f64().unwrap() > 0.0);
+    for (args, want) in [
+        (vec!["flash", "--drive", "nope"], "neither a preset"),
+        (vec!["flash", "--pattern", "zigzag"], "--pattern"),
+        (vec!["flash", "--size", "4 parsecs"], "--size"),
+        (vec!["flash", "--qd", "0"], "queue_depth"),
+        (vec!["flash", "--read", "2"], "read_fraction"),
+    ] {
+        let (code, _, err) = cascade(&args);
+        assert_eq!(code, Some(1), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
