@@ -276,6 +276,9 @@ struct Channel {
     buses: Vec<Bus>,
     write_mode: bool,
     wake: u64,
+    /// No request's row command (ACT, PRE) can issue before this cycle: the last full search
+    /// found none sooner, and every event that could enable one sooner lowers it.
+    row_wake: u64,
     any_ref_pending: bool,
     next_ref_due: u64,
     stats: ChannelStats,
@@ -344,6 +347,7 @@ impl Channel {
             ],
             write_mode: false,
             wake: first_due,
+            row_wake: 0,
             any_ref_pending: false,
             next_ref_due: first_due,
             stats: ChannelStats::default(),
@@ -376,6 +380,8 @@ impl Channel {
         if b.open == r.row {
             b.hits[mode] += 1;
             q.hits += 1;
+        } else {
+            self.row_wake = self.row_wake.min(now);
         }
         q.push(r);
         self.wake = self.wake.min(now);
@@ -404,17 +410,17 @@ impl Channel {
             }
             self.next_ref_due = next;
         }
-        // Write drain (Ramulator's watermark rule; also leave an empty write queue).
-        let (rq, wq) = (self.queues[0].live, self.queues[1].live);
-        if !self.write_mode {
-            if wq as f64 > ctx.high || (rq == 0 && wq > 0) {
-                self.write_mode = true;
-            }
-        } else if ((wq as f64) < ctx.low && rq != 0) || wq == 0 {
-            self.write_mode = false;
+        // Write drain.
+        let write_mode = self.next_write_mode(ctx);
+        if write_mode != self.write_mode {
+            self.write_mode = write_mode;
+            self.row_wake = 0;
         }
 
         let mut min_ready = u64::MAX;
+        // Whether every candidate's readiness was looked at and every ready one issues: then
+        // `min_ready` bounds when anything can issue next, even after this cycle's commands.
+        let mut complete = true;
         // A refresh command ready now: (rank, kind, flat bank).
         let mut refresh: Option<(usize, CommandKind, usize)> = None;
         if self.any_ref_pending {
@@ -449,6 +455,8 @@ impl Channel {
                 if ready <= now {
                     if refresh.is_none() {
                         refresh = Some((ri, kind, bank));
+                    } else {
+                        complete = false;
                     }
                 } else {
                     min_ready = min_ready.min(ready);
@@ -471,6 +479,10 @@ impl Channel {
         // as nothing it could still find would issue this cycle.
         let nonhits = q.live - q.hits as usize;
         let row_bus_free = !(ctx.split && refresh.is_some());
+        // Whether to look for a row command at all (else none can be ready yet).
+        let row_search = row_bus_free && now >= self.row_wake;
+        let mut row_min = u64::MAX;
+        let mut row_complete = true;
         let mut seen_nonhits = 0;
         let mut best_cas: Option<usize> = None;
         let mut best_row: Option<(usize, CommandKind)> = None;
@@ -489,6 +501,7 @@ impl Channel {
             }
             if hit {
                 if best_cas.is_some() {
+                    complete = false;
                     continue;
                 }
                 let g = &self.groups[r.group as usize];
@@ -508,15 +521,26 @@ impl Channel {
                 if ready <= now {
                     best_cas = Some(i);
                     // A shared bus takes the hit; a split one may still want a row command.
-                    if !ctx.split || !row_bus_free || best_row.is_some() || seen_nonhits == nonhits
-                    {
+                    if !ctx.split || !row_search || best_row.is_some() || seen_nonhits == nonhits {
+                        complete = false;
+                        row_complete = seen_nonhits == nonhits;
                         break;
                     }
                 } else {
                     min_ready = min_ready.min(ready);
                 }
             } else {
-                if best_row.is_some() || !row_bus_free {
+                if !row_search {
+                    if !row_bus_free {
+                        complete = false;
+                    }
+                    if best_cas.is_some() && seen_nonhits == nonhits {
+                        break;
+                    }
+                    continue;
+                }
+                if best_row.is_some() {
+                    complete = false;
                     if best_cas.is_some() && seen_nonhits == nonhits {
                         break;
                     }
@@ -524,8 +548,10 @@ impl Channel {
                 }
                 let ready = if b.open != NO_ROW {
                     if b.hits[mode] > 0 {
-                        // Row hits still queued: keep the row open for them.
+                        // Row hits still queued: keep the row open for them (a column
+                        // command that empties them lowers `row_wake`).
                         if best_cas.is_some() && seen_nonhits == nonhits {
+                            complete = false;
                             break;
                         }
                         continue;
@@ -548,17 +574,32 @@ impl Channel {
                     };
                     best_row = Some((i, kind));
                     if best_cas.is_some() {
+                        complete = false;
+                        row_complete = false;
                         break;
                     }
                 } else {
                     min_ready = min_ready.min(ready);
+                    row_min = row_min.min(ready);
                     if best_cas.is_some() && seen_nonhits == nonhits {
+                        complete = false;
                         break;
                     }
                 }
             }
         }
 
+        if row_search {
+            // A full search bounds the next row command; after finding one (it issues now) or
+            // stopping early, search again next cycle.
+            self.row_wake = if row_complete && best_row.is_none() {
+                row_min
+            } else {
+                now + 1
+            };
+        } else if row_bus_free {
+            min_ready = min_ready.min(self.row_wake);
+        }
         // What issues this cycle: refresh first; then, on a shared bus, a row hit before
         // anything else; on a split bus, a row and a column command.
         let (row, cas) = if ctx.split {
@@ -574,29 +615,50 @@ impl Channel {
         } else {
             (best_row, None)
         };
+        if row.is_none() && best_row.is_some() || cas.is_none() && best_cas.is_some() {
+            complete = false; // ready, but the bus went to something else
+        }
         let mut issued = false;
         let mut freed = false;
+        // The earliest cycle a request that this cycle's commands enable could issue.
+        let mut enabled = u64::MAX;
         if let Some((ri, kind, bank)) = refresh {
-            self.refresh_command(ctx, ri, kind, bank, now);
+            enabled = enabled.min(self.refresh_command(ctx, ri, kind, bank, now));
+            self.row_wake = self.row_wake.min(now + 1);
             issued = true;
         }
         if let Some((i, kind)) = row {
-            self.row_command(ctx, i, kind, now);
+            enabled = enabled.min(self.row_command(ctx, i, kind, now));
+            self.row_wake = self.row_wake.min(now + 1);
             issued = true;
         }
         if let Some(i) = cas {
-            self.column_command(ctx, i, now);
+            let e = self.column_command(ctx, i, now);
+            enabled = enabled.min(e);
+            self.row_wake = self.row_wake.min(e);
             issued = true;
             freed = true;
         }
-        // After a command, look again next cycle; else sleep until something can issue or the
-        // next refresh falls due.
-        self.wake = if issued {
+        // Commands only ever push other commands later, except those they enable (`enabled`):
+        // with a complete scan, sleep until the earliest of those, the candidates' `min_ready`
+        // and the next refresh; after an incomplete one, look again next cycle.
+        self.wake = if issued && !complete {
             now + 1
         } else {
-            min_ready.min(self.next_ref_due).max(now + 1)
+            min_ready.min(enabled).min(self.next_ref_due).max(now + 1)
         };
         freed
+    }
+
+    /// The read/write mode the next step will serve (Ramulator's watermark rule, and never an
+    /// empty write queue while reads wait).
+    fn next_write_mode(&self, ctx: &Ctx) -> bool {
+        let (rq, wq) = (self.queues[0].live, self.queues[1].live);
+        if !self.write_mode {
+            wq as f64 > ctx.high || (rq == 0 && wq > 0)
+        } else {
+            !(((wq as f64) < ctx.low && rq != 0) || wq == 0)
+        }
     }
 
     /// Logs a command on flat bank `bank` (the rank's first bank for PREA and REF).
@@ -641,7 +703,7 @@ impl Channel {
         kind: CommandKind,
         bi: usize,
         now: u64,
-    ) {
+    ) -> u64 {
         let t = ctx.t;
         let per_rank = (ctx.groups_per_rank * ctx.banks_per_group) as usize;
         match kind {
@@ -652,11 +714,13 @@ impl Channel {
                     }
                 }
                 self.log(ctx, now, kind, bi, 0, 0);
+                now + t.rp // the REF
             }
             CommandKind::Pre => {
                 let row = self.banks[bi].open;
                 self.close(&t, bi, ri, now);
                 self.log(ctx, now, kind, bi, row, 0);
+                now + t.rp // the REFpb
             }
             CommandKind::Ref | CommandKind::RefPb => {
                 let r = &mut self.ranks[ri];
@@ -675,6 +739,12 @@ impl Channel {
                 self.next_ref_due = self.next_ref_due.min(r.ref_due);
                 self.any_ref_pending = self.ranks.iter().any(|r| r.ref_pending);
                 self.log(ctx, now, kind, bi, 0, 0);
+                // The requests it held back (their ACTs wait at least this long).
+                now + if kind == CommandKind::Ref {
+                    t.rfc
+                } else {
+                    t.rrefd.min(t.rfc_pb)
+                }
             }
             _ => unreachable!("not a refresh command"),
         }
@@ -692,7 +762,9 @@ impl Channel {
         }
     }
 
-    fn row_command(&mut self, ctx: &mut Ctx, i: usize, kind: CommandKind, now: u64) {
+    /// Issues request `i`'s ACT or PRE; returns the earliest cycle a command it enables (the
+    /// row hits' column commands, the next ACT) could issue.
+    fn row_command(&mut self, ctx: &mut Ctx, i: usize, kind: CommandKind, now: u64) -> u64 {
         let t = ctx.t;
         let write = self.write_mode;
         self.classify(write, i, kind);
@@ -724,17 +796,22 @@ impl Channel {
                 rk.acts += 1;
                 rk.open_banks += 1;
                 self.log(ctx, now, kind, r.bank as usize, r.row, r.col);
+                now + t.rcd_rd.min(t.rcd_wr)
             }
             CommandKind::Pre => {
                 let row = self.banks[r.bank as usize].open;
                 self.close(&t, r.bank as usize, r.rank as usize, now);
                 self.log(ctx, now, kind, r.bank as usize, row, 0);
+                now + t.rp
             }
             _ => unreachable!("not a row command"),
         }
     }
 
-    fn column_command(&mut self, ctx: &mut Ctx, i: usize, now: u64) {
+    /// Issues request `i`'s RD or WR (RDA/WRA closed page) and removes it; returns the earliest
+    /// cycle a command it enables could issue (a PRE it no longer holds back, the ACT after an
+    /// auto-precharge, anything in the other queue if the mode turns).
+    fn column_command(&mut self, ctx: &mut Ctx, i: usize, now: u64) -> u64 {
         let t = ctx.t;
         let write = self.write_mode;
         let mode = usize::from(write);
@@ -784,7 +861,19 @@ impl Channel {
             rk.open_banks -= 1;
         }
         self.stats.last_done = self.stats.last_done.max(done);
+        let b = &self.banks[r.bank as usize];
+        let enabled = if ctx.closed {
+            b.act_ready
+        } else if b.hits[mode] == 0 {
+            b.pre_ready
+        } else {
+            u64::MAX
+        };
         self.log(ctx, now, kind, r.bank as usize, r.row, r.col);
+        if self.next_write_mode(ctx) != self.write_mode {
+            return now + 1;
+        }
+        enabled
     }
 }
 
