@@ -447,6 +447,102 @@ fn checker_refuses_each_kind_of_violation() {
 }
 
 #[test]
+fn checker_refuses_per_bank_refresh_violations() {
+    use CommandKind::*;
+    let mut spec = toy();
+    spec.refresh.mode = RefreshMode::PerBank;
+    spec.refresh.rfc_pb = Some(30);
+    spec.refresh.rrefd = Some(4);
+    spec.validate().unwrap();
+    // Valid: REFpb of bank (0,0), then an ACT elsewhere after tRREFD and on it after tRFCpb.
+    check_log(
+        &spec,
+        &log_of(
+            vec![
+                cmd(10, RefPb, 0, 0, 0),
+                cmd(14, Act, 0, 1, 1),
+                cmd(40, Act, 0, 0, 1),
+            ],
+            100,
+        ),
+    )
+    .unwrap();
+    let cases: Vec<(&str, Vec<Command>, u64)> = vec![
+        (
+            "tRFCpb",
+            vec![cmd(10, RefPb, 0, 0, 0), cmd(39, Act, 0, 0, 1)],
+            100,
+        ),
+        (
+            "tRREFD",
+            vec![cmd(10, RefPb, 0, 0, 0), cmd(13, Act, 0, 1, 1)],
+            100,
+        ),
+        (
+            "tRREFD",
+            vec![cmd(10, RefPb, 0, 0, 0), cmd(12, RefPb, 0, 1, 0)],
+            100,
+        ),
+        (
+            "tRRD_S",
+            vec![cmd(0, Act, 0, 0, 1), cmd(2, RefPb, 1, 0, 0)],
+            100,
+        ),
+        (
+            "row open",
+            vec![cmd(0, Act, 0, 0, 1), cmd(40, RefPb, 0, 0, 0)],
+            100,
+        ),
+        (
+            "tRP",
+            vec![
+                cmd(0, Act, 0, 0, 1),
+                cmd(30, Pre, 0, 0, 1),
+                cmd(39, RefPb, 0, 0, 0),
+            ],
+            100,
+        ),
+        // Only one bank refreshed over 4 tREFI: the others fall behind.
+        (
+            "refresh interval",
+            (0..4).map(|i| cmd(900 * i + 10, RefPb, 0, 0, 0)).collect(),
+            4000,
+        ),
+    ];
+    for (want, commands, end) in cases {
+        let v = check_log(&spec, &log_of(commands.clone(), end))
+            .expect_err(&format!("{want}: {commands:?} passed"));
+        assert_eq!(v.constraint, want, "{v}");
+    }
+}
+
+#[test]
+fn refresh_mode_fields_are_checked() {
+    let mut spec = toy();
+    spec.refresh.rfc_pb = Some(30);
+    let e = spec.validate().unwrap_err().to_string();
+    assert!(
+        e.contains("refresh.tRFCpb") && e.contains("per_bank"),
+        "{e}"
+    );
+    let mut spec = toy();
+    spec.refresh.mode = RefreshMode::PerBank;
+    spec.refresh.rrefd = Some(4);
+    let e = spec.validate().unwrap_err().to_string();
+    assert!(
+        e.contains("refresh.tRFCpb") && e.contains("required"),
+        "{e}"
+    );
+    spec.refresh.rfc_pb = Some(101); // above tRFC (100)
+    let e = spec.validate().unwrap_err().to_string();
+    assert!(e.contains("refresh.tRFCpb"), "{e}");
+    spec.refresh.rfc_pb = Some(30);
+    spec.refresh.rrefd = Some(200); // tREFI / 8 banks = 125 < tRREFD
+    let e = spec.validate().unwrap_err().to_string();
+    assert!(e.contains("refresh.tREFI"), "{e}");
+}
+
+#[test]
 fn refresh_happens_every_trefi() {
     // DDR5 and LPDDR5 refresh all banks of a rank at once, the HBM3 preset bank by bank.
     for name in ["ddr5_4800", "lpddr5_6400", "hbm3_h100"] {
