@@ -104,7 +104,12 @@ pub fn run_workload(
 
 /// Runs a Ramulator 2.0 load/store trace file (see [`TraceReader`]). Ramulator's trace front
 /// end offers one access per front-end tick; pass `Injection::PerCycle(1)` to match it (at a
-/// front-end clock equal to the memory's command clock).
+/// front-end clock equal to the memory's command clock; Ramulator 2.1's HBM3 ticks twice per
+/// CK, `PerCycle(2)`). Differences to keep in mind when comparing: Ramulator 2.0 stops when the
+/// front end has sent the last access, this model when the last data beat is done
+/// (`DramReport::cycles`); here a request may issue its first command in the cycle it
+/// arrives, in Ramulator the cycle after; Ramulator 2.0 moves a request whose ACT issued to an
+/// "active" buffer, freeing its queue slot, here it holds the slot until its column command.
 pub fn run_trace(spec: &DramSpec, path: &Path, opts: &SimOptions) -> Result<DramOutput, DramError> {
     spec.validate()?;
     let file = std::fs::File::open(path).map_err(|source| DramError::Io {
