@@ -4,6 +4,7 @@
 pub mod analyze;
 pub mod cli;
 pub mod commands;
+pub mod dram;
 pub mod engine;
 pub mod flash;
 pub mod gpu;

@@ -88,6 +88,15 @@ pub struct Controller {
     /// Write cache in DRAM, bytes; 0 = writes complete when flash has programmed them. With a
     /// cache a write completes once its data is in DRAM and space is left.
     pub write_cache_bytes: u64,
+    /// Bandwidth of the DRAM the write cache lives in, MB/s (10^6 bytes): a write's data
+    /// enters it one access at a time. Required with a write cache, refused without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_cache_mb_s: Option<f64>,
+    /// The write cache's slot, bytes: a write occupies and moves whole slots, one per page it
+    /// touches (MQSim caches whole flash pages). Unset: exactly its bytes. Refused without a
+    /// write cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_cache_slot_bytes: Option<u32>,
 }
 
 /// An invalid spec: the field and why.
@@ -210,6 +219,43 @@ impl FlashSpec {
                 "controller.write_cache_bytes",
                 format!("0 or at least one page ({} bytes)", g.page_bytes),
             ));
+        }
+        match (
+            self.controller.write_cache_bytes,
+            self.controller.write_cache_mb_s,
+        ) {
+            (0, Some(_)) => {
+                return Err(err(
+                    "controller.write_cache_mb_s",
+                    "given without a write cache (controller.write_cache_bytes = 0)".into(),
+                ))
+            }
+            (n, None) if n > 0 => {
+                return Err(err(
+                    "controller.write_cache_mb_s",
+                    "missing: a write cache needs its DRAM's bandwidth".into(),
+                ))
+            }
+            (_, Some(v)) => pos("controller.write_cache_mb_s", v)?,
+            _ => {}
+        }
+        match (
+            self.controller.write_cache_bytes,
+            self.controller.write_cache_slot_bytes,
+        ) {
+            (0, Some(_)) => {
+                return Err(err(
+                    "controller.write_cache_slot_bytes",
+                    "given without a write cache (controller.write_cache_bytes = 0)".into(),
+                ))
+            }
+            (_, Some(0)) => {
+                return Err(err(
+                    "controller.write_cache_slot_bytes",
+                    "must be at least 1".into(),
+                ))
+            }
+            _ => {}
         }
         Ok(())
     }

@@ -96,6 +96,8 @@ enum Event {
     PageDone(usize),
     /// Request `r` is complete at the host.
     Complete(usize),
+    /// Page operation `o` of a cached write is in DRAM and can program.
+    Flush(usize),
 }
 
 #[derive(Debug, Clone)]
@@ -115,6 +117,8 @@ struct PageOp {
     write: bool,
     die: usize,
     plane: u32,
+    /// Page index within the plane.
+    page: u64,
     page_type: usize,
     bytes: u64,
 }
@@ -126,6 +130,8 @@ pub struct Ssd<'a> {
     channels: Vec<Server>,
     d2h: Server,
     h2d: Server,
+    /// The write cache's DRAM.
+    dram: Server,
     die_queue: Vec<VecDeque<usize>>,
     die_busy: Vec<bool>,
     die_array_busy: Vec<f64>,
@@ -164,6 +170,7 @@ impl<'a> Ssd<'a> {
             channels: vec![Server::new(); g.channels as usize],
             d2h: Server::new(),
             h2d: Server::new(),
+            dram: Server::new(),
             die_queue: vec![VecDeque::new(); dies],
             die_busy: vec![false; dies],
             die_array_busy: vec![0.0; dies],
@@ -259,6 +266,7 @@ impl<'a> Ssd<'a> {
                 write,
                 die,
                 plane,
+                page: idx,
                 page_type: self.page_type(idx),
                 bytes: end - at,
             };
@@ -324,7 +332,9 @@ impl<'a> Ssd<'a> {
                 let free = batch
                     .iter()
                     .all(|&b| self.ops[b].plane != self.ops[o].plane);
-                if self.ops[o].write == write && free {
+                // Multi-plane commands address the same page in each plane (ONFI).
+                let same_page = self.ops[o].page == self.ops[head].page;
+                if self.ops[o].write == write && free && same_page {
                     batch.push(o);
                     self.die_queue[die].remove(i);
                 } else {
@@ -393,7 +403,11 @@ impl<'a> Ssd<'a> {
         let r = op.req;
         if op.write && self.spec.controller.write_cache_bytes > 0 {
             // A cached write's program frees its cache space; the request completed earlier.
-            self.cache_free += op.bytes;
+            self.cache_free += self
+                .spec
+                .controller
+                .write_cache_slot_bytes
+                .map_or(op.bytes, u64::from);
             self.admit_cached_writes(now);
             return;
         }
@@ -426,18 +440,35 @@ impl<'a> Ssd<'a> {
 
     fn admit_cached_writes(&mut self, now: f64) {
         while let Some(&r) = self.cache_waiting.front() {
-            let need = self.reqs[r].bytes;
+            // Whole slots, one per page touched, when the cache allocates slots.
+            let page = u64::from(self.spec.geometry.page_bytes);
+            let (a, b) = (
+                self.reqs[r].offset / page,
+                (self.reqs[r].offset + self.reqs[r].bytes).div_ceil(page),
+            );
+            let need = match self.spec.controller.write_cache_slot_bytes {
+                Some(slot) => (b - a) * u64::from(slot),
+                None => self.reqs[r].bytes,
+            };
             if need > self.cache_free {
                 break;
             }
-            self.cache_waiting.pop_front();
             self.cache_free -= need;
+            self.cache_waiting.pop_front();
+            // The data enters the cache's DRAM, then the request completes and its pages
+            // can program.
+            let mb_s = self
+                .spec
+                .controller
+                .write_cache_mb_s
+                .unwrap_or(f64::INFINITY);
+            let t = self.dram.reserve(now, need as f64 / (mb_s * 1e6) * 1e9);
             let ops = self.page_ops(r);
             self.reqs[r].left = 0;
             for o in ops {
-                self.enqueue(o, now);
+                self.q.push(t, Event::Flush(o));
             }
-            self.q.push(now, Event::Complete(r));
+            self.q.push(t, Event::Complete(r));
         }
     }
 
@@ -465,6 +496,7 @@ impl<'a> Ssd<'a> {
                 write: false,
                 die,
                 plane,
+                page: idx,
                 page_type: self.page_type(idx),
                 bytes: u64::from(self.spec.controller.mapping_entry_bytes),
             };
@@ -589,6 +621,7 @@ pub(crate) fn simulate(
                 ssd.try_start(d, now);
             }
             Event::PageDone(o) => ssd.page_done(o, now),
+            Event::Flush(o) => ssd.enqueue(o, now),
             Event::Complete(r) => {
                 ssd.latency.record((now - ssd.reqs[r].submit) / 1e3);
                 ssd.last_complete = ssd.last_complete.max(now);

@@ -1,8 +1,15 @@
 use super::ssd::simulate;
 use super::*;
 
+/// MQSim's drive with the whole mapping table in DRAM and no write cache, 1,024 queue
+/// entries: the flash and the link alone.
 fn mq() -> FlashSpec {
-    preset("mqsim_default").unwrap()
+    let mut s = preset("mqsim_default").unwrap();
+    s.controller.cmt_entries = 0;
+    s.controller.write_cache_bytes = 0;
+    s.controller.write_cache_mb_s = None;
+    s.host.queue_entries = 1024;
+    s
 }
 
 fn work(pattern: Pattern, read_fraction: f64, bytes: u64, qd: u32, requests: u64) -> Workload {
@@ -126,12 +133,13 @@ fn die_and_plane_conflicts() {
     let (dies, serial) = (t2(other_die), t2(same_plane));
     assert!(dies < tr + 20.0, "{dies}");
     assert!(serial > 2.0 * tr, "{serial}");
-    // The first read holds the die; the next two (plane 0 and plane 1) queue behind it.
+    // The first read holds the die; the next two (page 1 of plane 0 and of plane 1) queue
+    // behind it and go as one multi-plane read, which must address one page in each plane.
     let three = work(Pattern::Random, 1.0, 4096, 3, 3);
     let reqs = [
         (false, 0, 4096),
         (false, same_plane, 4096),
-        (false, other_plane, 4096),
+        (false, same_plane + other_plane, 4096),
     ];
     let r = simulate(&s, &three, &reqs);
     assert_eq!((r.array_reads, r.multi_plane_ops), (3, 1));
@@ -140,6 +148,15 @@ fn die_and_plane_conflicts() {
         "{}",
         r.elapsed_us
     );
+    // Page 0 of plane 1 cannot join page 1 of plane 0.
+    let other_page = [
+        (false, 0, 4096),
+        (false, same_plane, 4096),
+        (false, other_plane, 4096),
+    ];
+    let r = simulate(&s, &three, &other_page);
+    assert_eq!(r.multi_plane_ops, 0);
+    assert!(r.elapsed_us > 3.0 * tr, "{}", r.elapsed_us);
     let mut single = s.clone();
     single.timing.multi_plane = false;
     let r = simulate(&single, &three, &reqs);
@@ -209,7 +226,23 @@ fn writes_program_pages_and_a_cache_hides_them() {
     assert!(r.latency_mean_us > 750.0, "{}", r.latency_mean_us);
     let mut cached = s.clone();
     cached.controller.write_cache_bytes = 64 << 20;
+    cached.controller.write_cache_mb_s = Some(1000.0);
     let c = run(&cached, &w).unwrap();
+    // The link (8 KiB at 3.28 GB/s) and the DRAM (8 KiB at 1 GB/s): ~11 us, not tPROG.
     assert!(c.latency_mean_us < 20.0, "{}", c.latency_mean_us);
     assert_eq!(c.array_programs, 50);
+    // A cache needs its DRAM's bandwidth, and the bandwidth needs a cache.
+    cached.controller.write_cache_mb_s = None;
+    assert!(cached
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("write_cache_mb_s"));
+    let mut s2 = s.clone();
+    s2.controller.write_cache_mb_s = Some(100.0);
+    assert!(s2
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("write_cache_mb_s"));
 }
