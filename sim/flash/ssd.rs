@@ -9,6 +9,9 @@ use serde::Serialize;
 use super::spec::FlashSpec;
 use crate::engine::{EventQueue, Server, Stats};
 
+/// The request of a page operation no request waits for (a write's translation read).
+const BACKGROUND: usize = usize::MAX;
+
 /// How a workload walks the address space.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -119,6 +122,8 @@ struct PageOp {
     plane: u32,
     /// Page index within the plane.
     page: u64,
+    /// The translation page a mapping read fetches (`None` for data).
+    tpage: Option<u64>,
     page_type: usize,
     bytes: u64,
 }
@@ -143,6 +148,8 @@ pub struct Ssd<'a> {
     cmt: HashMap<u64, u64>,
     cmt_lru: BTreeMap<u64, u64>,
     cmt_clock: u64,
+    /// Translation pages being read, and the reads waiting for each.
+    in_flight: BTreeMap<u64, Vec<usize>>,
     /// Pages written during the run: logical page → page index within its plane.
     remapped: HashMap<u64, u64>,
     /// Next free page index per plane (writes go to free pages after the preconditioned ones).
@@ -180,6 +187,7 @@ impl<'a> Ssd<'a> {
             cmt: HashMap::new(),
             cmt_lru: BTreeMap::new(),
             cmt_clock: 0,
+            in_flight: BTreeMap::new(),
             remapped: HashMap::new(),
             // The logical space fills the planes' first pages (a preconditioned drive written
             // once in order); writes take the pages after it.
@@ -267,6 +275,7 @@ impl<'a> Ssd<'a> {
                 die,
                 plane,
                 page: idx,
+                tpage: None,
                 page_type: self.page_type(idx),
                 bytes: end - at,
             };
@@ -277,7 +286,9 @@ impl<'a> Ssd<'a> {
         out
     }
 
-    /// Translation pages request `r` misses in the cached mapping table (and caches them).
+    /// Translation pages request `r` misses in the cached mapping table, one per distinct
+    /// translation page of its missed entries (the table caches entries, least recently used
+    /// out, as DFTL and MQSim do; the entries are cached).
     fn translations(&mut self, r: usize) -> Vec<u64> {
         let cap = self.spec.controller.cmt_entries;
         if cap == 0 {
@@ -285,22 +296,20 @@ impl<'a> Ssd<'a> {
         }
         let page = u64::from(self.spec.geometry.page_bytes);
         let per_tpage = page / u64::from(self.spec.controller.mapping_entry_bytes);
-        // The table caches whole translation pages' worth of entries.
-        let slots = (cap / per_tpage).max(1);
         let (a, b) = (
             self.reqs[r].offset / page,
             (self.reqs[r].offset + self.reqs[r].bytes - 1) / page,
         );
-        let mut missed = Vec::new();
-        for tp in a / per_tpage..=b / per_tpage {
+        let mut missed: Vec<u64> = Vec::new();
+        for lpn in a..=b {
             self.cmt_clock += 1;
-            if let Some(old) = self.cmt.insert(tp, self.cmt_clock) {
+            if let Some(old) = self.cmt.insert(lpn, self.cmt_clock) {
                 self.cmt_lru.remove(&old);
-            } else {
-                missed.push(tp);
+            } else if missed.last() != Some(&(lpn / per_tpage)) {
+                missed.push(lpn / per_tpage);
             }
-            self.cmt_lru.insert(self.cmt_clock, tp);
-            while self.cmt.len() as u64 > slots {
+            self.cmt_lru.insert(self.cmt_clock, lpn);
+            while self.cmt.len() as u64 > cap {
                 let (&stamp, &victim) = self.cmt_lru.iter().next().expect("non-empty");
                 self.cmt_lru.remove(&stamp);
                 self.cmt.remove(&victim);
@@ -400,6 +409,17 @@ impl<'a> Ssd<'a> {
 
     fn page_done(&mut self, o: usize, now: f64) {
         let op = self.ops[o];
+        if let Some(tp) = op.tpage {
+            // A mapping read: the reads waiting for it go on once all theirs are in.
+            for r in self.in_flight.remove(&tp).unwrap_or_default() {
+                self.reqs[r].left -= 1;
+                if self.reqs[r].left == 0 {
+                    self.reqs[r].translating = false;
+                    self.issue_data(r, now);
+                }
+            }
+            return;
+        }
         let r = op.req;
         if op.write && self.spec.controller.write_cache_bytes > 0 {
             // A cached write's program frees its cache space; the request completed earlier.
@@ -413,11 +433,6 @@ impl<'a> Ssd<'a> {
         }
         self.reqs[r].left -= 1;
         if self.reqs[r].left > 0 {
-            return;
-        }
-        if self.reqs[r].translating {
-            self.reqs[r].translating = false;
-            self.issue_data(r, now);
             return;
         }
         if self.reqs[r].write {
@@ -474,29 +489,41 @@ impl<'a> Ssd<'a> {
 
     fn dispatch(&mut self, r: usize, now: f64) {
         let missed = self.translations(r);
-        if self.reqs[r].write {
+        let write = self.reqs[r].write;
+        if write {
             // The data follows the command over the link.
             let t = self
                 .h2d
                 .reserve(now, self.host_ns(self.reqs[r].bytes as f64));
             self.q.push(t, Event::DataIn(r));
-            return;
-        }
-        if missed.is_empty() {
+        } else if missed.is_empty() {
             self.issue_data(r, now);
             return;
+        } else {
+            self.reqs[r].translating = true;
+            self.reqs[r].left = missed.len() as u32;
         }
-        // Read the translation pages first (each lives where its page number stripes to).
-        self.reqs[r].translating = true;
-        self.reqs[r].left = missed.len() as u32;
+        // Read the translation pages (each lives where its page number stripes to): a read
+        // waits for them; a write's are read in the background (the entry is updated in the
+        // table, the write does not wait).
+        // A translation page already being read is not read again: the request waits for it.
         for tp in missed {
+            if let Some(waiters) = self.in_flight.get_mut(&tp) {
+                if !write {
+                    waiters.push(r);
+                }
+                continue;
+            }
+            self.in_flight
+                .insert(tp, if write { Vec::new() } else { vec![r] });
             let (die, plane, idx) = self.locate(tp);
             let op = PageOp {
-                req: r,
+                req: BACKGROUND,
                 write: false,
                 die,
                 plane,
                 page: idx,
+                tpage: Some(tp),
                 page_type: self.page_type(idx),
                 bytes: u64::from(self.spec.controller.mapping_entry_bytes),
             };
