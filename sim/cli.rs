@@ -196,6 +196,35 @@ pub enum Command {
         #[arg(long)]
         arch: Option<String>,
     },
+    /// Simulate DRAM cycle by cycle on a synthetic workload or a Ramulator load/store trace.
+    Dram {
+        /// A preset (hbm3_h100, hbm3e_h200, ddr5_4800, lpddr5_6400, …) or a TOML file.
+        #[arg(long, default_value = "hbm3_h100")]
+        memory: String,
+        /// `stream`, `random` or `conflict` (one bank, a new row each request).
+        #[arg(long, default_value = "stream")]
+        pattern: String,
+        /// A Ramulator 2.0 load/store trace (`LD 0x…` / `ST 0x…` lines) instead of a pattern;
+        /// one access offered per memory cycle, as Ramulator's front end does.
+        #[arg(long, conflicts_with = "pattern")]
+        trace: Option<String>,
+        /// Bytes the pattern touches (stream) or draws from (random).
+        #[arg(long, default_value = "64 MiB")]
+        bytes: String,
+        /// Requests (random, conflict).
+        #[arg(long, default_value_t = 200_000)]
+        requests: u64,
+        /// Bytes per request, e.g. "64 B".
+        #[arg(long, default_value = "64 B")]
+        size: String,
+        /// Fraction of requests that read.
+        #[arg(long, default_value_t = 1.0)]
+        read: f64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long)]
+        json: bool,
+    },
     /// Simulate a NAND-flash SSD on a closed-loop synthetic workload, event by event.
     Flash {
         /// A preset (ssd980pro, mqsim_default, cambricon_llm) or a TOML file.
@@ -309,6 +338,98 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             out!("{}", crate::reproduce::render_summary(&s));
             outln!("reports written to {}/ (results.csv, headline.csv, summary.md, speedup/energy_ratio/utilization .png/.svg)", dir.display());
+            Ok(())
+        }
+        Some(Command::Dram {
+            memory,
+            pattern,
+            trace,
+            bytes,
+            requests,
+            size,
+            read,
+            seed,
+            json,
+        }) => {
+            use crate::dram::{DramSpec, Injection, Pattern, SimOptions, Workload};
+            let spec = if crate::dram::PRESETS.iter().any(|(n, _)| *n == memory) {
+                DramSpec::preset(&memory).map_err(|e| anyhow::anyhow!("--memory: {e}"))?
+            } else if Path::new(&memory).exists() {
+                let text = std::fs::read_to_string(&memory)
+                    .with_context(|| format!("reading {memory}"))?;
+                DramSpec::from_toml(&text).map_err(|e| anyhow::anyhow!("{memory}: {e}"))?
+            } else {
+                let names: Vec<&str> = crate::dram::PRESETS.iter().map(|(n, _)| *n).collect();
+                bail!(
+                    "--memory: `{memory}` is neither a preset ({}) nor a file",
+                    names.join(", ")
+                );
+            };
+            let parse_bytes = |arg: &str, v: &str| -> Result<u64> {
+                let b: cascade_arch::Bytes =
+                    v.parse().map_err(|e| anyhow::anyhow!("{arg}: {e}"))?;
+                Ok(b.si() as u64)
+            };
+            let out = if let Some(path) = trace {
+                let opts = SimOptions {
+                    log: false,
+                    injection: Injection::PerCycle(1),
+                };
+                crate::dram::run_trace(&spec, Path::new(&path), &opts)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?
+            } else {
+                if !(0.0..=1.0).contains(&read) {
+                    bail!("--read: must be in [0, 1], got {read}");
+                }
+                let request_bytes = parse_bytes("--size", &size)?;
+                if request_bytes == 0 {
+                    bail!("--size: must be at least 1 byte");
+                }
+                let span = parse_bytes("--bytes", &bytes)?;
+                if requests == 0 || span < request_bytes {
+                    bail!("--requests and --bytes: at least one request of --size");
+                }
+                let p = match pattern.as_str() {
+                    "stream" => Pattern::Streaming { bytes: span },
+                    "random" => Pattern::Random {
+                        footprint: span,
+                        requests,
+                    },
+                    "conflict" => Pattern::BankConflict { requests },
+                    p => bail!("--pattern: `{p}` (expected stream, random or conflict)"),
+                };
+                let w = Workload::new(p)
+                    .request_bytes(request_bytes)
+                    .read_fraction(read)
+                    .seed(seed);
+                crate::dram::run_workload(&spec, &w, &SimOptions::default())
+                    .map_err(|e| anyhow::anyhow!("{memory}: {e}"))?
+            };
+            let r = out.report;
+            if json {
+                outln!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                let f = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.1}"));
+                outln!(
+                    "{}: {} accesses ({} reads, {} writes) in {} cycles ({:.1} us)",
+                    r.memory,
+                    r.accesses,
+                    r.reads,
+                    r.writes,
+                    r.cycles,
+                    r.time_ns / 1e3
+                );
+                outln!(
+                    "  {:.1} GB/s ({:.1}% of {:.1}); read latency mean {} ns, p50 {}, p99 {}, max {}",
+                    r.bandwidth_gb_s, r.bandwidth_fraction * 100.0, r.peak_bandwidth_gb_s,
+                    f(r.read_latency.mean_ns), f(r.read_latency.p50_ns), f(r.read_latency.p99_ns), f(r.read_latency.max_ns)
+                );
+                outln!(
+                    "  rows: {:.1}% hits, {:.1}% misses, {:.1}% conflicts; {} refreshes; {:.2} pJ/bit",
+                    r.row_hit_rate * 100.0, r.row_miss_rate * 100.0, r.row_conflict_rate * 100.0,
+                    r.refreshes, r.energy.pj_per_bit
+                );
+            }
             Ok(())
         }
         Some(Command::Flash {
