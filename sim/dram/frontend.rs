@@ -170,7 +170,8 @@ impl Workload {
         let ab = spec.access_bytes();
         let per = self.request_bytes.div_ceil(ab).max(1);
         let mapping = AddressMapping::parse(&spec.controller.address_mapping, &spec.organization)
-            .expect("a validated spec has a valid mapping");
+            .expect("a validated spec has a valid mapping")
+            .hashed(spec.controller.channel_hash);
         let rows = spec.organization.rows;
         Generator {
             w: *self,

@@ -60,6 +60,24 @@ pub struct AddressMapping {
     /// Per field (LSB first): log2 of the count when it is a power of two.
     shifts: Vec<Option<u32>>,
     access_shift: Option<u32>,
+    /// With channel hashing ([`Self::hashed`]), the channel count: the channel field is
+    /// offset by a hash of the other fields, modulo the channels.
+    hash: Option<u32>,
+}
+
+/// A 64-bit mix (SplitMix64's finaliser) of a location's fields other than the channel.
+#[inline]
+fn mix(l: &Location) -> u64 {
+    let mut z = (u64::from(l.row) << 40)
+        ^ (u64::from(l.col) << 20)
+        ^ (u64::from(l.bank) << 12)
+        ^ (u64::from(l.bg) << 8)
+        ^ (u64::from(l.pc) << 4)
+        ^ u64::from(l.rank);
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 impl AddressMapping {
@@ -134,7 +152,25 @@ impl AddressMapping {
             access_shift: access_bytes
                 .is_power_of_two()
                 .then(|| access_bytes.trailing_zeros()),
+            hash: None,
         })
+    }
+
+    /// Channel hashing on or off: as GPUs spread physical addresses over their channels
+    /// with a hash (so that strided streams do not camp on a few channels), the channel a
+    /// location decodes to is offset by a hash of its other fields, modulo the channels.
+    /// `encode` inverts it.
+    pub fn hashed(mut self, on: bool) -> Self {
+        self.hash = if on {
+            self.fields
+                .iter()
+                .find(|f| f.0 == Field::Channel)
+                .map(|f| f.1)
+                .filter(|&n| n > 1)
+        } else {
+            None
+        };
+        self
     }
 
     /// The fields MSB → LSB, implied ones included (`RoBaBgRaPcCoCh`).
@@ -174,12 +210,21 @@ impl AddressMapping {
                 Field::Column => loc.col = v,
             }
         }
+        if let Some(n) = self.hash {
+            let n = u64::from(n);
+            loc.channel = ((u64::from(loc.channel) + mix(&loc) % n) % n) as u32;
+        }
         loc
     }
 
     /// The address of `loc`'s access (its column in accesses, as [`decode`](Self::decode)
     /// gives it); `decode(encode(l)) == l` for every in-range location.
     pub fn encode(&self, loc: &Location) -> u64 {
+        let mut loc = *loc;
+        if let Some(n) = self.hash {
+            let n = u64::from(n);
+            loc.channel = ((u64::from(loc.channel % n as u32) + n - mix(&loc) % n) % n) as u32;
+        }
         let mut x = 0u64;
         for &(f, n) in self.fields.iter().rev() {
             let v = match f {
@@ -261,5 +306,31 @@ mod tests {
             assert!(l.channel < 80 && l.col < 32 && l.row < 16384);
             assert_eq!(m.decode(m.encode(&l)), l);
         }
+    }
+
+    /// With channel hashing, encode still inverts decode, and a stream strided by a multiple
+    /// of the channel interleave reaches (nearly) every channel instead of a few.
+    #[test]
+    fn channel_hashing_inverts_and_spreads_strided_streams() {
+        let o = org();
+        let plain = AddressMapping::parse("RoBaRaCoBgPcCh", &o).unwrap();
+        let m = plain.clone().hashed(true);
+        for a in (0..1u64 << 34).step_by(0x1_2345_6789 / 3 * 32) {
+            let a = a / 32 * 32;
+            let l = m.decode(a);
+            assert!(l.channel < 80);
+            assert_eq!(m.decode(m.encode(&l)), l);
+            assert_eq!(m.encode(&l), a % (1 << 34));
+        }
+        let reached = |m: &AddressMapping| {
+            let mut seen = std::collections::BTreeSet::new();
+            for i in 0..4096u64 {
+                seen.insert(m.decode(i * 32 * 80).channel);
+            }
+            seen.len()
+        };
+        assert_eq!(reached(&plain), 1);
+        assert!(reached(&m) >= 78, "{}", reached(&m));
+        assert_eq!(plain.clone().hashed(false), plain);
     }
 }

@@ -893,8 +893,9 @@ pub(crate) fn run<I: Iterator<Item = Access>>(
     opts: &SimOptions,
 ) -> RawRun {
     let o = &spec.organization;
-    let mapping =
-        AddressMapping::parse(&spec.controller.address_mapping, o).expect("the spec was validated");
+    let mapping = AddressMapping::parse(&spec.controller.address_mapping, o)
+        .expect("the spec was validated")
+        .hashed(spec.controller.channel_hash);
     let t = Cycles::of(spec);
     let mut log_vec = Vec::new();
     let c = &spec.controller;
@@ -1009,6 +1010,10 @@ pub(crate) fn run<I: Iterator<Item = Access>>(
             commands: log_vec,
             end_cycle,
         }),
-        mapping: mapping.canonical(),
+        mapping: if spec.controller.channel_hash {
+            format!("{} (channels hashed)", mapping.canonical())
+        } else {
+            mapping.canonical()
+        },
     }
 }

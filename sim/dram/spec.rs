@@ -197,6 +197,10 @@ pub struct Controller {
     pub write_low_watermark: f64,
     pub page_policy: PagePolicy,
     pub command_bus: CommandBus,
+    /// Spread addresses over the channels with a hash of the other fields (GPUs do, so that
+    /// strided streams reach every channel); default false, the plain interleave.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub channel_hash: bool,
 }
 
 /// A field outside its range, named by its path (`timing.tRCD`).
