@@ -141,3 +141,24 @@ fn cascade_dram_runs_and_refuses_bad_input_by_name() {
         assert!(!err.contains("panicked"), "{err}");
     }
 }
+
+/// The architecture's memory presets are the DRAM model's: the same names, and the peak an
+/// architecture level takes is the model's.
+#[test]
+fn architecture_memory_presets_are_the_dram_models() {
+    let arch: Vec<&str> = cascade_arch::memory::PRESETS.iter().map(|p| p.0).collect();
+    for name in &arch {
+        let spec = DramSpec::preset(name).unwrap();
+        let peak = cascade_arch::memory::peak_bandwidth(name).unwrap();
+        assert!(
+            (spec.peak_bandwidth() - peak).abs() <= 1e-9 * peak,
+            "{name}"
+        );
+    }
+    for (name, _) in PRESETS {
+        assert!(
+            arch.contains(name),
+            "{name} is not an architecture memory preset"
+        );
+    }
+}

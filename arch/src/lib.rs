@@ -7,6 +7,7 @@
 //! ```
 
 pub mod locate;
+pub mod memory;
 pub mod spec;
 pub mod units;
 

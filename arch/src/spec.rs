@@ -207,6 +207,12 @@ pub struct StorageLevel {
     /// excludes `read_bandwidth` and `write_bandwidth`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bandwidth: Option<Bandwidth>,
+    /// The memory technology and timing preset of an off-chip DRAM, HBM or DDR level
+    /// (`arch/memory/<name>.toml`, see [`crate::memory`]): the cycle-level DRAM model reads
+    /// its timing, and a level that gives no bandwidth takes the preset's peak (a bandwidth
+    /// above the peak is refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
     /// Whether the network below this level multicasts: one read serves every child instance
     /// that needs the same data at the same time. Default true.
     #[serde(default = "yes", skip_serializing_if = "is_true")]
@@ -452,7 +458,25 @@ impl Architecture {
         })?;
         arch.check()
             .map_err(|(locator, e)| locate_error(e, &locator, text, file_name))?;
+        let mut arch = arch;
+        arch.resolve_memory();
         Ok(arch)
+    }
+
+    /// Levels that name a memory preset and give no bandwidth take the preset's peak.
+    fn resolve_memory(&mut self) {
+        for level in &mut self.levels {
+            if let Some(name) = &level.memory {
+                let none = level.bandwidth.is_none()
+                    && level.read_bandwidth.is_none()
+                    && level.write_bandwidth.is_none();
+                if none {
+                    level.bandwidth = crate::memory::peak_bandwidth(name)
+                        .ok()
+                        .and_then(|p| Bandwidth::new(p).ok());
+                }
+            }
+        }
     }
 
     /// Reads, parses and validates a TOML file.
@@ -594,6 +618,42 @@ impl Architecture {
                     shown(f),
                     "give either `bandwidth` (one shared read-write port) or `read_bandwidth`/`write_bandwidth` (separate ports), not both".into(),
                 );
+            }
+            if let Some(name) = &level.memory {
+                if !matches!(
+                    level.kind,
+                    StorageKind::Dram | StorageKind::Hbm | StorageKind::Ddr
+                ) {
+                    return fail(
+                        loc("memory"),
+                        shown("memory"),
+                        format!(
+                            "names a DRAM timing preset, for a `dram`, `hbm` or `ddr` level; this level is `{}`",
+                            format!("{:?}", level.kind).to_lowercase()
+                        ),
+                    );
+                }
+                let peak = crate::memory::peak_bandwidth(name)
+                    .map_err(|m| (loc("memory"), invalid(shown("memory"), m)))?;
+                for (f, b) in [
+                    ("bandwidth", level.bandwidth),
+                    ("read_bandwidth", level.read_bandwidth),
+                    ("write_bandwidth", level.write_bandwidth),
+                ] {
+                    if let Some(b) = b {
+                        if b.bytes_per_s() > peak * (1.0 + 1e-9) {
+                            return fail(
+                                loc(f),
+                                shown(f),
+                                format!(
+                                    "{b} exceeds the peak of memory preset `{name}` ({})",
+                                    Bandwidth::new(peak)
+                                        .map_or(format!("{peak} B/s"), |p| p.to_string())
+                                ),
+                            );
+                        }
+                    }
+                }
             }
             if let Some(holds) = &level.holds {
                 let mut seen = BTreeSet::new();

@@ -598,3 +598,56 @@ fn measured_ceilings_must_be_physical() {
         assert!(msg.contains(want), "{to}: {msg}");
     }
 }
+
+/// A DRAM level names its memory technology's timing preset (`memory`): without a bandwidth
+/// it takes the preset's peak; a bandwidth above the peak, an unknown preset or a preset on an
+/// on-chip level are located errors.
+#[test]
+fn a_dram_level_takes_its_bandwidth_from_its_memory_preset() {
+    let h200 = preset_source("h200").unwrap();
+    let a = Architecture::from_toml_str(h200, "h200.toml").unwrap();
+    let hbm = &a.levels[0];
+    assert_eq!(hbm.memory.as_deref(), Some("hbm3e_h200"));
+    let peak = cascade_arch::memory::peak_bandwidth("hbm3e_h200").unwrap();
+    assert!((peak - 4.8e12).abs() < 1e6, "{peak}");
+    assert_eq!(hbm.bandwidth.unwrap().bytes_per_s(), peak);
+    // A lower bandwidth stays; a higher one is refused at its line.
+    let lower = h200.replacen(
+        "memory = \"hbm3e_h200\"",
+        "memory = \"hbm3e_h200\"\nbandwidth = \"4 TB/s\"",
+        1,
+    );
+    let a = Architecture::from_toml_str(&lower, "h200.toml").unwrap();
+    assert_eq!(a.levels[0].bandwidth.unwrap().bytes_per_s(), 4e12);
+    let higher = lower.replacen("\"4 TB/s\"", "\"5 TB/s\"", 1);
+    let msg = Architecture::from_toml_str(&higher, "h200.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("h200.toml:")
+            && msg.contains("exceeds the peak of memory preset `hbm3e_h200`"),
+        "{msg}"
+    );
+    let unknown = h200.replacen("\"hbm3e_h200\"", "\"hbm9\"", 1);
+    let msg = Architecture::from_toml_str(&unknown, "h200.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("h200.toml:")
+            && msg.contains("no memory preset `hbm9`")
+            && msg.contains("ddr5_4800"),
+        "{msg}"
+    );
+    let on_chip = MINIMAL.replacen(
+        "width_bits = 256",
+        "width_bits = 256\nmemory = \"ddr5_4800\"",
+        1,
+    );
+    let msg = Architecture::from_toml_str(&on_chip, "m.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("memory") && msg.contains("`dram`, `hbm` or `ddr` level"),
+        "{msg}"
+    );
+}
