@@ -291,6 +291,10 @@ pub const PRESETS: &[(&str, &str)] = &[
         include_str!("../../arch/memory/ddr5_4800.toml"),
     ),
     (
+        "ddr5_3200_ramulator",
+        include_str!("../../arch/memory/ddr5_3200_ramulator.toml"),
+    ),
+    (
         "lpddr5_6400",
         include_str!("../../arch/memory/lpddr5_6400.toml"),
     ),

@@ -41,7 +41,8 @@ fn presets_validate_and_give_their_peak() {
     assert!((gbs("hbm3e_h200") - 4800.0).abs() < 1.0);
     assert!((gbs("ddr5_4800") - 38.4).abs() < 0.01);
     assert!((gbs("lpddr5_6400") - 51.2).abs() < 0.01);
-    assert!((gbs("hbm3_2gbps_ramulator") - 256.0).abs() < 0.01);
+    assert!((gbs("hbm3_2gbps_ramulator") - 32.0).abs() < 0.01);
+    assert!((gbs("ddr5_3200_ramulator") - 12.8).abs() < 0.01);
     // Capacity: 80 GB on the H100, 144 GB built on the H200.
     assert_eq!(preset("hbm3_h100").capacity_bytes(), 80 << 30);
     assert_eq!(preset("hbm3e_h200").capacity_bytes(), 144 << 30);
@@ -728,6 +729,70 @@ fn controller_options_are_checked() {
     spec.timing.act_command_cycles = Some(0);
     let e = spec.validate().unwrap_err().to_string();
     assert!(e.contains("timing.act_command_cycles"), "{e}");
+    // Unknown values are refused by name.
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("arch/memory/hbm3_2gbps_ramulator.toml"),
+    )
+    .unwrap();
+    for (from, to, what) in [
+        (
+            "scheduler = \"first_ready\"",
+            "scheduler = \"fifo\"",
+            "fifo",
+        ),
+        ("mode = \"none\"", "mode = \"never\"", "never"),
+        (
+            "queue_scope = \"channel\"",
+            "queue_scope = \"rank\"",
+            "rank",
+        ),
+    ] {
+        assert!(text.contains(from), "{from}");
+        let e = DramSpec::from_toml(&text.replacen(from, to, 1))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(what), "{to}: {e}");
+    }
+}
+
+#[test]
+fn a_channel_wide_queue_is_shared_by_the_pseudo_channels() {
+    // The Ramulator HBM3 preset: 33 reads per channel, not per pseudo-channel. All reads to
+    // pseudo-channel 0's bank 0, one row each: the queue fills with 33 of them.
+    let spec = preset("hbm3_2gbps_ramulator");
+    let m = AddressMapping::parse(&spec.controller.address_mapping, &spec.organization).unwrap();
+    let acc: Vec<Access> = (0..200)
+        .map(|i| Access {
+            addr: m.encode(&Location {
+                row: i,
+                ..Location::default()
+            }),
+            write: false,
+        })
+        .chain((0..4).map(|i| Access {
+            addr: m.encode(&Location {
+                pc: 1,
+                row: i,
+                ..Location::default()
+            }),
+            write: false,
+        }))
+        .collect();
+    let opts = SimOptions {
+        log: true,
+        injection: Injection::PerCycle(1),
+    };
+    let log = simulate(&spec, acc, &opts).unwrap().log.unwrap();
+    check_log(&spec, &log).unwrap();
+    // Pseudo-channel 1's reads wait behind pseudo-channel 0's (the front end stalls on the
+    // full shared queue): its first ACT comes after most of pseudo-channel 0's.
+    let first_pc1 = log.commands.iter().position(|c| c.pc == 1).unwrap();
+    let pc0_acts_before = log.commands[..first_pc1]
+        .iter()
+        .filter(|c| c.kind == CommandKind::Act)
+        .count();
+    assert!(pc0_acts_before > 150, "{pc0_acts_before}");
 }
 
 #[test]
@@ -829,7 +894,12 @@ fn refresh_mode_fields_are_checked() {
 #[test]
 fn refresh_happens_every_trefi() {
     // DDR5 and LPDDR5 refresh all banks of a rank at once, the HBM3 preset bank by bank.
-    for name in ["ddr5_4800", "lpddr5_6400", "hbm3_h100"] {
+    for name in [
+        "ddr5_4800",
+        "lpddr5_6400",
+        "hbm3_h100",
+        "ddr5_3200_ramulator",
+    ] {
         let spec = small(name, 2);
         let per_bank = spec.refresh.mode == RefreshMode::PerBank;
         // Random reads, paced one per cycle, keep the memory busy for many tREFI.
