@@ -193,6 +193,7 @@ impl Queue {
     }
 
     /// The slot counter a request of pseudo-channel `pc` uses.
+    #[inline]
     fn slot(&self, pc: u8) -> usize {
         if self.shared {
             0
@@ -202,6 +203,7 @@ impl Queue {
     }
 
     /// Requests holding a slot (Ramulator's read or write buffer size).
+    #[inline]
     fn queued(&self) -> usize {
         self.live - self.active
     }
@@ -453,6 +455,7 @@ impl Channel {
     }
 
     /// Marks the refreshes that fall due by `now`.
+    #[inline]
     fn refreshes_due(&mut self, ctx: &Ctx, now: u64) {
         let t = ctx.t;
         let per_rank = (ctx.groups_per_rank * ctx.banks_per_group) as usize;
@@ -509,6 +512,7 @@ impl Channel {
     }
 
     /// When request `r`'s column command (RD or WR) can issue, its row being open.
+    #[inline(always)]
     fn cas_ready(&self, t: &Cycles, r: &Req, write: bool) -> u64 {
         let b = &self.banks[r.bank as usize];
         let g = &self.groups[r.group as usize];
@@ -530,6 +534,7 @@ impl Channel {
     }
 
     /// When request `r`'s ACT can issue, its bank being closed.
+    #[inline(always)]
     fn act_ready(&self, t: &Cycles, r: &Req) -> u64 {
         let b = &self.banks[r.bank as usize];
         let g = &self.groups[r.group as usize];

@@ -722,6 +722,7 @@ impl Cycles {
     }
 
     /// Cycles a command of `kind` holds its command bus.
+    #[inline]
     pub fn command_cycles(&self, kind: super::model::CommandKind) -> u64 {
         use super::model::CommandKind::*;
         match kind {
