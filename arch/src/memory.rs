@@ -16,6 +16,10 @@ pub const PRESETS: &[(&str, &str)] = &[
         "hbm3_2gbps_ramulator",
         include_str!("../memory/hbm3_2gbps_ramulator.toml"),
     ),
+    (
+        "ddr5_3200_ramulator",
+        include_str!("../memory/ddr5_3200_ramulator.toml"),
+    ),
 ];
 
 /// The fields of a preset the peak rate comes from (the DRAM model checks the rest).

@@ -95,9 +95,11 @@ struct BusH {
 
 #[derive(Clone, Copy, Default)]
 struct ChannelH {
-    any: Option<u64>,
-    row: Option<u64>,
-    col: Option<u64>,
+    /// The last command's cycle.
+    last: Option<u64>,
+    /// The first cycle the (row / column) command bus is free again.
+    row_free: u64,
+    col_free: u64,
 }
 
 /// Replays `log` and checks every command against `spec`'s rules: ACT→RD/WR tRCD, ACT→PRE
@@ -107,12 +109,14 @@ struct ChannelH {
 /// (auto-precharges of RDA/WRA included), REF only with every bank of the rank precharged
 /// (tRP after the last precharge, tRC after the last ACT), REF→ACT and REF→REF tRFC, bursts
 /// on a data bus never overlapping (plus tRTRS between ranks), one command per cycle per
-/// channel (one row and one column command with a split bus), column commands only to the
+/// channel (one row and one column command with a split bus, unless `commands_per_cycle` is
+/// 1), a command bus held for `act_command_cycles` after an ACT and `column_command_cycles`
+/// after a RD/WR (the row or column bus where it is split), column commands only to the
 /// open row; per-bank refresh: REFpb only to a precharged bank (tRP, tRC), REFpb→ACT same
 /// bank tRFCpb, REFpb→REFpb or ACT of the rank tRREFD, ACT→REFpb tRRD_S; and refresh rate:
 /// every bank refreshed (by its rank's REF or its own REFpb) at most (postpone_max + 1) ×
 /// tREFI after the previous time (or the start), and at the end of the run no more than
-/// postpone_max + 1 refreshes behind one per tREFI.
+/// postpone_max + 1 refreshes behind one per tREFI (not asked with refresh mode `none`).
 pub fn check_log(spec: &DramSpec, log: &CommandLog) -> Result<(), Violation> {
     spec.validate().map_err(|e| Violation {
         index: 0,
@@ -137,6 +141,7 @@ pub fn check_log(spec: &DramSpec, log: &CommandLog) -> Result<(), Violation> {
     let mut buses = vec![BusH::default(); nch * pcs];
     let mut chans = vec![ChannelH::default(); nch];
     let split = spec.controller.command_bus == CommandBus::Split;
+    let one_per_cycle = spec.commands_per_cycle() == 1;
     let max_gap = (u64::from(spec.refresh.postpone_max) + 1) * t.refi;
     let mut last_cycle = 0;
 
@@ -182,33 +187,47 @@ pub fn check_log(spec: &DramSpec, log: &CommandLog) -> Result<(), Violation> {
 
         // Command bus.
         let cb = &mut chans[ch];
-        if split {
-            let slot = if c.kind.is_row() {
-                &mut cb.row
-            } else {
-                &mut cb.col
-            };
-            if *slot == Some(c.cycle) {
-                return Err(fail(
-                    "command bus",
-                    Some(c.cycle + 1),
-                    "two commands of one kind in a cycle".into(),
-                ));
-            }
-            *slot = Some(c.cycle);
+        if one_per_cycle && cb.last == Some(c.cycle) {
+            return Err(fail(
+                "command bus",
+                Some(c.cycle + 1),
+                "two commands in a cycle".into(),
+            ));
+        }
+        cb.last = Some(c.cycle);
+        let held = c.cycle + t.command_cycles(c.kind);
+        let free = if !split || c.kind.is_row() {
+            cb.row_free
         } else {
-            if cb.any == Some(c.cycle) {
-                return Err(fail(
-                    "command bus",
-                    Some(c.cycle + 1),
-                    "two commands in a cycle".into(),
-                ));
-            }
-            cb.any = Some(c.cycle);
+            cb.col_free
+        };
+        if c.cycle < free {
+            return Err(fail(
+                "command bus",
+                Some(free),
+                format!(
+                    "the {} bus is held by the previous command",
+                    if !split {
+                        "command"
+                    } else if c.kind.is_row() {
+                        "row command"
+                    } else {
+                        "column command"
+                    }
+                ),
+            ));
+        }
+        if !split {
+            cb.row_free = held;
+            cb.col_free = held;
+        } else if c.kind.is_row() {
+            cb.row_free = held;
+        } else {
+            cb.col_free = held;
         }
 
         // Refresh interval: no bank goes too long unrefreshed.
-        if matches!(c.kind, CommandKind::Ref | CommandKind::RefPb) {
+        if matches!(c.kind, CommandKind::Ref | CommandKind::RefPb) && !t.no_refresh {
             let range = if c.kind == CommandKind::Ref {
                 ri * gpr * bpg..(ri + 1) * gpr * bpg
             } else {
@@ -374,6 +393,9 @@ pub fn check_log(spec: &DramSpec, log: &CommandLog) -> Result<(), Violation> {
     }
 
     // End of the run: every bank kept up with refresh.
+    if t.no_refresh {
+        return Ok(());
+    }
     let end = log.end_cycle.max(last_cycle);
     let owed = end / t.refi;
     let allowed = u64::from(spec.refresh.postpone_max) + 1;

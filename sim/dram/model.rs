@@ -7,13 +7,17 @@
 //! issue. The loop jumps from one such cycle (or front-end arrival) to the next, so idle
 //! cycles cost nothing; at each cycle it visits channels in index order (deterministic).
 //!
-//! **Scheduling** (per channel, per cycle): refresh commands of a rank (or bank) that is due
-//! come first; then, from the queue being served (reads, or writes while draining), FR-FCFS:
-//! among requests whose next command can issue this cycle, row hits (a column command) first,
-//! then the oldest. A request's next command is RD/WR if its row is open, PRE if another row
-//! is open (never while a queued request of the served queue still hits that row), ACT if the
-//! bank is closed. With a `split` command bus a row command and a column command may issue in
-//! the same cycle; with `shared`, one command.
+//! **Scheduling** (per channel, per cycle), `Scheduler::RowHitFirst`: refresh commands of a
+//! rank (or bank) that is due come first; then, from the queue being served (reads, or writes
+//! while draining), FR-FCFS: among requests whose next command can issue this cycle, row hits
+//! (a column command) first, then the oldest. A request's next command is RD/WR if its row is
+//! open, PRE if another row is open (never while a queued request of the served queue still
+//! hits that row), ACT if the bank is closed. With a `split` command bus a row command and a
+//! column command may issue in the same cycle (unless `commands_per_cycle` is 1); with
+//! `shared`, one command. `Scheduler::FirstReady` is `step_first_ready` (Ramulator 2.0's
+//! generic controller): activated requests first, then refresh, then the oldest ready request
+//! of the served queue whatever its command. A command holds its bus
+//! `Cycles::command_cycles` cycles.
 //!
 //! **Speed.** Queues keep arrival order (served requests are tombstones until swept), so a
 //! scan meets the oldest request first and stops at the first ready row hit unless a row
@@ -22,7 +26,7 @@
 //! the log (when kept) are vectors that only grow.
 
 use super::mapping::{AddressMapping, Location};
-use super::spec::{CommandBus, Cycles, DramSpec, PagePolicy};
+use super::spec::{CommandBus, Cycles, DramSpec, PagePolicy, QueueScope, Scheduler};
 use crate::engine::Stats;
 use serde::{Deserialize, Serialize};
 
@@ -104,13 +108,17 @@ pub struct CommandLog {
     pub end_cycle: u64,
 }
 
-/// How fast the front end offers accesses. Either way it offers them in order and stalls on
+/// How fast the front end offers accesses. Whichever, it offers them in order and stalls on
 /// one whose channel's queue is full until that channel frees a slot (Ramulator 2.0's
 /// memory-trace front ends do the same).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Injection {
     /// At most this many accesses per cycle (Ramulator's LoadStoreTrace: 1 per front-end tick).
     PerCycle(u32),
+    /// At most one access every this many cycles, at cycles 0, n, 2n, ...; an access refused
+    /// for a full queue is offered again at the next such cycle after a slot frees
+    /// (Ramulator's LoadStoreTrace with a front-end clock n times slower than the memory's).
+    Every(u32),
     /// As many as the queues take.
     Unlimited,
 }
@@ -146,6 +154,8 @@ struct Req {
     rank: u32,
     pc: u8,
     classified: bool,
+    /// In the activated buffer (`Controller::active_buffer`): its slot in the queue is free.
+    active: bool,
     /// Served: a tombstone until the queue compacts.
     dead: bool,
 }
@@ -157,37 +167,75 @@ struct Queue {
     items: Vec<Req>,
     live: usize,
     dead: usize,
-    /// Live requests per pseudo-channel.
+    /// Live requests holding a queue slot, per pseudo-channel (per channel: index 0 only,
+    /// with `QueueScope::Channel`).
     per_pc: Vec<u32>,
+    /// Whether the slots are shared by the pseudo-channels.
+    shared: bool,
+    /// Live requests in the activated buffer (they hold no slot).
+    active: usize,
     /// Live requests that hit their bank's open row (the sum of the banks' `hits`).
     hits: u32,
 }
 
 impl Queue {
-    fn new(cap_per_pc: usize, pcs: usize) -> Queue {
+    fn new(cap: usize, pcs: usize, shared: bool, active_cap: usize) -> Queue {
+        let slots = if shared { cap } else { cap * pcs };
         Queue {
-            items: Vec::with_capacity(2 * cap_per_pc * pcs + 1),
+            items: Vec::with_capacity(2 * (slots + active_cap) + 1),
             live: 0,
             dead: 0,
-            per_pc: vec![0; pcs],
+            per_pc: vec![0; if shared { 1 } else { pcs }],
+            shared,
+            active: 0,
             hits: 0,
         }
+    }
+
+    /// The slot counter a request of pseudo-channel `pc` uses.
+    #[inline]
+    fn slot(&self, pc: u8) -> usize {
+        if self.shared {
+            0
+        } else {
+            pc as usize
+        }
+    }
+
+    /// Requests holding a slot (Ramulator's read or write buffer size).
+    #[inline]
+    fn queued(&self) -> usize {
+        self.live - self.active
     }
 
     fn push(&mut self, r: Req) {
         if self.items.len() == self.items.capacity() {
             self.compact();
         }
-        self.per_pc[r.pc as usize] += 1;
+        let s = self.slot(r.pc);
+        self.per_pc[s] += 1;
         self.live += 1;
         self.items.push(r);
+    }
+
+    /// Moves `items[i]` to the activated buffer: its slot frees.
+    fn activate(&mut self, i: usize) {
+        let s = self.slot(self.items[i].pc);
+        self.items[i].active = true;
+        self.per_pc[s] -= 1;
+        self.active += 1;
     }
 
     /// Marks `items[i]` served; may compact (indices are stale afterwards).
     fn remove(&mut self, i: usize) -> Req {
         let r = self.items[i];
         self.items[i].dead = true;
-        self.per_pc[r.pc as usize] -= 1;
+        if r.active {
+            self.active -= 1;
+        } else {
+            let s = self.slot(r.pc);
+            self.per_pc[s] -= 1;
+        }
         self.live -= 1;
         self.dead += 1;
         if self.dead > self.live.max(8) {
@@ -275,6 +323,9 @@ struct Channel {
     ranks: Vec<Rank>,
     buses: Vec<Bus>,
     write_mode: bool,
+    /// The first cycle the row / column command bus is free (the same with a shared bus).
+    row_free: u64,
+    col_free: u64,
     wake: u64,
     /// No request's row command (ACT, PRE) can issue before this cycle: the last full search
     /// found none sooner, and every event that could enable one sooner lowers it.
@@ -296,6 +347,11 @@ struct Ctx<'a> {
     low: f64,
     closed: bool,
     split: bool,
+    /// A row and a column command may issue in one cycle (split bus, 2 commands per cycle).
+    dual: bool,
+    /// `Scheduler::FirstReady`, and its activated-buffer size.
+    first_ready: bool,
+    active_cap: usize,
     log: Option<&'a mut Vec<Command>>,
 }
 
@@ -312,17 +368,25 @@ impl Channel {
         let groups = ranks * o.bank_groups as usize;
         let banks = groups * o.banks_per_group as usize;
         let c = &spec.controller;
-        let first_due = if t.per_bank { t.refi_pb } else { t.refi };
+        let first_due = if t.no_refresh {
+            u64::MAX
+        } else if t.per_bank {
+            t.refi_pb
+        } else {
+            t.refi
+        };
         let r = Rank {
             ref_due: first_due,
             ..Rank::default()
         };
         let pcs = o.pseudo_channels as usize;
+        let shared = c.queue_scope == QueueScope::Channel;
+        let active = c.active_buffer as usize;
         Channel {
             id,
             queues: [
-                Queue::new(c.read_queue as usize, pcs),
-                Queue::new(c.write_queue as usize, pcs),
+                Queue::new(c.read_queue as usize, pcs, shared, active),
+                Queue::new(c.write_queue as usize, pcs, shared, active),
             ],
             banks: vec![
                 Bank {
@@ -346,6 +410,8 @@ impl Channel {
                 o.pseudo_channels as usize
             ],
             write_mode: false,
+            row_free: 0,
+            col_free: 0,
             wake: first_due,
             row_wake: 0,
             any_ref_pending: false,
@@ -372,7 +438,7 @@ impl Channel {
             (0, ctx.read_cap)
         };
         let q = &mut self.queues[mode];
-        if q.per_pc[r.pc as usize] as usize >= cap {
+        if q.per_pc[q.slot(r.pc)] as usize >= cap {
             return Enqueue::Full;
         }
         r.arrive = now;
@@ -388,11 +454,11 @@ impl Channel {
         Enqueue::Queued
     }
 
-    /// One scheduling decision at cycle `now`; returns whether a queue slot was freed.
-    fn step(&mut self, ctx: &mut Ctx, now: u64) -> bool {
+    /// Marks the refreshes that fall due by `now`.
+    #[inline]
+    fn refreshes_due(&mut self, ctx: &Ctx, now: u64) {
         let t = ctx.t;
         let per_rank = (ctx.groups_per_rank * ctx.banks_per_group) as usize;
-        // Refreshes that fall due.
         if now >= self.next_ref_due {
             let mut next = u64::MAX;
             for (ri, r) in self.ranks.iter_mut().enumerate() {
@@ -410,6 +476,88 @@ impl Channel {
             }
             self.next_ref_due = next;
         }
+    }
+
+    /// The refresh command rank `ri` (which waits for one) needs next: (kind, flat bank, the
+    /// cycle it can issue).
+    fn refresh_next(&self, ctx: &Ctx, ri: usize) -> (CommandKind, usize, u64) {
+        let t = ctx.t;
+        let per_rank = (ctx.groups_per_rank * ctx.banks_per_group) as usize;
+        let r = &self.ranks[ri];
+        let base = ri * per_rank;
+        let (kind, bank, ready) = if t.per_bank {
+            let bi = base + r.pb_bank as usize;
+            let b = &self.banks[bi];
+            if b.open != NO_ROW {
+                (CommandKind::Pre, bi, b.pre_ready)
+            } else {
+                (CommandKind::RefPb, bi, b.act_ready.max(r.act_ready))
+            }
+        } else {
+            let banks = &self.banks[base..base + per_rank];
+            if r.open_banks > 0 {
+                let ready = banks
+                    .iter()
+                    .filter(|b| b.open != NO_ROW)
+                    .map(|b| b.pre_ready)
+                    .max()
+                    .unwrap_or(0);
+                (CommandKind::Prea, base, ready)
+            } else {
+                let ready = banks.iter().map(|b| b.act_ready).max().unwrap_or(0);
+                (CommandKind::Ref, base, ready.max(r.act_ready))
+            }
+        };
+        (kind, bank, ready.max(self.row_free))
+    }
+
+    /// When request `r`'s column command (RD or WR) can issue, its row being open.
+    #[inline(always)]
+    fn cas_ready(&self, t: &Cycles, r: &Req, write: bool) -> u64 {
+        let b = &self.banks[r.bank as usize];
+        let g = &self.groups[r.group as usize];
+        let rank = &self.ranks[r.rank as usize];
+        let bus = &self.buses[r.pc as usize];
+        let gap = if bus.rank == r.rank { 0 } else { t.rtrs };
+        let ready = if write {
+            b.wr_ready
+                .max(g.wr_ready)
+                .max(rank.wr_ready)
+                .max((bus.end + gap).saturating_sub(t.cwl))
+        } else {
+            b.rd_ready
+                .max(g.rd_ready)
+                .max(rank.rd_ready)
+                .max((bus.end + gap).saturating_sub(t.cl))
+        };
+        ready.max(self.col_free)
+    }
+
+    /// When request `r`'s ACT can issue, its bank being closed.
+    #[inline(always)]
+    fn act_ready(&self, t: &Cycles, r: &Req) -> u64 {
+        let b = &self.banks[r.bank as usize];
+        let g = &self.groups[r.group as usize];
+        let rank = &self.ranks[r.rank as usize];
+        let faw = if rank.acts >= 4 {
+            rank.faw[rank.faw_next] + t.faw
+        } else {
+            0
+        };
+        b.act_ready
+            .max(g.act_ready)
+            .max(rank.act_ready)
+            .max(faw)
+            .max(self.row_free)
+    }
+
+    /// One scheduling decision at cycle `now`; returns whether a queue slot was freed.
+    fn step(&mut self, ctx: &mut Ctx, now: u64) -> bool {
+        if ctx.first_ready {
+            return self.step_first_ready(ctx, now);
+        }
+        let t = ctx.t;
+        self.refreshes_due(ctx, now);
         // Write drain.
         let write_mode = self.next_write_mode(ctx);
         if write_mode != self.write_mode {
@@ -424,34 +572,11 @@ impl Channel {
         // A refresh command ready now: (rank, kind, flat bank).
         let mut refresh: Option<(usize, CommandKind, usize)> = None;
         if self.any_ref_pending {
-            for (ri, r) in self.ranks.iter().enumerate() {
-                if !r.ref_pending {
+            for ri in 0..self.ranks.len() {
+                if !self.ranks[ri].ref_pending {
                     continue;
                 }
-                let base = ri * per_rank;
-                let (kind, bank, ready) = if t.per_bank {
-                    let bi = base + r.pb_bank as usize;
-                    let b = &self.banks[bi];
-                    if b.open != NO_ROW {
-                        (CommandKind::Pre, bi, b.pre_ready)
-                    } else {
-                        (CommandKind::RefPb, bi, b.act_ready.max(r.act_ready))
-                    }
-                } else {
-                    let banks = &self.banks[base..base + per_rank];
-                    if r.open_banks > 0 {
-                        let ready = banks
-                            .iter()
-                            .filter(|b| b.open != NO_ROW)
-                            .map(|b| b.pre_ready)
-                            .max()
-                            .unwrap_or(0);
-                        (CommandKind::Prea, base, ready)
-                    } else {
-                        let ready = banks.iter().map(|b| b.act_ready).max().unwrap_or(0);
-                        (CommandKind::Ref, base, ready.max(r.act_ready))
-                    }
-                };
+                let (kind, bank, ready) = self.refresh_next(ctx, ri);
                 if ready <= now {
                     if refresh.is_none() {
                         refresh = Some((ri, kind, bank));
@@ -478,7 +603,7 @@ impl Channel {
         // Oldest first: the first ready row hit is the one FR-FCFS takes. The scan stops as soon
         // as nothing it could still find would issue this cycle.
         let nonhits = q.live - q.hits as usize;
-        let row_bus_free = !(ctx.split && refresh.is_some());
+        let row_bus_free = !(ctx.dual && refresh.is_some());
         // Whether to look for a row command at all (else none can be ready yet).
         let row_search = row_bus_free && now >= self.row_wake;
         let mut row_min = u64::MAX;
@@ -504,24 +629,12 @@ impl Channel {
                     complete = false;
                     continue;
                 }
-                let g = &self.groups[r.group as usize];
-                let bus = &self.buses[r.pc as usize];
-                let gap = if bus.rank == r.rank { 0 } else { t.rtrs };
-                let ready = if write {
-                    b.wr_ready
-                        .max(g.wr_ready)
-                        .max(rank.wr_ready)
-                        .max((bus.end + gap).saturating_sub(t.cwl))
-                } else {
-                    b.rd_ready
-                        .max(g.rd_ready)
-                        .max(rank.rd_ready)
-                        .max((bus.end + gap).saturating_sub(t.cl))
-                };
+                let ready = self.cas_ready(&t, r, write);
                 if ready <= now {
                     best_cas = Some(i);
-                    // A shared bus takes the hit; a split one may still want a row command.
-                    if !ctx.split || !row_search || best_row.is_some() || seen_nonhits == nonhits {
+                    // One command per cycle takes the hit; a dual-issue split bus may still
+                    // want a row command.
+                    if !ctx.dual || !row_search || best_row.is_some() || seen_nonhits == nonhits {
                         complete = false;
                         row_complete = seen_nonhits == nonhits;
                         break;
@@ -556,15 +669,9 @@ impl Channel {
                         }
                         continue;
                     }
-                    b.pre_ready
+                    b.pre_ready.max(self.row_free)
                 } else {
-                    let g = &self.groups[r.group as usize];
-                    let faw = if rank.acts >= 4 {
-                        rank.faw[rank.faw_next] + t.faw
-                    } else {
-                        0
-                    };
-                    b.act_ready.max(g.act_ready).max(rank.act_ready).max(faw)
+                    self.act_ready(&t, r)
                 };
                 if ready <= now {
                     let kind = if b.open != NO_ROW {
@@ -600,9 +707,9 @@ impl Channel {
         } else if row_bus_free {
             min_ready = min_ready.min(self.row_wake);
         }
-        // What issues this cycle: refresh first; then, on a shared bus, a row hit before
-        // anything else; on a split bus, a row and a column command.
-        let (row, cas) = if ctx.split {
+        // What issues this cycle: refresh first; then, one command per cycle, a row hit before
+        // anything else; dual issue (split bus), a row and a column command.
+        let (row, cas) = if ctx.dual {
             let row = match refresh {
                 Some(_) => None,
                 None => best_row,
@@ -628,12 +735,12 @@ impl Channel {
             issued = true;
         }
         if let Some((i, kind)) = row {
-            enabled = enabled.min(self.row_command(ctx, i, kind, now));
+            enabled = enabled.min(self.row_command(ctx, mode, i, kind, now));
             self.row_wake = self.row_wake.min(now + 1);
             issued = true;
         }
         if let Some(i) = cas {
-            let e = self.column_command(ctx, i, now);
+            let e = self.column_command(ctx, mode, i, now);
             enabled = enabled.min(e);
             self.row_wake = self.row_wake.min(e);
             issued = true;
@@ -650,10 +757,140 @@ impl Channel {
         freed
     }
 
+    /// One decision of `Scheduler::FirstReady` (Ramulator 2.0's generic controller with its
+    /// FRFCFS scheduler) at cycle `now`; returns whether a queue slot was freed. In order:
+    /// 1. the activated buffer: the oldest request whose column command can issue now;
+    /// 2. a refresh that waits: its PREA/PRE or REF/REFpb issues if ready and if it closes no
+    ///    row an activated request still needs; while it waits, the requests of its rank
+    ///    (all-bank) or bank (per-bank) are held back;
+    /// 3. the queue being served (reads, or writes while draining; the watermark rule is
+    ///    applied here): the oldest request whose next command (RD/WR, PRE or ACT) can issue
+    ///    now, whatever its kind. If that command is a PRE of a bank an activated request
+    ///    still needs, nothing issues this cycle (as in Ramulator, which does not fall back to
+    ///    the next candidate); so does a column command that auto-precharges (closed page).
+    ///
+    /// Every candidate is looked at, so when nothing issues the channel sleeps until the
+    /// earliest of their ready cycles.
+    fn step_first_ready(&mut self, ctx: &mut Ctx, now: u64) -> bool {
+        let t = ctx.t;
+        self.refreshes_due(ctx, now);
+        let mut min_ready = self.next_ref_due;
+        // 1. Activated requests.
+        if self.queues[0].active + self.queues[1].active > 0 {
+            let mut best: Option<(usize, usize, u64)> = None;
+            for m in 0..2 {
+                for (i, r) in self.queues[m].items.iter().enumerate() {
+                    if r.dead || !r.active {
+                        continue;
+                    }
+                    debug_assert_eq!(
+                        self.banks[r.bank as usize].open, r.row,
+                        "activated row closed"
+                    );
+                    let ready = self.cas_ready(&t, r, m == 1);
+                    if ready <= now {
+                        if best.is_none_or(|b| r.arrive < b.2) {
+                            best = Some((m, i, r.arrive));
+                        }
+                    } else {
+                        min_ready = min_ready.min(ready);
+                    }
+                }
+            }
+            if let Some((m, i, _)) = best {
+                self.column_command(ctx, m, i, now);
+                self.wake = now + 1;
+                // The slot it held was freed when it activated.
+                return false;
+            }
+        }
+        // 2. Refresh.
+        if self.any_ref_pending {
+            for ri in 0..self.ranks.len() {
+                if !self.ranks[ri].ref_pending {
+                    continue;
+                }
+                let (kind, bank, ready) = self.refresh_next(ctx, ri);
+                if ready > now {
+                    min_ready = min_ready.min(ready);
+                    continue;
+                }
+                let needed = match kind {
+                    CommandKind::Prea => self.activated(|r| r.rank as usize == ri),
+                    CommandKind::Pre => self.activated(|r| r.bank as usize == bank),
+                    _ => false,
+                };
+                if needed {
+                    // Waits for the activated requests (their readiness is in `min_ready`).
+                    continue;
+                }
+                self.refresh_command(ctx, ri, kind, bank, now);
+                self.wake = now + 1;
+                return false;
+            }
+        }
+        // 3. The queue being served.
+        self.write_mode = self.next_write_mode(ctx);
+        let mode = usize::from(self.write_mode);
+        let mut best: Option<(usize, CommandKind)> = None;
+        for (i, r) in self.queues[mode].items.iter().enumerate() {
+            if r.dead || r.active {
+                continue;
+            }
+            let b = &self.banks[r.bank as usize];
+            if (!t.per_bank && self.ranks[r.rank as usize].ref_pending) || b.refresh_pending {
+                continue;
+            }
+            let (kind, ready) = if b.open == r.row {
+                (CommandKind::Rd, self.cas_ready(&t, r, mode == 1))
+            } else if b.open != NO_ROW {
+                (CommandKind::Pre, b.pre_ready.max(self.row_free))
+            } else {
+                (CommandKind::Act, self.act_ready(&t, r))
+            };
+            if ready <= now {
+                // Arrival order: the first ready request is the oldest.
+                best = Some((i, kind));
+                break;
+            }
+            min_ready = min_ready.min(ready);
+        }
+        let Some((i, kind)) = best else {
+            self.wake = min_ready.max(now + 1);
+            return false;
+        };
+        // A closing command (PRE, or a column command with auto-precharge) waits while an
+        // activated request still needs the bank.
+        if kind == CommandKind::Pre || ctx.closed {
+            let bank = self.queues[mode].items[i].bank;
+            if self.activated(|r| r.bank == bank) {
+                self.wake = now + 1;
+                return false;
+            }
+        }
+        self.wake = now + 1;
+        if kind == CommandKind::Rd {
+            self.column_command(ctx, mode, i, now);
+            true
+        } else {
+            let before = self.queues[mode].per_pc.iter().sum::<u32>();
+            self.row_command(ctx, mode, i, kind, now);
+            // An ACT that moved its request to the activated buffer freed a slot.
+            self.queues[mode].per_pc.iter().sum::<u32>() < before
+        }
+    }
+
+    /// Whether an activated request satisfies `f`.
+    fn activated(&self, f: impl Fn(&Req) -> bool) -> bool {
+        self.queues
+            .iter()
+            .any(|q| q.active > 0 && q.items.iter().any(|r| !r.dead && r.active && f(r)))
+    }
+
     /// The read/write mode the next step will serve (Ramulator's watermark rule, and never an
     /// empty write queue while reads wait).
     fn next_write_mode(&self, ctx: &Ctx) -> bool {
-        let (rq, wq) = (self.queues[0].live, self.queues[1].live);
+        let (rq, wq) = (self.queues[0].queued(), self.queues[1].queued());
         if !self.write_mode {
             wq as f64 > ctx.high || (rq == 0 && wq > 0)
         } else {
@@ -661,10 +898,20 @@ impl Channel {
         }
     }
 
-    /// Logs a command on flat bank `bank` (the rank's first bank for PREA and REF).
+    /// Counts and logs a command on flat bank `bank` (the rank's first bank for PREA and REF),
+    /// and occupies its command bus.
     #[allow(clippy::too_many_arguments)]
     fn log(&mut self, ctx: &mut Ctx, now: u64, kind: CommandKind, bank: usize, row: u32, col: u32) {
         self.stats.commands[kind as usize] += 1;
+        let free = now + ctx.t.command_cycles(kind);
+        if !ctx.split {
+            self.row_free = free;
+            self.col_free = free;
+        } else if kind.is_row() {
+            self.row_free = free;
+        } else {
+            self.col_free = free;
+        }
         if let Some(log) = ctx.log.as_deref_mut() {
             let bpg = ctx.banks_per_group as usize;
             let gpr = ctx.groups_per_rank as usize;
@@ -750,8 +997,8 @@ impl Channel {
         }
     }
 
-    fn classify(&mut self, write: bool, i: usize, kind: CommandKind) {
-        let r = &mut self.queues[usize::from(write)].items[i];
+    fn classify(&mut self, mode: usize, i: usize, kind: CommandKind) {
+        let r = &mut self.queues[mode].items[i];
         if !r.classified {
             r.classified = true;
             match kind {
@@ -762,13 +1009,20 @@ impl Channel {
         }
     }
 
-    /// Issues request `i`'s ACT or PRE; returns the earliest cycle a command it enables (the
-    /// row hits' column commands, the next ACT) could issue.
-    fn row_command(&mut self, ctx: &mut Ctx, i: usize, kind: CommandKind, now: u64) -> u64 {
+    /// Issues the ACT or PRE of request `i` of queue `mode` (0 reads, 1 writes); returns the
+    /// earliest cycle a command it enables (the row hits' column commands, the next ACT) could
+    /// issue.
+    fn row_command(
+        &mut self,
+        ctx: &mut Ctx,
+        mode: usize,
+        i: usize,
+        kind: CommandKind,
+        now: u64,
+    ) -> u64 {
         let t = ctx.t;
-        let write = self.write_mode;
-        self.classify(write, i, kind);
-        let r = self.queues[usize::from(write)].items[i];
+        self.classify(mode, i, kind);
+        let r = self.queues[mode].items[i];
         match kind {
             CommandKind::Act => {
                 let mut hits = [0u32; 2];
@@ -795,6 +1049,10 @@ impl Channel {
                 rk.faw_next = (rk.faw_next + 1) % 4;
                 rk.acts += 1;
                 rk.open_banks += 1;
+                let active = self.queues[0].active + self.queues[1].active;
+                if active < ctx.active_cap {
+                    self.queues[mode].activate(i);
+                }
                 self.log(ctx, now, kind, r.bank as usize, r.row, r.col);
                 now + t.rcd_rd.min(t.rcd_wr)
             }
@@ -808,20 +1066,20 @@ impl Channel {
         }
     }
 
-    /// Issues request `i`'s RD or WR (RDA/WRA closed page) and removes it; returns the earliest
-    /// cycle a command it enables could issue (a PRE it no longer holds back, the ACT after an
-    /// auto-precharge, anything in the other queue if the mode turns).
-    fn column_command(&mut self, ctx: &mut Ctx, i: usize, now: u64) -> u64 {
+    /// Issues the RD or WR (RDA/WRA closed page) of request `i` of queue `mode` and removes
+    /// it; returns the earliest cycle a command it enables could issue (a PRE it no longer
+    /// holds back, the ACT after an auto-precharge, anything in the other queue if the mode
+    /// turns).
+    fn column_command(&mut self, ctx: &mut Ctx, mode: usize, i: usize, now: u64) -> u64 {
         let t = ctx.t;
-        let write = self.write_mode;
-        let mode = usize::from(write);
+        let write = mode == 1;
         let kind = match (write, ctx.closed) {
             (false, false) => CommandKind::Rd,
             (false, true) => CommandKind::Rda,
             (true, false) => CommandKind::Wr,
             (true, true) => CommandKind::Wra,
         };
-        self.classify(write, i, kind);
+        self.classify(mode, i, kind);
         let q = &mut self.queues[mode];
         let r = q.remove(i);
         let b = &mut self.banks[r.bank as usize];
@@ -899,6 +1157,10 @@ pub(crate) fn run<I: Iterator<Item = Access>>(
     let t = Cycles::of(spec);
     let mut log_vec = Vec::new();
     let c = &spec.controller;
+    let write_slots = match c.queue_scope {
+        QueueScope::PseudoChannel => c.write_queue * o.pseudo_channels,
+        QueueScope::Channel => c.write_queue,
+    };
     let mut ctx = Ctx {
         t,
         ranks_per_pc: o.ranks,
@@ -906,17 +1168,23 @@ pub(crate) fn run<I: Iterator<Item = Access>>(
         banks_per_group: o.banks_per_group,
         read_cap: c.read_queue as usize,
         write_cap: c.write_queue as usize,
-        high: c.write_high_watermark * f64::from(c.write_queue * o.pseudo_channels),
-        low: c.write_low_watermark * f64::from(c.write_queue * o.pseudo_channels),
+        high: c.write_high_watermark * f64::from(write_slots),
+        low: c.write_low_watermark * f64::from(write_slots),
         closed: c.page_policy == PagePolicy::Closed,
         split: c.command_bus == CommandBus::Split,
+        dual: c.command_bus == CommandBus::Split && spec.commands_per_cycle() == 2,
+        first_ready: c.scheduler == Scheduler::FirstReady,
+        active_cap: c.active_buffer as usize,
         log: opts.log.then_some(&mut log_vec),
     };
     let mut channels: Vec<Channel> = (0..o.channels).map(|i| Channel::new(i, spec, &t)).collect();
-    let per_cycle = match opts.injection {
-        Injection::PerCycle(n) => n.max(1) as u64,
-        Injection::Unlimited => u64::MAX,
+    let (per_cycle, every) = match opts.injection {
+        Injection::PerCycle(n) => (n.max(1) as u64, 1),
+        Injection::Every(n) => (1, n.max(1) as u64),
+        Injection::Unlimited => (u64::MAX, 1),
     };
+    // The first offer cycle at or after `c`.
+    let offer_at = |c: u64| c.div_ceil(every) * every;
 
     let mut accesses = accesses;
     let mut head: Option<(Access, Location)> = None;
@@ -952,6 +1220,7 @@ pub(crate) fn run<I: Iterator<Item = Access>>(
                     rank,
                     pc: l.pc as u8,
                     classified: false,
+                    active: false,
                     dead: false,
                 };
                 match channels[l.channel as usize].enqueue(&ctx, req, a.write, now) {
@@ -963,7 +1232,7 @@ pub(crate) fn run<I: Iterator<Item = Access>>(
                     }
                 }
             }
-            fe_next = now + 1;
+            fe_next = offer_at(now + 1);
         }
         // Channels, in index order.
         let mut next = u64::MAX;
@@ -973,7 +1242,7 @@ pub(crate) fn run<I: Iterator<Item = Access>>(
                 let freed = ch.step(&mut ctx, now);
                 if freed && blocked_on == Some(ch.id) {
                     blocked_on = None;
-                    fe_next = now + 1;
+                    fe_next = offer_at(now + 1);
                 }
             }
             busy |= !ch.is_empty();

@@ -110,6 +110,15 @@ pub struct Timing {
     /// Idle cycles between bursts of different ranks on one data bus (0 if not given).
     #[serde(rename = "tRTRS", default, skip_serializing_if = "Option::is_none")]
     pub rtrs: Option<u32>,
+    /// Cycles an ACT holds the command bus (the row bus where it is split): 2 for DDR5's
+    /// two-cycle ACT and HBM's two-cycle row-bus ACT; 1 if not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act_command_cycles: Option<u32>,
+    /// Cycles a RD/WR (RDA/WRA) holds the command bus (the column bus where it is split): 2
+    /// for DDR5's two-cycle column commands; 1 if not given. PRE, PREA, REF and REFpb always
+    /// take one cycle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column_command_cycles: Option<u32>,
 }
 
 /// How ranks refresh.
@@ -123,6 +132,11 @@ pub enum RefreshMode {
     /// `tREFI`), blocking that bank for `tRFCpb` and the rank's other banks for `tRREFD` (HBM3's
     /// REFpb, LPDDR5's per-bank refresh).
     PerBank,
+    /// No refresh at all: `tREFI`/`tRFC` are kept as the device's figures but never used, and
+    /// the checker does not ask for refreshes. Not a way to run a real device (it would lose
+    /// its data): it exists for peer comparison, to match Ramulator 2.0, whose all-bank
+    /// refresh manager issues nothing on HBM3 (`reports/golden/ramulator2/README.md`, quirk 1).
+    None,
 }
 
 /// Refresh of each rank (of each pseudo-channel).
@@ -181,6 +195,34 @@ pub enum CommandBus {
     Split,
 }
 
+/// How the controller picks the next command among its queued requests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scheduler {
+    /// FR-FCFS as Rixner et al. describe it: a ready row hit (column command) first, then the
+    /// oldest ready row command; an open row is not precharged while a queued request of the
+    /// served queue still hits it.
+    #[default]
+    RowHitFirst,
+    /// Ramulator 2.0's `FRFCFS` with its generic controller: the **oldest** request whose next
+    /// command (RD/WR, PRE or ACT) can issue this cycle, whatever its kind, so an older
+    /// request's PRE beats a younger row hit; only requests that have activated their row (see
+    /// `active_buffer`) hold it open. One command per cycle.
+    FirstReady,
+}
+
+/// What a queue-size figure counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueScope {
+    /// `read_queue` / `write_queue` requests for each pseudo-channel of the channel.
+    #[default]
+    PseudoChannel,
+    /// `read_queue` / `write_queue` requests for the whole channel, shared by its
+    /// pseudo-channels (Ramulator 2.0's HBM controller).
+    Channel,
+}
+
 /// The memory controller of each channel.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -201,6 +243,24 @@ pub struct Controller {
     /// strided streams reach every channel); default false, the plain interleave.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub channel_hash: bool,
+    /// Commands the controller issues per cycle: 1 with a shared bus; with a split bus 2 (one
+    /// row and one column command, the default) or 1 (Ramulator 2.0's controller, which
+    /// issues one command per cycle whatever the buses).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commands_per_cycle: Option<u32>,
+    /// `row_hit_first` (default) or `first_ready`; see [`Scheduler`].
+    #[serde(default)]
+    pub scheduler: Scheduler,
+    /// With `first_ready` only: a request whose ACT issued leaves its read or write queue (its
+    /// slot is free for a new request) for an "activated" buffer of this many entries, if it
+    /// has room; activated requests are served before anything else (whichever queue is being
+    /// drained), and their bank is not precharged until they are (Ramulator 2.0's
+    /// `m_active_buffer`). 0 (default): a request keeps its slot until its column command.
+    #[serde(default)]
+    pub active_buffer: u32,
+    /// Whether queue sizes are per pseudo-channel (default) or per channel.
+    #[serde(default)]
+    pub queue_scope: QueueScope,
 }
 
 /// A field outside its range, named by its path (`timing.tRCD`).
@@ -233,6 +293,10 @@ pub const PRESETS: &[(&str, &str)] = &[
     (
         "ddr5_4800",
         include_str!("../../arch/memory/ddr5_4800.toml"),
+    ),
+    (
+        "ddr5_3200_ramulator",
+        include_str!("../../arch/memory/ddr5_3200_ramulator.toml"),
     ),
     (
         "lpddr5_6400",
@@ -377,6 +441,14 @@ impl DramSpec {
         if let Some(v) = t.rtrs {
             int("timing.tRTRS", v, 0, MAX)?;
         }
+        for (name, v) in [
+            ("act_command_cycles", t.act_command_cycles),
+            ("column_command_cycles", t.column_command_cycles),
+        ] {
+            if let Some(v) = v {
+                int(&format!("timing.{name}"), v, 1, 8)?;
+            }
+        }
         let r = &self.refresh;
         int("refresh.tRFC", r.rfc, 1, MAX)?;
         int("refresh.tREFI", r.refi, 1, 100_000_000)?;
@@ -391,7 +463,7 @@ impl DramSpec {
         }
         int("refresh.postpone_max", r.postpone_max, 0, 64)?;
         match r.mode {
-            RefreshMode::AllBank => {
+            RefreshMode::AllBank | RefreshMode::None => {
                 for (name, v) in [("tRFCpb", r.rfc_pb), ("tRREFD", r.rrefd)] {
                     if v.is_some() {
                         return Err(self.err(
@@ -468,9 +540,53 @@ impl DramSpec {
                 ),
             ));
         }
+        if let Some(n) = c.commands_per_cycle {
+            let max = match c.command_bus {
+                CommandBus::Shared => 1,
+                CommandBus::Split => 2,
+            };
+            if n < 1 || n > max {
+                return Err(self.err(
+                    "controller.commands_per_cycle",
+                    format!(
+                        "must be in 1..={max} with a {} command bus, got {n}",
+                        c.command_bus
+                    ),
+                ));
+            }
+        }
+        match c.scheduler {
+            Scheduler::RowHitFirst => {
+                if c.active_buffer > 0 {
+                    return Err(self.err(
+                        "controller.active_buffer",
+                        "only read with scheduler = \"first_ready\"".into(),
+                    ));
+                }
+            }
+            Scheduler::FirstReady => {
+                if self.commands_per_cycle() != 1 {
+                    return Err(self.err(
+                        "controller.commands_per_cycle",
+                        "scheduler = \"first_ready\" issues one command per cycle: set it to 1"
+                            .into(),
+                    ));
+                }
+                int("controller.active_buffer", c.active_buffer, 0, 4096)?;
+            }
+        }
         AddressMapping::parse(&c.address_mapping, o)
             .map_err(|m| self.err("controller.address_mapping", m))?;
         Ok(())
+    }
+
+    /// Commands the controller may issue in one cycle (see [`Controller::commands_per_cycle`]).
+    pub fn commands_per_cycle(&self) -> u32 {
+        let c = &self.controller;
+        c.commands_per_cycle.unwrap_or(match c.command_bus {
+            CommandBus::Shared => 1,
+            CommandBus::Split => 2,
+        })
     }
 
     /// Bytes one column access moves.
@@ -514,6 +630,15 @@ impl DramSpec {
     }
 }
 
+impl fmt::Display for CommandBus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CommandBus::Shared => "shared",
+            CommandBus::Split => "split",
+        })
+    }
+}
+
 impl fmt::Display for PagePolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -547,6 +672,11 @@ pub(crate) struct Cycles {
     pub wtr_l: u64,
     pub rtw: u64,
     pub rtrs: u64,
+    /// Cycles an ACT / a column command holds its command bus.
+    pub act_cmd: u64,
+    pub cas_cmd: u64,
+    /// No refresh (mode `none`).
+    pub no_refresh: bool,
     pub refi: u64,
     pub rfc: u64,
     pub per_bank: bool,
@@ -582,6 +712,9 @@ impl Cycles {
             wtr_l: u(t.wtr_l),
             rtw: u(t.rtw),
             rtrs: u(t.rtrs.unwrap_or(0)),
+            act_cmd: u(t.act_command_cycles.unwrap_or(1)),
+            cas_cmd: u(t.column_command_cycles.unwrap_or(1)),
+            no_refresh: spec.refresh.mode == RefreshMode::None,
             refi: u(spec.refresh.refi),
             rfc: u(spec.refresh.rfc),
             per_bank: spec.refresh.mode == RefreshMode::PerBank,
@@ -589,6 +722,17 @@ impl Cycles {
                 / u(spec.organization.bank_groups * spec.organization.banks_per_group),
             rfc_pb: u(spec.refresh.rfc_pb.unwrap_or(0)),
             rrefd: u(spec.refresh.rrefd.unwrap_or(0)),
+        }
+    }
+
+    /// Cycles a command of `kind` holds its command bus.
+    #[inline]
+    pub fn command_cycles(&self, kind: super::model::CommandKind) -> u64 {
+        use super::model::CommandKind::*;
+        match kind {
+            Act => self.act_cmd,
+            Rd | Wr | Rda | Wra => self.cas_cmd,
+            Pre | Prea | Ref | RefPb => 1,
         }
     }
 

@@ -41,7 +41,8 @@ fn presets_validate_and_give_their_peak() {
     assert!((gbs("hbm3e_h200") - 4800.0).abs() < 1.0);
     assert!((gbs("ddr5_4800") - 38.4).abs() < 0.01);
     assert!((gbs("lpddr5_6400") - 51.2).abs() < 0.01);
-    assert!((gbs("hbm3_2gbps_ramulator") - 256.0).abs() < 0.01);
+    assert!((gbs("hbm3_2gbps_ramulator") - 32.0).abs() < 0.01);
+    assert!((gbs("ddr5_3200_ramulator") - 12.8).abs() < 0.01);
     // Capacity: 80 GB on the H100, 144 GB built on the H200.
     assert_eq!(preset("hbm3_h100").capacity_bytes(), 80 << 30);
     assert_eq!(preset("hbm3e_h200").capacity_bytes(), 144 << 30);
@@ -447,6 +448,354 @@ fn checker_refuses_each_kind_of_violation() {
 }
 
 #[test]
+fn multi_cycle_commands_hold_the_command_bus() {
+    use CommandKind::*;
+    // DDR5-style two-cycle ACT, RD and WR on a shared bus.
+    let mut s = toy();
+    s.timing.act_command_cycles = Some(2);
+    s.timing.column_command_cycles = Some(2);
+    s.validate().unwrap();
+    let v = check_log(
+        &s,
+        &log_of(vec![cmd(0, Act, 0, 0, 1), cmd(1, Act, 1, 0, 1)], 60),
+    )
+    .unwrap_err();
+    assert_eq!((v.constraint, v.earliest), ("command bus", Some(2)), "{v}");
+    let v = check_log(
+        &s,
+        &log_of(
+            vec![
+                cmd(0, Act, 0, 0, 1),
+                cmd(10, Rd, 0, 0, 1),
+                cmd(11, Act, 1, 0, 1),
+            ],
+            60,
+        ),
+    )
+    .unwrap_err();
+    assert_eq!((v.constraint, v.earliest), ("command bus", Some(12)), "{v}");
+    // A PRE takes one cycle.
+    check_log(
+        &s,
+        &log_of(
+            vec![
+                cmd(0, Act, 0, 0, 1),
+                cmd(24, Pre, 0, 0, 1),
+                cmd(25, Act, 1, 0, 1),
+            ],
+            60,
+        ),
+    )
+    .unwrap();
+    // The controller's schedules keep to it.
+    for (label, w) in workloads() {
+        let out = run(&s, &w, &logged());
+        let log = out.log.unwrap();
+        check_log(&s, &log).unwrap_or_else(|v| panic!("{label}: {v}"));
+        for p in log.commands.windows(2) {
+            let held = if p[0].kind == Act || !p[0].kind.is_row() {
+                2
+            } else {
+                1
+            };
+            assert!(p[1].cycle >= p[0].cycle + held, "{label}: {p:?}");
+        }
+    }
+    // HBM-style: split buses, a two-cycle ACT on the row bus, one command per cycle.
+    let mut s = toy();
+    s.controller.command_bus = CommandBus::Split;
+    s.controller.commands_per_cycle = Some(1);
+    s.timing.act_command_cycles = Some(2);
+    s.validate().unwrap();
+    for (want, log) in [
+        (
+            "command bus",
+            vec![cmd(0, Act, 0, 0, 1), cmd(1, Act, 1, 0, 1)],
+        ),
+        (
+            "command bus",
+            vec![
+                cmd(0, Act, 0, 0, 1),
+                cmd(10, Act, 1, 0, 1),
+                cmd(10, Rd, 0, 0, 1),
+            ],
+        ),
+    ] {
+        let v = check_log(&s, &log_of(log, 60)).unwrap_err();
+        assert_eq!(v.constraint, want, "{v}");
+    }
+    // A column command may use the ACT's second cycle.
+    check_log(
+        &s,
+        &log_of(
+            vec![
+                cmd(0, Act, 0, 0, 1),
+                cmd(10, Act, 1, 0, 1),
+                cmd(11, Rd, 0, 0, 1),
+            ],
+            60,
+        ),
+    )
+    .unwrap();
+    for (label, w) in workloads() {
+        let out = run(&s, &w, &logged());
+        check_log(&s, out.log.as_ref().unwrap()).unwrap_or_else(|v| panic!("{label}: {v}"));
+    }
+}
+
+#[test]
+fn refresh_mode_none_issues_no_refresh() {
+    let mut spec = toy();
+    spec.refresh.mode = RefreshMode::None;
+    spec.validate().unwrap();
+    let w = Workload::new(Pattern::Random {
+        footprint: 1 << 24,
+        requests: 5000,
+    })
+    .read_fraction(0.7)
+    .seed(5);
+    let out = run(&spec, &w, &logged());
+    let log = out.log.unwrap();
+    assert!(log.end_cycle > 10 * u64::from(spec.refresh.refi));
+    assert_eq!(out.report.refreshes, 0);
+    assert!(log.commands.iter().all(|c| !matches!(
+        c.kind,
+        CommandKind::Ref | CommandKind::RefPb | CommandKind::Prea
+    )));
+    check_log(&spec, &log).unwrap();
+    // The same log fails a refreshing spec.
+    let v = check_log(&toy(), &log).unwrap_err();
+    assert_eq!(v.constraint, "refresh interval", "{v}");
+    // Per-bank fields stay refused.
+    spec.refresh.rfc_pb = Some(30);
+    let e = spec.validate().unwrap_err().to_string();
+    assert!(e.contains("refresh.tRFCpb"), "{e}");
+}
+
+#[test]
+fn injection_every_n_cycles() {
+    // Reads to eight different banks, one offered every 50 cycles: each ACTs on arrival.
+    let spec = toy();
+    let m = AddressMapping::parse(&spec.controller.address_mapping, &spec.organization).unwrap();
+    let acc: Vec<Access> = (0..8)
+        .map(|i| Access {
+            addr: m.encode(&Location {
+                bg: i / 4,
+                bank: i % 4,
+                row: 3,
+                ..Location::default()
+            }),
+            write: false,
+        })
+        .collect();
+    let opts = SimOptions {
+        log: true,
+        injection: Injection::Every(50),
+    };
+    let log = simulate(&spec, acc.clone(), &opts).unwrap().log.unwrap();
+    let acts: Vec<u64> = log
+        .commands
+        .iter()
+        .filter(|c| c.kind == CommandKind::Act)
+        .map(|c| c.cycle)
+        .collect();
+    assert_eq!(acts, (0..8).map(|i| 50 * i).collect::<Vec<u64>>());
+    // A full queue: the stalled access is offered again at the next multiple of n. One slot,
+    // an access every 5 cycles: the first leaves the queue at its RD (tRCD 10 after its ACT),
+    // so the second, refused at 5, enters at 15, and the third, refused at 20, at 30.
+    let mut spec = toy();
+    spec.controller.read_queue = 1;
+    let opts = SimOptions {
+        log: true,
+        injection: Injection::Every(5),
+    };
+    let log = simulate(&spec, acc[..3].to_vec(), &opts)
+        .unwrap()
+        .log
+        .unwrap();
+    let acts: Vec<u64> = log
+        .commands
+        .iter()
+        .filter(|c| c.kind == CommandKind::Act)
+        .map(|c| c.cycle)
+        .collect();
+    assert_eq!(acts, [0, 15, 30]);
+}
+
+/// The toy memory with Ramulator 2.0's controller policy.
+fn toy_first_ready(active_buffer: u32) -> DramSpec {
+    let mut spec = toy();
+    spec.controller.scheduler = Scheduler::FirstReady;
+    spec.controller.active_buffer = active_buffer;
+    spec.validate().unwrap();
+    spec
+}
+
+#[test]
+fn first_ready_lets_an_older_conflict_close_a_row_younger_hits_want() {
+    use CommandKind::*;
+    let m = AddressMapping::parse(&toy().controller.address_mapping, &toy().organization).unwrap();
+    // A opens row 1 of bank 0; B (older than the Cs) wants row 2; C1..C6 hit row 1.
+    let mut at = vec![(1, 0), (2, 0)];
+    at.extend((1..7).map(|c| (1, c)));
+    let acc: Vec<Access> = at
+        .iter()
+        .map(|&(row, col)| Access {
+            addr: m.encode(&Location {
+                row,
+                col,
+                ..Location::default()
+            }),
+            write: false,
+        })
+        .collect();
+    let order = |spec: &DramSpec| -> Vec<(CommandKind, u32)> {
+        let log = simulate(spec, acc.clone(), &logged()).unwrap().log.unwrap();
+        check_log(spec, &log).unwrap();
+        log.commands.iter().map(|c| (c.kind, c.row)).collect()
+    };
+    // Row hits first: every C before B's PRE.
+    let hit_first = order(&toy());
+    assert_eq!(
+        hit_first.iter().filter(|c| c.0 == Act).count(),
+        2,
+        "{hit_first:?}"
+    );
+    // First ready: B's PRE is ready at tRAS (24) while C3 still waits for tCCD_L (RDs of A,
+    // C1, C2 at 10, 16, 22), so B goes first and row 1 is opened again.
+    for active in [0, 4] {
+        let fr = order(&toy_first_ready(active));
+        let pre = fr.iter().position(|c| c.0 == Pre).unwrap();
+        assert_eq!(fr[..pre].iter().filter(|c| c.0 == Rd).count(), 3, "{fr:?}");
+        assert_eq!(fr.iter().filter(|c| c.0 == Act).count(), 3, "{fr:?}");
+    }
+}
+
+#[test]
+fn the_activated_buffer_frees_queue_slots() {
+    use CommandKind::*;
+    let m = AddressMapping::parse(&toy().controller.address_mapping, &toy().organization).unwrap();
+    // Reads to six banks, alternating bank groups: with two queue slots only two can have
+    // ACTed before the first RD (tRCD 10), unless an ACT moves its request to the activated
+    // buffer.
+    let acc: Vec<Access> = (0..6)
+        .map(|i| Access {
+            addr: m.encode(&Location {
+                bg: i % 2,
+                bank: i / 2,
+                row: 7,
+                ..Location::default()
+            }),
+            write: false,
+        })
+        .collect();
+    let acts_before_first_rd = |active: u32| {
+        let mut spec = toy_first_ready(active);
+        spec.controller.read_queue = 2;
+        let opts = SimOptions {
+            log: true,
+            injection: Injection::PerCycle(1),
+        };
+        let log = simulate(&spec, acc.clone(), &opts).unwrap().log.unwrap();
+        check_log(&spec, &log).unwrap();
+        let rd = log.commands.iter().position(|c| c.kind == Rd).unwrap();
+        log.commands[..rd].iter().filter(|c| c.kind == Act).count()
+    };
+    assert_eq!(acts_before_first_rd(0), 2);
+    // ACTs at 0, 3, 6, 9 (tRRD_S 3, tRRD_L 5, four within tFAW 20) before the RD at 10.
+    assert_eq!(acts_before_first_rd(8), 4);
+}
+
+#[test]
+fn controller_options_are_checked() {
+    let mut spec = toy();
+    spec.controller.commands_per_cycle = Some(2); // shared bus: one command per cycle
+    let e = spec.validate().unwrap_err().to_string();
+    assert!(e.contains("controller.commands_per_cycle"), "{e}");
+    let mut spec = toy();
+    spec.controller.active_buffer = 4; // needs first_ready
+    let e = spec.validate().unwrap_err().to_string();
+    assert!(
+        e.contains("controller.active_buffer") && e.contains("first_ready"),
+        "{e}"
+    );
+    let mut spec = toy_first_ready(4);
+    spec.controller.command_bus = CommandBus::Split; // two commands per cycle by default
+    let e = spec.validate().unwrap_err().to_string();
+    assert!(e.contains("controller.commands_per_cycle"), "{e}");
+    spec.controller.commands_per_cycle = Some(1);
+    spec.validate().unwrap();
+    let mut spec = toy();
+    spec.timing.act_command_cycles = Some(0);
+    let e = spec.validate().unwrap_err().to_string();
+    assert!(e.contains("timing.act_command_cycles"), "{e}");
+    // Unknown values are refused by name.
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("arch/memory/hbm3_2gbps_ramulator.toml"),
+    )
+    .unwrap();
+    for (from, to, what) in [
+        (
+            "scheduler = \"first_ready\"",
+            "scheduler = \"fifo\"",
+            "fifo",
+        ),
+        ("mode = \"none\"", "mode = \"never\"", "never"),
+        (
+            "queue_scope = \"channel\"",
+            "queue_scope = \"rank\"",
+            "rank",
+        ),
+    ] {
+        assert!(text.contains(from), "{from}");
+        let e = DramSpec::from_toml(&text.replacen(from, to, 1))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(what), "{to}: {e}");
+    }
+}
+
+#[test]
+fn a_channel_wide_queue_is_shared_by_the_pseudo_channels() {
+    // The Ramulator HBM3 preset: 33 reads per channel, not per pseudo-channel. All reads to
+    // pseudo-channel 0's bank 0, one row each: the queue fills with 33 of them.
+    let spec = preset("hbm3_2gbps_ramulator");
+    let m = AddressMapping::parse(&spec.controller.address_mapping, &spec.organization).unwrap();
+    let acc: Vec<Access> = (0..200)
+        .map(|i| Access {
+            addr: m.encode(&Location {
+                row: i,
+                ..Location::default()
+            }),
+            write: false,
+        })
+        .chain((0..4).map(|i| Access {
+            addr: m.encode(&Location {
+                pc: 1,
+                row: i,
+                ..Location::default()
+            }),
+            write: false,
+        }))
+        .collect();
+    let opts = SimOptions {
+        log: true,
+        injection: Injection::PerCycle(1),
+    };
+    let log = simulate(&spec, acc, &opts).unwrap().log.unwrap();
+    check_log(&spec, &log).unwrap();
+    // Pseudo-channel 1's reads wait behind pseudo-channel 0's (the front end stalls on the
+    // full shared queue): its first ACT comes after most of pseudo-channel 0's.
+    let first_pc1 = log.commands.iter().position(|c| c.pc == 1).unwrap();
+    let pc0_acts_before = log.commands[..first_pc1]
+        .iter()
+        .filter(|c| c.kind == CommandKind::Act)
+        .count();
+    assert!(pc0_acts_before > 150, "{pc0_acts_before}");
+}
+
+#[test]
 fn checker_refuses_per_bank_refresh_violations() {
     use CommandKind::*;
     let mut spec = toy();
@@ -545,7 +894,12 @@ fn refresh_mode_fields_are_checked() {
 #[test]
 fn refresh_happens_every_trefi() {
     // DDR5 and LPDDR5 refresh all banks of a rank at once, the HBM3 preset bank by bank.
-    for name in ["ddr5_4800", "lpddr5_6400", "hbm3_h100"] {
+    for name in [
+        "ddr5_4800",
+        "lpddr5_6400",
+        "hbm3_h100",
+        "ddr5_3200_ramulator",
+    ] {
         let spec = small(name, 2);
         let per_bank = spec.refresh.mode == RefreshMode::PerBank;
         // Random reads, paced one per cycle, keep the memory busy for many tREFI.
