@@ -2,6 +2,7 @@
 //! each test run and compared with the committed file (regenerate with
 //! `cargo test --test flash_report -- --ignored regenerate`).
 
+mod common;
 use cascade::flash::{preset, run, Pattern, Workload, PRESETS};
 
 const PATH: &str = "reports/memory/flash.md";
@@ -91,15 +92,8 @@ fn regenerate() {
 }
 
 fn cascade(args: &[&str]) -> (Option<i32>, String, String) {
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_cascade"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
+    let o = common::cascade(args);
+    (o.status.code(), common::stdout(&o), common::stderr(&o))
 }
 
 #[test]
