@@ -50,7 +50,8 @@ fn render() -> String {
          `cascade::dram` (FR-FCFS, each preset's own controller settings, accesses offered as \
          fast as the queues take them, seeded); checked on every test run. GB = 10^9 bytes; \
          latency from arrival at the controller to the last data beat; the channel spread is \
-         the lowest and highest channel's share of the bandwidth.\n",
+         the lowest and highest channel's share of the bandwidth. Plots: `dram_bandwidth.svg` \
+         (bandwidth by pattern) and `dram_latency_cdf.svg` (read latency CDF, random pattern).\n",
     );
     for (name, _) in PRESETS {
         let spec = DramSpec::preset(name).unwrap();
@@ -97,10 +98,66 @@ fn the_dram_report_is_current() {
     );
 }
 
+/// The plots: bandwidth as a fraction of peak per pattern and preset, and the read-latency
+/// CDF of the random pattern per preset (`reports/memory/dram_{bandwidth,latency_cdf}.{png,svg}`).
+fn plots() {
+    use cascade::plot::{render as draw, Chart, ChartKind, Series};
+    let pats = patterns();
+    let mut bars = Vec::new();
+    let mut cdfs = Vec::new();
+    for (name, _) in PRESETS {
+        let spec = DramSpec::preset(name).unwrap();
+        let mut pts = Vec::new();
+        for (i, (label, w)) in pats.iter().enumerate() {
+            let r = run_workload(&spec, w, &SimOptions::default())
+                .unwrap()
+                .report;
+            pts.push((i as f64, r.bandwidth_fraction * 100.0));
+            if label.starts_with("random 64 B") {
+                cdfs.push(Series::new(*name, r.read_latency_cdf_ns.clone()));
+            }
+        }
+        bars.push(Series::new(*name, pts));
+    }
+    let dir = std::path::Path::new("reports/memory");
+    let bw = Chart {
+        title: "DRAM presets: bandwidth by access pattern".into(),
+        x_label: "pattern".into(),
+        y_label: "% of peak bandwidth".into(),
+        series: bars,
+        kind: ChartKind::GroupedBars {
+            categories: pats.iter().map(|p| p.0.to_string()).collect(),
+        },
+        ..Chart::default()
+    };
+    draw(
+        &bw,
+        &dir.join("dram_bandwidth.png"),
+        &dir.join("dram_bandwidth.svg"),
+    )
+    .unwrap();
+    let cdf = Chart {
+        title: "DRAM presets: read latency CDF, random 64 B reads over 1 GiB".into(),
+        x_label: "read latency, ns".into(),
+        y_label: "fraction of reads".into(),
+        log_x: true,
+        series: cdfs,
+        kind: ChartKind::Lines,
+        ..Chart::default()
+    };
+    draw(
+        &cdf,
+        &dir.join("dram_latency_cdf.png"),
+        &dir.join("dram_latency_cdf.svg"),
+    )
+    .unwrap();
+}
+
 #[test]
 #[ignore]
 fn regenerate() {
     std::fs::write(PATH, render()).unwrap();
+    plots();
 }
 
 fn cascade(args: &[&str]) -> (Option<i32>, String, String) {

@@ -170,6 +170,10 @@ pub struct DramReport {
     /// bandwidth / peak.
     pub bandwidth_fraction: f64,
     pub read_latency: Latency,
+    /// The read latency's distribution: (ns, fraction of reads at most that long), by
+    /// histogram bucket (`engine::Stats`); for plots, not in the JSON.
+    #[serde(skip)]
+    pub read_latency_cdf_ns: Vec<(f64, f64)>,
     /// Each access counted once, by its first command: a column command (hit), ACT (miss:
     /// bank closed) or PRE (conflict: another row open).
     pub row_hits: u64,
@@ -183,6 +187,18 @@ pub struct DramReport {
     pub refreshes: u64,
     pub energy: EnergyReport,
     pub channels: Vec<ChannelReport>,
+}
+
+/// The cumulative distribution of `s`'s samples (cycles) in nanoseconds.
+fn cdf(s: &Stats, tck_ns: f64) -> Vec<(f64, f64)> {
+    let n = s.count().max(1) as f64;
+    let mut acc = 0u64;
+    s.buckets()
+        .map(|(v, k)| {
+            acc += k;
+            (v * tck_ns, acc as f64 / n)
+        })
+        .collect()
 }
 
 impl DramReport {
@@ -251,6 +267,7 @@ impl DramReport {
             peak_bandwidth_gb_s: peak,
             bandwidth_fraction: ratio(bandwidth, peak),
             read_latency: Latency::of(&latency, tck),
+            read_latency_cdf_ns: cdf(&latency, tck),
             row_hits: hits,
             row_misses: misses,
             row_conflicts: conflicts,
