@@ -60,6 +60,10 @@ pub struct FlashReport {
     pub latency_p50_us: f64,
     pub latency_p99_us: f64,
     pub latency_max_us: f64,
+    /// The latency's distribution: (µs, fraction of requests at most that long), by histogram
+    /// bucket (`engine::Stats`); for plots, not in the JSON.
+    #[serde(skip)]
+    pub latency_cdf_us: Vec<(f64, f64)>,
     /// Array operations issued: page reads (translation reads included), programs, and how
     /// many of them were multi-plane (more than one plane in one array time).
     pub array_reads: u64,
@@ -679,6 +683,16 @@ pub(crate) fn simulate(
         latency_p50_us: lat.p50().unwrap_or(0.0),
         latency_p99_us: lat.p99().unwrap_or(0.0),
         latency_max_us: lat.max().unwrap_or(0.0),
+        latency_cdf_us: {
+            let n = lat.count().max(1) as f64;
+            let mut acc = 0u64;
+            lat.buckets()
+                .map(|(v, k)| {
+                    acc += k;
+                    (v, acc as f64 / n)
+                })
+                .collect()
+        },
         array_reads: ssd.stats_reads,
         array_programs: ssd.stats_programs,
         multi_plane_ops: ssd.stats_multi,
