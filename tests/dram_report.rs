@@ -101,7 +101,7 @@ fn the_dram_report_is_current() {
 /// The plots: bandwidth as a fraction of peak per pattern and preset, and the read-latency
 /// CDF of the random pattern per preset (`reports/memory/dram_{bandwidth,latency_cdf}.{png,svg}`).
 fn plots() {
-    use cascade::plot::{render as draw, Chart, ChartKind, Series};
+    use cascade::plot::Series;
     let pats = patterns();
     let mut bars = Vec::new();
     let mut cdfs = Vec::new();
@@ -119,38 +119,17 @@ fn plots() {
         }
         bars.push(Series::new(*name, pts));
     }
-    let dir = std::path::Path::new("reports/memory");
-    let bw = Chart {
-        title: "DRAM presets: bandwidth by access pattern".into(),
-        x_label: "pattern".into(),
-        y_label: "% of peak bandwidth".into(),
-        series: bars,
-        kind: ChartKind::GroupedBars {
-            categories: pats.iter().map(|p| p.0.to_string()).collect(),
-        },
-        ..Chart::default()
-    };
-    draw(
-        &bw,
-        &dir.join("dram_bandwidth.png"),
-        &dir.join("dram_bandwidth.svg"),
-    )
-    .unwrap();
-    let cdf = Chart {
-        title: "DRAM presets: read latency CDF, random 64 B reads over 1 GiB".into(),
-        x_label: "read latency, ns".into(),
-        y_label: "fraction of reads".into(),
-        log_x: true,
-        series: cdfs,
-        kind: ChartKind::Lines,
-        ..Chart::default()
-    };
-    draw(
-        &cdf,
-        &dir.join("dram_latency_cdf.png"),
-        &dir.join("dram_latency_cdf.svg"),
-    )
-    .unwrap();
+    common::PresetPlots {
+        stem: "dram",
+        what: "DRAM",
+        bandwidth_label: "% of peak bandwidth",
+        patterns: pats.iter().map(|p| p.0.to_string()).collect(),
+        bars,
+        cdf_title: "read latency CDF, random 64 B reads over 1 GiB",
+        cdf_x_label: "read latency, ns",
+        cdfs,
+    }
+    .draw();
 }
 
 #[test]

@@ -89,7 +89,7 @@ fn the_flash_report_is_current() {
 /// The plots: bandwidth per pattern and preset, and the latency CDF of 4 KiB random reads at
 /// depth 32 per preset (`reports/memory/flash_{bandwidth,latency_cdf}.{png,svg}`).
 fn plots() {
-    use cascade::plot::{render as draw, Chart, ChartKind, Series};
+    use cascade::plot::Series;
     let pats = patterns();
     let (mut bars, mut cdfs) = (Vec::new(), Vec::new());
     for (name, _) in PRESETS {
@@ -104,38 +104,17 @@ fn plots() {
         }
         bars.push(Series::new(name, pts));
     }
-    let dir = std::path::Path::new("reports/memory");
-    let bw = Chart {
-        title: "Flash presets: bandwidth by access pattern".into(),
-        x_label: "pattern".into(),
-        y_label: "MB/s".into(),
-        series: bars,
-        kind: ChartKind::GroupedBars {
-            categories: pats.iter().map(|p| p.0.to_string()).collect(),
-        },
-        ..Chart::default()
-    };
-    draw(
-        &bw,
-        &dir.join("flash_bandwidth.png"),
-        &dir.join("flash_bandwidth.svg"),
-    )
-    .unwrap();
-    let cdf = Chart {
-        title: "Flash presets: latency CDF, 4 KiB random reads at depth 32".into(),
-        x_label: "latency, µs".into(),
-        y_label: "fraction of requests".into(),
-        log_x: true,
-        series: cdfs,
-        kind: ChartKind::Lines,
-        ..Chart::default()
-    };
-    draw(
-        &cdf,
-        &dir.join("flash_latency_cdf.png"),
-        &dir.join("flash_latency_cdf.svg"),
-    )
-    .unwrap();
+    common::PresetPlots {
+        stem: "flash",
+        what: "Flash",
+        bandwidth_label: "MB/s",
+        patterns: pats.iter().map(|p| p.0.to_string()).collect(),
+        bars,
+        cdf_title: "latency CDF, 4 KiB random reads at depth 32",
+        cdf_x_label: "latency, µs",
+        cdfs,
+    }
+    .draw();
 }
 
 #[test]

@@ -189,18 +189,6 @@ pub struct DramReport {
     pub channels: Vec<ChannelReport>,
 }
 
-/// The cumulative distribution of `s`'s samples (cycles) in nanoseconds.
-fn cdf(s: &Stats, tck_ns: f64) -> Vec<(f64, f64)> {
-    let n = s.count().max(1) as f64;
-    let mut acc = 0u64;
-    s.buckets()
-        .map(|(v, k)| {
-            acc += k;
-            (v * tck_ns, acc as f64 / n)
-        })
-        .collect()
-}
-
 impl DramReport {
     pub(crate) fn new(spec: &DramSpec, run: &RawRun) -> DramReport {
         let tck = spec.timing.tck_ns;
@@ -267,7 +255,7 @@ impl DramReport {
             peak_bandwidth_gb_s: peak,
             bandwidth_fraction: ratio(bandwidth, peak),
             read_latency: Latency::of(&latency, tck),
-            read_latency_cdf_ns: cdf(&latency, tck),
+            read_latency_cdf_ns: latency.cdf(tck),
             row_hits: hits,
             row_misses: misses,
             row_conflicts: conflicts,

@@ -135,10 +135,33 @@ impl Stats {
             .iter()
             .map(|(&k, &n)| (f64::from_bits(k << SHIFT), n))
     }
+
+    /// The cumulative distribution: per bucket, its lower bound × `scale` (a unit conversion)
+    /// and the fraction of samples at most in that bucket; empty without samples.
+    pub fn cdf(&self, scale: f64) -> Vec<(f64, f64)> {
+        let n = self.count.max(1) as f64;
+        let mut acc = 0u64;
+        self.buckets()
+            .map(|(v, k)| {
+                acc += k;
+                (v * scale, acc as f64 / n)
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn cdf_accumulates_the_buckets_to_one() {
+        let mut s = Stats::new();
+        for v in [1.0, 2.0, 2.0, 4.0] {
+            s.record(v);
+        }
+        assert_eq!(s.cdf(10.0), vec![(10.0, 0.25), (20.0, 0.75), (40.0, 1.0)]);
+        assert!(Stats::new().cdf(1.0).is_empty());
+    }
     use super::*;
 
     #[test]

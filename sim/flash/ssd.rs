@@ -683,16 +683,7 @@ pub(crate) fn simulate(
         latency_p50_us: lat.p50().unwrap_or(0.0),
         latency_p99_us: lat.p99().unwrap_or(0.0),
         latency_max_us: lat.max().unwrap_or(0.0),
-        latency_cdf_us: {
-            let n = lat.count().max(1) as f64;
-            let mut acc = 0u64;
-            lat.buckets()
-                .map(|(v, k)| {
-                    acc += k;
-                    (v, acc as f64 / n)
-                })
-                .collect()
-        },
+        latency_cdf_us: lat.cdf(1.0),
         array_reads: ssd.stats_reads,
         array_programs: ssd.stats_programs,
         multi_plane_ops: ssd.stats_multi,
