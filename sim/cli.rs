@@ -135,7 +135,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Re-evaluate a saved mapping (TOML) and print its report.
+    /// Re-evaluate a saved mapping (TOML) and print its report; with --cycle, replay it step by
+    /// step with the spatial cycle engine (off-chip transfers through the DRAM model).
     Simulate {
         /// A mapping TOML, as `map --save DIR` writes them.
         #[arg(long)]
@@ -143,6 +144,19 @@ pub enum Command {
         /// Architecture (default: the one the mapping names).
         #[arg(long)]
         arch: Option<String>,
+        /// Replay the mapping with the spatial cycle engine (tile transfers, double buffering,
+        /// pipeline fill and drain) and compare it with the analytical model.
+        #[arg(long)]
+        cycle: bool,
+        /// With --cycle: the DRAM preset behind the root level (default: the one the root level
+        /// names with `memory = "…"`, else ideal timing). Presets: hbm3_h100, hbm3e_h200,
+        /// ddr5_4800, lpddr5_6400, …
+        #[arg(long, requires = "cycle", conflicts_with = "ideal_dram")]
+        memory: Option<String>,
+        /// With --cycle: ideal root-port timing (its bandwidth every cycle) even when the root
+        /// level names a DRAM preset.
+        #[arg(long, requires = "cycle")]
+        ideal_dram: bool,
         /// Print the report as JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -675,10 +689,79 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Simulate {
             mapping,
             arch,
+            cycle,
+            memory,
+            ideal_dram,
             json,
         }) => {
             let (m, text) = cascade_mappings::Mapping::load(Path::new(&mapping))?;
             let a = load_arch(arch.as_deref().unwrap_or(&m.arch))?;
+            if cycle {
+                let preset = if ideal_dram {
+                    None
+                } else {
+                    memory.or_else(|| a.levels.first().and_then(|l| l.memory.clone()))
+                };
+                let spec = match &preset {
+                    Some(name) => Some(
+                        crate::dram::DramSpec::preset(name)
+                            .map_err(|e| anyhow::anyhow!("--memory {name}: {e}"))?,
+                    ),
+                    None => None,
+                };
+                let r =
+                    crate::commands::map::simulate_cycle(&m, &text, &mapping, &a, spec.as_ref())?;
+                if json {
+                    outln!("{}", serde_json::to_string_pretty(&r)?);
+                } else {
+                    outln!(
+                        "{} on {} (DRAM: {}): cycle engine {:.6e} cycles ({:.4e} s), analytical {:.6e} ({:+.2}%)",
+                        r.cascade,
+                        r.arch,
+                        r.memory,
+                        r.cycles,
+                        r.latency_s,
+                        r.analytical_cycles,
+                        100.0 * r.difference
+                    );
+                    for (i, g) in r.groups.iter().enumerate() {
+                        outln!(
+                            "  group {i} [{}]: {:.6e} cycles vs {:.6e} ({:+.2}%); {} steps{}, work {:.4e}, stalls {:.4e}, fill {:.4e}, drain {:.4e}, root port {:.1}% busy",
+                            g.einsums.join(" "),
+                            g.cycles,
+                            g.analytical_cycles,
+                            100.0 * g.difference,
+                            g.steps,
+                            if g.folded_loops > 0 {
+                                format!(" ({} innermost loops folded)", g.folded_loops)
+                            } else {
+                                String::new()
+                            },
+                            g.work_cycles,
+                            g.stall_cycles,
+                            g.fill_cycles,
+                            g.drain_cycles,
+                            100.0 * g.root_utilization
+                        );
+                        if let Some(d) = &g.dram {
+                            outln!(
+                                "    DRAM {}: {:.1}% of peak on {} of {} accesses, row hits {:.1}%, conflicts {:.1}%, {} refreshes, mean read {:.1} ns; adds {:.4e} cycles ({:+.2}%) to ideal timing",
+                                d.memory,
+                                100.0 * d.efficiency,
+                                d.accesses_simulated,
+                                d.accesses_total,
+                                100.0 * d.row_hit_rate,
+                                100.0 * d.row_conflict_rate,
+                                d.refreshes,
+                                d.mean_read_latency_ns,
+                                d.added_cycles,
+                                100.0 * d.added_cycles / d.ideal_cycles.max(1e-300)
+                            );
+                        }
+                    }
+                }
+                return Ok(());
+            }
             let r = crate::commands::map::simulate(&m, &text, &mapping, &a)?;
             if json {
                 outln!("{}", serde_json::to_string_pretty(&r)?);

@@ -2,7 +2,7 @@
 //! FLAT and an unfused baseline, each mapped by the mapper on its architecture, for the
 //! four FuseMax models × six sequence lengths (batch 64).
 
-use crate::models::spatial::fusion::{map_cascade, Fusion};
+use crate::models::spatial::fusion::{map_cascade, Fusion, Mapped};
 use crate::plot::{render, seq_ticks, Chart, ChartKind, Reference, Series};
 use crate::progress::Progress;
 use crate::workload::{Workload, FUSEMAX_MODELS};
@@ -241,29 +241,7 @@ pub fn run_labelled(seq_lens: Option<&[u64]>, label: &str) -> Result<Vec<Row>> {
         .map(|(w, seq, d)| {
             let _step = progress.step();
             let d = &designs[*d];
-            let c = library::load(d.cascade)
-                .map_err(|e| anyhow!("{e}"))?
-                .cascade;
-            let m = &w.model;
-            let ext: BTreeMap<String, u64> = [
-                ("B", w.run.batch),
-                ("H", m.heads),
-                ("E", m.head_dim),
-                ("F", m.head_dim),
-                ("M", *seq),
-                ("P", *seq),
-                ("M0", w.run.partition.min(*seq)),
-            ]
-            .iter()
-            .map(|(k, v)| (k.to_string(), *v))
-            .collect();
-            let sh = bind(&c, &ext).map_err(|e| anyhow!("{e}"))?;
-            let p = Problem::new(&c, &sh, w.run.precision.bytes(), None)?;
-            let arch = cascade_arch::preset(d.arch)?;
-            let a = ArchP::new(&arch, &p).map_err(|e| anyhow!(e))?;
-            let s = search_settings().constraints(d.constraints.clone());
-            let mapped = map_cascade(&p, &a, &d.fusion, &s)
-                .map_err(|e| anyhow!("{} {} {seq}: {e}", w.name, d.name))?;
+            let (_, _, mapped) = map_point(w, *seq, d)?;
             let r = &mapped.report;
             let util = |u: &str| r.utilization.get(u).copied().unwrap_or(0.0);
             let mem_bound = r
@@ -293,6 +271,35 @@ pub fn run_labelled(seq_lens: Option<&[u64]>, label: &str) -> Result<Vec<Row>> {
         .collect();
     progress.finish();
     rows.into_iter().collect()
+}
+
+/// Maps one (model, sequence length, design) point of the study: its problem, architecture and
+/// the mapper's result (seeded: the same every run).
+pub fn map_point(w: &Workload, seq: u64, d: &Design) -> Result<(Problem, ArchP, Mapped)> {
+    let c = library::load(d.cascade)
+        .map_err(|e| anyhow!("{e}"))?
+        .cascade;
+    let m = &w.model;
+    let ext: BTreeMap<String, u64> = [
+        ("B", w.run.batch),
+        ("H", m.heads),
+        ("E", m.head_dim),
+        ("F", m.head_dim),
+        ("M", seq),
+        ("P", seq),
+        ("M0", w.run.partition.min(seq)),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), *v))
+    .collect();
+    let sh = bind(&c, &ext).map_err(|e| anyhow!("{e}"))?;
+    let p = Problem::new(&c, &sh, w.run.precision.bytes(), None)?;
+    let arch = cascade_arch::preset(d.arch)?;
+    let a = ArchP::new(&arch, &p).map_err(|e| anyhow!(e))?;
+    let s = search_settings().constraints(d.constraints.clone());
+    let mapped = map_cascade(&p, &a, &d.fusion, &s)
+        .map_err(|e| anyhow!("{} {} {seq}: {e}", w.name, d.name))?;
+    Ok((p, a, mapped))
 }
 
 /// A `--seq` length the FuseMax runs can map: at least 1, and split evenly by the workload's

@@ -2,6 +2,7 @@
 //! with rank extents given on the command line, onto an architecture; replay a saved mapping.
 
 use crate::models::spatial::analytical::Analytical;
+use crate::models::spatial::cycle::{simulate_group, CycleOptions, DramTiming, GroupCycles};
 use crate::models::spatial::fusion::{map_cascade, Fusion};
 use crate::workload::{Phase, Point, Precision, Workload, WorkloadKind};
 use anyhow::{anyhow, bail, Result};
@@ -355,6 +356,70 @@ pub fn simulate(
 ) -> Result<Report> {
     let (p, a, groups) = replay(m, text, file, arch, &Analytical::default())?;
     Ok(Report::from_groups(&p, &a, &groups))
+}
+
+/// `cascade simulate --cycle`: a saved mapping replayed by the spatial cycle engine.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CycleReport {
+    pub cascade: String,
+    pub arch: String,
+    /// The DRAM preset behind the root level, or `ideal`.
+    pub memory: String,
+    pub analytical_cycles: f64,
+    pub cycles: f64,
+    pub latency_s: f64,
+    /// `cycles / analytical_cycles − 1`.
+    pub difference: f64,
+    pub groups: Vec<GroupCycles>,
+}
+
+/// Replays a saved mapping group by group with the spatial cycle engine; `memory` is the DRAM
+/// preset behind the root level (`None`: ideal timing).
+pub fn simulate_cycle(
+    m: &Mapping,
+    text: &str,
+    file: &str,
+    arch: &cascade_arch::Architecture,
+    memory: Option<&crate::dram::DramSpec>,
+) -> Result<CycleReport> {
+    let (p, a, groups) = replay(m, text, file, arch, &Analytical::default())?;
+    let opts = CycleOptions {
+        dram: memory.map_or(DramTiming::Ideal, DramTiming::Timed),
+        ..CycleOptions::default()
+    };
+    let mut out = Vec::new();
+    for (i, (g, _)) in groups.iter().enumerate() {
+        let c = simulate_group(&p, &a, g, &opts).map_err(|e| {
+            anyhow!(
+                "{}",
+                locate(
+                    text,
+                    file,
+                    field(
+                        &format!("groups[{i}]"),
+                        &format!("cannot run: {}", e.describe(&p, &a))
+                    )
+                )
+            )
+        })?;
+        out.push(c);
+    }
+    let analytical: f64 = out.iter().map(|g| g.analytical_cycles).sum();
+    let cycles: f64 = out.iter().map(|g| g.cycles).sum();
+    Ok(CycleReport {
+        cascade: m.cascade.clone(),
+        arch: a.name.clone(),
+        memory: memory.map_or_else(|| "ideal".to_string(), |s| s.name.clone()),
+        analytical_cycles: analytical,
+        cycles,
+        latency_s: cycles / a.clock_hz,
+        difference: if analytical > 0.0 {
+            cycles / analytical - 1.0
+        } else {
+            0.0
+        },
+        groups: out,
+    })
 }
 
 /// A replayed mapping: the problem, the architecture and every group's plan with its evaluation.

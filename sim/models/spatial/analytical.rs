@@ -130,6 +130,71 @@ pub fn evaluate(p: &Problem, a: &ArchP, g: &GroupPlan) -> Result<GroupEval, Inva
     Analytical::default().evaluate(p, a, g)
 }
 
+/// A transfer between the root level and its child in one Einsum's chain: what the spatial
+/// cycle engine ([`super::cycle`]) moves through the off-chip port step by step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RootHop {
+    /// The Einsum's position in the group.
+    pub einsum: usize,
+    pub tensor: usize,
+    /// Results going up (updates, and the partial sums a returning tile reads back).
+    pub writes: bool,
+    /// Global loop index where the child's tile begins (`loops.len()`: the PEs themselves).
+    pub child_pos: usize,
+    /// Ranks (bitmask) the access depends on.
+    pub ranks: u32,
+}
+
+/// What the spatial cycle engine needs of the analytical model's analysis of a group, besides
+/// its [`GroupEval`]: the shared temporal loops it steps through, each Einsum's compute and the
+/// shared loops it skips, the root hops, and the pipeline fill and drain inside the chip.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StepProfile {
+    /// Shared temporal loops with a factor above 1, outermost first: (global index, factor).
+    pub steps: Vec<(usize, u64)>,
+    /// Per Einsum of the group: (unit, compute cycles over the whole run, bitmask over `steps`
+    /// of the shared loops it does not iterate, so runs only at their last iteration).
+    pub work: Vec<(usize, f64, u32)>,
+    /// Per Einsum: temporal iterations of its own loops (inside one shared step).
+    pub own_iterations: Vec<f64>,
+    pub root_hops: Vec<RootHop>,
+    /// Where the shared loops end (the first own loop).
+    pub shared_end: usize,
+    /// The analytical load (the slowest first tile from the root down to the PEs) as its root
+    /// edge and the rest of its chain; the drain (the last results up) likewise.
+    pub load: [f64; 2],
+    pub drain: [f64; 2],
+}
+
+/// The full evaluation of a group with cascade's conventions and its [`StepProfile`].
+pub fn step_profile(
+    p: &Problem,
+    a: &ArchP,
+    g: &GroupPlan,
+) -> Result<(GroupEval, StepProfile), Invalid> {
+    with_scratch(|s| {
+        s.trace = true;
+        let r = run(s, p, a, g, &Conventions::CASCADE, true);
+        s.trace = false;
+        let (_, ev) = r?;
+        let shared_end = g
+            .loops
+            .iter()
+            .position(|l| l.owner != SHARED)
+            .unwrap_or(g.loops.len());
+        let prof = StepProfile {
+            steps: s.steps.iter().map(|&i| (i, g.loops[i].factor)).collect(),
+            work: s.work.clone(),
+            own_iterations: s.own_iterations.clone(),
+            root_hops: s.root_hops.clone(),
+            shared_end,
+            load: s.load_split,
+            drain: s.drain_split,
+        };
+        Ok((ev.unwrap_or_default(), prof))
+    })
+}
+
 thread_local! {
     static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
 }
@@ -199,6 +264,12 @@ struct Scratch {
     io_traffic: Vec<f64>,
     io_tile: Vec<f64>,
     io_depth: Vec<usize>,
+    /// What the spatial cycle engine replays ([`step_profile`]); filled only when `trace`.
+    trace: bool,
+    root_hops: Vec<RootHop>,
+    own_iterations: Vec<f64>,
+    load_split: [f64; 2],
+    drain_split: [f64; 2],
 }
 
 const NO_KEEP: u16 = u16::MAX;
@@ -742,6 +813,7 @@ fn run(
         return Err(structure("more than 31 shared temporal loops".into()));
     }
     s.work.clear();
+    s.own_iterations.clear();
     s.views.resize_with(ne.max(s.views.len()), View::default);
     for (k, &e) in g.einsums.iter().enumerate() {
         let ep = &p.einsums[e];
@@ -801,6 +873,13 @@ fn run(
             .filter(|(_, &i)| ep.vars & (1 << g.loops[i].rank) == 0)
             .fold(0, |m, (b, _)| m | (1 << b));
         s.work.push((u, cycles, skipped));
+        if s.trace {
+            let own: f64 = (0..v.len())
+                .filter(|&j| !v.spatial[j] && usize::from(v.global[j]) >= shared_end)
+                .map(|j| v.factor[j] as f64)
+                .product();
+            s.own_iterations.push(own);
+        }
     }
     let compute_cycles = pipelined(g, s, a.units.len());
 
@@ -828,6 +907,9 @@ fn run(
     s.port.resize(nl, [0.0; 2]);
     s.load = 0.0;
     s.drain = 0.0;
+    s.load_split = [0.0; 2];
+    s.drain_split = [0.0; 2];
+    s.root_hops.clear();
     reset(&mut s.used, nl, 0.0);
     reset(&mut s.shared_tiles, nl * nt, 0.0);
     for k in 0..ne {
@@ -855,6 +937,15 @@ fn run(
                 s.local_port.resize(nl, [0.0; 2]);
             }
             let mut local_used = false;
+            if s.trace && matches!(top, Top::Level(0)) && !s.chain.is_empty() {
+                s.root_hops.push(RootHop {
+                    einsum: k,
+                    tensor: t,
+                    writes,
+                    child_pos: s.chain.get(1).map_or(g.loops.len(), |c| c.1),
+                    ranks: acc.ranks,
+                });
+            }
             let private = |l: usize| a.depth_on_path(u, l).is_some_and(|d| d > fuse_depth);
             for ci in 0..s.chain.len() {
                 let (l, gpos) = s.chain[ci];
@@ -1056,6 +1147,7 @@ fn run(
                 let ik = v.at(s.chain[s.chain.len() - 1].1);
                 let tile_bits = acc.tile(|r| v.inside(r, ik)) * bits.value;
                 let mut t_cycles = 0.0;
+                let mut root_edge = None;
                 for w in s.chain.windows(2) {
                     let (pl, cl) = (&a.levels[w[0].0], &a.levels[w[1].0]);
                     t_cycles += if writes {
@@ -1065,8 +1157,20 @@ fn run(
                         pl.port_cycles(tile_bits, 0.0)
                             .max(cl.port_cycles(0.0, tile_bits))
                     };
+                    root_edge.get_or_insert(t_cycles);
                 }
                 let slot = if writes { &mut s.drain } else { &mut s.load };
+                if t_cycles > *slot {
+                    // The root edge and the rest of the chain of the slowest first tile, which
+                    // the cycle engine times apart.
+                    let root = root_edge.unwrap_or(0.0);
+                    let split = if writes {
+                        &mut s.drain_split
+                    } else {
+                        &mut s.load_split
+                    };
+                    *split = [root, t_cycles - root];
+                }
                 *slot = slot.max(t_cycles);
             }
             if local_used {
