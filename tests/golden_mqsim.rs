@@ -102,18 +102,17 @@ fn the_mqsim_comparison_is_current() {
     );
 }
 
-/// Where the model meets the bounds: reads at queue depth 1 (both configurations)
-/// and sequential writes. Reads at depth 32 and random writes do not yet (see the report and
-/// docs): they are bounded here at their present gaps so that they cannot grow unnoticed.
+/// Reads (both depths, both configurations) and sequential writes are within 3% of MQSim
+/// (the largest gap is 1.8%, with the chips' dies scheduled one at a time as MQSim's
+/// scheduler does; the bounds are 10% and 15%). Random writes are not yet: they are
+/// bounded here at their present gaps so that they cannot grow unnoticed.
 #[test]
 fn the_model_is_within_the_bounds_where_it_meets_them() {
     for r in rows() {
-        let depth1_read = r.case.contains("read") && r.case.ends_with("qd1");
-        let seq_write = r.case.starts_with("seqwrite");
-        let (bw, lat) = if depth1_read || seq_write {
-            (0.10, 0.15)
+        let (bw, lat) = if r.case.starts_with("randwrite") {
+            (0.32, 0.25)
         } else {
-            (0.35, 0.30)
+            (0.03, 0.03)
         };
         for (what, (ours, theirs), tol) in [
             ("IOPS", r.iops, bw),

@@ -97,6 +97,17 @@ pub struct Controller {
     /// write cache.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub write_cache_slot_bytes: Option<u32>,
+    /// Die interleaving: the controller sends a command to a die while another die of the
+    /// same chip is busy (ONFI multi-LUN operation: each LUN polled with Read Status
+    /// Enhanced, 78h). `false`: it schedules whole chips, as MQSim's transaction scheduler
+    /// does (src/ssd/TSU_OutofOrder.cpp, `service_read_transaction` /
+    /// `service_write_transaction` issue only to a chip whose status is `IDLE`, and
+    /// src/ssd/TSU_Base.cpp `issue_command_to_chip` returns after one die's command): a chip
+    /// runs one die's batch at a time, from its command until its read data has left over
+    /// the channel (src/ssd/NVM_PHY_ONFI_NVDDR2.cpp sets the chip `IDLE` only when no die is
+    /// active and no read waits for data out) or its program has ended. Required: a TOML
+    /// spec without it is refused naming the field.
+    pub die_interleaving: bool,
 }
 
 /// An invalid spec: the field and why.

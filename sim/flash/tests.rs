@@ -63,6 +63,9 @@ fn bad_specs_name_the_field() {
     assert!(e.contains("timing.channel_mts"), "{e}");
     let e = FlashSpec::from_toml(&text.replace("lanes = 4", "lanes = 3"), "y").unwrap_err();
     assert!(e.contains("host.lanes"), "{e}");
+    // Die interleaving has no default: a spec must say how its controller schedules dies.
+    let e = FlashSpec::from_toml(&text.replace("die_interleaving = false", ""), "y").unwrap_err();
+    assert!(e.contains("die_interleaving"), "{e}");
 }
 
 #[test]
@@ -162,6 +165,26 @@ fn die_and_plane_conflicts() {
     let r = simulate(&single, &three, &reqs);
     assert_eq!(r.multi_plane_ops, 0);
     assert!(r.elapsed_us > 3.0 * tr, "{}", r.elapsed_us);
+}
+
+/// The two dies of one chip: with die interleaving their reads overlap (only the channel is
+/// shared); without it (MQSim's scheduler) the chip runs one die's read, data out included,
+/// before it takes the other's.
+#[test]
+fn dies_of_a_chip_overlap_only_with_die_interleaving() {
+    let mut s = mq();
+    let g = &s.geometry;
+    let page = u64::from(g.page_bytes);
+    let other_die_same_chip = u64::from(g.channels) * u64::from(g.ways) * page;
+    let two = work(Pattern::Random, 1.0, 4096, 2, 2);
+    let reqs = [(false, 0, 4096), (false, other_die_same_chip, 4096)];
+    let xfer = 4096.0 / s.channel_bytes_per_s() * 1e6;
+    assert!(!s.controller.die_interleaving);
+    let serial = simulate(&s, &two, &reqs).elapsed_us;
+    assert!(serial > 2.0 * (75.0 + xfer), "{serial}");
+    s.controller.die_interleaving = true;
+    let overlapped = simulate(&s, &two, &reqs).elapsed_us;
+    assert!(overlapped < 75.0 + 2.0 * xfer + 5.0, "{overlapped}");
 }
 
 /// Large sequential reads at depth 32 on the 980 Pro-class drive are bounded by the host link
