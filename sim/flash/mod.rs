@@ -16,7 +16,10 @@
 //! the request completes. A write's data crosses the link first, then (without a write
 //! cache) each page's bytes go over the channel to its die and one program covers the
 //! batch; the write completes when its pages are programmed. With a write cache the write
-//! completes once its data is in DRAM and space is free; programs drain it.
+//! completes once its data is in DRAM and space is free; programs drain it. With a
+//! write-back limit (`controller.write_back_limit_bytes`, MQSim's back-pressure buffer) a
+//! write is admitted only while less than the limit is on its way to flash, so sustained
+//! writes go at the program rate.
 //!
 //! **Mapping.** Page-level: logical page `lpn` lives on channel `lpn % C`, way `(lpn / C) %
 //! W`, die, then plane (MQSim's CWDP order), so consecutive pages fall on different channels.

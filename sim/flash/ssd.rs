@@ -161,6 +161,8 @@ pub struct Ssd<'a> {
     /// Next free page index per plane (writes go to free pages after the preconditioned ones).
     frontier: Vec<u64>,
     cache_free: u64,
+    /// Bytes of cached writes dispatched to flash and not yet programmed.
+    write_back: u64,
     cache_waiting: VecDeque<usize>,
     latency: Stats,
     stats_reads: u64,
@@ -199,6 +201,7 @@ impl<'a> Ssd<'a> {
             // once in order); writes take the pages after it.
             frontier: vec![per_plane / 2; planes],
             cache_free: spec.controller.write_cache_bytes,
+            write_back: 0,
             cache_waiting: VecDeque::new(),
             latency: Stats::new(),
             stats_reads: 0,
@@ -447,6 +450,7 @@ impl<'a> Ssd<'a> {
                 .controller
                 .write_cache_slot_bytes
                 .map_or(op.bytes, u64::from);
+            self.write_back -= op.bytes;
             self.admit_cached_writes(now);
             return;
         }
@@ -487,7 +491,15 @@ impl<'a> Ssd<'a> {
             if need > self.cache_free {
                 break;
             }
+            // The write-back limit: admitted while less than it is on its way to flash (it
+            // may be passed by the last write admitted, as in MQSim).
+            if let Some(limit) = self.spec.controller.write_back_limit_bytes {
+                if self.write_back >= limit {
+                    break;
+                }
+            }
             self.cache_free -= need;
+            self.write_back += self.reqs[r].bytes;
             self.cache_waiting.pop_front();
             // The data enters the cache's DRAM, then the request completes and its pages
             // can program.

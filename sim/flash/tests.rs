@@ -8,6 +8,7 @@ fn mq() -> FlashSpec {
     s.controller.cmt_entries = 0;
     s.controller.write_cache_bytes = 0;
     s.controller.write_cache_mb_s = None;
+    s.controller.write_back_limit_bytes = None;
     s.host.queue_entries = 1024;
     s
 }
@@ -268,4 +269,38 @@ fn writes_program_pages_and_a_cache_hides_them() {
         .unwrap_err()
         .to_string()
         .contains("write_cache_mb_s"));
+}
+
+/// The write-back limit: random 4 KiB writes into MQSim's cache (8 KiB slots at 400 MB/s,
+/// 20.5 us each) go at the DRAM's rate while the cache has room, but with at most 1 MiB on
+/// its way to flash they go at the chips' program rate: 32 chips, one single-plane program
+/// (750 us) at a time each, 42.7k writes/s.
+#[test]
+fn the_write_back_limit_paces_cached_writes_at_the_program_rate() {
+    let mut s = preset("mqsim_default").unwrap();
+    s.controller.cmt_entries = 0;
+    s.timing.multi_plane = false;
+    let w = work(Pattern::Random, 0.0, 4096, 32, 20_000);
+    let limited = run(&s, &w).unwrap();
+    let chips = f64::from(s.geometry.channels * s.geometry.ways);
+    let program_rate = chips / 750e-6 / 1e3;
+    assert!(limited.kiops < program_rate, "{}", limited.kiops);
+    s.controller.write_back_limit_bytes = None;
+    let free = run(&s, &w).unwrap();
+    let dram_rate = 400e6 / 8192.0 / 1e3;
+    assert!(
+        (free.kiops / dram_rate - 1.0).abs() < 0.01,
+        "{} vs {dram_rate}",
+        free.kiops
+    );
+    // The limit needs a cache, and is at least a byte.
+    s.controller.write_back_limit_bytes = Some(0);
+    let e = s.validate().unwrap_err().to_string();
+    assert!(e.contains("controller.write_back_limit_bytes"), "{e}");
+    s.controller.write_back_limit_bytes = Some(1 << 20);
+    s.controller.write_cache_bytes = 0;
+    s.controller.write_cache_mb_s = None;
+    s.controller.write_cache_slot_bytes = None;
+    let e = s.validate().unwrap_err().to_string();
+    assert!(e.contains("controller.write_back_limit_bytes"), "{e}");
 }
