@@ -5,16 +5,21 @@
 //! (PCIe, one server each way), the firmware takes `host.command_us`, the FTL translates:
 //! with a cached mapping table (`controller.cmt_entries` > 0) a miss reads the translation
 //! page from flash first (DFTL). A read becomes one page operation per logical page it
-//! touches; each queues at its die. A die takes its oldest operation and, with multi-plane
-//! operations, the oldest queued ones of the same kind on its other planes: one command on
-//! the channel, one array read (the slowest page type of the batch), then each page's bytes
-//! leave over the channel (only the bytes the request asked for). Without cache read the die
-//! holds its page register until the data has left; with it, the die starts its next batch
-//! at once. When all pages of a read are at the controller, its data crosses the link and
+//! touches; each queues at its scheduling unit: its die, or, without die interleaving
+//! (`controller.die_interleaving = false`, MQSim's scheduler), its chip, whose dies then run
+//! one batch at a time. A unit takes its oldest operation and, with multi-plane operations,
+//! the oldest queued ones of the same kind on the other planes of that operation's die: one
+//! command on the channel, one array read (the slowest page type of the batch), then each
+//! page's bytes leave over the channel (only the bytes the request asked for). Without cache
+//! read the die (and its chip, when that is the unit) stays busy until the data has left;
+//! with it, the unit starts its next batch at once. When all pages of a read are at the controller, its data crosses the link and
 //! the request completes. A write's data crosses the link first, then (without a write
 //! cache) each page's bytes go over the channel to its die and one program covers the
 //! batch; the write completes when its pages are programmed. With a write cache the write
-//! completes once its data is in DRAM and space is free; programs drain it.
+//! completes once its data is in DRAM and space is free; programs drain it. With a
+//! write-back limit (`controller.write_back_limit_bytes`, MQSim's back-pressure buffer) a
+//! write is admitted only while less than the limit is on its way to flash, so sustained
+//! writes go at the program rate.
 //!
 //! **Mapping.** Page-level: logical page `lpn` lives on channel `lpn % C`, way `(lpn / C) %
 //! W`, die, then plane (MQSim's CWDP order), so consecutive pages fall on different channels.
@@ -26,7 +31,7 @@
 //! sequential or uniformly random, a read fraction, seeded.
 //!
 //! **Invariants.** Determinism (the engine's event order, a seeded `ChaCha8Rng`, no hash
-//! iteration); a die runs one batch at a time, a batch holds at most one operation per plane,
+//! iteration); a die runs one batch at a time (a chip, without die interleaving), a batch holds at most one operation per plane,
 //! and a channel carries one transfer at a time (tested); every spec field is read here or
 //! refused at parse (`deny_unknown_fields`).
 

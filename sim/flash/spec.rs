@@ -97,6 +97,27 @@ pub struct Controller {
     /// write cache.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub write_cache_slot_bytes: Option<u32>,
+    /// Bytes of cached writes the cache may have on their way to flash at once (dispatched,
+    /// not yet programmed): a write enters the cache only while less than this is in flight,
+    /// so that sustained writes go at the flash's program rate, not the DRAM's. MQSim's
+    /// back-pressure buffer (src/ssd/Data_Cache_Manager_Flash_Advanced.cpp,
+    /// `write_to_destage_buffer` admits while `back_pressure_buffer_depth <
+    /// back_pressure_buffer_max_depth`, and writes every first-written page back at once;
+    /// src/exec/SSD_Device.cpp sets the limit to planes × sectors per page, one page per
+    /// plane). Unset: only the cache's capacity limits it. Refused without a write cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_back_limit_bytes: Option<u64>,
+    /// Die interleaving: the controller sends a command to a die while another die of the
+    /// same chip is busy (ONFI multi-LUN operation: each LUN polled with Read Status
+    /// Enhanced, 78h). `false`: it schedules whole chips, as MQSim's transaction scheduler
+    /// does (src/ssd/TSU_OutofOrder.cpp, `service_read_transaction` /
+    /// `service_write_transaction` issue only to a chip whose status is `IDLE`, and
+    /// src/ssd/TSU_Base.cpp `issue_command_to_chip` returns after one die's command): a chip
+    /// runs one die's batch at a time, from its command until its read data has left over
+    /// the channel (src/ssd/NVM_PHY_ONFI_NVDDR2.cpp sets the chip `IDLE` only when no die is
+    /// active and no read waits for data out) or its program has ended. Required: a TOML
+    /// spec without it is refused naming the field.
+    pub die_interleaving: bool,
 }
 
 /// An invalid spec: the field and why.
@@ -252,6 +273,24 @@ impl FlashSpec {
             (_, Some(0)) => {
                 return Err(err(
                     "controller.write_cache_slot_bytes",
+                    "must be at least 1".into(),
+                ))
+            }
+            _ => {}
+        }
+        match (
+            self.controller.write_cache_bytes,
+            self.controller.write_back_limit_bytes,
+        ) {
+            (0, Some(_)) => {
+                return Err(err(
+                    "controller.write_back_limit_bytes",
+                    "given without a write cache (controller.write_cache_bytes = 0)".into(),
+                ))
+            }
+            (_, Some(0)) => {
+                return Err(err(
+                    "controller.write_back_limit_bytes",
                     "must be at least 1".into(),
                 ))
             }

@@ -97,7 +97,7 @@ enum Event {
     DataIn(usize),
     /// Die `d`'s array finished the reads of its batch: their data can leave.
     ArrayReadDone(usize),
-    /// Die `d` is free for its next batch.
+    /// Die `d`'s batch is over: its scheduling unit (die or chip) is free for the next.
     DieFree(usize),
     /// Page operation `o` is done (read data at the controller, or page programmed).
     PageDone(usize),
@@ -141,8 +141,10 @@ pub struct Ssd<'a> {
     h2d: Server,
     /// The write cache's DRAM.
     dram: Server,
-    die_queue: Vec<VecDeque<usize>>,
-    die_busy: Vec<bool>,
+    /// Operations waiting, and whether a batch is running, per scheduling unit: a die, or a
+    /// chip without die interleaving ([`Ssd::unit_of`]).
+    unit_queue: Vec<VecDeque<usize>>,
+    unit_busy: Vec<bool>,
     die_array_busy: Vec<f64>,
     /// The read batch whose array time is running, per die.
     die_batch: Vec<Vec<usize>>,
@@ -159,6 +161,8 @@ pub struct Ssd<'a> {
     /// Next free page index per plane (writes go to free pages after the preconditioned ones).
     frontier: Vec<u64>,
     cache_free: u64,
+    /// Bytes of cached writes dispatched to flash and not yet programmed.
+    write_back: u64,
     cache_waiting: VecDeque<usize>,
     latency: Stats,
     stats_reads: u64,
@@ -182,8 +186,8 @@ impl<'a> Ssd<'a> {
             d2h: Server::new(),
             h2d: Server::new(),
             dram: Server::new(),
-            die_queue: vec![VecDeque::new(); dies],
-            die_busy: vec![false; dies],
+            unit_queue: vec![VecDeque::new(); dies],
+            unit_busy: vec![false; dies],
             die_array_busy: vec![0.0; dies],
             die_batch: vec![Vec::new(); dies],
             ops: Vec::new(),
@@ -197,6 +201,7 @@ impl<'a> Ssd<'a> {
             // once in order); writes take the pages after it.
             frontier: vec![per_plane / 2; planes],
             cache_free: spec.controller.write_cache_bytes,
+            write_back: 0,
             cache_waiting: VecDeque::new(),
             latency: Stats::new(),
             stats_reads: 0,
@@ -237,6 +242,17 @@ impl<'a> Ssd<'a> {
         // Die number: channel-major, so that a die's channel is `die % channels`.
         let die_no = (die * w + way) * c + ch;
         (die_no as usize, plane as u32, idx)
+    }
+
+    /// The scheduling unit of die `die`: the die itself with die interleaving, else its chip
+    /// (die numbers are channel-major within a die position, so `die % (C × W)` is the chip).
+    fn unit_of(&self, die: usize) -> usize {
+        if self.spec.controller.die_interleaving {
+            die
+        } else {
+            let g = &self.spec.geometry;
+            die % (g.channels as usize * g.ways as usize)
+        }
     }
 
     fn channel_of(&self, die: usize) -> usize {
@@ -323,33 +339,35 @@ impl<'a> Ssd<'a> {
     }
 
     fn enqueue(&mut self, op: usize, now: f64) {
-        let die = self.ops[op].die;
-        self.die_queue[die].push_back(op);
-        self.try_start(die, now);
+        let unit = self.unit_of(self.ops[op].die);
+        self.unit_queue[unit].push_back(op);
+        self.try_start(unit, now);
     }
 
-    /// Starts die `die`'s next batch if it is idle: the oldest queued operation and, with
-    /// multi-plane operations, the oldest queued ones of the same kind on its other planes.
-    fn try_start(&mut self, die: usize, now: f64) {
-        if self.die_busy[die] || self.die_queue[die].is_empty() {
+    /// Starts scheduling unit `unit`'s next batch if it is idle: the oldest queued operation
+    /// and, with multi-plane operations, the oldest queued ones of the same kind and die on
+    /// the die's other planes.
+    fn try_start(&mut self, unit: usize, now: f64) {
+        if self.unit_busy[unit] || self.unit_queue[unit].is_empty() {
             return;
         }
-        let head = self.die_queue[die].pop_front().expect("non-empty");
+        let head = self.unit_queue[unit].pop_front().expect("non-empty");
+        let die = self.ops[head].die;
         let mut batch = vec![head];
         if self.spec.timing.multi_plane {
             let planes = self.spec.geometry.planes_per_die as usize;
             let write = self.ops[head].write;
             let mut i = 0;
-            while i < self.die_queue[die].len() && batch.len() < planes {
-                let o = self.die_queue[die][i];
+            while i < self.unit_queue[unit].len() && batch.len() < planes {
+                let o = self.unit_queue[unit][i];
                 let free = batch
                     .iter()
                     .all(|&b| self.ops[b].plane != self.ops[o].plane);
                 // Multi-plane commands address the same page in each plane (ONFI).
                 let same_page = self.ops[o].page == self.ops[head].page;
-                if self.ops[o].write == write && free && same_page {
+                if self.ops[o].write == write && self.ops[o].die == die && free && same_page {
                     batch.push(o);
-                    self.die_queue[die].remove(i);
+                    self.unit_queue[unit].remove(i);
                 } else {
                     i += 1;
                 }
@@ -358,7 +376,7 @@ impl<'a> Ssd<'a> {
         if batch.len() > 1 {
             self.stats_multi += 1;
         }
-        self.die_busy[die] = true;
+        self.unit_busy[unit] = true;
         let ch = self.channel_of(die);
         let cmd = self.spec.timing.command_ns;
         let types = |s: &Self, f: &dyn Fn(usize) -> f64| {
@@ -432,6 +450,7 @@ impl<'a> Ssd<'a> {
                 .controller
                 .write_cache_slot_bytes
                 .map_or(op.bytes, u64::from);
+            self.write_back -= op.bytes;
             self.admit_cached_writes(now);
             return;
         }
@@ -472,7 +491,15 @@ impl<'a> Ssd<'a> {
             if need > self.cache_free {
                 break;
             }
+            // The write-back limit: admitted while less than it is on its way to flash (it
+            // may be passed by the last write admitted, as in MQSim).
+            if let Some(limit) = self.spec.controller.write_back_limit_bytes {
+                if self.write_back >= limit {
+                    break;
+                }
+            }
             self.cache_free -= need;
+            self.write_back += self.reqs[r].bytes;
             self.cache_waiting.pop_front();
             // The data enters the cache's DRAM, then the request completes and its pages
             // can program.
@@ -648,8 +675,9 @@ pub(crate) fn simulate(
             Event::DataIn(r) => ssd.data_in(r, now),
             Event::ArrayReadDone(d) => ssd.array_read_done(d, now),
             Event::DieFree(d) => {
-                ssd.die_busy[d] = false;
-                ssd.try_start(d, now);
+                let unit = ssd.unit_of(d);
+                ssd.unit_busy[unit] = false;
+                ssd.try_start(unit, now);
             }
             Event::PageDone(o) => ssd.page_done(o, now),
             Event::Flush(o) => ssd.enqueue(o, now),

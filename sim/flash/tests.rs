@@ -8,6 +8,7 @@ fn mq() -> FlashSpec {
     s.controller.cmt_entries = 0;
     s.controller.write_cache_bytes = 0;
     s.controller.write_cache_mb_s = None;
+    s.controller.write_back_limit_bytes = None;
     s.host.queue_entries = 1024;
     s
 }
@@ -63,6 +64,9 @@ fn bad_specs_name_the_field() {
     assert!(e.contains("timing.channel_mts"), "{e}");
     let e = FlashSpec::from_toml(&text.replace("lanes = 4", "lanes = 3"), "y").unwrap_err();
     assert!(e.contains("host.lanes"), "{e}");
+    // Die interleaving has no default: a spec must say how its controller schedules dies.
+    let e = FlashSpec::from_toml(&text.replace("die_interleaving = false", ""), "y").unwrap_err();
+    assert!(e.contains("die_interleaving"), "{e}");
 }
 
 #[test]
@@ -164,6 +168,26 @@ fn die_and_plane_conflicts() {
     assert!(r.elapsed_us > 3.0 * tr, "{}", r.elapsed_us);
 }
 
+/// The two dies of one chip: with die interleaving their reads overlap (only the channel is
+/// shared); without it (MQSim's scheduler) the chip runs one die's read, data out included,
+/// before it takes the other's.
+#[test]
+fn dies_of_a_chip_overlap_only_with_die_interleaving() {
+    let mut s = mq();
+    let g = &s.geometry;
+    let page = u64::from(g.page_bytes);
+    let other_die_same_chip = u64::from(g.channels) * u64::from(g.ways) * page;
+    let two = work(Pattern::Random, 1.0, 4096, 2, 2);
+    let reqs = [(false, 0, 4096), (false, other_die_same_chip, 4096)];
+    let xfer = 4096.0 / s.channel_bytes_per_s() * 1e6;
+    assert!(!s.controller.die_interleaving);
+    let serial = simulate(&s, &two, &reqs).elapsed_us;
+    assert!(serial > 2.0 * (75.0 + xfer), "{serial}");
+    s.controller.die_interleaving = true;
+    let overlapped = simulate(&s, &two, &reqs).elapsed_us;
+    assert!(overlapped < 75.0 + 2.0 * xfer + 5.0, "{overlapped}");
+}
+
 /// Large sequential reads at depth 32 on the 980 Pro-class drive are bounded by the host link
 /// (7 GB/s; the channels give 11.2); no channel is ever more than fully busy.
 #[test]
@@ -245,4 +269,38 @@ fn writes_program_pages_and_a_cache_hides_them() {
         .unwrap_err()
         .to_string()
         .contains("write_cache_mb_s"));
+}
+
+/// The write-back limit: random 4 KiB writes into MQSim's cache (8 KiB slots at 400 MB/s,
+/// 20.5 us each) go at the DRAM's rate while the cache has room, but with at most 1 MiB on
+/// its way to flash they go at the chips' program rate: 32 chips, one single-plane program
+/// (750 us) at a time each, 42.7k writes/s.
+#[test]
+fn the_write_back_limit_paces_cached_writes_at_the_program_rate() {
+    let mut s = preset("mqsim_default").unwrap();
+    s.controller.cmt_entries = 0;
+    s.timing.multi_plane = false;
+    let w = work(Pattern::Random, 0.0, 4096, 32, 20_000);
+    let limited = run(&s, &w).unwrap();
+    let chips = f64::from(s.geometry.channels * s.geometry.ways);
+    let program_rate = chips / 750e-6 / 1e3;
+    assert!(limited.kiops < program_rate, "{}", limited.kiops);
+    s.controller.write_back_limit_bytes = None;
+    let free = run(&s, &w).unwrap();
+    let dram_rate = 400e6 / 8192.0 / 1e3;
+    assert!(
+        (free.kiops / dram_rate - 1.0).abs() < 0.01,
+        "{} vs {dram_rate}",
+        free.kiops
+    );
+    // The limit needs a cache, and is at least a byte.
+    s.controller.write_back_limit_bytes = Some(0);
+    let e = s.validate().unwrap_err().to_string();
+    assert!(e.contains("controller.write_back_limit_bytes"), "{e}");
+    s.controller.write_back_limit_bytes = Some(1 << 20);
+    s.controller.write_cache_bytes = 0;
+    s.controller.write_cache_mb_s = None;
+    s.controller.write_cache_slot_bytes = None;
+    let e = s.validate().unwrap_err().to_string();
+    assert!(e.contains("controller.write_back_limit_bytes"), "{e}");
 }
