@@ -167,12 +167,6 @@ pub fn simulate_group(
         .iter()
         .map(|&e| p.einsums[e].name.clone())
         .collect();
-    if std::env::var_os("CASCADE_CYCLE_DEBUG").is_some() {
-        eprintln!(
-            "{prof:?}\nreads {:?}\nwrites {:?}\nwork {:?}\nchunks {:?}",
-            plan.read_bits, plan.write_bits, plan.work, plan.chunks
-        );
-    }
     let ideal = replay(a, &plan, &prof, 1.0, 0.0, opts.buffers);
     let (timed, dram) = match opts.dram {
         DramTiming::Ideal => (ideal, None),
