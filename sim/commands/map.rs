@@ -389,19 +389,8 @@ pub fn simulate_cycle(
     };
     let mut out = Vec::new();
     for (i, (g, _)) in groups.iter().enumerate() {
-        let c = simulate_group(&p, &a, g, &opts).map_err(|e| {
-            anyhow!(
-                "{}",
-                locate(
-                    text,
-                    file,
-                    field(
-                        &format!("groups[{i}]"),
-                        &format!("cannot run: {}", e.describe(&p, &a))
-                    )
-                )
-            )
-        })?;
+        let c = simulate_group(&p, &a, g, &opts)
+            .map_err(|e| cannot_run(text, file, i, &e.describe(&p, &a)))?;
         out.push(c);
     }
     let analytical: f64 = out.iter().map(|g| g.analytical_cycles).sum();
@@ -420,6 +409,12 @@ pub fn simulate_cycle(
         },
         groups: out,
     })
+}
+
+/// A group of a saved mapping that a model refuses, located at `groups[i]` in its text.
+fn cannot_run(text: &str, file: &str, i: usize, why: &str) -> anyhow::Error {
+    let e = field(&format!("groups[{i}]"), &format!("cannot run: {why}"));
+    anyhow!("{}", locate(text, file, e))
 }
 
 /// A replayed mapping: the problem, the architecture and every group's plan with its evaluation.
@@ -462,19 +457,9 @@ pub fn replay(
         .map_err(|e| anyhow!("{}", locate(text, file, e)))?;
     let mut groups = Vec::new();
     for (i, g) in plans.into_iter().enumerate() {
-        let ev = model.evaluate(&p, &a, &g).map_err(|e| {
-            anyhow!(
-                "{}",
-                locate(
-                    text,
-                    file,
-                    field(
-                        &format!("groups[{i}]"),
-                        &format!("cannot run: {}", e.describe(&p, &a))
-                    )
-                )
-            )
-        })?;
+        let ev = model
+            .evaluate(&p, &a, &g)
+            .map_err(|e| cannot_run(text, file, i, &e.describe(&p, &a)))?;
         groups.push((g, ev));
     }
     Ok((p, a, groups))

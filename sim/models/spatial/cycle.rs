@@ -421,6 +421,16 @@ struct Timeline {
     write_busy: f64,
 }
 
+/// Per step: when its load starts and ends, its compute starts and ends, its results are out
+/// (NaN until known).
+struct Times {
+    load_start: Vec<f64>,
+    load_end: Vec<f64>,
+    start: Vec<f64>,
+    end: Vec<f64>,
+    drain_end: Vec<f64>,
+}
+
 #[derive(Clone, Copy, Debug)]
 enum Event {
     /// Issue step s's load (its slot is free and the loads before it are issued).
@@ -448,45 +458,41 @@ fn replay(
     let mut q: EventQueue<Event> = EventQueue::new();
     let mut read = Server::new();
     let mut write = Server::new();
-    let mut load_start = vec![f64::NAN; n];
-    let mut load_end = vec![f64::NAN; n];
-    let mut start = vec![f64::NAN; n];
-    let mut end = vec![f64::NAN; n];
-    let mut drain_end = vec![f64::NAN; n];
+    let mut st = Times {
+        load_start: vec![f64::NAN; n],
+        load_end: vec![f64::NAN; n],
+        start: vec![f64::NAN; n],
+        end: vec![f64::NAN; n],
+        drain_end: vec![f64::NAN; n],
+    };
     let mut issued = 0usize; // loads issued so far
     let mut line = Timeline::default();
     q.push(0.0, Event::Load(0));
     // Starts step s's compute once its load is issued and step s − 1 is done.
-    let try_start = |s: usize,
-                     q: &mut EventQueue<Event>,
-                     load_start: &[f64],
-                     load_end: &[f64],
-                     start: &mut [f64],
-                     end: &[f64],
-                     drain_end: &[f64]| {
-        if s >= n || !start[s].is_nan() || load_start[s].is_nan() {
+    let try_start = |s: usize, q: &mut EventQueue<Event>, st: &mut Times| {
+        if s >= n || !st.start[s].is_nan() || st.load_start[s].is_nan() {
             return;
         }
-        if s > 0 && end[s - 1].is_nan() {
+        if s > 0 && st.end[s - 1].is_nan() {
             return;
         }
         let chunks = plan.chunks[s];
         let x = plan.work[s];
-        let ld = load_end[s] - load_start[s];
-        let mut t0 = load_start[s] + ld / chunks;
+        let ld = st.load_end[s] - st.load_start[s];
+        let mut t0 = st.load_start[s] + ld / chunks;
         if s == 0 {
             // The first tile down the chain: its root edge (at the port's rate) and the rest.
-            t0 = load_start[s] + (ld / chunks).max(prof.load[0] / rate) + prof.load[1];
+            t0 = st.load_start[s] + (ld / chunks).max(prof.load[0] / rate) + prof.load[1];
         } else {
-            t0 = t0.max(end[s - 1]);
+            t0 = t0.max(st.end[s - 1]);
         }
-        if s >= b && !drain_end[s - b].is_nan() {
-            t0 = t0.max(drain_end[s - b]);
+        if s >= b && !st.drain_end[s - b].is_nan() {
+            t0 = t0.max(st.drain_end[s - b]);
         }
-        start[s] = t0;
-        let mut t1 = (t0 + x).max(load_end[s] + x / chunks);
+        st.start[s] = t0;
+        let mut t1 = (t0 + x).max(st.load_end[s] + x / chunks);
         if s == 0 {
-            t1 = t1.max(load_end[s] + prof.load[1] + x / chunks);
+            t1 = t1.max(st.load_end[s] + prof.load[1] + x / chunks);
         }
         q.push(t1, Event::Done(s));
     };
@@ -501,21 +507,13 @@ fn replay(
                 let at = if s == 0 { t + latency } else { t };
                 let port = &mut read;
                 let begin = port.busy_until().max(at);
-                load_start[s] = begin;
-                load_end[s] = port.reserve(at, dur);
+                st.load_start[s] = begin;
+                st.load_end[s] = port.reserve(at, dur);
                 // Fill the other slots at once; later loads wait for a slot.
                 if s + 1 < n && s + 1 < b {
                     q.push(t, Event::Load(s + 1));
                 }
-                try_start(
-                    s,
-                    &mut q,
-                    &load_start,
-                    &load_end,
-                    &mut start,
-                    &end,
-                    &drain_end,
-                );
+                try_start(s, &mut q, &mut st);
             }
             Event::Done(s) => {
                 let x = plan.work[s];
@@ -527,47 +525,40 @@ fn replay(
                     done += prof.drain[1];
                     last_chunk = prof.drain[0] / rate;
                 }
-                end[s] = t;
+                st.end[s] = t;
                 let wbits = plan.write_bits[s];
                 if wbits > 0.0 {
                     let dur = write_time(wbits);
                     // Results leave in chunks: the first after one chunk's work, the last
                     // after the step (and, at the end, the pipeline drain).
                     let ready =
-                        (start[s] + x / chunks).max(done + (dur / chunks).max(last_chunk) - dur);
+                        (st.start[s] + x / chunks).max(done + (dur / chunks).max(last_chunk) - dur);
                     let port = if shared_port { &mut read } else { &mut write };
-                    drain_end[s] = port.reserve(ready, dur);
+                    st.drain_end[s] = port.reserve(ready, dur);
                 } else {
-                    drain_end[s] = done;
+                    st.drain_end[s] = done;
                 }
                 if s + b < n {
                     q.push(t, Event::Load(s + b));
                 }
-                try_start(
-                    s + 1,
-                    &mut q,
-                    &load_start,
-                    &load_end,
-                    &mut start,
-                    &end,
-                    &drain_end,
-                );
+                try_start(s + 1, &mut q, &mut st);
             }
         }
     }
     let last = n - 1;
-    line.first_start = start[0];
-    line.last_end = end[last];
-    line.end = drain_end
+    line.first_start = st.start[0];
+    line.last_end = st.end[last];
+    line.end = st
+        .drain_end
         .iter()
         .chain(std::iter::once(
-            &(end[last] + prof.drain[1] + prof.drain[0] / rate),
+            &(st.end[last] + prof.drain[1] + prof.drain[0] / rate),
         ))
         .copied()
         .filter(|x| !x.is_nan())
         .fold(0.0, f64::max);
     line.work = plan.work.iter().sum();
-    line.stall = (end[last] - start[0] - line.work).max(0.0);
+    line.stall = (st.end[last] - st.start[0] - line.work).max(0.0);
     line.read_busy = read.busy_time();
     line.write_busy = write.busy_time();
     line
