@@ -472,6 +472,35 @@ HELDOUT5 = {
 }
 
 
+HELDOUT6 = {
+    "gemm_aligned": [(1664, 1664, 1664), (3200, 3200, 3200), (4480, 4480, 4480), (5888, 5888, 5888),
+                     (7424, 7424, 7424), (1792, 14336, 4096), (4096, 7424, 2048), (3072, 9216, 8192),
+                     (9216, 3072, 4096), (2304, 2304, 12288), (12288, 1792, 1024), (704, 4096, 4096),
+                     (416, 8192, 4096), (6144, 6144, 2560)],
+    "gemm_misaligned": [(1151, 1151, 1151), (2431, 2431, 2431), (3067, 4096, 4096), (4096, 3071, 4096),
+                        (4096, 4096, 3071), (2650, 2651, 2652), (6100, 6101, 1525), (3934, 3934, 3934),
+                        (4096, 6154, 4096), (1792, 1794, 6144), (555, 5555, 3333)],
+    "gemm_skinny": [(1, 10240, 10240), (3, 12288, 4096), (12, 6144, 6144), (24, 28672, 4096),
+                    (88, 8192, 8192), (176, 4096, 4096), (1, 15360, 5120), (9, 4096, 11008),
+                    (60, 4096, 4096), (1, 20480, 4096)],
+    "gemm_dtype": [("fp16", [3200, 4480, 7424]), ("tf32", [3200, 4480]), ("fp32", [1664, 3200]),
+                   ("fp8", [3200, 4480, 7424, 10752])],
+    "bmm": [(52, 1024, 1024, 64), (7, 4096, 4096, 128), (128, 320, 320, 64), (768, 32, 32, 64),
+            (3, 1536, 14336, 4096), (176, 128, 128, 128), (20, 1792, 1792, 128), (14, 1024, 8192, 128)],
+    "sdpa": [(7, 16, 1024, 128, False), (1, 64, 4096, 128, True), (2, 24, 3072, 128, True),
+             (14, 8, 2048, 64, False), (48, 12, 320, 64, False), (9, 32, 1024, 128, True),
+             (1, 10, 24576, 128, False), (32, 16, 576, 64, True)],
+    "sdpa_default": [(5, 28, 2048, 128, True), (1, 36, 8192, 128, True), (28, 16, 512, 64, False),
+                     (3, 32, 5120, 128, False), (1, 16, 28672, 64, True), (24, 32, 320, 128, True)],
+    "decode": [(7, 32, 8, 4096), (56, 32, 8, 1024), (1, 64, 8, 36864), (80, 32, 8, 1536)],
+    "softmax": [(40960, 1024), (20480, 2048), (6144, 6144), (3072, 16384), (4096, 20480), (81920, 640)],
+    "norm": [(40960, 4096), (5632, 8192), (81920, 768), (1792, 4096), (14, 8192)],
+    "silu_mul": [(1792, 14336), (6656, 14336), (14, 14336), (2560, 28672)],
+    "add": [13 << 20, 13 << 23, 13 << 24, 5 << 27],
+    "copy": [9 << 20, 144 << 20, 1152 << 20, 2560 << 20],
+}
+
+
 def cases_heldout1():
     return held_out_cases(HELDOUT1)
 
@@ -490,6 +519,10 @@ def cases_heldout4():
 
 def cases_heldout5():
     return held_out_cases(HELDOUT5)
+
+
+def cases_heldout6():
+    return held_out_cases(HELDOUT6)
 
 
 def cases_skinnysweep():
@@ -658,7 +691,7 @@ def start_costs(flush, reps):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--set", default="dev", choices=["dev", "heldout1", "heldout2", "heldout3", "heldout4", "heldout5", "rowsweep", "skinnysweep"])
+    ap.add_argument("--set", default="dev", choices=["dev", "heldout1", "heldout2", "heldout3", "heldout4", "heldout5", "heldout6", "rowsweep", "skinnysweep"])
     ap.add_argument("--out", required=True)
     ap.add_argument("--reps", type=int, default=40)
     ap.add_argument("--only", default="")
@@ -698,6 +731,7 @@ def main():
         "heldout3": cases_heldout3,
         "heldout4": cases_heldout4,
         "heldout5": cases_heldout5,
+        "heldout6": cases_heldout6,
         "rowsweep": cases_rowsweep,
         "skinnysweep": cases_skinnysweep,
     }

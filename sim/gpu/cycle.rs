@@ -700,10 +700,10 @@ mod tests {
     (
         "h200",
         "attention b=1 h=32 n=4096 d=128 causal=1",
-        0x3f2e6ebf27efe47b,
-        69632,
+        0x3f3012eacd9e1921,
+        34816,
         &[
-            ("cudnn_sdpa_fwd", 0x3f2e274698671ae8, 0x41194a8cc3bb79d2, 2048, 69632, 0x41a2e0aec6055991, 0x41e1010000000000),
+            ("cudnn_sdpa_fwd", 0x3f2fde5d0bb368b0, 0x411ac0b91016ca0c, 1024, 34816, 0x41a30b3b74311eb4, 0x41d1820000000000),
         ],
     ),
     (

@@ -31,9 +31,14 @@
 //!   ⟨d, 64, 128 (d ≤ 128), 4⟩ plus a combine kernel. The recorded combine kernels' template
 //!   (`Log_max_splits` 5, 1, 2) matches the heuristic's 32, 2 and 4 splits.
 //! - **cuDNN prefill**: `cudnn_generated_fort_native_sdpa_sm90_flash_fprop_wgmma_f16_knob_7_
-//!   64x128x{d}_4x1x1`: one warpgroup (4 warps) of `wgmma`, 64 query rows × 128 keys, three
-//!   K/V stages; the next block's Q·Kᵀ hides the softmax, P·V does not
-//!   (`plan::StepOverlap::NextScores`).
+//!   64x128x{d}_4x1x1`: 64 query rows × 128 keys per consumer warpgroup (4 warps) of `wgmma`,
+//!   three K/V stages; the next block's Q·Kᵀ hides the softmax, P·V does not
+//!   (`plan::StepOverlap::NextScores`). Nsight Compute on the H200
+//!   (`reports/crosscheck/h200/uneven_attention_ncu.csv`) shows 384-thread CTAs — a producer
+//!   and two consumer warpgroups — on a persistent grid of 132: two consumers share one
+//!   128-row query tile and its K/V stages, so a query count that is not a multiple of 128
+//!   costs the next multiple (192 queries took 1.10–1.17× the time of 256, 448 causal 1.03–1.06× of
+//!   512). The model plans 128 × 128 tiles of 8 warps.
 //! - **cuDNN decode**: `..._sm80_flash_fprop_wmma_f16_knob_35_16x128x128_1x4x1` (16 query rows,
 //!   128 keys per step, 4 warps, `mma.sync` class) plus `cudnn::fusion::lean_reduction_kernel`
 //!   when it splits the keys. The split rule is inferred from which recorded cases launch the
@@ -526,12 +531,13 @@ pub fn library_mapping(op: &GpuOp, hw: &GpuParams) -> Option<GpuMapping> {
             ..
         } => Some(map(
             KernelKind::FlashAttention,
-            (64, 128, d as u32),
-            // The stage count is not in the kernel's name: three K/V stages, the most that fit
+            (128, 128, d as u32),
+            // Two consumer warpgroups of 64 rows share one 128-row query tile (see the module
+            // documentation). The stage count is not in the kernel's name: three K/V stages, the most that fit
             // at d = 128 (208 of 227 KB). With two, the pipeline's round trips stayed exposed
             // on the long non-causal d = 128 cases (17–21% slow on the development data).
             3,
-            4,
+            8,
             1,
             InstrClass::Wgmma,
         )),
@@ -676,8 +682,8 @@ mod tests {
         assert_eq!((f.cta_tile_m, f.cta_tile_n, f.split_k), (128, 64, 1));
         let a = m("attention b=1 h=32 n=4096 d=128 causal=1").unwrap();
         assert_eq!(
-            (a.cta_tile_m, a.cta_tile_n, a.instr),
-            (64, 128, InstrClass::Wgmma)
+            (a.cta_tile_m, a.cta_tile_n, a.warps, a.instr),
+            (128, 128, 8, InstrClass::Wgmma)
         );
         let a = m("attention b=1 h=32 n=4096 d=64 impl=flash").unwrap();
         assert_eq!((a.cta_tile_m, a.cta_tile_n), (128, 128));
