@@ -743,6 +743,17 @@ pub fn run(cli: Cli) -> Result<()> {
                             g.drain_cycles,
                             100.0 * g.root_utilization
                         );
+                        for m in &g.moves {
+                            outln!(
+                                "    {:<10} {:<8} read in at {:>6} steps ({:.4e} B), written out after {:>6} ({:.4e} B)",
+                                m.tensor,
+                                m.pattern,
+                                m.reads,
+                                m.read_bytes,
+                                m.writes,
+                                m.write_bytes
+                            );
+                        }
                         if let Some(d) = &g.dram {
                             outln!(
                                 "    DRAM {}: {:.1}% of peak on {} of {} accesses, row hits {:.1}%, conflicts {:.1}%, {} refreshes, mean read {:.1} ns; adds {:.4e} cycles ({:+.2}%) to ideal timing",

@@ -110,6 +110,55 @@ fn ideal_timing_agrees_on_the_fusemax_points_at_1k_and_4k() {
 }
 
 #[test]
+fn tiles_move_when_the_mapping_moves_them() {
+    // tl_gemm_3level: Z[m,n] = A[m,k]·B[k,n], 64³ at 16 bits, shared loops M2 → N2 above the
+    // global buffer. A's tile ignores N: it moves when M steps (2 moves, all of A once, 8 KiB);
+    // B's moves every step (4 moves, B twice, 16 KiB); each step's Z tile is written once after
+    // it (4 writes, 8 KiB).
+    let r = json(&[
+        "simulate",
+        "--mapping",
+        "tests/parity/tl_gemm_3level/cascade/mapping.toml",
+        "--cycle",
+        "--json",
+    ]);
+    let moves = &r["groups"][0]["moves"];
+    let get = |t: &str| {
+        let m = moves
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["tensor"] == t)
+            .unwrap();
+        (
+            m["pattern"].as_str().unwrap().to_string(),
+            m["reads"].as_u64().unwrap(),
+            m["writes"].as_u64().unwrap(),
+            m["read_bytes"].as_f64().unwrap() + m["write_bytes"].as_f64().unwrap(),
+        )
+    };
+    assert_eq!(get("A"), ("steps".into(), 2, 0, 8192.0));
+    assert_eq!(get("B"), ("steps".into(), 4, 0, 16384.0));
+    assert_eq!(get("Z"), ("steps".into(), 0, 4, 8192.0));
+    // The saved attention mapping reads V only at the 12 epilogue steps of 768.
+    let r = json(&[
+        "simulate",
+        "--mapping",
+        "mappings/saved/bert_base_attention_fusemax.toml",
+        "--cycle",
+        "--json",
+    ]);
+    let v = r["groups"][0]["moves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["tensor"] == "V")
+        .unwrap()
+        .clone();
+    assert_eq!(v["reads"], 12, "{v}");
+}
+
+#[test]
 fn a_late_epilogue_transfer_stalls_the_replay() {
     // The saved attention mapping moves V only at the E loop's last step (the epilogue
     // Einsums): with two slots it cannot be fetched under the short QK steps before it.

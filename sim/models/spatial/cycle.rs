@@ -103,6 +103,20 @@ pub struct DramEffect {
     pub added_cycles: f64,
 }
 
+/// How one tensor crossed the root level's port in the replay.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct TensorMoves {
+    pub tensor: String,
+    /// `once` (before the first step / after the last), `steps` (at the steps of the shared
+    /// loops that move its tile) or `streamed` (spread over the steps its Einsum runs in).
+    pub pattern: String,
+    /// Steps at which it was read in, and after which it was written out.
+    pub reads: u64,
+    pub writes: u64,
+    pub read_bytes: f64,
+    pub write_bytes: f64,
+}
+
 /// One group replayed.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct GroupCycles {
@@ -125,6 +139,8 @@ pub struct GroupCycles {
     pub root_write_bytes: f64,
     /// Busy fraction of the root's port(s) over the run (the busier one when separate).
     pub root_utilization: f64,
+    /// Per tensor with root traffic, in tensor order.
+    pub moves: Vec<TensorMoves>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dram: Option<DramEffect>,
 }
@@ -150,6 +166,8 @@ struct Plan {
     chunks: Vec<f64>,
     /// Per step, per tensor: (read bits, write bits) for the DRAM stream.
     per_tensor: Vec<Vec<(usize, f64, f64)>>,
+    /// Per tensor with root traffic: its pattern and its reads and writes over the steps.
+    moves: Vec<(usize, Moves, u64, u64, f64, f64)>,
 }
 
 /// Replays group `g` (see the module's description).
@@ -228,6 +246,23 @@ pub fn simulate_group(
         drain_cycles: timed.end - timed.last_end,
         root_read_bytes: plan.read_bits.iter().sum::<f64>() * bpb,
         root_write_bytes: plan.write_bits.iter().sum::<f64>() * bpb,
+        moves: plan
+            .moves
+            .iter()
+            .map(|&(t, m, reads, writes, rb, wb)| TensorMoves {
+                tensor: p.tensors[t].name.clone(),
+                pattern: match m {
+                    Moves::Once => "once",
+                    Moves::At(_) => "steps",
+                    Moves::Stream(_) => "streamed",
+                }
+                .to_string(),
+                reads,
+                writes,
+                read_bytes: rb,
+                write_bytes: wb,
+            })
+            .collect(),
         root_utilization: if root.shared_bits_per_cycle.is_finite() || timed.end <= 0.0 {
             (timed.read_busy / span).min(1.0)
         } else {
@@ -315,6 +350,10 @@ fn plan(
         work: vec![0.0; n],
         chunks: vec![1.0; n],
         per_tensor: vec![Vec::new(); n],
+        moves: tensors
+            .iter()
+            .map(|&(t, _, _, m)| (t, m, 0, 0, 0.0, 0.0))
+            .collect(),
     };
     // The on-chip levels' port time, spread evenly.
     let on_chip = ev.level_cycles.iter().skip(1).copied().fold(0.0, f64::max) / count as f64;
@@ -353,7 +392,7 @@ fn plan(
         let compute = per_unit.iter().copied().fold(0.0, f64::max);
         plan.work[s] = compute.max(on_chip);
         plan.chunks[s] = (chunks * folded_iterations).max(1.0);
-        for &(t, r, w, moves) in &tensors {
+        for (i, &(t, r, w, moves)) in tensors.iter().enumerate() {
             let (rs, ws) = match moves {
                 Moves::Once => (
                     if s == 0 { r } else { 0.0 },
@@ -388,6 +427,11 @@ fn plan(
                 plan.read_bits[s] += rs;
                 plan.write_bits[s] += ws;
                 plan.per_tensor[s].push((t, rs, ws));
+                let m = &mut plan.moves[i];
+                m.2 += u64::from(rs > 0.0);
+                m.3 += u64::from(ws > 0.0);
+                m.4 += rs / 8.0;
+                m.5 += ws / 8.0;
             }
         }
     }
