@@ -26,7 +26,11 @@ BE = {"flash": SDPBackend.FLASH_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION}
 
 def main():
     profile = len(sys.argv) > 1 and sys.argv[1] == "profile"  # under ncu: no timing loop
+    # `profile flash`: only the flash backend's causal cases (the stall-reason run).
+    only = sys.argv[2] if len(sys.argv) > 2 else None
     for be, b, h, n, causal in CASES:
+        if only and (be != only or not causal):
+            continue
         q, k, v = (torch.randn(b, h, n, 64, device="cuda", dtype=torch.bfloat16) for _ in range(3))
         with sdpa_kernel([BE[be]]):
             F.scaled_dot_product_attention(q, k, v, is_causal=causal)  # warm-up
