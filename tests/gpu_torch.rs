@@ -78,8 +78,14 @@ fn the_committed_dev_report_is_what_the_model_gives_now() {
     // Enough measured cases, the calibration shapes among them but in no score.
     let measured = rows.iter().filter(|r| r.case.median_s.is_some()).count();
     assert!(measured >= 90, "{measured}");
+    // (A calibration shape may come from a held-out set that is development data now.)
+    let others: Vec<_> = SETS[1..].iter().flat_map(|s| report(s).1).collect();
     for c in CALIBRATION {
-        let r = rows.iter().find(|r| r.case.case == c).unwrap();
+        let r = rows
+            .iter()
+            .chain(others.iter())
+            .find(|r| r.case.case == c)
+            .unwrap_or_else(|| panic!("calibration case {c} is in no set"));
         assert!(r.calibration && r.rel_err.is_some(), "{c}");
     }
     let all = score(rows.iter()).unwrap();
@@ -144,7 +150,13 @@ fn the_held_out_sets_are_separate_and_readme_gives_the_last_ones_figure() {
                     r.case.case
                 );
             }
-            assert!(!r.calibration, "{} is a calibration case", r.case.case);
+            // The held-out set holds no calibration case (an earlier one, development data
+            // now, may have given one).
+            assert!(
+                set != SETS[SETS.len() - 1] || !r.calibration,
+                "{} is a calibration case",
+                r.case.case
+            );
         }
         let measured = rows.iter().filter(|r| r.case.median_s.is_some()).count();
         assert!(measured >= 100, "{set}: {measured}");

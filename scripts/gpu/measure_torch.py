@@ -501,6 +501,35 @@ HELDOUT6 = {
 }
 
 
+HELDOUT7 = {
+    "gemm_aligned": [(1920, 1920, 1920), (3456, 3456, 3456), (4736, 4736, 4736), (6016, 6016, 6016),
+                     (7936, 7936, 7936), (2176, 14336, 4096), (4096, 7936, 2048), (3328, 9216, 8192),
+                     (9728, 3072, 4096), (2432, 2432, 12288), (13312, 1792, 1024), (768, 4224, 4096),
+                     (480, 8192, 4096), (5376, 6144, 2560)],
+    "gemm_misaligned": [(1187, 1187, 1187), (2543, 2543, 2543), (3199, 4096, 4096), (4096, 3199, 4096),
+                        (4096, 4096, 3199), (2850, 2851, 2852), (5800, 5801, 1450), (4034, 4034, 4034),
+                        (4096, 6158, 4096), (1664, 1666, 6144), (777, 5151, 3131)],
+    "gemm_skinny": [(1, 11264, 11264), (2, 12288, 4096), (14, 6144, 6144), (22, 28672, 4096),
+                    (104, 8192, 8192), (168, 4096, 4096), (1, 17408, 5120), (11, 4096, 11008),
+                    (52, 4096, 4096), (1, 22528, 4096)],
+    "gemm_dtype": [("fp16", [3456, 4736, 7936]), ("tf32", [3456, 4736]), ("fp32", [1920, 3456]),
+                   ("fp8", [3456, 4736, 7936, 11776])],
+    "bmm": [(60, 1024, 1024, 64), (9, 4096, 4096, 128), (144, 320, 320, 64), (896, 32, 32, 64),
+            (2, 1536, 14336, 4096), (208, 128, 128, 128), (18, 1792, 1792, 128), (11, 1024, 8192, 128)],
+    "sdpa": [(4, 20, 1024, 128, False), (1, 44, 4096, 128, True), (2, 20, 3072, 128, True),
+             (18, 8, 2048, 64, False), (40, 12, 448, 64, False), (24, 16, 704, 64, True),
+             (36, 12, 320, 64, True), (8, 32, 1216, 128, True)],
+    "sdpa_default": [(4, 32, 2304, 128, True), (1, 40, 8192, 128, True), (32, 16, 512, 64, False),
+                     (2, 32, 6144, 128, False), (1, 20, 20000, 64, True), (16, 32, 448, 128, True)],
+    "decode": [(9, 32, 8, 4096), (44, 32, 8, 1024), (1, 64, 8, 45056), (96, 32, 8, 1536)],
+    "softmax": [(45056, 1024), (22528, 2048), (5376, 6144), (3584, 16384), (3072, 20480), (90112, 640)],
+    "norm": [(45056, 4096), (4608, 8192), (90112, 768), (1664, 4096), (18, 8192)],
+    "silu_mul": [(2304, 14336), (5632, 14336), (18, 14336), (2816, 28672)],
+    "add": [15 << 20, 15 << 23, 15 << 24, 11 << 26],
+    "copy": [11 << 20, 176 << 20, 1408 << 20, 2816 << 20],
+}
+
+
 def cases_heldout1():
     return held_out_cases(HELDOUT1)
 
@@ -523,6 +552,10 @@ def cases_heldout5():
 
 def cases_heldout6():
     return held_out_cases(HELDOUT6)
+
+
+def cases_heldout7():
+    return held_out_cases(HELDOUT7)
 
 
 def cases_skinnysweep():
@@ -691,7 +724,7 @@ def start_costs(flush, reps):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--set", default="dev", choices=["dev", "heldout1", "heldout2", "heldout3", "heldout4", "heldout5", "heldout6", "rowsweep", "skinnysweep"])
+    ap.add_argument("--set", default="dev", choices=["dev", "heldout1", "heldout2", "heldout3", "heldout4", "heldout5", "heldout6", "heldout7", "rowsweep", "skinnysweep"])
     ap.add_argument("--out", required=True)
     ap.add_argument("--reps", type=int, default=40)
     ap.add_argument("--only", default="")
@@ -732,6 +765,7 @@ def main():
         "heldout4": cases_heldout4,
         "heldout5": cases_heldout5,
         "heldout6": cases_heldout6,
+        "heldout7": cases_heldout7,
         "rowsweep": cases_rowsweep,
         "skinnysweep": cases_skinnysweep,
     }

@@ -37,6 +37,22 @@ pub const REG_ALLOC_PER_THREAD: u32 = 8;
 /// per sub-partition) does not bind there. A development microbenchmark, in no score.
 pub const LDMATRIX_X4_EXPOSED_CLK: f64 = 2.5;
 
+/// How much longer each step of FlashAttention-2's causal kernel takes in its `Is_even_MN =
+/// false` variant (a query or key count that is not a multiple of its 128-row and 128-key
+/// blocks) than in the even one. MEASURED on the H200 with Nsight Compute
+/// (`scripts/gpu/uneven_attention_ncu.py`, `reports/crosscheck/h200/uneven_attention_ncu.csv`
+/// and `uneven_attention_stalls.csv`, 2026-12-02): at b = 40, h = 16, d = 64 the 448-token
+/// kernel takes 1.347× the 512-token one's time (event medians 0.2356 and 0.1749 ms, warm) on
+/// the same grid of 4 × 40 × 16 CTAs, where the model's steps alone give 0.98×; its warps stall
+/// 2.77 cycles per issued instruction waiting for an instruction (`no_instruction`) against
+/// 1.37, and it issues 1.19× the instructions — the variant's code (predicated copies, both
+/// masking paths) does not stay in the instruction cache. The non-causal uneven variant loses
+/// little (192 tokens: 1.02× of 256 by events, with a higher issue rate), so the factor is for
+/// causal grids only. The value makes the model reproduce the 448 / 512 ratio
+/// (`tests::fa2_uneven_causal_factor_reproduces_its_measurement`); that shape,
+/// `sdpa_flash_b40h16n448d64c`, is a calibration case (in no score).
+pub const FA2_UNEVEN_CAUSAL_STEP: f64 = 1.45;
+
 /// Shared-memory bytes per clock per SM: 32 banks × 4 bytes (CUDA C Programming Guide, shared
 /// memory, compute capability 9.0; the `h100` preset's `smem` level encodes the same with
 /// `width_bits = 1024`). Loads (`ldmatrix`) and the stores of `cp.async` fills share it.

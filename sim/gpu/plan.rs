@@ -1244,7 +1244,15 @@ fn flash(
                 AttnImpl::Cudnn => StepOverlap::NextScores,
                 _ => StepOverlap::Serial,
             },
-        )?,
+        )? * if imp == AttnImpl::Flash
+            && causal
+            && (!n.is_multiple_of(br) || !m.is_multiple_of(bc))
+        {
+            // FA2's `Is_even_MN = false` causal kernel (see the constant).
+            super::hw::FA2_UNEVEN_CAUSAL_STEP
+        } else {
+            1.0
+        },
         flops_per_step: 4.0 * f(br * bc * d),
         useful_flops,
         resident: f(n * d) * e / f(rows),

@@ -423,3 +423,38 @@ fn dump_cycle_bits() {
         }
     }
 }
+
+/// `hw::FA2_UNEVEN_CAUSAL_STEP` reproduces what it was measured from: the 448- over the
+/// 512-token FA2 causal kernel (b = 40, h = 16, d = 64) of `uneven_attention_ncu.csv`, by event
+/// medians, within 2%; and it touches only uneven causal flash grids.
+#[test]
+fn fa2_uneven_causal_factor_reproduces_its_measurement() {
+    let text = std::fs::read_to_string("reports/crosscheck/h200/uneven_attention_ncu.csv").unwrap();
+    let median = |n: &str| -> f64 {
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .find(|l| l.starts_with(&format!("flash,40,16,{n},1,")))
+            .and_then(|l| l.split(',').nth(5))
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let measured = median("448") / median("512");
+    let spec = cascade_arch::preset("h200").unwrap().gpu.unwrap();
+    let t = |s: &str| super::estimate(&GpuOp::parse(s).unwrap(), &spec).seconds;
+    let model = t("attention b=40 h=16 n=448 d=64 causal=1 impl=flash")
+        / t("attention b=40 h=16 n=512 d=64 causal=1 impl=flash");
+    assert!(
+        (model / measured - 1.0).abs() < 0.02,
+        "model {model:.3} vs measured {measured:.3}"
+    );
+    // Even causal grids and uneven non-causal ones keep the plain step.
+    let plain = super::hw::FA2_UNEVEN_CAUSAL_STEP;
+    assert!(plain > 1.0);
+    let ratio_even = t("attention b=40 h=16 n=384 d=64 causal=1 impl=flash")
+        / t("attention b=40 h=16 n=512 d=64 causal=1 impl=flash");
+    assert!(ratio_even < 0.8, "{ratio_even}");
+    let nc = t("attention b=56 h=12 n=192 d=64 causal=0 impl=flash")
+        / t("attention b=56 h=12 n=256 d=64 causal=0 impl=flash");
+    assert!(nc < 1.1, "{nc}");
+}

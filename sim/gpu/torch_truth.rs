@@ -18,14 +18,16 @@ use std::fmt::Write as _;
 /// (`hw::WGMMA_MEASURED_FRACTION`, `hw::HBM_MEASURED_FRACTION`) come from a cuBLAS bf16 8192³
 /// GEMM and a 1 GiB device-to-device copy, its L2 request rate (`hw::L2_REQUESTS_MEASURED`) from
 /// cuBLAS's `align1` GEMM 8191³, the issue cost of ATen's warp softmax
-/// (`library::WARP_SOFTMAX_INSTRS_PER_ELEM`) from its two largest dev cases. They are compared
-/// but in no score.
-pub const CALIBRATION: [&str; 5] = [
+/// (`library::WARP_SOFTMAX_INSTRS_PER_ELEM`) from its two largest dev cases, the step cost of
+/// FlashAttention-2's uneven causal kernel (`hw::FA2_UNEVEN_CAUSAL_STEP`) from the shape of
+/// heldout5's `sdpa_flash_b40h16n448d64c`. They are compared but in no score.
+pub const CALIBRATION: [&str; 6] = [
     "gemm_8192x8192x8192",
     "copy_1073741824",
     "gemm_8191x8191x8191",
     "softmax_65536x512",
     "softmax_32768x1024",
+    "sdpa_flash_b40h16n448d64c",
 ];
 
 /// Error above which a case counts as an outlier.
