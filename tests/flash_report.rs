@@ -108,6 +108,22 @@ fn render() -> String {
                 r.erases
             );
         }
+        // What sets the steady state: the blocks greedy collection has to work with are the
+        // overprovisioned ones less those the threshold keeps free and the active block.
+        let b = spec.geometry.blocks_per_plane;
+        let (lb, t) = (spec.logical_blocks_per_plane(), spec.gc_threshold_blocks());
+        let spare = b - lb - t - 1;
+        s += &format!(
+            "\nSteady state: {lb} of {b} blocks per plane hold the logical space \
+             (`overprovisioning` {}), collection keeps {t} free (`gc_threshold` {}), so the full \
+             blocks hold about {spare} blocks ({:.1}% of the logical space) of invalid pages for \
+             greedy collection to reclaim: each victim still has most of its pages valid, and \
+             the erase ({} µs) and the moves hold its die.\n",
+            spec.controller.overprovisioning,
+            spec.controller.gc_threshold,
+            f64::from(spare) / f64::from(lb) * 100.0,
+            spec.timing.erase_us
+        );
     }
     s
 }
