@@ -21,11 +21,21 @@
 //! write is admitted only while less than the limit is on its way to flash, so sustained
 //! writes go at the program rate.
 //!
-//! **Mapping.** Page-level: logical page `lpn` lives on channel `lpn % C`, way `(lpn / C) %
-//! W`, die, then plane (MQSim's CWDP order), so consecutive pages fall on different channels.
-//! The logical space is half the drive, written once in order (a preconditioned drive);
-//! writes go to each plane's free pages after it. Garbage collection and erases are **not
-//! modelled**: a run that would write more than the free pages is refused.
+//! **Mapping and garbage collection** (`ftl.rs`). Page-level: logical page `lpn` lives on
+//! channel `lpn % C`, way `(lpn / C) % W`, die, then plane (MQSim's CWDP order), so
+//! consecutive pages fall on different channels, and it moves only within that plane. The
+//! logical space is each plane's first `floor(blocks × (1 − controller.overprovisioning))`
+//! blocks, written once in order before the run (optionally then randomly overwritten,
+//! `[precondition]`, seeded). A write programs the next page of its plane's active block and
+//! invalidates the old copy; a full active block is replaced by the oldest free block. When a
+//! plane's free blocks fall below `max(2, floor(controller.gc_threshold × blocks))`, each page
+//! written starts one greedy collection: the full block with the fewest valid pages has them
+//! moved (read out over the channel and programmed back in, or with `controller.gc_copyback`
+//! a copyback inside the die), then is erased (`timing.erase_us`, tBERS). The bookkeeping is
+//! immediate; the moves and the erase queue on the die behind the write that started them, so
+//! they hold the die (and the channel) and host operations wait for them. Not modelled:
+//! preemptible or suspended collection, wear levelling, multi-plane erase, read-modify-write
+//! of partial pages.
 //!
 //! **Workloads** are closed loop ([`Workload`]): `queue_depth` requests outstanding,
 //! sequential or uniformly random, a read fraction, seeded.
@@ -35,10 +45,11 @@
 //! and a channel carries one transfer at a time (tested); every spec field is read here or
 //! refused at parse (`deny_unknown_fields`).
 
+mod ftl;
 mod spec;
 mod ssd;
 
-pub use spec::{preset, FlashSpec, FlashSpecError, PRESETS};
+pub use spec::{preset, FlashSpec, FlashSpecError, Precondition, PRESETS};
 pub use ssd::{run, FlashError, FlashReport, Pattern, Workload};
 
 #[cfg(test)]

@@ -16,6 +16,25 @@ pub struct FlashSpec {
     pub geometry: Geometry,
     pub timing: FlashTiming,
     pub controller: Controller,
+    /// The drive's state when the run starts (absent: the logical space written once in
+    /// order, nothing overwritten).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precondition: Option<Precondition>,
+}
+
+/// How the drive was written before the run: the whole logical space once in order, then
+/// `random_overwrites` × the logical space in single pages at uniformly drawn logical pages
+/// (seeded), garbage collection running as it must. Steady state after random writes is
+/// reached after about two overwrites of the logical space; the run starts there, its
+/// counters at zero and no operation in flight.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Precondition {
+    /// Random single-page writes after the in-order fill, in multiples of the logical space
+    /// (0: none).
+    pub random_overwrites: f64,
+    /// Seed of the overwrites' logical pages.
+    pub seed: u64,
 }
 
 /// The host interface: NVMe over PCIe.
@@ -70,6 +89,8 @@ pub struct FlashTiming {
     /// Multi-plane operations: reads (programs) queued for different planes of one die share
     /// one array time.
     pub multi_plane: bool,
+    /// Block erase (tBERS), microseconds: what a garbage collection's erase holds the die for.
+    pub erase_us: f64,
     /// Cache read: the die starts its next read while the previous page leaves through the
     /// cache register, instead of holding the page register until its transfer ends.
     pub cache_read: bool,
@@ -118,6 +139,20 @@ pub struct Controller {
     /// active and no read waits for data out) or its program has ended. Required: a TOML
     /// spec without it is refused naming the field.
     pub die_interleaving: bool,
+    /// Overprovisioning: the fraction of each plane's blocks outside the logical space (the
+    /// host sees `floor(blocks_per_plane × (1 − overprovisioning))` blocks per plane). The rest
+    /// are the free blocks writes go to and garbage collection refills. Must leave more than
+    /// the garbage-collection threshold plus one block free.
+    pub overprovisioning: f64,
+    /// Garbage collection starts in a plane when its free blocks fall below
+    /// `max(2, floor(gc_threshold × blocks_per_plane))` (MQSim's `GC_Exec_Threshold`, the
+    /// floor of 2 so that a collection always has a free block to copy into); it takes the
+    /// full block with the fewest valid pages (greedy), moves them, then erases it.
+    pub gc_threshold: f64,
+    /// Garbage collection moves valid pages with copyback (read and program inside the die,
+    /// nothing on the channel) instead of through the controller (read out over the channel,
+    /// programmed back in). MQSim's `Use_Copyback_for_GC`.
+    pub gc_copyback: bool,
 }
 
 /// An invalid spec: the field and why.
@@ -223,6 +258,45 @@ impl FlashSpec {
                 format!("must be ≥ 0, got {}", t.command_ns),
             ));
         }
+        pos("timing.erase_us", t.erase_us)?;
+        let c = &self.controller;
+        if !(c.gc_threshold > 0.0 && c.gc_threshold < 1.0) {
+            return Err(err(
+                "controller.gc_threshold",
+                format!("must be in (0, 1), got {}", c.gc_threshold),
+            ));
+        }
+        if !(c.overprovisioning >= 0.0 && c.overprovisioning < 1.0) {
+            return Err(err(
+                "controller.overprovisioning",
+                format!("must be in [0, 1), got {}", c.overprovisioning),
+            ));
+        }
+        let (logical, threshold) = (self.logical_blocks_per_plane(), self.gc_threshold_blocks());
+        if logical == 0 || logical + threshold + 1 > g.blocks_per_plane {
+            return Err(err(
+                "controller.overprovisioning",
+                format!(
+                    "leaves {logical} of {} blocks per plane to the logical space; it needs at \
+                     least 1 and at most blocks − GC threshold ({threshold}) − 1",
+                    g.blocks_per_plane
+                ),
+            ));
+        }
+        if self.pages() >= u64::from(u32::MAX) {
+            return Err(err(
+                "geometry.blocks_per_plane",
+                format!("the drive's {} pages must be fewer than 2^32", self.pages()),
+            ));
+        }
+        if let Some(p) = &self.precondition {
+            if !(p.random_overwrites.is_finite() && p.random_overwrites >= 0.0) {
+                return Err(err(
+                    "precondition.random_overwrites",
+                    format!("must be ≥ 0, got {}", p.random_overwrites),
+                ));
+            }
+        }
         count(
             "controller.mapping_entry_bytes",
             self.controller.mapping_entry_bytes.into(),
@@ -312,6 +386,29 @@ impl FlashSpec {
             * u64::from(g.planes_per_die)
             * u64::from(g.blocks_per_plane)
             * u64::from(g.pages_per_block)
+    }
+
+    /// Blocks per plane in the logical space: `floor(blocks_per_plane × (1 −
+    /// overprovisioning))`.
+    pub fn logical_blocks_per_plane(&self) -> u32 {
+        (f64::from(self.geometry.blocks_per_plane) * (1.0 - self.controller.overprovisioning))
+            .floor() as u32
+    }
+
+    /// Free blocks below which a plane collects garbage: `max(2, floor(gc_threshold ×
+    /// blocks_per_plane))`.
+    pub fn gc_threshold_blocks(&self) -> u32 {
+        ((self.controller.gc_threshold * f64::from(self.geometry.blocks_per_plane)).floor() as u32)
+            .max(2)
+    }
+
+    /// The logical space, bytes: the logical blocks of every plane.
+    pub fn logical_bytes(&self) -> u64 {
+        self.dies()
+            * u64::from(self.geometry.planes_per_die)
+            * u64::from(self.logical_blocks_per_plane())
+            * u64::from(self.geometry.pages_per_block)
+            * u64::from(self.geometry.page_bytes)
     }
 
     /// Capacity, bytes.

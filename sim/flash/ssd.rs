@@ -6,6 +6,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
+use super::ftl::{Ftl, GcJob};
 use super::spec::FlashSpec;
 use crate::engine::{EventQueue, Server, Stats};
 
@@ -71,6 +72,12 @@ pub struct FlashReport {
     pub multi_plane_ops: u64,
     /// Reads of translation pages (mapping-table misses).
     pub translation_reads: u64,
+    /// Garbage collection during the run: blocks erased, valid pages moved.
+    pub erases: u64,
+    pub gc_page_copies: u64,
+    /// Flash pages programmed per logical page the host wrote: (host pages + moved pages) /
+    /// host pages; 0 when the host wrote nothing.
+    pub write_amplification: f64,
     /// Busy fraction of each channel's bus.
     pub channel_utilisation: Vec<f64>,
     /// Mean busy fraction of the dies' arrays.
@@ -118,9 +125,25 @@ struct Request {
     translating: bool,
 }
 
+/// What a page operation is besides a host read or program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gc {
+    /// A host operation or a translation read.
+    No,
+    /// A collection's read of a valid page out to the controller; then its program, op `0`.
+    Read(usize),
+    /// A collection's program of a moved page.
+    Program,
+    /// A collection's copyback: read and program inside the die.
+    Copyback,
+    /// A collection's block erase.
+    Erase,
+}
+
 #[derive(Debug, Clone, Copy)]
 struct PageOp {
     req: usize,
+    gc: Gc,
     write: bool,
     die: usize,
     plane: u32,
@@ -156,10 +179,10 @@ pub struct Ssd<'a> {
     cmt_clock: u64,
     /// Translation pages being read, and the reads waiting for each.
     in_flight: BTreeMap<u64, Vec<usize>>,
-    /// Pages written during the run: logical page → page index within its plane.
-    remapped: HashMap<u64, u64>,
-    /// Next free page index per plane (writes go to free pages after the preconditioned ones).
-    frontier: Vec<u64>,
+    /// Where each logical page lives, blocks, free blocks, garbage collection.
+    ftl: Ftl,
+    /// Collection operations started by the pages being written, enqueued after them.
+    gc_pending: Vec<usize>,
     cache_free: u64,
     /// Bytes of cached writes dispatched to flash and not yet programmed.
     write_back: u64,
@@ -177,8 +200,6 @@ impl<'a> Ssd<'a> {
     fn new(spec: &'a FlashSpec) -> Self {
         let g = &spec.geometry;
         let dies = spec.dies() as usize;
-        let planes = dies * g.planes_per_die as usize;
-        let per_plane = u64::from(g.blocks_per_plane) * u64::from(g.pages_per_block);
         Ssd {
             spec,
             q: EventQueue::new(),
@@ -196,10 +217,8 @@ impl<'a> Ssd<'a> {
             cmt_lru: BTreeMap::new(),
             cmt_clock: 0,
             in_flight: BTreeMap::new(),
-            remapped: HashMap::new(),
-            // The logical space fills the planes' first pages (a preconditioned drive written
-            // once in order); writes take the pages after it.
-            frontier: vec![per_plane / 2; planes],
+            ftl: Ftl::new(spec),
+            gc_pending: Vec::new(),
             cache_free: spec.controller.write_cache_bytes,
             write_back: 0,
             cache_waiting: VecDeque::new(),
@@ -213,35 +232,90 @@ impl<'a> Ssd<'a> {
         }
     }
 
-    /// The logical space, bytes: half the drive (the other half is the free pages writes go
-    /// to; no run writes more than that, see [`run`]).
-    pub fn logical_bytes(spec: &FlashSpec) -> u64 {
-        spec.capacity_bytes() / 2
+    /// Physical page `ppn` (plane × pages per plane + index) as die, plane of the die, and
+    /// page index within the plane. Dies are numbered channel-major, so that a die's channel
+    /// is `die % channels`.
+    fn place(&self, ppn: u64) -> (usize, u32, u64) {
+        let p = self.spec.geometry.planes_per_die as usize;
+        let plane = (ppn / self.ftl.per_plane()) as usize;
+        (plane / p, (plane % p) as u32, ppn % self.ftl.per_plane())
     }
 
-    /// Where logical page `lpn` lives: die, plane, and page index within the plane. Pages are
-    /// striped channel first, then way, die and plane (MQSim's CWDP order), so consecutive
-    /// pages go to different channels.
+    /// Where logical page `lpn` lives now: die, plane, and page index within the plane. Pages
+    /// are striped channel first, then way, die and plane (MQSim's CWDP order), so
+    /// consecutive pages go to different channels; a page moves only within its plane.
     fn locate(&self, lpn: u64) -> (usize, u32, u64) {
-        let g = &self.spec.geometry;
-        let (c, w, d, p) = (
-            u64::from(g.channels),
-            u64::from(g.ways),
-            u64::from(g.dies_per_chip),
-            u64::from(g.planes_per_die),
+        self.place(self.ftl.resolve(lpn))
+    }
+
+    /// The operations of collection `job`: each valid page moved (a copyback, or a read out
+    /// whose program follows it), then the erase; queued in `gc_pending`.
+    fn gc_ops(&mut self, job: &GcJob) {
+        let page = u64::from(self.spec.geometry.page_bytes);
+        let push = |s: &mut Self, op: PageOp| {
+            s.ops.push(op);
+            s.ops.len() - 1
+        };
+        for &(from, to) in &job.moves {
+            let (die, plane, idx) = self.place(to);
+            let (_, _, old) = self.place(from);
+            let prog = PageOp {
+                req: BACKGROUND,
+                gc: Gc::Program,
+                write: true,
+                die,
+                plane,
+                page: idx,
+                tpage: None,
+                page_type: self.page_type(idx),
+                bytes: page,
+            };
+            if self.spec.controller.gc_copyback {
+                let o = push(
+                    self,
+                    PageOp {
+                        gc: Gc::Copyback,
+                        ..prog
+                    },
+                );
+                self.gc_pending.push(o);
+            } else {
+                let p = push(self, prog);
+                let read = PageOp {
+                    gc: Gc::Read(p),
+                    write: false,
+                    page: old,
+                    page_type: self.page_type(old),
+                    ..prog
+                };
+                let o = push(self, read);
+                self.gc_pending.push(o);
+            }
+        }
+        let first = u64::from(job.block) * u64::from(self.spec.geometry.pages_per_block);
+        let (die, plane, _) = self.place(job.plane as u64 * self.ftl.per_plane() + first);
+        let o = push(
+            self,
+            PageOp {
+                req: BACKGROUND,
+                gc: Gc::Erase,
+                write: true,
+                die,
+                plane,
+                page: first,
+                tpage: None,
+                page_type: 0,
+                bytes: 0,
+            },
         );
-        let ch = lpn % c;
-        let way = (lpn / c) % w;
-        let die = (lpn / (c * w)) % d;
-        let plane = (lpn / (c * w * d)) % p;
-        let idx = self
-            .remapped
-            .get(&lpn)
-            .copied()
-            .unwrap_or(lpn / (c * w * d * p));
-        // Die number: channel-major, so that a die's channel is `die % channels`.
-        let die_no = (die * w + way) * c + ch;
-        (die_no as usize, plane as u32, idx)
+        self.gc_pending.push(o);
+    }
+
+    /// Enqueues the collection operations the last pages written started.
+    fn flush_gc(&mut self, now: f64) {
+        for o in std::mem::take(&mut self.gc_pending) {
+            self.enqueue(o, now);
+        }
     }
 
     /// The scheduling unit of die `die`: the die itself with die interleaving, else its chip
@@ -281,16 +355,18 @@ impl<'a> Ssd<'a> {
         while at < offset + bytes {
             let lpn = at / page;
             let end = ((lpn + 1) * page).min(offset + bytes);
-            let (die, plane, mut idx) = self.locate(lpn);
-            if write {
-                let g = &self.spec.geometry;
-                let slot = (die * g.planes_per_die as usize) + plane as usize;
-                idx = self.frontier[slot];
-                self.frontier[slot] += 1;
-                self.remapped.insert(lpn, idx);
-            }
+            let (die, plane, idx) = if write {
+                let (ppn, gc) = self.ftl.write(lpn);
+                if let Some(job) = gc {
+                    self.gc_ops(&job);
+                }
+                self.place(ppn)
+            } else {
+                self.locate(lpn)
+            };
             let op = PageOp {
                 req: r,
+                gc: Gc::No,
                 write,
                 die,
                 plane,
@@ -353,6 +429,24 @@ impl<'a> Ssd<'a> {
         }
         let head = self.unit_queue[unit].pop_front().expect("non-empty");
         let die = self.ops[head].die;
+        let ch = self.channel_of(die);
+        let cmd = self.spec.timing.command_ns;
+        // A collection's erase or copyback: one command, then the die works alone.
+        if matches!(self.ops[head].gc, Gc::Erase | Gc::Copyback) {
+            self.unit_busy[unit] = true;
+            let t = self.channels[ch].reserve(now, cmd);
+            let busy = if self.ops[head].gc == Gc::Erase {
+                self.spec.timing.erase_us
+            } else {
+                let ty = self.ops[head].page_type;
+                self.stats_reads += 1;
+                self.stats_programs += 1;
+                self.spec.timing.read_us[ty] + self.spec.timing.program_us[ty]
+            } * 1e3;
+            self.die_array_busy[die] += busy;
+            self.q.push(t + busy, Event::DieFree(die));
+            return;
+        }
         let mut batch = vec![head];
         if self.spec.timing.multi_plane {
             let planes = self.spec.geometry.planes_per_die as usize;
@@ -365,7 +459,13 @@ impl<'a> Ssd<'a> {
                     .all(|&b| self.ops[b].plane != self.ops[o].plane);
                 // Multi-plane commands address the same page in each plane (ONFI).
                 let same_page = self.ops[o].page == self.ops[head].page;
-                if self.ops[o].write == write && self.ops[o].die == die && free && same_page {
+                let plain = !matches!(self.ops[o].gc, Gc::Erase | Gc::Copyback);
+                if self.ops[o].write == write
+                    && plain
+                    && self.ops[o].die == die
+                    && free
+                    && same_page
+                {
                     batch.push(o);
                     self.unit_queue[unit].remove(i);
                 } else {
@@ -377,8 +477,6 @@ impl<'a> Ssd<'a> {
             self.stats_multi += 1;
         }
         self.unit_busy[unit] = true;
-        let ch = self.channel_of(die);
-        let cmd = self.spec.timing.command_ns;
         let types = |s: &Self, f: &dyn Fn(usize) -> f64| {
             batch
                 .iter()
@@ -442,6 +540,12 @@ impl<'a> Ssd<'a> {
             }
             return;
         }
+        match op.gc {
+            // A moved page has reached the controller: program it into its new place.
+            Gc::Read(program) => return self.enqueue(program, now),
+            Gc::Program | Gc::Copyback | Gc::Erase => return,
+            Gc::No => {}
+        }
         let r = op.req;
         if op.write && self.spec.controller.write_cache_bytes > 0 {
             // A cached write's program frees its cache space; the request completed earlier.
@@ -474,6 +578,7 @@ impl<'a> Ssd<'a> {
         for o in ops {
             self.enqueue(o, now);
         }
+        self.flush_gc(now);
     }
 
     fn admit_cached_writes(&mut self, now: f64) {
@@ -511,7 +616,9 @@ impl<'a> Ssd<'a> {
             let t = self.dram.reserve(now, need as f64 / (mb_s * 1e6) * 1e9);
             let ops = self.page_ops(r);
             self.reqs[r].left = 0;
-            for o in ops {
+            // The pages, then the collections they started.
+            let gc = std::mem::take(&mut self.gc_pending);
+            for o in ops.into_iter().chain(gc) {
                 self.q.push(t, Event::Flush(o));
             }
             self.q.push(t, Event::Complete(r));
@@ -550,6 +657,7 @@ impl<'a> Ssd<'a> {
             let (die, plane, idx) = self.locate(tp);
             let op = PageOp {
                 req: BACKGROUND,
+                gc: Gc::No,
                 write: false,
                 die,
                 plane,
@@ -578,7 +686,7 @@ impl<'a> Ssd<'a> {
 /// Runs `work` on `spec` and reports. The same inputs give the same report, bit for bit.
 pub fn run(spec: &FlashSpec, work: &Workload) -> Result<FlashReport, FlashError> {
     let bad = |field, why: String| Err(FlashError::Workload { field, why });
-    let logical = Ssd::logical_bytes(spec);
+    let logical = spec.logical_bytes();
     let span = if work.span_bytes == 0 {
         logical
     } else {
@@ -613,15 +721,6 @@ pub fn run(spec: &FlashSpec, work: &Workload) -> Result<FlashReport, FlashError>
             ),
         );
     }
-    let writes_max = work.requests as f64 * (1.0 - work.read_fraction) * work.request_bytes as f64;
-    if writes_max > (spec.capacity_bytes() - logical) as f64 * 0.9 {
-        return bad(
-            "requests",
-            "the run would write more than the drive's free pages; garbage collection is not \
-             modelled"
-                .into(),
-        );
-    }
     let mut rng = ChaCha8Rng::seed_from_u64(work.seed);
     let slots = span / work.request_bytes;
     let reqs: Vec<(bool, u64, u64)> = (0..work.requests)
@@ -645,6 +744,9 @@ pub(crate) fn simulate(
     reqs: &[(bool, u64, u64)],
 ) -> FlashReport {
     let mut ssd = Ssd::new(spec);
+    if let Some(p) = &spec.precondition {
+        precondition(&mut ssd.ftl, p.random_overwrites, p.seed);
+    }
     for &(write, offset, bytes) in reqs {
         ssd.reqs.push(Request {
             write,
@@ -716,6 +818,13 @@ pub(crate) fn simulate(
         array_programs: ssd.stats_programs,
         multi_plane_ops: ssd.stats_multi,
         translation_reads: ssd.stats_translations,
+        erases: ssd.ftl.erases,
+        gc_page_copies: ssd.ftl.copies,
+        write_amplification: if ssd.ftl.host_pages == 0 {
+            0.0
+        } else {
+            (ssd.ftl.host_pages + ssd.ftl.copies) as f64 / ssd.ftl.host_pages as f64
+        },
         channel_utilisation: ssd
             .channels
             .iter()
@@ -726,4 +835,22 @@ pub(crate) fn simulate(
         host_utilisation_d2h: ssd.d2h.utilisation(span_all),
         host_utilisation_h2d: ssd.h2d.utilisation(span_all),
     }
+}
+
+/// Writes `overwrites` × the logical space in single pages at uniformly drawn logical pages
+/// (seeded by `seed`), collecting garbage as the drive would but taking no time, then zeroes
+/// the counters: the state a run on a drive written that way starts from. Planes collect
+/// independently (a logical page stays in its plane), so plane 0 alone is overwritten,
+/// `overwrites` × its logical pages, and its state given to every plane: each plane is in the
+/// state random overwrites leave it in, at 1/planes of the work.
+pub(crate) fn precondition(ftl: &mut Ftl, overwrites: f64, seed: u64) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let per = ftl.logical_per_plane();
+    let n = (overwrites * per as f64).round() as u64;
+    for _ in 0..n {
+        let lpn = ftl.home_lpn(0, rng.random_range(0..per));
+        ftl.write(lpn);
+    }
+    ftl.replicate_plane_0();
+    (ftl.host_pages, ftl.copies, ftl.erases) = (0, 0, 0);
 }
