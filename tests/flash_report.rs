@@ -82,14 +82,24 @@ fn render() -> String {
          host wrote; erases: blocks garbage collection erased during the run. MB = 10^6 bytes; latency from submission to completion. Plots: `flash_bandwidth.svg` \
          (bandwidth by pattern) and `flash_latency_cdf.svg` (4 KiB random reads at depth 32).\n",
     );
+    // Every row is an independent run: run them on all cores, then render in order.
+    use rayon::prelude::*;
+    let jobs: Vec<(usize, &str, Workload)> = (0..PRESETS.len())
+        .flat_map(|i| patterns().into_iter().map(move |(l, w)| (i, l, w)))
+        .collect();
+    let reports: Vec<cascade::flash::FlashReport> = jobs
+        .par_iter()
+        .map(|(i, label, w)| run_row(&preset(PRESETS[*i].0).unwrap(), label, w))
+        .collect();
+    let mut reports = reports.into_iter();
     for (name, _) in PRESETS {
         let spec = preset(name).unwrap();
         s += &format!(
             "\n## `{name}`\n\n{}\n\n| pattern | kIOPS | MB/s | mean µs | p50 µs | p99 µs | dies busy | link busy (out/in) | write amp. | erases |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
             spec.source
         );
-        for (label, w) in patterns() {
-            let r = run_row(&spec, label, &w);
+        for (label, _) in patterns() {
+            let r = reports.next().unwrap();
             let wa = if r.writes == 0 {
                 "–".to_string()
             } else {

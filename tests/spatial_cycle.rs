@@ -91,9 +91,11 @@ fn ideal_timing_agrees_with_the_analytical_model_on_the_golden_cases() {
 }
 
 #[test]
-fn ideal_timing_agrees_on_the_fusemax_points_at_1k_and_4k() {
+fn ideal_timing_agrees_on_the_fusemax_points_at_1k() {
+    // All 72 points are in reports/memory/spatial_cycle.md (the regenerate run); the test
+    // keeps to the 12 at 1K tokens to bound the suite's time.
     let spec = DramSpec::preset("hbm3_h100").unwrap();
-    for (model, seq, design, groups) in fusemax_points(Some(&[1024, 4096]), &spec) {
+    for (model, seq, design, groups) in fusemax_points(Some(&[1024]), &spec) {
         let a = total(&groups, |g| g.0.analytical_cycles);
         let c = total(&groups, |g| g.0.cycles);
         assert!(
