@@ -447,11 +447,12 @@ fn enumerate(p: &Problem, a: &ArchP, space: &Space) -> Vec<Point> {
         }
         // Factor digits: odometer over digits whose radix depends on the digits before them.
         let mut digits = vec![0u16; space.ranks.len() * ns];
+        let mut open = Vec::new();
         loop {
             pt.factors.clone_from(&digits);
             space.radices(&mut radix);
             // Orders: permutations of the loops of each temporal slot with a factor > 1.
-            if space.factors(p, &pt, &mut f).is_some() {
+            if space.factors_open(p, &pt, &mut f, &mut open).is_some() {
                 for order in orders(space, &f) {
                     let mut q = pt.clone();
                     q.prio = order;
@@ -469,15 +470,19 @@ fn enumerate(p: &Problem, a: &ArchP, space: &Space) -> Vec<Point> {
                 }
             }
             // Next digits (last digit fastest), each below its radix at the current point
-            // (the radices of later digits are recomputed once they restart from 0).
+            // (the radices of later digits are recomputed once they restart from 0). A digit
+            // whose larger values cannot change its factor is not advanced: they would decode
+            // to factorizations already seen (`Space::factors_open`).
             let mut k = digits.len();
             let mut wrapped = true;
             while k > 0 {
                 k -= 1;
-                digits[k] += 1;
-                if digits[k] < radix[k] {
-                    wrapped = false;
-                    break;
+                if open[k] {
+                    digits[k] += 1;
+                    if digits[k] < radix[k] {
+                        wrapped = false;
+                        break;
+                    }
                 }
                 digits[k] = 0;
             }

@@ -460,8 +460,26 @@ impl Space {
     /// Decode a point into the factor of every (rank, slot); `None` if a constraint cannot be met.
     pub fn factors(&self, p: &Problem, pt: &Point, out: &mut Vec<u64>) -> Option<()> {
         FACTOR_SCRATCH.with(|fs| match fs.try_borrow_mut() {
-            Ok(mut fs) => self.factors_in(p, pt, out, &mut fs),
-            Err(_) => self.factors_in(p, pt, out, &mut FactorScratch::default()),
+            Ok(mut fs) => self.factors_in(p, pt, out, &mut fs, None),
+            Err(_) => self.factors_in(p, pt, out, &mut FactorScratch::default(), None),
+        })
+    }
+
+    /// [`Space::factors`], also marking in `open` each factor digit whose larger values could
+    /// still change its factor (given the digits before it). Decoding is sequential in digit
+    /// order and a factor grows with its digit, so a digit that is not open (at its largest
+    /// effect, never read, or after the point where decoding failed) can skip its larger values
+    /// without losing a distinct factorization: the exhaustive enumeration relies on it.
+    pub fn factors_open(
+        &self,
+        p: &Problem,
+        pt: &Point,
+        out: &mut Vec<u64>,
+        open: &mut Vec<bool>,
+    ) -> Option<()> {
+        FACTOR_SCRATCH.with(|fs| match fs.try_borrow_mut() {
+            Ok(mut fs) => self.factors_in(p, pt, out, &mut fs, Some(open)),
+            Err(_) => self.factors_in(p, pt, out, &mut FactorScratch::default(), Some(open)),
         })
     }
 
@@ -471,10 +489,15 @@ impl Space {
         pt: &Point,
         out: &mut Vec<u64>,
         fs: &mut FactorScratch,
+        mut open: Option<&mut Vec<bool>>,
     ) -> Option<()> {
         let ns = self.slots.len();
         out.clear();
         out.resize(self.ranks.len() * ns, 1);
+        if let Some(o) = open.as_deref_mut() {
+            o.clear();
+            o.resize(self.ranks.len() * ns, false);
+        }
         // Ranks the Einsums bound to each unit iterate.
         let mut bound_ranks = [0u32; 64];
         for k in 0..self.einsums.len() {
@@ -521,7 +544,16 @@ impl Space {
                     // fanout").
                     let divs = &self.rank_divs[ri];
                     let d = usize::from(pt.factors[ri * ns + si]);
-                    self.pick_factor(left, cap[si], !s.temporal(), divs.get(d).copied())
+                    let f = self.pick_factor(left, cap[si], !s.temporal(), divs.get(d).copied());
+                    if let Some(o) = open.as_deref_mut() {
+                        // The largest digit (as `radices` counts them) asks for the most.
+                        let top = divs.iter().filter(|&&x| x <= s.limit).count()
+                            - usize::from(s.temporal());
+                        let most =
+                            self.pick_factor(left, cap[si], !s.temporal(), divs.get(top).copied());
+                        o[ri * ns + si] = most != f;
+                    }
+                    f
                 }
             };
             if f > 1 && !s.temporal() {
