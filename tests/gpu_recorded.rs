@@ -80,7 +80,11 @@ fn analytical_and_cycle_agree_on_recorded_cases() {
         100.0 * worst.0,
         worst.1
     );
-    assert!(worst.0 <= 0.05, "{worst:?}");
+    // 6%: with HBM rates from the DRAM model (reads 3.23 TB/s on the H100 preset, 7% above
+    // the old copy-calibrated 3.01) the cycle engine's per-channel servers let FA2's short
+    // causal CTAs (`ours_fa2_b1_h32_n1024_d128_c1`) finish 1.3 µs sooner, where the analytical
+    // makespan is compute-bound and does not move: 3.6% → 5.4%.
+    assert!(worst.0 <= 0.06, "{worst:?}");
 }
 
 #[test]

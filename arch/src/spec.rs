@@ -389,6 +389,11 @@ pub struct GpuSpec {
     pub max_ctas_per_sm: u32,
     /// Maximum resident threads per SM.
     pub max_threads_per_sm: u32,
+    /// The DRAM timing preset of the root (HBM) level, `levels[0].memory`: the GPU models
+    /// take their achievable HBM rates from the cycle-level DRAM model on it. Not a field of
+    /// `[gpu]`: filled in from the level when the architecture is read.
+    #[serde(skip)]
+    pub memory: Option<String>,
 }
 
 impl GpuSpec {
@@ -463,8 +468,12 @@ impl Architecture {
         Ok(arch)
     }
 
-    /// Levels that name a memory preset and give no bandwidth take the preset's peak.
+    /// Levels that name a memory preset and give no bandwidth take the preset's peak; a GPU
+    /// takes its root level's preset as `gpu.memory`.
     fn resolve_memory(&mut self) {
+        if let Some(gpu) = &mut self.gpu {
+            gpu.memory = self.levels.first().and_then(|l| l.memory.clone());
+        }
         for level in &mut self.levels {
             if let Some(name) = &level.memory {
                 let none = level.bandwidth.is_none()

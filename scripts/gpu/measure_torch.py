@@ -530,6 +530,37 @@ HELDOUT7 = {
 }
 
 
+# The eighth held-out set: measured once after the GPU models took their HBM rates from the DRAM
+# model (sim/dram/sustained.rs), shapes in no earlier set.
+HELDOUT8 = {
+    "gemm_aligned": [(1856, 1856, 1856), (3712, 3712, 3712), (4992, 4992, 4992), (6272, 6272, 6272),
+                     (7808, 7808, 7808), (2432, 14336, 4096), (4096, 7680, 2048), (3840, 9216, 8192),
+                     (10240, 3072, 4096), (2816, 2816, 12288), (11264, 1792, 1024), (640, 4224, 4096),
+                     (352, 8192, 4096), (5632, 6144, 2560)],
+    "gemm_misaligned": [(1093, 1093, 1093), (2621, 2621, 2621), (3331, 4096, 4096), (4096, 3331, 4096),
+                        (4096, 4096, 3331), (2770, 2771, 2772), (5400, 5401, 1350), (3810, 3810, 3810),
+                        (4096, 6162, 4096), (1920, 1922, 6144), (999, 4747, 2929)],
+    "gemm_skinny": [(1, 12288, 12288), (6, 12288, 4096), (16, 6144, 6144), (26, 28672, 4096),
+                    (112, 8192, 8192), (152, 4096, 4096), (1, 18432, 5120), (13, 4096, 11008),
+                    (44, 4096, 4096), (1, 26624, 4096)],
+    "gemm_dtype": [("fp16", [3712, 4992, 7808]), ("tf32", [3712, 4992]), ("fp32", [1856, 3712]),
+                   ("fp8", [3712, 4992, 7808, 12800])],
+    "bmm": [(68, 1024, 1024, 64), (11, 4096, 4096, 128), (160, 320, 320, 64), (1024, 32, 32, 64),
+            (2, 1792, 14336, 4096), (240, 128, 128, 128), (22, 1792, 1792, 128), (13, 1024, 8192, 128)],
+    "sdpa": [(6, 20, 1024, 128, False), (1, 52, 4096, 128, True), (3, 20, 3072, 128, True),
+             (22, 8, 2048, 64, False), (44, 12, 512, 64, False), (28, 16, 768, 64, True),
+             (30, 12, 384, 64, True), (6, 32, 1280, 128, True)],
+    "sdpa_default": [(3, 32, 2560, 128, True), (1, 44, 8192, 128, True), (36, 16, 512, 64, False),
+                     (2, 32, 7168, 128, False), (1, 24, 18432, 64, True), (14, 32, 640, 128, True)],
+    "decode": [(11, 32, 8, 4096), (52, 32, 8, 1024), (1, 64, 8, 53248), (112, 32, 8, 1536)],
+    "softmax": [(53248, 1024), (24576, 2048), (4608, 6144), (4608, 16384), (2560, 20480), (98304, 640)],
+    "norm": [(49152, 4096), (3584, 8192), (98304, 768), (1408, 4096), (22, 8192)],
+    "silu_mul": [(2560, 14336), (4608, 14336), (22, 14336), (3328, 28672)],
+    "add": [17 << 20, 17 << 23, 17 << 24, 13 << 26],
+    "copy": [13 << 20, 208 << 20, 1664 << 20, 3072 << 20],
+}
+
+
 def cases_heldout1():
     return held_out_cases(HELDOUT1)
 
@@ -556,6 +587,10 @@ def cases_heldout6():
 
 def cases_heldout7():
     return held_out_cases(HELDOUT7)
+
+
+def cases_heldout8():
+    return held_out_cases(HELDOUT8)
 
 
 def cases_skinnysweep():
@@ -724,7 +759,7 @@ def start_costs(flush, reps):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--set", default="dev", choices=["dev", "heldout1", "heldout2", "heldout3", "heldout4", "heldout5", "heldout6", "heldout7", "rowsweep", "skinnysweep"])
+    ap.add_argument("--set", default="dev", choices=["dev", "heldout1", "heldout2", "heldout3", "heldout4", "heldout5", "heldout6", "heldout7", "heldout8", "rowsweep", "skinnysweep"])
     ap.add_argument("--out", required=True)
     ap.add_argument("--reps", type=int, default=40)
     ap.add_argument("--only", default="")
@@ -766,6 +801,7 @@ def main():
         "heldout5": cases_heldout5,
         "heldout6": cases_heldout6,
         "heldout7": cases_heldout7,
+        "heldout8": cases_heldout8,
         "rowsweep": cases_rowsweep,
         "skinnysweep": cases_skinnysweep,
     }

@@ -15,6 +15,8 @@
 //!   rules.
 //! - `frontend.rs`: Ramulator 2.0's load/store traces ([`TraceReader`], [`run_trace`]) and
 //!   synthetic [`Workload`]s (streaming, random, read/write mixes, bank conflicts).
+//! - [`SustainedRates`] (`sustained.rs`): the rates a preset sustains on the streams a GPU's L2
+//!   sends it (reads, writes, copies), which the GPU models take as their HBM bandwidth.
 //! - [`DramReport`] (`report.rs`): bandwidth, read latency (via [`crate::engine::Stats`]),
 //!   row hits, commands, refreshes and energy, in total and per channel.
 //!
@@ -51,6 +53,7 @@ mod mapping;
 mod model;
 mod report;
 mod spec;
+pub mod sustained;
 #[cfg(test)]
 mod tests;
 
@@ -63,6 +66,7 @@ pub use spec::{
     CommandBus, Controller, DramSpec, Energy, Organization, PagePolicy, QueueScope, Refresh,
     RefreshMode, Scheduler, SpecError, Timing, PRESETS,
 };
+pub use sustained::SustainedRates;
 
 use std::path::Path;
 

@@ -497,7 +497,11 @@ fn kernel_estimate_with(
     let occ = u64::from(p.occupancy).min(chunks).max(1);
     let waves = chunks.div_ceil(occ);
     let t = p.sm_step_s(sms);
-    let (bw_h, bw_l) = (hw.hbm_bw, hw.l2_bw_for(p.vector));
+    // HBM sustains the rate of the kernel's mix of reads and writes (the DRAM model's).
+    let (bw_h, bw_l) = (
+        hw.hbm_bw_for(p.hbm_read_share(sms, writeback)),
+        hw.l2_bw_for(p.vector),
+    );
     let xfer = |hbm: f64, l2: f64| (hbm / bw_h).max(l2 / bw_l);
     let stages = u64::from(p.stages.max(1));
     let ack = hw.l2_latency_s;

@@ -6,6 +6,7 @@
 
 use super::mapping::InstrClass;
 use super::op::Dtype;
+use crate::dram::SustainedRates;
 use cascade_arch::GpuSpec;
 use serde::Serialize;
 
@@ -127,6 +128,12 @@ pub const HBM_MEASURED_FRACTION: f64 = 0.8985;
 /// spec lacks that ceiling (the H100 has the same GH100 L2).
 pub const L2_REQUESTS_MEASURED: f64 = 28.6e9;
 
+/// The DRAM model's sustained rates on memory preset `name`, or `None` when it cannot give
+/// them (a preset the architecture accepted always can: `cascade_arch` checks the name).
+fn dram_rates(name: &str) -> Option<SustainedRates> {
+    SustainedRates::of_preset(name).ok()
+}
+
 /// Derived GPU quantities.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GpuParams {
@@ -136,10 +143,16 @@ pub struct GpuParams {
     pub clock_hz: f64,
     /// FP32 lanes per SM (`fp32_fma` FLOP/clk/SM ÷ 2).
     pub fp32_lanes_per_sm: f64,
-    /// Achievable HBM bandwidth, bytes/s: the spec's bandwidth times the measured copy
-    /// ceiling's fraction of it (a copy streams at the rate HBM sustains for mixed reads and
-    /// writes; the whitepaper's 3.35 TB/s is the pin rate, which no access pattern reaches).
+    /// Achievable HBM bandwidth of a copy (half reads, half writes), bytes/s: the DRAM model's
+    /// rate on the spec's memory preset ([`GpuParams::hbm_rates`]) or, for a spec that names
+    /// none, the spec's bandwidth times the measured copy ceiling's fraction of it (the
+    /// whitepaper's 3.35 TB/s is the pin rate, which no access pattern reaches).
     pub hbm_bw: f64,
+    /// What the cycle-level DRAM model sustains on the spec's memory preset (`levels[0].memory`)
+    /// for sequential reads, copies and sequential writes ([`SustainedRates`]): a kernel's HBM
+    /// rate is [`GpuParams::hbm_bw_for`] its share of reads. `None` when the spec names no
+    /// preset (then every kernel gets [`GpuParams::hbm_bw`]).
+    pub hbm_rates: Option<SustainedRates>,
     /// Fraction of the dense tensor peak that `wgmma` main loops sustain (the measured GEMM
     /// ceiling's fraction of the peak).
     pub wgmma_efficiency: f64,
@@ -183,8 +196,29 @@ impl GpuParams {
     /// Derives the quantities from a spec, with the achievable fractions of the recorded H100
     /// run ([`WGMMA_MEASURED_FRACTION`], [`HBM_MEASURED_FRACTION`]); for another GPU, or a
     /// new run, use [`super::search::calibrate`] with its measured ceilings.
+    /// The HBM rates come from the DRAM model when the spec names a memory preset.
     pub fn new(spec: &GpuSpec) -> GpuParams {
         GpuParams::with_fractions(spec, WGMMA_MEASURED_FRACTION, HBM_MEASURED_FRACTION)
+            .with_dram_rates()
+    }
+
+    /// These quantities with the HBM rates of the DRAM model on the spec's memory preset
+    /// ([`SustainedRates::of_preset`]), replacing the fraction of the pin rate; unchanged when
+    /// the spec names no preset.
+    pub fn with_dram_rates(mut self) -> GpuParams {
+        if let Some(r) = self.spec.memory.as_deref().and_then(dram_rates) {
+            self.hbm_bw = r.copy;
+            self.hbm_rates = Some(r);
+        }
+        self
+    }
+
+    /// Achievable HBM bandwidth, bytes/s, of a kernel whose HBM bytes are `read_share` reads.
+    pub fn hbm_bw_for(&self, read_share: f64) -> f64 {
+        match &self.hbm_rates {
+            Some(r) => r.at(read_share),
+            None => self.hbm_bw,
+        }
     }
 
     /// Derives the quantities from a spec and ceilings measured on that GPU, taking the
@@ -208,6 +242,7 @@ impl GpuParams {
                 .get("fp32_fma")
                 .map_or(0.0, |f| f / 2.0),
             hbm_bw: spec.hbm_bandwidth.bytes_per_s() * hbm,
+            hbm_rates: None,
             wgmma_efficiency: wgmma,
             hbm_channels: spec.hbm_channels.max(1),
             hbm_bytes: spec.hbm.bytes(),
@@ -308,7 +343,16 @@ mod tests {
         assert_eq!(p.sms, 132);
         assert_eq!(p.fp32_lanes_per_sm, 128.0);
         assert_eq!(p.regs_per_sm, 65536.0);
+        // HBM from the DRAM model on the level's preset; without one, the copy fraction.
+        let rates = crate::dram::SustainedRates::of_preset("hbm3_h100").unwrap();
+        assert_eq!(p.spec().memory.as_deref(), Some("hbm3_h100"));
+        assert_eq!(p.hbm_bw, rates.copy);
+        assert!((p.hbm_bw_for(0.75) - (rates.copy + rates.read) / 2.0).abs() < 1.0);
+        let mut bare = arch.gpu.clone().unwrap();
+        bare.memory = None;
+        let p = GpuParams::new(&bare);
         assert!((p.hbm_bw - 0.8985 * 3.35e12).abs() < 1e3);
+        assert_eq!(p.hbm_bw_for(1.0), p.hbm_bw);
         assert_eq!(p.wgmma_efficiency, WGMMA_MEASURED_FRACTION);
         let literal =
             GpuParams::with_ceilings(arch.gpu.as_ref().unwrap(), &Ceilings::H100_RECORDED);

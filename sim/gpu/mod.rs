@@ -18,14 +18,18 @@
 //! clock (989 TFLOP/s), 228 KB shared memory and 256 KB registers per SM, 50 MB L2, HBM3 at
 //! 3.35 TB/s over 10 controllers, Accel-Sim SM90 latencies (L2 237 cycles, DRAM +194 cycles),
 //! kernel launch ≈ 3000 cycles. The L2 bandwidth (12 TB/s) is an estimate in the preset.
-//! The achievable tensor and HBM rates come from ceilings measured on the GPU machine
-//! ([`hw::Ceilings`]).
+//! The achievable tensor rate comes from a GEMM ceiling measured on the GPU ([`hw::Ceilings`]);
+//! the achievable HBM rates from the cycle-level DRAM model on the HBM level's memory preset
+//! ([`crate::dram::SustainedRates`]: sequential reads, copies and writes, interpolated by each
+//! kernel's share of reads, [`plan::KernelPlan::hbm_read_share`]).
 //!
 //! Modelling assumptions (each documented where it is used):
-//! - achievable rates: `wgmma` main loops at 0.8505 of the dense peak and HBM at 3.01 TB/s —
-//!   the values at which the model reproduces the cuBLAS 8192³ GEMM and 1 GiB copy measured on
-//!   the GPU machine ([`hw::WGMMA_MEASURED_FRACTION`], [`search::calibrate`]); `mma.sync` 0.65
-//!   and CUDA-core FFMA 0.8 of peak ([`InstrClass::efficiency`], priors);
+//! - achievable rates: `wgmma` main loops at the fraction of the dense peak at which the model
+//!   reproduces the cuBLAS 8192³ GEMM measured on the GPU ([`hw::WGMMA_MEASURED_FRACTION`],
+//!   [`search::calibrate`]); HBM as the DRAM model sustains it (on the H100 preset 3.23 TB/s
+//!   reading, 3.06 copying; a spec without a memory preset takes the measured copy's fraction,
+//!   [`hw::HBM_MEASURED_FRACTION`]); `mma.sync` 0.65 and CUDA-core FFMA 0.8 of peak
+//!   ([`InstrClass::efficiency`], priors);
 //! - `mma.sync` kernels move every warp's operand fragments through shared memory (128 B/clk/SM)
 //!   in series with their MMAs; fragment epilogues (16-byte partial-sector stores) pass HBM
 //!   twice and hold their SM ([`plan::KernelPlan::epilogue_fill`]);

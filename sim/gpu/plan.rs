@@ -485,6 +485,33 @@ impl KernelPlan {
         }
     }
 
+    /// Share of the kernel's HBM bytes that are reads, counting `writeback` bytes of dirty
+    /// lines it evicts as writes: from its first, middle and last chunks (each chunk's HBM
+    /// reads, fragment-epilogue fills and stores), which stand for the others. 1 when the
+    /// kernel moves nothing.
+    pub fn hbm_read_share(&self, sms: u64, writeback: f64) -> f64 {
+        let chunks = self.chunks(sms).max(1);
+        let mut js = [0, chunks / 2, chunks - 1];
+        js.sort_unstable();
+        let (mut reads, mut writes, mut n) = (0.0, 0.0, 0.0);
+        for (i, &j) in js.iter().enumerate() {
+            if i > 0 && js[i - 1] == j {
+                continue;
+            }
+            let ch = self.chunk_totals(j, sms);
+            reads += ch.hbm_reads + self.epilogue_fill * ch.ctas as f64;
+            writes += ch.writes;
+            n += 1.0;
+        }
+        let scale = chunks as f64 / n;
+        let (reads, writes) = (reads * scale, writes * scale + writeback.max(0.0));
+        if reads + writes > 0.0 {
+            reads / (reads + writes)
+        } else {
+            1.0
+        }
+    }
+
     /// Total bytes of the shared operands (each distinct tile once).
     pub fn shared_footprint(&self) -> f64 {
         self.streams

@@ -492,6 +492,9 @@ pub struct Comparison {
     /// The calibrated `wgmma` fraction of the dense peak and HBM bandwidth (bytes/s) the model
     /// ran with ([`calibrate`]).
     pub calibrated: (f64, f64),
+    /// The HBM rates the model took from the DRAM model ([`GpuParams::hbm_rates`]), if the
+    /// spec names a memory preset (then HBM is not fitted to the copy).
+    pub hbm_rates: Option<crate::dram::SustainedRates>,
 }
 
 impl Comparison {
@@ -629,6 +632,7 @@ pub fn compare(cases: &[RecordedCase], spec: &GpuSpec) -> Comparison {
         cases,
         figures,
         calibrated: (hw.wgmma_efficiency, hw.hbm_bw),
+        hbm_rates: hw.hbm_rates,
     }
 }
 
@@ -695,13 +699,31 @@ pub fn report_markdown(cmp: &Comparison) -> String {
         f.ceilings.gemm_flops / 1e12,
         cmp.calibrated.0
     );
-    let _ = writeln!(
-        s,
-        "- device-to-device copy of 1 GiB (read + write bytes): **{:.0} GB/s** — the model's HBM \
-         delivers {:.0} GB/s, at which it reproduces this case.",
-        f.ceilings.copy_bytes_per_s / 1e9,
-        cmp.calibrated.1 / 1e9
-    );
+    match &cmp.hbm_rates {
+        Some(r) => {
+            let _ = writeln!(
+                s,
+                "- device-to-device copy of 1 GiB (read + write bytes): **{:.0} GB/s** — not \
+                 fitted: the model's HBM rates come from the DRAM model on the spec's memory \
+                 preset, which sustains {:.0} GB/s copying ({:+.1}% from this case), {:.0} GB/s \
+                 reading and {:.0} GB/s writing.",
+                f.ceilings.copy_bytes_per_s / 1e9,
+                r.copy / 1e9,
+                (r.copy / f.ceilings.copy_bytes_per_s - 1.0) * 100.0,
+                r.read / 1e9,
+                r.write / 1e9
+            );
+        }
+        None => {
+            let _ = writeln!(
+                s,
+                "- device-to-device copy of 1 GiB (read + write bytes): **{:.0} GB/s** — the \
+                 model's HBM delivers {:.0} GB/s, at which it reproduces this case.",
+                f.ceilings.copy_bytes_per_s / 1e9,
+                cmp.calibrated.1 / 1e9
+            );
+        }
+    }
     let _ = writeln!(
         s,
         "- stream launch gap: **{:.2} µs** per timed launch — median over the {} cases under \

@@ -349,6 +349,8 @@ pub fn try_estimate_with(op: &GpuOp, hw: &GpuParams) -> Result<GpuEstimate, GpuE
 /// Derived parameters whose achievable rates reproduce measured ceilings through the model:
 /// the `wgmma` fraction makes the searched 8192³ bf16 GEMM take the measured time, the HBM
 /// fraction makes the searched 1 GiB copy take the measured time (a few fixed-point steps).
+/// When the spec names a memory preset, HBM is not fitted: its rates come from the cycle-level
+/// DRAM model ([`GpuParams::with_dram_rates`]), and the measured copy checks them.
 ///
 /// Why: the ceilings are what a tuned library reaches *including* its own wave tails, fills
 /// and launch; taking 801.8 TFLOP/s as the main-loop rate and then adding the model's tails
@@ -368,15 +370,29 @@ pub fn calibrate(spec: &GpuSpec, ceilings: &Ceilings) -> GpuParams {
         gemm.flops() / ceilings.gemm_flops,
         copy.min_bytes() / ceilings.copy_bytes_per_s,
     );
-    for _ in 0..4 {
+    let dram = GpuParams::with_fractions(spec, wgmma, hbm)
+        .with_dram_rates()
+        .hbm_rates
+        .is_some();
+    let params = |wgmma: f64, hbm: f64| {
         let hw = GpuParams::with_fractions(spec, wgmma, hbm);
+        if dram {
+            hw.with_dram_rates()
+        } else {
+            hw
+        }
+    };
+    for _ in 0..4 {
+        let hw = params(wgmma, hbm);
         let (Ok(g), Ok(c)) = (try_estimate_with(&gemm, &hw), try_estimate_with(&copy, &hw)) else {
             break;
         };
         wgmma = (wgmma * g.seconds / t_gemm).clamp(0.05, 1.0);
-        hbm = (hbm * c.seconds / t_copy).clamp(0.05, 1.0);
+        if !dram {
+            hbm = (hbm * c.seconds / t_copy).clamp(0.05, 1.0);
+        }
     }
-    GpuParams::with_fractions(spec, wgmma, hbm)
+    params(wgmma, hbm)
 }
 
 /// The searched best estimate of `op` on `spec` (the fastest mapping by the analytical model).
@@ -393,10 +409,12 @@ mod tests {
     use super::*;
     use crate::gpu::hw::{HBM_MEASURED_FRACTION, WGMMA_MEASURED_FRACTION};
 
-    /// The default fractions are the calibration of the recorded ceilings.
+    /// The default fractions are the calibration of the recorded ceilings (HBM's for a spec
+    /// that names no memory preset: the preset's DRAM model gives its rates otherwise).
     #[test]
     fn default_fractions_are_the_recorded_calibration() {
-        let spec = cascade_arch::preset("h100").unwrap().gpu.unwrap();
+        let mut spec = cascade_arch::preset("h100").unwrap().gpu.unwrap();
+        spec.memory = None;
         let hw = calibrate(&spec, &Ceilings::H100_RECORDED);
         let hbm = hw.hbm_bw / spec.hbm_bandwidth.bytes_per_s();
         assert!(
@@ -405,6 +423,14 @@ mod tests {
             hw.wgmma_efficiency
         );
         assert!((hbm / HBM_MEASURED_FRACTION - 1.0).abs() < 0.005, "{hbm}");
+        // With the preset's DRAM model, HBM is not fitted: the copy runs at the model's rate.
+        let mut with_dram = spec.clone();
+        with_dram.memory = Some("hbm3_h100".into());
+        let d = calibrate(&with_dram, &Ceilings::H100_RECORDED);
+        let rates = crate::dram::SustainedRates::of_preset("hbm3_h100").unwrap();
+        assert_eq!(d.hbm_bw, rates.copy);
+        assert_eq!(d.hbm_bw_for(1.0), rates.read);
+        assert!((d.wgmma_efficiency / hw.wgmma_efficiency - 1.0).abs() < 0.01);
         // The calibrated model reproduces the ceilings.
         let g = GpuOp::parse("gemm m=8192 n=8192 k=8192").unwrap();
         let t = try_estimate_with(&g, &hw).unwrap().seconds;

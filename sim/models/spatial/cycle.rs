@@ -39,10 +39,11 @@
 //! **Bounded work.** More than `max_steps` steps fold the innermost shared loops into the step
 //! (their moves then stream within it); the report says how many loops were folded.
 //!
-//! Caveat: on streams that mix reads and writes the DRAM model is pessimistic — its front end
-//! offers accesses in order to 32-entry queues, so writes drain in short batches (the H200's
-//! copy: −34% in `reports/memory/h200_hbm.md`); a memory-bound group that reads and writes
-//! about equally (a norm, an elementwise op) shows that as DRAM time.
+//! Caveat: on streams that mix reads and writes the write queues decide how often the bus turns
+//! around. The GPU HBM presets hold 1024 writes per pseudo-channel (the H200's copy within
+//! +4.5%, `reports/memory/h200_hbm.md`); with the DDR5 and LPDDR5 presets' 32-entry queues
+//! writes drain in short batches (the H200's copy was −34% with them), so a memory-bound group
+//! that reads and writes about equally (a norm, an elementwise op) shows that as DRAM time.
 //!
 //! Not modelled: tile layouts in DRAM (each tensor streams sequentially through its region);
 //! moves between on-chip levels step by step (their port time is spread evenly over the steps);
