@@ -4,10 +4,11 @@ under the protocol (512 MiB overwrite before each launch), sampled by nvidia-smi
 Tells whether tensor-heavy kernels (cuBLAS, FlashAttention-2, cuDNN) run below the clock the
 CUDA-core kernels see. Output: clocks_under_load.csv (one row per op: median clock, power, op
 time from events). Not a scored set."""
-import argparse, csv, os, statistics, subprocess, time
+import argparse, csv, os, statistics, time
 import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
+from smi_sampler import sampled
 
 def main():
     ap = argparse.ArgumentParser(); ap.add_argument("--out", required=True); a = ap.parse_args()
@@ -36,21 +37,14 @@ def main():
     for name, fn in ops.items():
         for _ in range(3): fn()
         torch.cuda.synchronize()
-        smi = subprocess.Popen(["nvidia-smi", "--query-gpu=clocks.sm,power.draw", "--format=csv,noheader,nounits", "-lms", "50"], stdout=subprocess.PIPE, text=True)
-        time.sleep(0.3)
-        ts = []; t_end = time.time() + 2.0
-        while time.time() < t_end:
-            flush.fill_(1.0)
-            e0 = torch.cuda.Event(enable_timing=True); e1 = torch.cuda.Event(enable_timing=True)
-            e0.record(); fn(); e1.record(); torch.cuda.synchronize(); ts.append(e0.elapsed_time(e1) * 1e-3)
-        smi.terminate(); out = smi.communicate()[0]
-        samp = []
-        for line in out.strip().splitlines():
-            try:
-                c, p = [float(s) for s in line.split(",")]; samp.append((c, p))
-            except ValueError:
-                pass
-        samp = samp[len(samp) // 4:]  # after the ramp
+        def loop():
+            ts = []; t_end = time.time() + 2.0
+            while time.time() < t_end:
+                flush.fill_(1.0)
+                e0 = torch.cuda.Event(enable_timing=True); e1 = torch.cuda.Event(enable_timing=True)
+                e0.record(); fn(); e1.record(); torch.cuda.synchronize(); ts.append(e0.elapsed_time(e1) * 1e-3)
+            return ts
+        ts, samp = sampled(loop)
         row = {"op": name, "launches": len(ts), "median_s": statistics.median(ts),
                "sm_clock_mhz_median": statistics.median(c for c, _ in samp) if samp else "",
                "sm_clock_mhz_min": min(c for c, _ in samp) if samp else "",

@@ -6,8 +6,9 @@ For tf32 and bf16 GEMMs of sizes whose tf32 op/kernel ratio was ~1.2 (3712, 3840
 40 launches), the SM clock and power sampled by nvidia-smi every 50 ms during 2 s of that loop,
 and the median of 10 launches each after 1 s of idling (clocks recovered). Output:
 tf32_clocks.csv. Not a scored set."""
-import argparse, csv, os, statistics, subprocess, time
+import argparse, csv, os, statistics, time
 import torch
+from smi_sampler import sampled
 
 def main():
     ap = argparse.ArgumentParser(); ap.add_argument("--out", required=True); a = ap.parse_args()
@@ -29,24 +30,17 @@ def main():
                 e0.record(); fn(); e1.record(); torch.cuda.synchronize()
                 return e0.elapsed_time(e1) * 1e-3
             proto = [timed() for _ in range(40)]
-            smi = subprocess.Popen(["nvidia-smi", "--query-gpu=clocks.sm,power.draw", "--format=csv,noheader,nounits", "-lms", "50"], stdout=subprocess.PIPE, text=True)
-            time.sleep(0.3)
-            loop = []; t_end = time.time() + 2.0
-            while time.time() < t_end:
-                loop.append(timed())
-            smi.terminate(); out = smi.communicate()[0]
-            samp = []
-            for line in out.strip().splitlines():
-                try:
-                    c, p = [float(s) for s in line.split(",")]; samp.append((c, p))
-                except ValueError:
-                    pass
-            samp = samp[len(samp) // 4:]
+            def loop():
+                out = []; t_end = time.time() + 2.0
+                while time.time() < t_end:
+                    out.append(timed())
+                return out
+            looped, samp = sampled(loop)
             idle = []
             for _ in range(10):
                 time.sleep(1.0); idle.append(timed())
             row = {"op": f"gemm_{dt}_{n}", "protocol_median_s": statistics.median(proto),
-                   "loop_median_s": statistics.median(loop), "loop_launches": len(loop),
+                   "loop_median_s": statistics.median(looped), "loop_launches": len(looped),
                    "sm_clock_mhz_median": statistics.median(c for c, _ in samp) if samp else "",
                    "power_w_median": statistics.median(p for _, p in samp) if samp else "",
                    "after_idle_median_s": statistics.median(idle)}

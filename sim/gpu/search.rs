@@ -384,11 +384,14 @@ pub fn calibrate(spec: &GpuSpec, ceilings: &Ceilings) -> GpuParams {
     };
     for _ in 0..4 {
         let hw = params(wgmma, hbm);
-        let (Ok(g), Ok(c)) = (try_estimate_with(&gemm, &hw), try_estimate_with(&copy, &hw)) else {
+        let Ok(g) = try_estimate_with(&gemm, &hw) else {
             break;
         };
         wgmma = (wgmma * g.seconds / t_gemm).clamp(0.05, 1.0);
         if !dram {
+            let Ok(c) = try_estimate_with(&copy, &hw) else {
+                break;
+            };
             hbm = (hbm * c.seconds / t_copy).clamp(0.05, 1.0);
         }
     }
