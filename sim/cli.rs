@@ -184,6 +184,28 @@ pub enum Command {
         #[arg(long, conflicts_with = "update")]
         json: bool,
     },
+    /// Run a model's inference on a GPU: a static batch's prefill step, then one decode step
+    /// per generated token with the KV cache growing; time to first token, time between tokens,
+    /// tokens/s, energy per token, the memory held, and the ops of the first and last steps.
+    Infer {
+        /// An LLM workload TOML or built-in name.
+        #[arg(long, default_value = "llama3_8b")]
+        workload: String,
+        /// Architecture TOML with a [gpu] section, or a preset name.
+        #[arg(long, default_value = "h200")]
+        arch: String,
+        /// Sequences in the batch.
+        #[arg(long, default_value_t = 1)]
+        batch: u64,
+        /// Prompt tokens per sequence.
+        #[arg(long, default_value_t = 2048)]
+        prompt: u64,
+        /// Tokens generated per sequence (the first by the prefill step).
+        #[arg(long, default_value_t = 128)]
+        generate: u64,
+        #[arg(long)]
+        json: bool,
+    },
     /// Predict one GPU operation from a one-line spec (see README, "GPU estimates").
     Estimate {
         /// Architecture TOML with a [gpu] section, or a preset name.
@@ -516,6 +538,31 @@ pub fn run(cli: Cli) -> Result<()> {
                     r.array_reads, r.translation_reads, r.array_programs, r.multi_plane_ops,
                     r.die_utilisation * 100.0, r.host_utilisation_d2h * 100.0, r.host_utilisation_h2d * 100.0
                 );
+            }
+            Ok(())
+        }
+        Some(Command::Infer {
+            workload,
+            arch,
+            batch,
+            prompt,
+            generate,
+            json,
+        }) => {
+            let a = load_arch(&arch)?;
+            let r = crate::commands::infer::infer(
+                &workload,
+                &a,
+                crate::infer::StaticRun {
+                    batch,
+                    prompt,
+                    generate,
+                },
+            )?;
+            if json {
+                outln!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                write_out(&crate::commands::infer::render(&r))?;
             }
             Ok(())
         }

@@ -8,6 +8,7 @@ pub mod dram;
 pub mod engine;
 pub mod flash;
 pub mod gpu;
+pub mod infer;
 pub mod models;
 pub mod plot;
 pub mod progress;

@@ -43,7 +43,7 @@ pub enum WorkloadError {
     Unknown(String, String),
 }
 
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
     Prefill,
@@ -127,6 +127,10 @@ pub struct Model {
     pub norm: Norm,
     #[serde(default)]
     pub moe: Option<Moe>,
+    /// Vocabulary size: the embedding table's and the LM head's rows (read by `cascade infer`,
+    /// which runs the LM head; a model without it has no LM head there, and says so).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vocab: Option<u64>,
 }
 
 /// The run of a workload. An LLM workload gives every field; a layer-list workload
@@ -249,6 +253,7 @@ impl Model {
             ffn: Ffn::Gelu,
             norm: Norm::Layernorm,
             moe: None,
+            vocab: None,
         }
     }
 }
@@ -884,6 +889,9 @@ impl Checker<'_> {
             if v == 0 {
                 return self.bad(f, "must be ≥ 1");
             }
+        }
+        if m.vocab == Some(0) {
+            return self.bad("model.vocab", "must be ≥ 1 (or left out: no LM head)");
         }
         if !m.heads.is_multiple_of(m.kv_heads) {
             return self.bad(

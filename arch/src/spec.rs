@@ -369,6 +369,10 @@ pub struct GpuSpec {
     /// (event to first kernel, last kernel to event). Absent: 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub op_start: Option<Duration>,
+    /// What each kernel adds when a CUDA graph replays a chain of kernels (`cascade infer`'s
+    /// decode steps, which serving frameworks capture in graphs). Absent: `launch_overhead`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph_launch: Option<Duration>,
     /// What a kernel of `wgmma` main loops (cuBLAS's and cuDNN's Hopper kernels: TMA
     /// descriptors, cluster launch, barrier set-up, warp-specialized roles) takes to start
     /// beyond a plain kernel's `launch_overhead`. Absent: 0.

@@ -99,6 +99,7 @@ pub fn lower_instance(inst: &Instance) -> Result<Vec<LoweredOp>, String> {
         dtype,
         decode: inst.phase == Some(Phase::Decode),
         routing: inst.routing.as_ref(),
+        causal: false,
     };
     lower(&inst.cascade, &sh, &opts)
         .into_ops()

@@ -5,5 +5,6 @@ pub mod check;
 pub mod crosscheck;
 pub mod eval;
 pub mod gpu_map;
+pub mod infer;
 pub mod map;
 pub mod regress;

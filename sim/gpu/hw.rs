@@ -184,6 +184,8 @@ pub struct GpuParams {
     pub launch_s: f64,
     /// Once per op: its start when timed alone (`gpu.op_start`), seconds.
     pub op_start_s: f64,
+    /// What a kernel adds in CUDA-graph replay (`gpu.graph_launch`, else `launch_s`), seconds.
+    pub graph_launch_s: f64,
     /// Dirty bytes in L2 when an op starts (`gpu.l2_dirty_at_op_start`): the op's first HBM
     /// reads evict them, adding their write-back to its HBM traffic.
     pub l2_dirty_at_op_start: f64,
@@ -211,6 +213,20 @@ impl GpuParams {
             self.hbm_rates = Some(r);
         }
         self
+    }
+
+    /// These quantities for an op that runs inside a model step rather than alone between the
+    /// protocol's flushes: no start of its own (`op_start`: the events around a lone op) and no
+    /// dirty lines left by a flush (`l2_dirty_at_op_start`); with `graph`, each kernel adds the
+    /// CUDA-graph replay gap (`graph_launch`) instead of the stream's `launch_overhead`.
+    pub fn in_step(&self, graph: bool) -> GpuParams {
+        let mut hw = self.clone();
+        hw.op_start_s = 0.0;
+        hw.l2_dirty_at_op_start = 0.0;
+        if graph {
+            hw.launch_s = hw.graph_launch_s;
+        }
+        hw
     }
 
     /// Achievable HBM bandwidth, bytes/s, of a kernel whose HBM bytes are `read_share` reads.
@@ -258,6 +274,9 @@ impl GpuParams {
             miss_latency_s: cyc(spec.l2_latency_cycles + spec.dram_latency_cycles),
             launch_s: spec.launch_overhead.seconds(),
             op_start_s: spec.op_start.map_or(0.0, |d| d.seconds()),
+            graph_launch_s: spec
+                .graph_launch
+                .map_or(spec.launch_overhead.seconds(), |d| d.seconds()),
             l2_dirty_at_op_start: spec.l2_dirty_at_op_start.map_or(0.0, |b| b.bytes()),
             wgmma_start_s: spec.wgmma_kernel_start.map_or(0.0, |d| d.seconds()),
             spec: spec.clone(),

@@ -11,7 +11,8 @@
 //!   by nothing else of the group → `attention b= h= n= m= d= causal=0` (prefill), or with
 //!   [`LowerOptions::decode`] → `decode_attention b= hq= hkv= l= d=` (the query variables of Q
 //!   count the query heads that share one key/value head). The Einsums carry no mask, so
-//!   every score is computed: `causal=0`.
+//!   every score is computed: `causal=0`, unless [`LowerOptions::causal`] says the model masks
+//!   the future (an LLM prefill's self-attention, `n = m`).
 //! - **softmax**: `max` over a variable, `exp(x − max)`, the sum over the same variable and
 //!   the division → `softmax rows= cols=`.
 //! - **norms**: a sum of squares over a variable, `rsqrt` of it, and the product of the
@@ -50,6 +51,10 @@ pub struct LowerOptions<'a> {
     /// Tokens per expert of a top-k routing: masked (`where`) Einsums run over the routed
     /// (token, expert) pairs only.
     pub routing: Option<&'a Routing>,
+    /// Self-attention of an autoregressive model's prefill: the cascade computes every score
+    /// (it has no mask), but the model masks the future, so an attention whose queries and keys
+    /// are the same tokens (`n = m`) lowers with `causal=1` (what `cascade infer` asks for).
+    pub causal: bool,
 }
 
 /// One GPU op and the Einsums it computes.
@@ -520,7 +525,8 @@ impl<'a> Lowerer<'a> {
                 .ok_or_else(|| "a size overflows 64 bits".to_string())?;
             format!("decode_attention b={b} hq={hq} hkv={h} l={m} d={d} dtype={dt}")
         } else if m == n {
-            format!("attention b={b} h={h} n={n} d={d} causal=0 dtype={dt}")
+            let causal = u8::from(self.opts.causal);
+            format!("attention b={b} h={h} n={n} d={d} causal={causal} dtype={dt}")
         } else {
             format!("attention b={b} h={h} n={n} m={m} d={d} causal=0 dtype={dt}")
         })
@@ -955,6 +961,7 @@ mod tests {
             dtype: Dtype::Bf16,
             decode: false,
             routing: None,
+            causal: false,
         }
     }
 
@@ -1220,6 +1227,7 @@ output P[r,c] = E[r,c] / S[r]
         let r = Routing::zipf("X", 4, 32, 2, 0.0);
         let o = LowerOptions {
             routing: Some(&r),
+            causal: false,
             ..opts()
         };
         let l = lib("moe", &moe_ext(32), &o);
@@ -1255,6 +1263,7 @@ output P[r,c] = E[r,c] / S[r]
         let r = Routing::zipf("X", 4, 32, 2, 1.0);
         let o = LowerOptions {
             routing: Some(&r),
+            causal: false,
             ..opts()
         };
         let l = lib("moe", &moe_ext(32), &o);

@@ -1,0 +1,75 @@
+//! `cascade infer`: a static batch's prefill and decode steps (see [`crate::infer`]), printed as
+//! a summary with the ops of the prefill step and of the last decode step, or as JSON.
+
+use crate::infer::{run_static, InferReport, StaticRun, Step};
+use crate::workload::Workload;
+use anyhow::{anyhow, Result};
+
+/// Runs the model and returns its report; shows progress on runs of many steps.
+pub fn infer(workload: &str, arch: &cascade_arch::Architecture, run: StaticRun) -> Result<InferReport> {
+    let w = Workload::load(workload)?;
+    let progress = crate::progress::Progress::new("infer", run.generate).unit("steps");
+    let mut on_step = |_done: u64, _total: u64| {
+        let _s = progress.step();
+    };
+    let r = run_static(&w, arch, run, &mut on_step).map_err(|e| anyhow!("{}: {e}", w.name))?;
+    progress.finish();
+    Ok(r)
+}
+
+/// The text form: a summary, then one table per detailed step.
+pub fn render(r: &InferReport) -> String {
+    let mut s = String::new();
+    let gb = |x: f64| x / 1e9;
+    s += &format!(
+        "{} on {}: batch {}, prompt {} tokens, {} generated per sequence\n",
+        r.workload, r.arch, r.run.batch, r.run.prompt, r.run.generate
+    );
+    let f = &r.footprint;
+    s += &format!(
+        "  memory on {}: weights {:.2} GB + KV cache {:.2} GB ({} tokens) + activations {:.2} GB = {:.2} GB{}\n",
+        f.level,
+        gb(f.weights),
+        gb(f.kv_cache),
+        f.kv_tokens,
+        gb(f.activations),
+        gb(f.total()),
+        f.capacity.map_or(String::new(), |c| format!(" of {:.2} GB", gb(c)))
+    );
+    s += &format!("  time to first token  {:.4e} s ({}-bound)\n", r.ttft_s, r.prefill.bound());
+    if let Some(t) = &r.tbt {
+        s += &format!(
+            "  time between tokens  median {:.4e} s, p99 {:.4e} s (min {:.4e}, max {:.4e})\n",
+            t.median_s, t.p99_s, t.min_s, t.max_s
+        );
+    }
+    s += &format!(
+        "  total {:.4e} s, {:.1} tokens/s, {:.4e} J per token (HBM accesses only), HBM {:.3e} B\n",
+        r.total_s, r.tokens_per_s, r.energy_per_token_j, r.hbm_bytes
+    );
+    s += &step_table("prefill step", &r.prefill);
+    if let Some(d) = &r.last_decode {
+        s += &step_table(&format!("last decode step ({} keys)", d.shape.context), d);
+    }
+    s
+}
+
+fn step_table(title: &str, st: &Step) -> String {
+    let mut s = format!(
+        "{title}: {:.4e} s, HBM {:.3e} B ({} ops)\n",
+        st.seconds,
+        st.hbm_bytes,
+        st.ops.iter().map(|o| o.times).sum::<u64>()
+    );
+    for o in &st.ops {
+        s += &format!(
+            "  {:<11} {:>3} × {:.4e} s  {:<7} {}\n",
+            o.role,
+            o.times,
+            o.seconds,
+            o.bound.name(),
+            o.spec
+        );
+    }
+    s
+}

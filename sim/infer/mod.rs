@@ -1,0 +1,249 @@
+//! Whole-model inference (`cascade infer`): a model's prefill and decode steps composed from
+//! the device model's ops, with the KV cache growing step by step, the memory the run holds
+//! checked against the device, and the serving figures users ask for (time to first token,
+//! time between tokens, tokens per second, energy per token).
+//!
+//! - [`step`]: the ops of one step on a GPU (each layer cascade lowered to the kernels eager
+//!   PyTorch launches, plus the glue kernels around them), each estimated by the GPU model.
+//! - [`Footprint`]: weights, KV cache and the largest live activations against the root
+//!   level's capacity; a run that does not fit is refused naming what did not fit and where.
+//! - [`run_static`]: one static batch — every prompt prefilled in one step, then one decode
+//!   step per generated token (the first token comes from the prefill step).
+//!
+//! What is not here yet (issue 12): spatial accelerators through the mapper, continuous
+//! batching, multi-device parallelism and memory tiers other than the device's own.
+
+pub mod step;
+
+use crate::workload::{Ffn, Phase, Workload};
+use cascade_arch::Architecture;
+use serde::Serialize;
+pub use step::{GpuStepper, Step, StepOp, StepShape};
+
+/// A static-batch run: `batch` sequences of `prompt` tokens each generate `generate` tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct StaticRun {
+    pub batch: u64,
+    pub prompt: u64,
+    pub generate: u64,
+}
+
+/// The memory a run holds on the device (bytes).
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Footprint {
+    /// Every layer's weights, the embedding table and the LM head.
+    pub weights: f64,
+    /// Keys and values of every layer for every token the cache holds at its fullest.
+    pub kv_cache: f64,
+    /// Tokens the KV cache holds at its fullest (all sequences).
+    pub kv_tokens: u64,
+    /// The largest live activations of a step (see [`Footprint::of`]).
+    pub activations: f64,
+    /// The device level that holds them and its capacity (`None`: the architecture gives none).
+    pub level: String,
+    pub capacity: Option<f64>,
+}
+
+impl Footprint {
+    /// The footprint of `run` of workload `w` at precision bytes `b` on `arch`'s root level.
+    ///
+    /// Weights per layer: the QKV and output projections, the FFN (SwiGLU three matrices,
+    /// GELU/ReLU two; MoE every expert's three and the router) and two norms' scales; plus the
+    /// embedding table, the LM head (untied) and the final norm. KV cache: `2 × layers ×
+    /// kv_heads × head_dim` elements per token, for `batch × (prompt + generate − 1)` tokens
+    /// (the last generated token is never fed back). Activations: the largest prefill live set,
+    /// the residual stream and its normed copy (`2·T·D`) plus the FFN's gate, up and SiLU
+    /// outputs (`3·T·F`, routed tokens for MoE) or the projected Q, K, V and their rotated
+    /// copies, whichever is larger, plus one row of logits per sequence.
+    pub fn of(w: &Workload, run: &StaticRun, arch: &Architecture) -> Footprint {
+        let m = &w.model;
+        let b = w.run.precision.bytes() as f64;
+        let f = |x: u64| x as f64;
+        let (d, hd) = (f(m.d_model), f(m.head_dim));
+        let attn = d * f(m.heads + 2 * m.kv_heads) * hd + f(m.heads) * hd * d;
+        let mats = match m.ffn {
+            Ffn::Swiglu => 3.0,
+            Ffn::Gelu | Ffn::Relu => 2.0,
+        };
+        let ffn = match &m.moe {
+            Some(moe) => f(moe.experts) * mats * d * f(m.ffn_dim) + d * f(moe.experts),
+            None => mats * d * f(m.ffn_dim),
+        };
+        let vocab = f(m.vocab.unwrap_or(0));
+        let weights = (f(m.layers) * (attn + ffn + 2.0 * d) + 2.0 * vocab * d + d) * b;
+        let kv_tokens = run
+            .batch
+            .saturating_mul(run.prompt.saturating_add(run.generate.saturating_sub(1)));
+        let kv_cache = 2.0 * f(m.layers) * f(m.kv_heads) * hd * b * f(kv_tokens);
+        let t = f(run.batch) * f(run.prompt);
+        let routed = m.moe.as_ref().map_or(1.0, |moe| f(moe.top_k));
+        let ffn_live = 3.0 * t * routed * f(m.ffn_dim);
+        let qkv_live = 2.0 * t * f(m.heads + 2 * m.kv_heads) * hd;
+        let activations = (2.0 * t * d + ffn_live.max(qkv_live) + f(run.batch) * vocab) * b;
+        let root = arch.root();
+        Footprint {
+            weights,
+            kv_cache,
+            kv_tokens,
+            activations,
+            level: root.name.clone(),
+            capacity: root.capacity.map(|c| c.bytes() as f64),
+        }
+    }
+
+    pub fn total(&self) -> f64 {
+        self.weights + self.kv_cache + self.activations
+    }
+
+    /// `Err` naming what does not fit, where, and by how much.
+    pub fn check(&self, arch: &str, run: &StaticRun) -> Result<(), String> {
+        let Some(cap) = self.capacity else {
+            return Ok(());
+        };
+        if self.total() <= cap {
+            return Ok(());
+        }
+        let gb = |x: f64| format!("{:.2} GB", x / 1e9);
+        let what = if self.weights > cap {
+            format!("the weights alone ({}) exceed it", gb(self.weights))
+        } else {
+            format!(
+                "the KV cache of {} tokens (batch {} × {} tokens) needs {} and {} is left after the weights ({}) and activations ({})",
+                self.kv_tokens,
+                run.batch,
+                run.prompt + run.generate.saturating_sub(1),
+                gb(self.kv_cache),
+                gb((cap - self.weights - self.activations).max(0.0)),
+                gb(self.weights),
+                gb(self.activations)
+            )
+        };
+        Err(format!(
+            "does not fit: {} needs {} on `{}` of {arch}, which holds {}: {what}",
+            "the run",
+            gb(self.total()),
+            self.level,
+            gb(cap)
+        ))
+    }
+}
+
+/// Order statistics of the decode steps' times.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Latencies {
+    pub median_s: f64,
+    pub p99_s: f64,
+    pub min_s: f64,
+    pub max_s: f64,
+}
+
+impl Latencies {
+    /// Nearest-rank percentiles (`p99` is the value at rank ⌈0.99·n⌉). `None` when empty.
+    pub fn of(times: &[f64]) -> Option<Latencies> {
+        if times.is_empty() {
+            return None;
+        }
+        let mut v = times.to_vec();
+        v.sort_by(f64::total_cmp);
+        let rank = |p: f64| v[((p * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
+        Some(Latencies {
+            median_s: rank(0.5),
+            p99_s: rank(0.99),
+            min_s: v[0],
+            max_s: v[v.len() - 1],
+        })
+    }
+}
+
+/// The result of a static-batch run.
+#[derive(Clone, Debug, Serialize)]
+pub struct InferReport {
+    pub workload: String,
+    pub arch: String,
+    pub run: StaticRun,
+    pub footprint: Footprint,
+    /// The prefill step, with its ops.
+    pub prefill: Step,
+    /// The last decode step, with its ops (`None` when one token is generated).
+    pub last_decode: Option<Step>,
+    /// Seconds of every decode step, in order (step `i` reads `prompt + i` keys).
+    pub decode_s: Vec<f64>,
+    /// Time to first token: the prefill step.
+    pub ttft_s: f64,
+    /// Time between tokens: the decode steps (`None` when one token is generated).
+    pub tbt: Option<Latencies>,
+    /// Prefill plus every decode step.
+    pub total_s: f64,
+    /// Generated tokens (all sequences) per second of the whole run.
+    pub tokens_per_s: f64,
+    /// Energy of the run per generated token (the contract's: HBM accesses on the GPU presets).
+    pub energy_per_token_j: f64,
+    /// HBM bytes of the run.
+    pub hbm_bytes: f64,
+}
+
+/// Runs `run` of `w` on `arch` as one static batch. `on_step(done, total)` is called after each
+/// step (progress display is the caller's).
+pub fn run_static(
+    w: &Workload,
+    arch: &Architecture,
+    run: StaticRun,
+    on_step: &mut dyn FnMut(u64, u64),
+) -> Result<InferReport, String> {
+    for (name, v) in [
+        ("--batch", run.batch),
+        ("--prompt", run.prompt),
+        ("--generate", run.generate),
+    ] {
+        if v == 0 {
+            return Err(format!("{name} 0: must be ≥ 1"));
+        }
+    }
+    let mut stepper = GpuStepper::new(w, arch)?;
+    let footprint = Footprint::of(w, &run, arch);
+    footprint.check(&arch.name, &run)?;
+    let prefill = stepper.step(StepShape {
+        phase: Phase::Prefill,
+        batch: run.batch,
+        new_tokens: run.prompt,
+        context: run.prompt,
+    })?;
+    let total_steps = run.generate;
+    on_step(1, total_steps);
+    let mut decode_s = Vec::new();
+    let mut energy = prefill.energy_j;
+    let mut hbm = prefill.hbm_bytes;
+    let mut last = None;
+    for i in 1..run.generate {
+        let s = stepper.step(StepShape {
+            phase: Phase::Decode,
+            batch: run.batch,
+            new_tokens: 1,
+            context: run.prompt + i,
+        })?;
+        decode_s.push(s.seconds);
+        energy += s.energy_j;
+        hbm += s.hbm_bytes;
+        on_step(i + 1, total_steps);
+        if i + 1 == run.generate {
+            last = Some(s);
+        }
+    }
+    let total_s = prefill.seconds + decode_s.iter().sum::<f64>();
+    let tokens = (run.batch * run.generate) as f64;
+    Ok(InferReport {
+        workload: w.name.clone(),
+        arch: arch.name.clone(),
+        run,
+        footprint,
+        ttft_s: prefill.seconds,
+        tbt: Latencies::of(&decode_s),
+        prefill,
+        last_decode: last,
+        decode_s,
+        total_s,
+        tokens_per_s: tokens / total_s,
+        energy_per_token_j: energy / tokens,
+        hbm_bytes: hbm,
+    })
+}
