@@ -270,7 +270,8 @@ enum Scope {
 /// The kernels eager PyTorch launches around a Llama-style layer's cascades (Hugging Face
 /// `modeling_llama`, with SDPA taking the KV heads as they are, `enable_gqa`):
 /// - rotary embeddings `x·cos + rotate_half(x)·sin` on Q and on K: a multiply, a negation, a
-///   concatenation, a multiply (each one read and one write of the tensor: `copy`) and an add;
+///   concatenation, a multiply (each one read and one write of the tensor, the negation of
+///   half of it: `copy`) and an add;
 /// - the new keys and values written into the KV cache (two copies);
 /// - attention's output made contiguous before the output projection (a copy);
 /// - the residual adds;
@@ -304,8 +305,9 @@ fn glue(
         }
         Scope::AfterQkv => {
             for elems in [q_elems, kv_elems] {
-                for _ in 0..4 {
-                    v.push(("rope", mk(format!("copy bytes={}", elems * b))?));
+                // x·cos; −x₂ (half of the head dimension); cat(−x₂, x₁); ·sin; the add.
+                for bytes in [elems * b, elems * b / 2, elems * b, elems * b] {
+                    v.push(("rope", mk(format!("copy bytes={bytes}"))?));
                 }
                 v.push(("rope", mk(format!("add elems={elems} dtype={dt}"))?));
             }
