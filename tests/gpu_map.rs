@@ -334,7 +334,7 @@ fn every_builtin_cascade_lowers_or_says_why_for_each_einsum() {
                     dtype: Dtype::Fp16,
                     decode,
                     routing: routing.as_ref(),
-        causal: false,
+                    causal: false,
                 };
                 let l = lower(&c, &sh, &o);
                 let mut seen: Vec<String> = l

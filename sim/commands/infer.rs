@@ -6,7 +6,11 @@ use crate::workload::Workload;
 use anyhow::{anyhow, Result};
 
 /// Runs the model and returns its report; shows progress on runs of many steps.
-pub fn infer(workload: &str, arch: &cascade_arch::Architecture, run: StaticRun) -> Result<InferReport> {
+pub fn infer(
+    workload: &str,
+    arch: &cascade_arch::Architecture,
+    run: StaticRun,
+) -> Result<InferReport> {
     let w = Workload::load(workload)?;
     let progress = crate::progress::Progress::new("infer", run.generate).unit("steps");
     let mut on_step = |_done: u64, _total: u64| {
@@ -36,7 +40,11 @@ pub fn render(r: &InferReport) -> String {
         gb(f.total()),
         f.capacity.map_or(String::new(), |c| format!(" of {:.2} GB", gb(c)))
     );
-    s += &format!("  time to first token  {:.4e} s ({}-bound)\n", r.ttft_s, r.prefill.bound());
+    s += &format!(
+        "  time to first token  {:.4e} s ({}-bound)\n",
+        r.ttft_s,
+        r.prefill.bound()
+    );
     if let Some(t) = &r.tbt {
         s += &format!(
             "  time between tokens  median {:.4e} s, p99 {:.4e} s (min {:.4e}, max {:.4e})\n",

@@ -87,7 +87,7 @@ impl Footprint {
             kv_tokens,
             activations,
             level: root.name.clone(),
-            capacity: root.capacity.map(|c| c.bytes() as f64),
+            capacity: root.capacity.map(|c| c.bytes()),
         }
     }
 

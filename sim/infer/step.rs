@@ -7,7 +7,7 @@
 //! each op is estimated by the GPU model exactly as `cascade estimate` does. Around them a
 //! Llama-style layer (Hugging Face `LlamaDecoderLayer`, run eagerly) launches kernels the
 //! cascades do not describe; [`glue`] lists them: rotary embeddings, the KV-cache writes, the
-//! attention output made contiguous, the residual adds, and per step the embedding gather and,
+//! residual adds, and per step the embedding gather and,
 //! for the last token of each sequence, the final norm and the LM head.
 
 use crate::gpu::contract;
@@ -71,10 +71,16 @@ impl Step {
             e.0 += o.seconds * o.times as f64;
         }
         by.values()
-            .fold((0.0, Bound::Latency), |a, &(s, b)| if s > a.0 { (s, b) } else { a })
+            .fold(
+                (0.0, Bound::Latency),
+                |a, &(s, b)| if s > a.0 { (s, b) } else { a },
+            )
             .1
     }
 }
+
+/// A lowering's identity: the cascade, its extents and the phase.
+type LoweringKey = (String, Vec<(String, u64)>, Phase);
 
 /// Builds steps on one GPU, caching what repeats between steps: checked cascades, lowerings
 /// (by cascade and extents) and estimates (by spec).
@@ -87,7 +93,7 @@ pub struct GpuStepper<'a> {
     hw_graph: GpuParams,
     dtype: Dtype,
     cascades: HashMap<String, Cascade>,
-    lowered: HashMap<(String, Vec<(String, u64)>, Phase), Vec<LoweredOp>>,
+    lowered: HashMap<LoweringKey, Vec<LoweredOp>>,
     estimates: HashMap<(String, bool), (GpuEstimate, f64)>,
 }
 
@@ -170,7 +176,11 @@ impl<'a> GpuStepper<'a> {
         if let Some(e) = self.estimates.get(&key) {
             return Ok(e.clone());
         }
-        let hw = if graph { &self.hw_graph } else { &self.hw_eager };
+        let hw = if graph {
+            &self.hw_graph
+        } else {
+            &self.hw_eager
+        };
         let est = crate::gpu::search::try_estimate_with(&l.op, hw)
             .map_err(|e| format!("GPU model: `{}`: {e}", l.spec))?;
         let rep = contract::report(&l.spec, self.arch, self.gpu, &[(l.clone(), est.clone())]);
@@ -227,11 +237,6 @@ impl<'a> GpuStepper<'a> {
                     self.push(&mut ops, l.0, &l.1, layers, graph)?;
                 }
             }
-            if inst.role == "attention" {
-                for l in glue(w, shape, self.dtype, Scope::AfterAttention)? {
-                    self.push(&mut ops, l.0, &l.1, layers, graph)?;
-                }
-            }
             if inst.role == "o_proj" || inst.role == "ffn" || inst.role == "moe" {
                 for l in glue(w, shape, self.dtype, Scope::Residual)? {
                     self.push(&mut ops, l.0, &l.1, layers, graph)?;
@@ -259,8 +264,6 @@ enum Scope {
     StepStart,
     /// In each layer, after the QKV projection: rotary embeddings and the KV-cache writes.
     AfterQkv,
-    /// In each layer, after attention: its output made contiguous for the output projection.
-    AfterAttention,
     /// In each layer, after the output projection and after the FFN: the residual add.
     Residual,
     /// Once, after the last layer: the final norm and the LM head on each sequence's last token.
@@ -301,7 +304,10 @@ fn glue(
     let mut v = Vec::new();
     match scope {
         Scope::StepStart => {
-            v.push(("embedding", mk(format!("copy bytes={}", tokens * m.d_model * b))?));
+            v.push((
+                "embedding",
+                mk(format!("copy bytes={}", tokens * m.d_model * b))?,
+            ));
         }
         Scope::AfterQkv => {
             for elems in [q_elems, kv_elems] {
@@ -314,9 +320,6 @@ fn glue(
             for _ in 0..2 {
                 v.push(("kv_write", mk(format!("copy bytes={}", kv_elems * b))?));
             }
-        }
-        Scope::AfterAttention => {
-            v.push(("attn_out", mk(format!("copy bytes={}", q_elems * b))?));
         }
         Scope::Residual => {
             v.push((
@@ -332,7 +335,10 @@ fn glue(
                 };
                 v.push((
                     "final_norm",
-                    mk(format!("{norm} rows={} cols={} dtype={dt}", s.batch, m.d_model))?,
+                    mk(format!(
+                        "{norm} rows={} cols={} dtype={dt}",
+                        s.batch, m.d_model
+                    ))?,
                 ));
                 v.push((
                     "lm_head",

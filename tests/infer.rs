@@ -1,0 +1,347 @@
+//! `cascade infer` (issue 12): step composition, the KV cache growing, memory refusals,
+//! determinism, and the validation against a Llama-3-8B layer and model measured on the H200
+//! (`reports/infer/validation.md`, with GenZ's and LLMCompass's predictions beside ours).
+
+use cascade::infer::{run_static, Footprint, GpuStepper, StaticRun, Step, StepShape};
+use cascade::workload::{Phase, Workload};
+use cascade_arch::Architecture;
+use std::collections::BTreeMap;
+
+fn h200() -> Architecture {
+    Architecture::load("arch/presets/h200.toml").unwrap()
+}
+
+fn llama() -> Workload {
+    Workload::load("llama3_8b").unwrap()
+}
+
+fn step(w: &Workload, a: &Architecture, phase: Phase, batch: u64, new: u64, ctx: u64) -> Step {
+    GpuStepper::new(w, a)
+        .unwrap()
+        .step(StepShape {
+            phase,
+            batch,
+            new_tokens: new,
+            context: ctx,
+        })
+        .unwrap()
+}
+
+/// Seconds of one layer: the ops the step runs once per layer.
+fn layer_seconds(s: &Step, layers: u64) -> f64 {
+    s.ops
+        .iter()
+        .filter(|o| o.times == layers)
+        .map(|o| o.seconds)
+        .sum()
+}
+
+#[test]
+fn a_step_is_its_ops_times_their_counts() {
+    let (w, a) = (llama(), h200());
+    let s = step(&w, &a, Phase::Prefill, 2, 512, 512);
+    let sum: f64 = s.ops.iter().map(|o| o.seconds * o.times as f64).sum();
+    assert!((s.seconds - sum).abs() <= 1e-12 * sum);
+    // Per layer: 2 norms, QKV, 10 rotary kernels, 2 cache writes, attention, output
+    // projection, 2 residual adds, and the FFN's gate and up GEMMs, SiLU·mul (one op of two
+    // kernels) and down GEMM: 23 ops, 32 times; per step: embedding, final norm, LM head.
+    let per_layer = s.ops.iter().filter(|o| o.times == 32).count();
+    let per_step = s.ops.iter().filter(|o| o.times == 1).count();
+    assert_eq!((per_layer, per_step), (23, 3), "{:#?}", s.ops);
+    // Prefill attention is causal over the prompt; the LM head runs on the last token only.
+    let att = s.ops.iter().find(|o| o.role == "attention").unwrap();
+    assert!(
+        att.spec
+            .starts_with("attention b=2 h=32 n=512 d=128 causal=1"),
+        "{}",
+        att.spec
+    );
+    let lm = s.ops.iter().find(|o| o.role == "lm_head").unwrap();
+    assert!(
+        lm.spec.starts_with("gemm m=2 n=128256 k=4096"),
+        "{}",
+        lm.spec
+    );
+    // Inside a step an op has no lone-op start: each is faster than `cascade estimate` gives.
+    let spec = cascade_arch::Architecture::load("arch/presets/h200.toml").unwrap();
+    let gpu = spec.gpu.as_ref().unwrap();
+    let alone = cascade::gpu::try_estimate(&cascade::gpu::GpuOp::parse(&att.spec).unwrap(), gpu)
+        .unwrap()
+        .seconds;
+    assert!(att.seconds < alone, "{} vs {alone}", att.seconds);
+}
+
+#[test]
+fn decode_steps_read_a_growing_kv_cache() {
+    let (w, a) = (llama(), h200());
+    let r = run_static(
+        &w,
+        &a,
+        StaticRun {
+            batch: 8,
+            prompt: 1000,
+            generate: 6,
+        },
+        &mut |_, _| {},
+    )
+    .unwrap();
+    assert_eq!(r.decode_s.len(), 5);
+    // Step i reads prompt + i keys; the time never falls as the cache grows.
+    let last = r.last_decode.as_ref().unwrap();
+    assert_eq!(last.shape.context, 1005);
+    let att = last.ops.iter().find(|o| o.role == "attention").unwrap();
+    assert!(
+        att.spec
+            .starts_with("decode_attention b=8 hq=32 hkv=8 l=1005 d=128"),
+        "{}",
+        att.spec
+    );
+    for p in r.decode_s.windows(2) {
+        assert!(p[1] >= p[0], "{:?}", r.decode_s);
+    }
+    // TTFT is the prefill step; tokens/s counts every sequence's tokens over the whole run.
+    assert_eq!(r.ttft_s, r.prefill.seconds);
+    let total = r.prefill.seconds + r.decode_s.iter().sum::<f64>();
+    assert!((r.total_s - total).abs() < 1e-15);
+    assert!((r.tokens_per_s - 48.0 / total).abs() < 1e-9 * r.tokens_per_s);
+    // The cache at its fullest: 8 × (1000 + 5) tokens, 2 × 32 layers × 8 heads × 128 × 2 B each.
+    assert_eq!(r.footprint.kv_tokens, 8 * 1005);
+    assert_eq!(
+        r.footprint.kv_cache,
+        (8 * 1005 * 2 * 32 * 8 * 128 * 2) as f64
+    );
+    let t = r.tbt.as_ref().unwrap();
+    assert!(t.min_s <= t.median_s && t.median_s <= t.p99_s && t.p99_s <= t.max_s);
+}
+
+#[test]
+fn llama3_8b_weights_are_its_parameter_count() {
+    let f = Footprint::of(
+        &llama(),
+        &StaticRun {
+            batch: 1,
+            prompt: 1,
+            generate: 1,
+        },
+        &h200(),
+    );
+    // Llama-3-8B has 8.03 B parameters (model card): 16.06 GB in bf16.
+    assert!((f.weights / 2.0 / 1e9 - 8.03).abs() < 0.01, "{}", f.weights);
+}
+
+#[test]
+fn a_run_that_does_not_fit_names_what_and_where() {
+    let (w, a) = (llama(), h200());
+    let e = run_static(
+        &w,
+        &a,
+        StaticRun {
+            batch: 64,
+            prompt: 32768,
+            generate: 1024,
+        },
+        &mut |_, _| {},
+    )
+    .unwrap_err();
+    assert!(e.contains("does not fit"), "{e}");
+    assert!(e.contains("KV cache of 2162624 tokens"), "{e}");
+    assert!(e.contains("`hbm` of h200"), "{e}");
+    assert!(e.contains("141.00 GB"), "{e}");
+    for (b, p, g, flag) in [
+        (0, 1, 1, "--batch"),
+        (1, 0, 1, "--prompt"),
+        (1, 1, 0, "--generate"),
+    ] {
+        let e = run_static(
+            &w,
+            &a,
+            StaticRun {
+                batch: b,
+                prompt: p,
+                generate: g,
+            },
+            &mut |_, _| {},
+        )
+        .unwrap_err();
+        assert!(e.starts_with(&format!("{flag} 0")), "{e}");
+    }
+}
+
+#[test]
+fn infer_refuses_what_it_cannot_run() {
+    let w = llama();
+    let fm = Architecture::load("arch/presets/fusemax.toml").unwrap();
+    let e = GpuStepper::new(&w, &fm).err().unwrap();
+    assert!(e.contains("no [gpu] section"), "{e}");
+    let resnet = Workload::load("resnet18").unwrap();
+    let a = h200();
+    let e = GpuStepper::new(&resnet, &a).err().unwrap();
+    assert!(e.contains("lists layers"), "{e}");
+}
+
+#[test]
+fn infer_is_deterministic() {
+    let (w, a) = (llama(), h200());
+    let run = StaticRun {
+        batch: 4,
+        prompt: 300,
+        generate: 5,
+    };
+    let j = || serde_json::to_string(&run_static(&w, &a, run, &mut |_, _| {}).unwrap()).unwrap();
+    assert_eq!(j(), j());
+}
+
+// ---- Validation against the H200 ------------------------------------------------------------
+
+const MEASURED: &str = "reports/infer/h200/llama.csv";
+const REPORT: &str = "reports/infer/validation.md";
+
+struct Case {
+    name: String,
+    category: String,
+    measured: f64,
+    model: f64,
+}
+
+fn cases() -> Vec<Case> {
+    let (w, a) = (llama(), h200());
+    let mut st = GpuStepper::new(&w, &a).unwrap();
+    let text = std::fs::read_to_string(MEASURED).unwrap();
+    let mut out = Vec::new();
+    for line in text.lines().skip(1) {
+        // case,category,what (may be quoted, with commas),median_s,min_s
+        let f: Vec<&str> = line.split(',').collect();
+        let (name, cat) = (f[0].to_string(), f[1].to_string());
+        if cat == "calibration" {
+            continue;
+        }
+        let measured: f64 = f[f.len() - 2].parse().unwrap();
+        let num = |k: &str| -> u64 {
+            name.split('_')
+                .find_map(|p| p.strip_prefix(k).and_then(|v| v.parse().ok()))
+                .unwrap()
+        };
+        let (b, n) = (num("b"), num("l"));
+        let (phase, new) = if name.contains("prefill") {
+            (Phase::Prefill, n)
+        } else {
+            (Phase::Decode, 1)
+        };
+        let s = st
+            .step(StepShape {
+                phase,
+                batch: b,
+                new_tokens: new,
+                context: n,
+            })
+            .unwrap();
+        let model = if name.starts_with("layer") {
+            layer_seconds(&s, w.model.layers)
+        } else {
+            s.seconds
+        };
+        out.push(Case {
+            name,
+            category: cat,
+            measured,
+            model,
+        });
+    }
+    out
+}
+
+/// A peer's predictions (`case,seconds,notes`), by case; empty seconds are left out.
+fn peer(path: &str) -> BTreeMap<String, f64> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return BTreeMap::new();
+    };
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let mut f = l.splitn(3, ',');
+            let case = f.next()?.to_string();
+            let s: f64 = f.next()?.parse().ok()?;
+            Some((case, s))
+        })
+        .collect()
+}
+
+fn render(cases: &[Case]) -> String {
+    let genz = peer("reports/infer/peers/genz.csv");
+    let llmc = peer("reports/infer/peers/llmcompass.csv");
+    let err = |p: f64, m: f64| (p / m - 1.0) * 100.0;
+    let mut s = String::from(
+        "# Llama-3-8B on the H200: `cascade infer` against PyTorch, with GenZ and LLMCompass\n\n\
+         Generated by `cargo test --release --test infer -- --ignored regenerate` from\n\
+         `reports/infer/h200/llama.csv` (measured by `scripts/gpu/measure_llama.py`: prefill eager,\n\
+         decode in a CUDA graph; protocol in `llama_device.json`) and the peers' predictions in\n\
+         `reports/infer/peers/` (how they were run: its README). A layer case is one decoder layer\n\
+         (the step's per-layer ops); a model case is a whole step of 32 layers, the embedding, the\n\
+         final norm and the LM head. Errors are (predicted / measured − 1).\n\n\
+         | case | measured | cascade | error | GenZ | error | LLMCompass | error |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let us = |x: f64| format!("{:.1} µs", x * 1e6);
+    let mut by_cat: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for c in cases {
+        let col = |p: Option<&f64>| match p {
+            Some(&p) => format!("{} | {:+.1}%", us(p), err(p, c.measured)),
+            None => "— | —".to_string(),
+        };
+        s += &format!(
+            "| {} | {} | {} | {:+.1}% | {} | {} |\n",
+            c.name,
+            us(c.measured),
+            us(c.model),
+            err(c.model, c.measured),
+            col(genz.get(&c.name)),
+            col(llmc.get(&c.name))
+        );
+        by_cat
+            .entry(c.category.as_str())
+            .or_default()
+            .push(err(c.model, c.measured).abs());
+    }
+    s += "\n| category | cases | cascade MAPE | cascade max |error| |\n|---|---:|---:|---:|\n";
+    for (cat, e) in &by_cat {
+        s += &format!(
+            "| {cat} | {} | {:.1}% | {:.1}% |\n",
+            e.len(),
+            e.iter().sum::<f64>() / e.len() as f64,
+            e.iter().cloned().fold(0.0, f64::max)
+        );
+    }
+    s
+}
+
+#[test]
+fn the_validation_report_is_current() {
+    let committed = std::fs::read_to_string(REPORT).unwrap();
+    assert!(
+        render(&cases()) == committed,
+        "{REPORT} is stale: run `cargo test --release --test infer -- --ignored regenerate`"
+    );
+}
+
+/// Decode steps are where the model is trusted today: every measured decode case (one layer and
+/// the whole model) within 15%. Prefill is a known miss (the eager rotary kernels run on
+/// strided and broadcast operands, which the model prices as vectorized copies): bounded at 45%
+/// so that it cannot grow unnoticed.
+#[test]
+fn decode_steps_are_within_fifteen_percent() {
+    for c in cases() {
+        let e = (c.model / c.measured - 1.0).abs();
+        let bound = if c.category.contains("decode") {
+            0.15
+        } else {
+            0.45
+        };
+        assert!(e < bound, "{}: {:+.1}%", c.name, e * 100.0);
+    }
+}
+
+#[test]
+#[ignore]
+fn regenerate() {
+    std::fs::write(REPORT, render(&cases())).unwrap();
+}
