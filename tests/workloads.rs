@@ -457,7 +457,7 @@ fn a_partition_that_does_not_divide_a_sequence_length_is_refused() {
     );
     assert_eq!(code, Some(1), "{e}");
     assert!(
-        e.contains("part300.toml:34:13: run.partition: 300 does not divide seq_len 1024"),
+        e.contains("part300.toml:35:13: run.partition: 300 does not divide seq_len 1024"),
         "{e}"
     );
     assert!(e.contains("256 divides every length"), "{e}");
