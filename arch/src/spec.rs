@@ -373,6 +373,11 @@ pub struct GpuSpec {
     /// decode steps, which serving frameworks capture in graphs). Absent: `launch_overhead`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub graph_launch: Option<Duration>,
+    /// Host time eager PyTorch spends per kernel it launches (Python, dispatch, the view ops
+    /// between kernels): `cascade infer`'s eager (prefill) steps issue kernels no faster. Absent:
+    /// the host is never the bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eager_dispatch: Option<Duration>,
     /// What a kernel of `wgmma` main loops (cuBLAS's and cuDNN's Hopper kernels: TMA
     /// descriptors, cluster launch, barrier set-up, warp-specialized roles) takes to start
     /// beyond a plain kernel's `launch_overhead`. Absent: 0.

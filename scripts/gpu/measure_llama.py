@@ -197,6 +197,7 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--reps", type=int, default=30)
     ap.add_argument("--only", default="")
+    ap.add_argument("--set", default="dev", choices=["dev", "heldout1"], help="dev: the first validation cases (now development data); heldout1: new shapes, measured once against a frozen model")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     torch.manual_seed(1)
@@ -230,12 +231,18 @@ def main():
 
     ly = Layer()
     cases = []
-    for b in (1, 2, 4):
-        for n in (512, 2048, 8192):
-            cases.append((f"layer_prefill_b{b}_l{n}", "layer_prefill", b, n, "prefill"))
-    for b in (1, 8, 32, 128):
-        for n in (1024, 4096, 16384):
-            cases.append((f"layer_decode_b{b}_l{n}", "layer_decode", b, n, "decode"))
+    if args.set == "dev":
+        prefill = [(b, n) for b in (1, 2, 4) for n in (512, 2048, 8192)]
+        decode = [(b, n) for b in (1, 8, 32, 128) for n in (1024, 4096, 16384)]
+        models = (("model_prefill_b1_l2048", 1, 2048, "prefill"), ("model_decode_b8_l2048", 8, 2048, "decode"))
+    else:
+        prefill = [(b, n) for b in (1, 3) for n in (1024, 3072, 6144)] + [(8, 256)]
+        decode = [(b, n) for b in (2, 16, 64) for n in (2048, 8192)] + [(256, 1024)]
+        models = (("model_prefill_b2_l1024", 2, 1024, "prefill"), ("model_decode_b32_l4096", 32, 4096, "decode"))
+    for b, n in prefill:
+        cases.append((f"layer_prefill_b{b}_l{n}", "layer_prefill", b, n, "prefill"))
+    for b, n in decode:
+        cases.append((f"layer_decode_b{b}_l{n}", "layer_decode", b, n, "decode"))
     kern = []
     for name, cat, b, n, phase in cases:
         if args.only not in name:
@@ -253,7 +260,7 @@ def main():
             continue
         rows.append((name, cat, f"infer --batch {b} --{'prompt' if phase == 'prefill' else 'context'} {n}", med, f"{min(ts):.6e}"))
         print(f"{name:<28} {med:.6e}", flush=True)
-        if name in ("layer_prefill_b1_l512", "layer_decode_b1_l1024", "layer_prefill_b4_l8192"):
+        if name in ("layer_prefill_b1_l512", "layer_decode_b1_l1024", "layer_prefill_b4_l8192", "layer_prefill_b1_l1024", "layer_decode_b2_l2048"):
             for k, t in kernels_of(fn):
                 kern.append((name, k, f"{t:.6e}"))
         del fn
@@ -264,7 +271,7 @@ def main():
         emb = rnd(VOCAB, D)
         lm = rnd(VOCAB, D)
         w_final = torch.ones(D, device=DEV, dtype=torch.bfloat16)
-        for name, b, n, phase in (("model_prefill_b1_l2048", 1, 2048, "prefill"), ("model_decode_b8_l2048", 8, 2048, "decode")):
+        for name, b, n, phase in models:
             try:
                 fn = model_case(layers, emb, w_final, lm, b, n, phase)
                 out = fn()
@@ -280,16 +287,18 @@ def main():
             del fn
             torch.cuda.empty_cache()
 
-    with open(os.path.join(args.out, "llama.csv"), "w", newline="") as f:
+    tag = "llama" if args.set == "dev" else f"llama_{args.set}"
+    info["set"] = args.set
+    with open(os.path.join(args.out, f"{tag}.csv"), "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["case", "category", "what", "median_s", "min_s"])
         for r in rows:
             w.writerow([r[0], r[1], r[2], f"{r[3]:.6e}", r[4]])
-    with open(os.path.join(args.out, "llama_kernels.csv"), "w", newline="") as f:
+    with open(os.path.join(args.out, f"{tag}_kernels.csv"), "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["case", "kernel", "device_s"])
         w.writerows(kern)
-    with open(os.path.join(args.out, "llama_device.json"), "w") as f:
+    with open(os.path.join(args.out, f"{tag}_device.json"), "w") as f:
         json.dump(info, f, indent=2)
     print("done", flush=True)
 

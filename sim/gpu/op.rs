@@ -240,6 +240,13 @@ pub enum RowOp {
     LayerNorm,
     /// `F.rms_norm` over the last dimension (the same kernel, RMS variant).
     RmsNorm,
+    /// Rotary embeddings as Hugging Face's eager `apply_rotary_pos_emb` runs them on a strided
+    /// view of the QKV projection (`rows` = tokens × heads, `cols` = head dimension):
+    /// `x·cos`, `−x₂`, `cat(−x₂, x₁)`, `·sin`, `+` — five kernels.
+    Rope,
+    /// A copy out of a strided view (`k.transpose(1, 2)` into the KV cache):
+    /// `direct_copy_kernel` through PyTorch's non-vectorized path.
+    StridedCopy,
 }
 
 /// One kernel of a [`RowOp`]: its name, elements read and written per element of the op,
@@ -250,6 +257,13 @@ pub struct RowKernel {
     pub writes: f64,
     pub fp32_ops: f64,
     pub sfu_ops: f64,
+    /// Elements read per element from an operand every CTA shares (a broadcast `cos`/`sin`
+    /// table): L2 traffic, fetched from HBM once.
+    pub broadcast: f64,
+    /// Whether each lane moves one element per access (PyTorch's non-vectorized
+    /// `elementwise_kernel<128, 4>`, taken when an operand is strided or broadcast) rather than
+    /// 16 bytes (`vectorized_elementwise_kernel`).
+    pub per_element: bool,
 }
 
 impl RowOp {
@@ -268,17 +282,45 @@ impl RowOp {
                 writes: 1.0,
                 fp32_ops,
                 sfu_ops,
+                broadcast: 0.0,
+                per_element: false,
+            }
+        }
+        // A non-vectorized kernel: `reads` and `writes` per element of the op, `broadcast`
+        // reads of a shared table.
+        const fn s(name: &'static str, reads: f64, writes: f64, broadcast: f64) -> RowKernel {
+            RowKernel {
+                name,
+                reads,
+                writes,
+                fp32_ops: writes,
+                sfu_ops: 0.0,
+                broadcast,
+                per_element: true,
             }
         }
         const ADD: &[RowKernel] = &[k("add", 2.0, 1.0, 0.0)];
         const SILU_MUL: &[RowKernel] = &[k("silu", 1.0, 3.0, 2.0), k("mul", 2.0, 1.0, 0.0)];
         const LAYER_NORM: &[RowKernel] = &[k("layernorm", 1.0, 8.0, 0.0)];
         const RMS_NORM: &[RowKernel] = &[k("rmsnorm", 1.0, 5.0, 0.0)];
+        // x·cos reads the strided view and the broadcast table; −x₂ half of the view; cat both
+        // halves; ·sin the (contiguous) rotated copy and the table: each non-vectorized. The add
+        // of two contiguous tensors is vectorized.
+        const ROPE: &[RowKernel] = &[
+            s("rope_mul_cos", 1.0, 1.0, 1.0),
+            s("rope_neg", 0.5, 0.5, 0.0),
+            s("rope_cat", 1.0, 1.0, 0.0),
+            s("rope_mul_sin", 1.0, 1.0, 1.0),
+            k("rope_add", 2.0, 1.0, 0.0),
+        ];
+        const STRIDED_COPY: &[RowKernel] = &[s("strided_copy", 1.0, 1.0, 0.0)];
         match self {
             RowOp::Add => ADD,
             RowOp::SiluMul => SILU_MUL,
             RowOp::LayerNorm => LAYER_NORM,
             RowOp::RmsNorm => RMS_NORM,
+            RowOp::Rope => ROPE,
+            RowOp::StridedCopy => STRIDED_COPY,
         }
     }
 
@@ -289,6 +331,8 @@ impl RowOp {
             RowOp::SiluMul => 4.0,
             RowOp::LayerNorm => 8.0,
             RowOp::RmsNorm => 5.0,
+            RowOp::Rope => 4.0,
+            RowOp::StridedCopy => 0.0,
         }
     }
 
@@ -299,6 +343,8 @@ impl RowOp {
             RowOp::SiluMul => "silu_mul",
             RowOp::LayerNorm => "layernorm",
             RowOp::RmsNorm => "rmsnorm",
+            RowOp::Rope => "rope",
+            RowOp::StridedCopy => "strided_copy",
         }
     }
 }
@@ -633,7 +679,9 @@ impl GpuOp {
             "copy" => &["bytes"],
             "softmax" => &["rows", "cols", "dtype", "impl"],
             "add" => &["elems", "dtype", "impl"],
-            "silu_mul" | "layernorm" | "rmsnorm" => &["rows", "cols", "dtype", "impl"],
+            "silu_mul" | "layernorm" | "rmsnorm" | "rope" | "strided_copy" => {
+                &["rows", "cols", "dtype", "impl"]
+            }
             _ => return Err(OpParseError::UnknownOp(op.to_string())),
         };
         let mut map = BTreeMap::new();
@@ -739,10 +787,12 @@ impl GpuOp {
                 dtype: f.dtype()?,
                 imp,
             },
-            "silu_mul" | "layernorm" | "rmsnorm" => GpuOp::Rowwise {
+            "silu_mul" | "layernorm" | "rmsnorm" | "rope" | "strided_copy" => GpuOp::Rowwise {
                 kind: match op {
                     "silu_mul" => RowOp::SiluMul,
                     "layernorm" => RowOp::LayerNorm,
+                    "rope" => RowOp::Rope,
+                    "strided_copy" => RowOp::StridedCopy,
                     _ => RowOp::RmsNorm,
                 },
                 rows: f.int("rows")?,
@@ -995,7 +1045,7 @@ impl GpuOp {
             } => {
                 let e = f(rows) * f(cols);
                 let weights = match kind {
-                    RowOp::Add | RowOp::SiluMul => 0.0,
+                    RowOp::Add | RowOp::SiluMul | RowOp::Rope | RowOp::StridedCopy => 0.0,
                     RowOp::LayerNorm => 2.0 * f(cols),
                     RowOp::RmsNorm => f(cols),
                 };

@@ -849,6 +849,46 @@ fn streaming(
     sfu_ops: f64,
     useful_flops: f64,
 ) -> Result<KernelPlan, GpuError> {
+    streaming_with(
+        cx,
+        kind,
+        elements,
+        read_b,
+        write_b,
+        fp32_ops,
+        sfu_ops,
+        useful_flops,
+        PerElement::Vectorized,
+    )
+}
+
+/// How a streaming kernel's lanes access memory.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum PerElement {
+    /// 16 bytes per lane and access (`vectorized_elementwise_kernel`, copies).
+    Vectorized,
+    /// One element of `elem` bytes per lane and access (PyTorch's non-vectorized
+    /// `elementwise_kernel<128, 4>` for strided or broadcast operands), plus `broadcast` bytes
+    /// per element read from a table every CTA shares (L2 traffic, HBM once).
+    Scalar { elem: f64, broadcast: f64 },
+}
+
+/// A streaming kernel. A [`PerElement::Scalar`] kernel's warp requests carry 32 elements
+/// rather than 32 × 16 bytes, so L2's request rate (`GpuParams::l2_bw_for` of the element
+/// size) bounds it: the evidence is the eager rotary kernels on the H200, which move about
+/// 1 TB/s where vectorized copies move 4.3 (`reports/infer/h200/llama_kernels.csv`).
+#[allow(clippy::too_many_arguments)]
+fn streaming_with(
+    cx: &Ctx,
+    kind: KernelKind,
+    elements: u64,
+    read_b: f64,
+    write_b: f64,
+    fp32_ops: f64,
+    sfu_ops: f64,
+    useful_flops: f64,
+    access: PerElement,
+) -> Result<KernelPlan, GpuError> {
     cx.common(kind)?;
     let map = cx.map;
     if map.instr != InstrClass::CudaCore {
@@ -862,6 +902,28 @@ fn streaming(
     let in_flight_regs = f64::from(map.stages) * f(tn) * read_b / 4.0;
     let (occupancy, regs) = cx.occupancy(0.0, in_flight_regs)?;
     let per_step = f(elements) / f(ctas * steps);
+    let (vector, mut streams) = match access {
+        PerElement::Vectorized => (16, Vec::new()),
+        PerElement::Scalar { elem, broadcast } => (
+            elem.max(1.0) as u32,
+            if broadcast > 0.0 {
+                // Shared by every CTA (one tile column): HBM once, L2 every time.
+                vec![Stream {
+                    key: Key::Col,
+                    bytes: per_step * broadcast,
+                }]
+            } else {
+                Vec::new()
+            },
+        ),
+    };
+    streams.insert(
+        0,
+        Stream {
+            key: Key::Cta,
+            bytes: per_step * read_b,
+        },
+    );
     Ok(KernelPlan {
         name: cx.name.to_string(),
         mapping: map.clone(),
@@ -878,10 +940,7 @@ fn streaming(
         flops_per_step: 0.0,
         useful_flops,
         resident: 0.0,
-        streams: vec![Stream {
-            key: Key::Cta,
-            bytes: per_step * read_b,
-        }],
+        streams,
         write_per_step: per_step * write_b,
         epilogue: 0.0,
         epilogue_fill: 0.0,
@@ -889,7 +948,7 @@ fn streaming(
         persist: false,
         smem: 0.0,
         regs_per_thread: regs,
-        vector: 16,
+        vector,
         step_latency_s: 0.0,
         lockstep: false,
     })
@@ -1721,7 +1780,7 @@ fn plan_kernel_with(
                 torch_norm(&cx, rows, cols, kind, dtype)?
             } else {
                 let b = dtype.bytes();
-                streaming(
+                streaming_with(
                     &cx,
                     KernelKind::Copy,
                     rows * cols,
@@ -1730,6 +1789,14 @@ fn plan_kernel_with(
                     k.fp32_ops,
                     k.sfu_ops,
                     op.flops() / kind.kernels().len() as f64,
+                    if k.per_element {
+                        PerElement::Scalar {
+                            elem: b,
+                            broadcast: k.broadcast * b,
+                        }
+                    } else {
+                        PerElement::Vectorized
+                    },
                 )?
             }
         }
