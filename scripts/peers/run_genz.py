@@ -6,6 +6,7 @@ Reproduce from a fresh machine (CPU only, a few seconds in all):
     python3 -m venv /work/peers/venv
     /work/peers/venv/bin/pip install genz-llm==0.0.16
     nice -n 10 /work/peers/venv/bin/python scripts/peers/run_genz.py
+    nice -n 10 /work/peers/venv/bin/python scripts/peers/run_genz.py --set heldout1
 
 Writes reports/infer/peers/genz.csv (case,seconds,notes) and genz_detail.json (per-operator
 latencies, wall time of each GenZ call). GenZ is only called through its public API
@@ -89,7 +90,17 @@ def case_seconds(kind, ops, total):
     return total - sum(t for n, t, _ in ops if n == "embeddings")
 
 
-def cases():
+def cases(which):
+    if which == "heldout1":
+        # The held-out set of scripts/gpu/measure_llama.py (--set heldout1), the same shapes.
+        for B, L in ((1, 1024), (1, 3072), (1, 6144), (3, 1024), (3, 3072), (3, 6144), (8, 256)):
+            yield f"layer_prefill_b{B}_l{L}", "layer", "prefill", "llama3_8b", 1, B, L
+        for B, L in ((2, 2048), (2, 8192), (16, 2048), (16, 8192), (64, 2048), (64, 8192),
+                     (256, 1024)):
+            yield f"layer_decode_b{B}_l{L}", "layer", "decode", "llama3_8b", 1, B, L
+        yield "model_prefill_b2_l1024", "model", "prefill", "llama3_8b", None, 2, 1024
+        yield "model_decode_b32_l4096", "model", "decode", "llama3_8b", None, 32, 4096
+        return
     for B in (1, 2, 4):
         for L in (512, 2048, 8192):
             yield f"layer_prefill_b{B}_l{L}", "layer", "prefill", "llama3_8b", 1, B, L
@@ -115,9 +126,12 @@ NOTES = {
 
 
 def main():
+    # `--set heldout1` writes genz_heldout1.csv / genz_heldout1_detail.json instead.
+    which = sys.argv[sys.argv.index("--set") + 1] if "--set" in sys.argv else "dev"
+    suffix = "" if which == "dev" else f"_{which}"
     os.makedirs(OUT, exist_ok=True)
     rows, detail = [], {}
-    for name, kind, phase, model, layers, B, L in cases():
+    for name, kind, phase, model, layers, B, L in cases(which):
         cfg = model_cfg(model, layers)
         total, ops, wall = run(phase, cfg, B, L, H200)
         sec = case_seconds(kind, ops, total)
@@ -134,7 +148,7 @@ def main():
         detail[name] = {"seconds": sec, "seconds_bw4800": sec2, "genz_wall_s": wall,
                         "ops": [{"name": n, "s": t, "bound": b} for n, t, b in ops], **extra}
         print(f"{name:28s} {sec*1e6:12.2f} us  (bw4800: {sec2*1e6:10.2f} us)  wall {wall:.3f} s", flush=True)
-    with open(os.path.join(OUT, "genz.csv"), "w", newline="") as f:
+    with open(os.path.join(OUT, f"genz{suffix}.csv"), "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["case", "seconds", "notes"])
         w.writerows(rows)
@@ -143,7 +157,7 @@ def main():
     meta = {"genz_llm_dist_version": version("genz-llm"), "GenZ.version.__version__": v.__version__, "python": sys.version.split()[0],
             "system_H200": H200, "system_H200_preset_bw_convention": H200_PRESET_CONV,
             "system_eff": 1}
-    with open(os.path.join(OUT, "genz_detail.json"), "w") as f:
+    with open(os.path.join(OUT, f"genz{suffix}_detail.json"), "w") as f:
         json.dump({"meta": meta, "cases": detail}, f, indent=1)
 
 
