@@ -227,7 +227,8 @@ fn a_cascade_without_a_gpu_op_says_why_it_is_not_lowered() {
         "{}",
         stdout(&o)
     );
-    // Mixtral's MoE: top-k and the combine have no op; the other cascades still run.
+    // Mixtral's MoE lowers whole: router GEMM, softmax, top-2 with renormalisation, the
+    // experts' grouped GEMMs over their routed tokens, and the weighted combine.
     let v = ok_json(&[
         "map",
         "--workload",
@@ -238,24 +239,25 @@ fn a_cascade_without_a_gpu_op_says_why_it_is_not_lowered() {
         "decode",
         "--json",
     ]);
-    let moe = instances(&v)
+    let moe = lowered(&v, "moe");
+    let specs: Vec<&str> = moe["ops"]
+        .as_array()
+        .unwrap()
         .iter()
-        .find(|i| i["role"] == "moe")
-        .expect("moe");
-    let why = moe["result"]["Err"].as_str().expect("moe refused");
-    assert!(
-        why.starts_with("not lowered: G: `G[t,x] = topk[x,2] RP[t,x]`: top-k"),
-        "{why}"
-    );
-    assert!(
-        why.contains("bmm batch=8 m=2 n=14336 k=4096 dtype=bf16"),
-        "{why}"
-    );
+        .map(|o| o["spec"].as_str().unwrap())
+        .collect();
+    for want in [
+        "topk rows=8 cols=8 k=2 dtype=bf16",
+        "bmm batch=8 m=2 n=14336 k=4096 dtype=bf16",
+        "moe_combine rows=8 cols=4096 k=2 dtype=bf16",
+    ] {
+        assert!(specs.contains(&want), "{want} in {specs:?}");
+    }
     let ran = instances(&v)
         .iter()
         .filter(|i| i["result"]["Ok"].is_object())
         .count();
-    assert_eq!(ran, 5);
+    assert_eq!(ran, 6);
 }
 
 /// The spatial mapper's options mean nothing to the GPU path: refused with the reason.
@@ -377,6 +379,7 @@ fn every_builtin_cascade_lowers_or_says_why_for_each_einsum() {
             "gemm",
             "gqa_decode",
             "layernorm",
+            "moe",
             "rmsnorm"
         ]
     );

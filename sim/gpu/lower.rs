@@ -355,6 +355,69 @@ impl<'a> Lowerer<'a> {
                 }
             }
         }
+        for i in 0..self.c.einsums.len() {
+            if !self.covered[i] {
+                if let Some((group, r)) = self.top_k(i) {
+                    self.record(&group, r);
+                }
+            }
+        }
+    }
+
+    /// A router's top-k `G = topk[x,k] P` over a plain tensor, with its renormalisation when
+    /// the cascade has one (`S = Σ_x G`, `W = G / S`) → `topk rows= cols= k=`.
+    fn top_k(&self, gi: usize) -> Group {
+        let c = self.c;
+        let g = &c.einsums[gi];
+        let Reduce::TopK { var, k } = &g.reduce else {
+            return None;
+        };
+        if g.mask.is_some() || !matches!(g.expr, Expr::Access(_)) {
+            return None;
+        }
+        let pv = plain_vars(&g.accesses[0])?;
+        let mut group = BTreeSet::from([gi]);
+        // Σ_x G and G / Σ_x G.
+        let sum = self.readers_of(&g.name).iter().copied().find(|&i| {
+            let e = &c.einsums[i];
+            e.reduce == Reduce::Op(ReduceOp::Sum)
+                && e.mask.is_none()
+                && matches!(e.expr, Expr::Access(_))
+                && e.accesses[0].tensor == g.name
+                && e.reduced == [var.clone()]
+        });
+        if let Some(si) = sum {
+            let sname = &c.einsums[si].name;
+            let div = self.readers_of(sname).iter().copied().find(|&i| {
+                let e = &c.einsums[i];
+                matches!(&e.expr, Expr::Binary(BinOp::Div, a, b, _)
+                    if matches!(**a, Expr::Access(_)) && matches!(**b, Expr::Access(_)))
+                    && e.reduce == Reduce::None
+                    && e.mask.is_none()
+                    && e.accesses[0].tensor == g.name
+                    && e.accesses[1].tensor == *sname
+            });
+            if let Some(di) = div {
+                group.extend([si, di]);
+            }
+        }
+        if group.iter().any(|&i| i != gi && self.covered[i]) {
+            return None;
+        }
+        let r = (|| {
+            let rows: Vec<&String> = pv.iter().filter(|v| *v != var).collect();
+            let rows = self.prod(&rows)?;
+            let cols = self.ext(var)?;
+            Ok(vec![(
+                "top-k",
+                format!(
+                    "topk rows={rows} cols={cols} k={} dtype={}",
+                    (*k as u64).min(cols),
+                    self.dtype()
+                ),
+            )])
+        })();
+        Some((group, r))
     }
 
     /// Attention starting at the score contraction `si` (see the module documentation).
@@ -868,9 +931,24 @@ impl<'a> Lowerer<'a> {
         let (r, mv) = self.routing(mask)?;
         let xv = var_of(&r.expert_rank);
         if e.reduced.contains(&xv) {
-            return Err(format!(
-                "a sum over the routed experts ({xv}: the weighted combine), a gather-reduce that no GPU op of the grammar computes"
-            ));
+            // The weighted combine: each token's routed expert rows summed.
+            if e.reduced.len() != 1 {
+                return Err(format!(
+                    "a sum over the routed experts ({xv}) and over {}: no GPU op",
+                    e.reduced.join(",")
+                ));
+            }
+            let (last, rest) = out.split_last().ok_or("a scalar output")?;
+            let (rows, cols) = (self.prod(rest)?, self.ext(last)?);
+            let k = r
+                .tokens_per_expert
+                .iter()
+                .sum::<u64>()
+                .div_ceil(r.tokens.max(1));
+            return Ok(vec![(
+                "combine",
+                format!("moe_combine rows={rows} cols={cols} k={k} dtype={dt}"),
+            )]);
         }
         let drop =
             |v: &[String]| -> Vec<String> { v.iter().filter(|x| **x != xv).cloned().collect() };
@@ -1223,7 +1301,7 @@ output P[r,c] = E[r,c] / S[r]
     }
 
     #[test]
-    fn moe_lowers_router_softmax_and_experts_and_refuses_top_k_and_combine() {
+    fn moe_lowers_router_softmax_top_k_experts_and_combine() {
         let r = Routing::zipf("X", 4, 32, 2, 0.0);
         let o = LowerOptions {
             routing: Some(&r),
@@ -1250,15 +1328,19 @@ output P[r,c] = E[r,c] / S[r]
                 "{want:?} in {got:?}"
             );
         }
-        let refused: Vec<&str> = l
-            .unlowered
-            .iter()
-            .flat_map(|u| u.einsums.iter().map(String::as_str))
-            .collect();
-        assert_eq!(refused, ["G", "GS", "GW", "OUT"]);
-        let e = l.into_ops().unwrap_err();
-        assert!(e.contains("top-k"), "{e}");
-        assert!(e.contains("weighted combine"), "{e}");
+        // The router's top-2 with its renormalisation is one op; the weighted combine reads
+        // each token's two expert rows.
+        for want in [
+            ("G GS GW", "topk rows=32 cols=4 k=2 dtype=bf16"),
+            ("OUT", "moe_combine rows=32 cols=64 k=2 dtype=bf16"),
+        ] {
+            assert!(
+                got.contains(&(want.0.to_string(), want.1.to_string())),
+                "{want:?} in {got:?}"
+            );
+        }
+        assert!(l.unlowered.is_empty(), "{:?}", l.unlowered);
+        assert_eq!(l.into_ops().unwrap().len(), 8);
         // Skewed routing: one product per distinct token count, largest first.
         let r = Routing::zipf("X", 4, 32, 2, 1.0);
         let o = LowerOptions {

@@ -206,8 +206,10 @@ pub fn kernel_kinds(op: &GpuOp, split: u32) -> Vec<(&'static str, KernelKind)> {
         GpuOp::Copy { .. } => vec![("copy", KernelKind::Copy)],
         GpuOp::Softmax { .. } => vec![("softmax", KernelKind::Softmax)],
         // Streaming kernels, planned like a copy.
-        GpuOp::Rowwise { kind, .. } => kind
-            .kernels()
+        GpuOp::Rowwise {
+            kind, cols, dtype, ..
+        } => kind
+            .kernels(*cols, dtype.bytes())
             .iter()
             .map(|k| (k.name, KernelKind::Copy))
             .collect(),

@@ -247,10 +247,20 @@ pub enum RowOp {
     /// A copy out of a strided view (`k.transpose(1, 2)` into the KV cache):
     /// `direct_copy_kernel` through PyTorch's non-vectorized path.
     StridedCopy,
+    /// An MoE router's top-`k` of each row of routing probabilities (`rows` tokens × `cols`
+    /// experts), renormalised over the chosen experts, as vLLM's fused-MoE path runs it:
+    /// `topk_softmax`'s selection (fp32 weights and int32 expert ids out) and
+    /// `moe_align_block_size` (the tokens sorted by expert for the grouped GEMMs).
+    TopK { k: u32 },
+    /// An MoE layer's weighted combine: each token's `k` expert outputs summed (`rows` tokens
+    /// × `cols` model dimension), vLLM's `moe_sum` (the gate weights are applied in the down
+    /// projection's epilogue).
+    MoeCombine { k: u32 },
 }
 
 /// One kernel of a [`RowOp`]: its name, elements read and written per element of the op,
 /// and FP32-pipe and MUFU operations per element.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RowKernel {
     pub name: &'static str,
     pub reads: f64,
@@ -273,8 +283,11 @@ impl RowOp {
     /// reads each row once from memory (its second pass re-reads the row from L1/L2) and writes
     /// it once. Per element: convert and add (1); SiLU `x / (1 + exp(−x))`: negate, add,
     /// multiply, convert (3) and exp and reciprocal (2 MUFU); layer norm's Welford update and
-    /// normalization (8); RMS norm's square-accumulate and scale (5).
-    pub fn kernels(self) -> &'static [RowKernel] {
+    /// normalization (8); RMS norm's square-accumulate and scale (5). MoE's top-k reads each
+    /// row of `cols` probabilities and writes `k` fp32 weights and int32 ids (8 bytes each, as
+    /// elements of `elem_bytes`), then sorts the ids (a kernel whose traffic is the ids); the
+    /// combine reads `k` rows per row it writes.
+    pub fn kernels(self, cols: u64, elem_bytes: f64) -> Vec<RowKernel> {
         const fn k(name: &'static str, reads: f64, fp32_ops: f64, sfu_ops: f64) -> RowKernel {
             RowKernel {
                 name,
@@ -286,6 +299,7 @@ impl RowOp {
                 per_element: false,
             }
         }
+        let k_ = |name: &'static str, reads: f64| k(name, reads, 1.0, 0.0);
         // A non-vectorized kernel: `reads` and `writes` per element of the op, `broadcast`
         // reads of a shared table.
         const fn s(name: &'static str, reads: f64, writes: f64, broadcast: f64) -> RowKernel {
@@ -314,13 +328,33 @@ impl RowOp {
             k("rope_add", 2.0, 1.0, 0.0),
         ];
         const STRIDED_COPY: &[RowKernel] = &[s("strided_copy", 1.0, 1.0, 0.0)];
+        let per_row = |elems: f64| elems / cols.max(1) as f64;
         match self {
-            RowOp::Add => ADD,
-            RowOp::SiluMul => SILU_MUL,
-            RowOp::LayerNorm => LAYER_NORM,
-            RowOp::RmsNorm => RMS_NORM,
-            RowOp::Rope => ROPE,
-            RowOp::StridedCopy => STRIDED_COPY,
+            RowOp::Add => ADD.to_vec(),
+            RowOp::SiluMul => SILU_MUL.to_vec(),
+            RowOp::LayerNorm => LAYER_NORM.to_vec(),
+            RowOp::RmsNorm => RMS_NORM.to_vec(),
+            RowOp::Rope => ROPE.to_vec(),
+            RowOp::StridedCopy => STRIDED_COPY.to_vec(),
+            RowOp::TopK { k } => {
+                let ids = per_row(f64::from(k) * 4.0 / elem_bytes);
+                vec![
+                    RowKernel {
+                        writes: 2.0 * ids,
+                        fp32_ops: f64::from(k),
+                        ..k_("topk_softmax", 1.0)
+                    },
+                    RowKernel {
+                        reads: ids,
+                        writes: ids,
+                        ..k_("moe_align_block_size", 0.0)
+                    },
+                ]
+            }
+            RowOp::MoeCombine { k } => vec![RowKernel {
+                fp32_ops: f64::from(k),
+                ..k_("moe_sum", f64::from(k))
+            }],
         }
     }
 
@@ -333,6 +367,8 @@ impl RowOp {
             RowOp::RmsNorm => 5.0,
             RowOp::Rope => 4.0,
             RowOp::StridedCopy => 0.0,
+            RowOp::TopK { .. } => 0.0,
+            RowOp::MoeCombine { k } => f64::from(k),
         }
     }
 
@@ -345,6 +381,8 @@ impl RowOp {
             RowOp::RmsNorm => "rmsnorm",
             RowOp::Rope => "rope",
             RowOp::StridedCopy => "strided_copy",
+            RowOp::TopK { .. } => "topk",
+            RowOp::MoeCombine { .. } => "moe_combine",
         }
     }
 }
@@ -682,6 +720,7 @@ impl GpuOp {
             "silu_mul" | "layernorm" | "rmsnorm" | "rope" | "strided_copy" => {
                 &["rows", "cols", "dtype", "impl"]
             }
+            "topk" | "moe_combine" => &["rows", "cols", "k", "dtype", "impl"],
             _ => return Err(OpParseError::UnknownOp(op.to_string())),
         };
         let mut map = BTreeMap::new();
@@ -800,6 +839,26 @@ impl GpuOp {
                 dtype: f.dtype()?,
                 imp,
             },
+            "topk" | "moe_combine" => {
+                let k = f.int("k")?;
+                let cols = f.int("cols")?;
+                let raw = f.raw("k")?;
+                if op == "topk" && k > cols {
+                    return Err(f.bad("k", raw, "top-k of a row needs k ≤ cols"));
+                }
+                let k = u32::try_from(k).map_err(|_| f.bad("k", raw, "at most 2^32 - 1"))?;
+                GpuOp::Rowwise {
+                    kind: if op == "topk" {
+                        RowOp::TopK { k }
+                    } else {
+                        RowOp::MoeCombine { k }
+                    },
+                    rows: f.int("rows")?,
+                    cols,
+                    dtype: f.dtype()?,
+                    imp,
+                }
+            }
             _ => unreachable!("op names were checked above"),
         })
     }
@@ -1045,16 +1104,29 @@ impl GpuOp {
             } => {
                 let e = f(rows) * f(cols);
                 let weights = match kind {
-                    RowOp::Add | RowOp::SiluMul | RowOp::Rope | RowOp::StridedCopy => 0.0,
+                    RowOp::Add
+                    | RowOp::SiluMul
+                    | RowOp::Rope
+                    | RowOp::StridedCopy
+                    | RowOp::TopK { .. }
+                    | RowOp::MoeCombine { .. } => 0.0,
                     RowOp::LayerNorm => 2.0 * f(cols),
                     RowOp::RmsNorm => f(cols),
                 };
-                let ins = if matches!(kind, RowOp::Add | RowOp::SiluMul) {
-                    2.0
-                } else {
-                    1.0
-                };
-                ((ins + 1.0) * e + weights) * dtype.bytes()
+                match kind {
+                    // The probabilities once; k weights and ids (4 bytes each) per row.
+                    RowOp::TopK { k } => e * dtype.bytes() + f(rows) * f64::from(k) * 8.0,
+                    // k rows in per row out.
+                    RowOp::MoeCombine { k } => (f64::from(k) + 1.0) * e * dtype.bytes(),
+                    _ => {
+                        let ins = if matches!(kind, RowOp::Add | RowOp::SiluMul) {
+                            2.0
+                        } else {
+                            1.0
+                        };
+                        ((ins + 1.0) * e + weights) * dtype.bytes()
+                    }
+                }
             }
         }
     }
@@ -1164,6 +1236,18 @@ impl GpuOp {
                 dtype,
                 ..
             } => write!(f, "add elems={} dtype={}", rows * cols, dtype.name()),
+            GpuOp::Rowwise {
+                kind: RowOp::TopK { k } | RowOp::MoeCombine { k },
+                rows,
+                cols,
+                dtype,
+                ..
+            } => write!(
+                f,
+                "{} rows={rows} cols={cols} k={k} dtype={}",
+                self.name(),
+                dtype.name()
+            ),
             GpuOp::Rowwise {
                 kind,
                 rows,
@@ -1315,13 +1399,43 @@ mod tests {
     }
 
     #[test]
+    fn moe_routing_and_combine_ops() {
+        let t = p("topk rows=1024 cols=8 k=2");
+        assert_eq!(
+            t.to_string(),
+            "topk rows=1024 cols=8 k=2 dtype=bf16 impl=torch"
+        );
+        let GpuOp::Rowwise { kind, .. } = t else {
+            panic!("{t:?}")
+        };
+        assert_eq!(kind, RowOp::TopK { k: 2 });
+        // The probabilities once, 2 fp32 weights and 2 int32 ids a row.
+        assert_eq!(t.min_bytes(), 1024.0 * 8.0 * 2.0 + 1024.0 * 2.0 * 8.0);
+        let ks = kind.kernels(8, 2.0);
+        assert_eq!(ks.len(), 2);
+        // Per element of the 8-wide row: 2 weights + 2 ids of 4 bytes = 16 B = 8 bf16 elements.
+        assert!((ks[0].writes - 1.0).abs() < 1e-12, "{}", ks[0].writes);
+        let c = p("moe_combine rows=16 cols=4096 k=2");
+        assert_eq!(c.min_bytes(), 3.0 * 16.0 * 4096.0 * 2.0);
+        assert_eq!(c.flops(), 2.0 * 16.0 * 4096.0);
+        assert!(GpuOp::parse("topk rows=4 cols=8 k=9")
+            .unwrap_err()
+            .to_string()
+            .contains("k ≤ cols"));
+        assert!(GpuOp::parse("topk rows=4 cols=8").is_err());
+    }
+
+    #[test]
     fn rowwise_ops_count_their_kernels_work_and_bytes() {
         let op = p("silu_mul rows=4 cols=8");
         let GpuOp::Rowwise { kind, .. } = op else {
             panic!("{op:?}")
         };
         assert_eq!(
-            kind.kernels().iter().map(|k| k.name).collect::<Vec<_>>(),
+            kind.kernels(8, 2.0)
+                .iter()
+                .map(|k| k.name)
+                .collect::<Vec<_>>(),
             ["silu", "mul"]
         );
         assert_eq!(op.flops(), 4.0 * 32.0);

@@ -1770,10 +1770,11 @@ fn plan_kernel_with(
             },
             i,
         ) => {
-            let k = kind.kernels().get(i).ok_or_else(|| {
+            let ks = kind.kernels(cols, dtype.bytes());
+            let k = ks.get(i).ok_or_else(|| {
                 cx.err(
                     "kernel",
-                    format!("{} has {} kernels", kind.name(), kind.kernels().len()),
+                    format!("{} has {} kernels", kind.name(), ks.len()),
                 )
             })?;
             if imp == super::op::Impl::Torch && matches!(kind, RowOp::LayerNorm | RowOp::RmsNorm) {
@@ -1788,7 +1789,7 @@ fn plan_kernel_with(
                     k.writes * b,
                     k.fp32_ops,
                     k.sfu_ops,
-                    op.flops() / kind.kernels().len() as f64,
+                    op.flops() / ks.len() as f64,
                     if k.per_element {
                         PerElement::Scalar {
                             elem: b,
