@@ -203,6 +203,22 @@ pub enum Command {
         /// Tokens generated per sequence (the first by the prefill step).
         #[arg(long, default_value_t = 128)]
         generate: u64,
+        /// Devices the model is spread over (tp × pp × data-parallel replicas).
+        #[arg(long, default_value_t = 1)]
+        devices: u64,
+        /// Tensor-parallel ranks (heads, FFN columns, vocabulary split).
+        #[arg(long, default_value_t = 1)]
+        tp: u64,
+        /// Pipeline stages (layers split; GPipe micro-batches).
+        #[arg(long, default_value_t = 1)]
+        pp: u64,
+        /// Expert-parallel ranks (MoE experts split over every device of a stage).
+        #[arg(long, default_value_t = 1)]
+        ep: u64,
+        /// The link between devices: a preset of arch/links (nvlink4, pcie4_x16, pcie5_x16,
+        /// infiniband_ndr) or a TOML file; default the architecture's `interconnect`.
+        #[arg(long)]
+        link: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -547,9 +563,18 @@ pub fn run(cli: Cli) -> Result<()> {
             batch,
             prompt,
             generate,
+            devices,
+            tp,
+            pp,
+            ep,
+            link,
             json,
         }) => {
             let a = load_arch(&arch)?;
+            let link = match link.or_else(|| a.interconnect.clone()) {
+                Some(l) => Some(cascade_arch::Link::load(&l)?),
+                None => None,
+            };
             let r = crate::commands::infer::infer(
                 &workload,
                 &a,
@@ -558,6 +583,13 @@ pub fn run(cli: Cli) -> Result<()> {
                     prompt,
                     generate,
                 },
+                crate::infer::Parallel {
+                    devices,
+                    tp,
+                    pp,
+                    ep,
+                },
+                link,
             )?;
             if json {
                 outln!("{}", serde_json::to_string_pretty(&r)?);

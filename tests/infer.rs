@@ -128,6 +128,7 @@ fn llama3_8b_weights_are_its_parameter_count() {
             generate: 1,
         },
         &h200(),
+        &Parallel::ONE,
     );
     // Llama-3-8B has 8.03 B parameters (model card): 16.06 GB in bf16.
     assert!((f.weights / 2.0 / 1e9 - 8.03).abs() < 0.01, "{}", f.weights);
@@ -478,4 +479,210 @@ fn regenerate() {
         std::path::Path::new("reports/infer/validation.svg"),
     )
     .unwrap();
+}
+
+// ---- Several devices ------------------------------------------------------------------------
+
+use cascade::infer::collective::{cost, Algorithm, Collective};
+use cascade::infer::{run_static_on, Parallel};
+use cascade_arch::Link;
+
+fn par(devices: u64, tp: u64, pp: u64, ep: u64) -> Parallel {
+    Parallel {
+        devices,
+        tp,
+        pp,
+        ep,
+    }
+}
+
+fn nvlink() -> Link {
+    Link::preset("nvlink4").unwrap()
+}
+
+fn pstep(w: &Workload, a: &Architecture, p: Parallel, phase: Phase, b: u64, n: u64) -> Step {
+    let new = if phase == Phase::Prefill { n } else { 1 };
+    GpuStepper::with_parallel(w, a, p, Some(nvlink()))
+        .unwrap()
+        .step(StepShape {
+            phase,
+            batch: b,
+            new_tokens: new,
+            context: n,
+        })
+        .unwrap()
+}
+
+#[test]
+fn tensor_parallel_steps_split_heads_and_all_reduce_twice_a_layer() {
+    let (w, a) = (llama(), h200());
+    let s = pstep(&w, &a, par(2, 2, 1, 1), Phase::Decode, 8, 2048);
+    let att = s.ops.iter().find(|o| o.role == "attention").unwrap();
+    assert!(
+        att.spec
+            .starts_with("decode_attention b=8 hq=16 hkv=4 l=2048"),
+        "{}",
+        att.spec
+    );
+    let qkv = s.ops.iter().find(|o| o.role == "qkv_proj").unwrap();
+    assert!(
+        qkv.spec.starts_with("gemm m=8 n=3072 k=4096"),
+        "{}",
+        qkv.spec
+    );
+    let comm: Vec<_> = s.ops.iter().filter(|o| o.pattern == "collective").collect();
+    // Per layer: after the output projection and after the FFN; per step: the embedding's
+    // all-reduce and the logits' all-gather.
+    let per_layer = comm.iter().filter(|o| o.times == 32).count();
+    assert_eq!((per_layer, comm.len()), (2, 4), "{comm:#?}");
+    // Hand-computed: 8 tokens × 4096 × 2 B = 65536 B over 2 devices of NVLink 4 (450 GB/s,
+    // 0.8 µs): ring 2·0.8 µs + 65536 / 450e9 s.
+    let ar = comm.iter().find(|o| o.times == 32).unwrap();
+    let want = 1.6e-6 + 65536.0 / 450e9;
+    assert!((ar.seconds - want).abs() < 1e-15, "{} {want}", ar.seconds);
+    assert!(
+        ar.spec
+            .starts_with("all_reduce bytes=65536 devices=2 link=nvlink4"),
+        "{}",
+        ar.spec
+    );
+    let comm_s: f64 = comm.iter().map(|o| o.seconds * o.times as f64).sum();
+    assert!((s.comm_s - comm_s).abs() < 1e-15);
+    // A decode step is its ops back to back, collectives included.
+    assert!((s.seconds - s.gpu_s).abs() < 1e-15);
+    let one = step(&w, &a, Phase::Decode, 8, 1, 2048);
+    assert!(s.seconds < one.seconds, "{} vs {}", s.seconds, one.seconds);
+}
+
+#[test]
+fn pipeline_stages_run_their_layers_in_turn() {
+    let (w, a) = (llama(), h200());
+    // One sequence: one micro-batch through two stages of 16 layers; the step is the first
+    // stage (embedding + 16 layers), the send, and the last (16 layers + final norm + LM head).
+    let s = pstep(&w, &a, par(2, 1, 2, 1), Phase::Decode, 1, 4096);
+    let st = GpuStepper::with_parallel(&w, &a, par(2, 1, 2, 1), Some(nvlink())).unwrap();
+    let layer = st.layer_seconds(&s);
+    assert!(s.ops.iter().all(|o| o.times == 16 || o.times == 1));
+    let send = s.ops.iter().find(|o| o.role == "pp_comm").unwrap();
+    assert!((send.seconds - (0.8e-6 + 8192.0 / 450e9)).abs() < 1e-15);
+    // gpu_s counts the 16 layers once, and the per-step ops and the send once.
+    let want = s.gpu_s + 16.0 * layer;
+    assert!(
+        (s.seconds - want).abs() < 1e-12 * want,
+        "{} {want}",
+        s.seconds
+    );
+    // Four sequences over two stages: two micro-batches, the second one stage behind.
+    let s4 = pstep(&w, &a, par(2, 1, 2, 1), Phase::Decode, 4, 4096);
+    assert_eq!(s4.shape.batch, 4);
+    let att = s4.ops.iter().find(|o| o.role == "attention").unwrap();
+    assert!(
+        att.spec.starts_with("decode_attention b=2 "),
+        "{}",
+        att.spec
+    );
+}
+
+#[test]
+fn expert_parallel_moe_holds_whole_experts_and_exchanges_tokens() {
+    let a = h200();
+    let w = Workload::load("mixtral_8x7b").unwrap();
+    // Four replicas, experts spread over the four devices: two experts each, dispatch and
+    // combine all-to-all.
+    let s = pstep(&w, &a, par(4, 1, 1, 4), Phase::Decode, 32, 2048);
+    let experts: Vec<_> = s
+        .ops
+        .iter()
+        .filter(|o| o.role == "moe" && o.spec.starts_with("bmm"))
+        .collect();
+    assert!(!experts.is_empty());
+    for e in &experts {
+        // 32 tokens × top-2 over 8 experts: 8 tokens each, two experts per device.
+        assert!(e.spec.starts_with("bmm batch=2 m=8 "), "{}", e.spec);
+    }
+    let a2a = s
+        .ops
+        .iter()
+        .filter(|o| o.spec.starts_with("all_to_all"))
+        .count();
+    assert_eq!(a2a, 2);
+    // One replica over four tensor-parallel ranks: the experts' partial outputs all-reduced.
+    let s = pstep(&w, &a, par(4, 4, 1, 4), Phase::Decode, 32, 2048);
+    assert!(s
+        .ops
+        .iter()
+        .any(|o| o.role == "ep_comm" && o.spec.starts_with("all_reduce")));
+    // Each device's weights: a quarter of the experts.
+    let run = StaticRun {
+        batch: 32,
+        prompt: 2048,
+        generate: 8,
+    };
+    let one = Footprint::of(&w, &run, &a, &Parallel::ONE);
+    let four = Footprint::of(&w, &run, &a, &par(4, 4, 1, 4));
+    assert!(
+        four.weights < 0.3 * one.weights,
+        "{} {}",
+        four.weights,
+        one.weights
+    );
+    assert!((four.kv_cache * 4.0 - one.kv_cache).abs() < 1.0);
+}
+
+#[test]
+fn parallelism_that_does_not_fit_the_model_is_refused() {
+    let (w, a) = (llama(), h200());
+    let err = |p: Parallel, link: Option<Link>| {
+        GpuStepper::with_parallel(&w, &a, p, link)
+            .err()
+            .unwrap_or_else(|| panic!("{p:?} accepted"))
+    };
+    let e = err(par(3, 3, 1, 1), Some(nvlink()));
+    assert!(e.contains("--tp 3: model.heads = 32"), "{e}");
+    let e = err(par(3, 2, 1, 1), Some(nvlink()));
+    assert!(e.contains("--devices 3 is not a multiple of --tp 2"), "{e}");
+    let e = err(par(2, 1, 1, 2), Some(nvlink()));
+    assert!(e.contains("has no MoE layer"), "{e}");
+    let e = err(par(64, 1, 64, 1), Some(nvlink()));
+    assert!(e.contains("more stages than the model's 32 layers"), "{e}");
+    let e = err(par(2, 2, 1, 1), None);
+    assert!(e.contains("give --link"), "{e}");
+    let e = err(par(0, 1, 1, 1), Some(nvlink()));
+    assert!(e.starts_with("--devices 0"), "{e}");
+    // A link file with a zero bandwidth, and an architecture naming a link that does not exist.
+    let e = Link::from_toml_str(
+        "name = \"x\"\ndescription = \"\"\nsource = \"\"\nbandwidth = \"0 GB/s\"\nlatency = \"1 us\"\n",
+        "x.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.starts_with("x.toml:4:"), "{e}");
+    assert!(e.contains("bandwidth"), "{e}");
+    let text = std::fs::read_to_string("arch/presets/h200.toml")
+        .unwrap()
+        .replace("interconnect = \"nvlink4\"", "interconnect = \"nvlink9\"");
+    let e = Architecture::from_toml_str(&text, "h200x.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("h200x.toml:13:"), "{e}");
+    assert!(e.contains("no link preset `nvlink9`"), "{e}");
+}
+
+#[test]
+fn a_tensor_parallel_run_reports_its_devices() {
+    let (w, a) = (llama(), h200());
+    let run = StaticRun {
+        batch: 4,
+        prompt: 512,
+        generate: 4,
+    };
+    let r = run_static_on(&w, &a, run, par(2, 2, 1, 1), Some(nvlink()), &mut |_, _| {}).unwrap();
+    assert_eq!(r.link.as_deref(), Some("nvlink4"));
+    assert!(r.prefill.comm_s > 0.0);
+    // The KV cache per device halves with the KV heads.
+    let one = Footprint::of(&w, &run, &a, &Parallel::ONE);
+    assert_eq!(r.footprint.kv_cache * 2.0, one.kv_cache);
+    // Collective costs are the module's (a spot check of the exported cost function).
+    let c = cost(Collective::AllGather, 1e6, 4, &nvlink(), Algorithm::Auto);
+    assert!((c.seconds - (3.0 * 0.8e-6 + 0.75e6 / 450e9)).abs() < 1e-15);
 }

@@ -6,11 +6,13 @@
 //! assert_eq!(arch.peak_ops_per_s("pe2d", "mac"), Some(65536.0 * 940e6));
 //! ```
 
+pub mod link;
 pub mod locate;
 pub mod memory;
 pub mod spec;
 pub mod units;
 
+pub use link::Link;
 pub use spec::{
     ArchError, Architecture, ComputeUnit, GpuSpec, LevelEnergy, MeasuredCeilings, OpCost,
     Precision, StorageKind, StorageLevel, MAX_INSTANCES, MAX_WORD_BITS, ROLES,

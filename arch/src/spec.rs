@@ -436,6 +436,11 @@ pub struct Architecture {
     /// GPU-specific figures.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu: Option<GpuSpec>,
+    /// The link that joins several of these devices (a preset of `arch/links/`, see
+    /// [`crate::link`]): `cascade infer --devices N` sends its collectives over it. Absent: the
+    /// device runs alone unless a link is given on the command line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interconnect: Option<String>,
 }
 
 /// The tensor roles a level's `holds` may name.
@@ -553,6 +558,18 @@ impl Architecture {
                     f.clone(),
                     f,
                     format!("must be 1..={MAX_WORD_BITS} bits, got {v}"),
+                );
+            }
+        }
+        if let Some(name) = &self.interconnect {
+            if !crate::link::PRESETS.iter().any(|p| p.0 == name) {
+                return fail(
+                    "interconnect".into(),
+                    "interconnect".into(),
+                    format!(
+                        "no link preset `{name}` (presets: {})",
+                        crate::link::names()
+                    ),
                 );
             }
         }

@@ -1,7 +1,7 @@
 //! `cascade infer`: a static batch's prefill and decode steps (see [`crate::infer`]), printed as
 //! a summary with the ops of the prefill step and of the last decode step, or as JSON.
 
-use crate::infer::{run_static, InferReport, StaticRun, Step};
+use crate::infer::{run_static_on, InferReport, Parallel, StaticRun, Step};
 use crate::workload::Workload;
 use anyhow::{anyhow, Result};
 
@@ -10,13 +10,16 @@ pub fn infer(
     workload: &str,
     arch: &cascade_arch::Architecture,
     run: StaticRun,
+    par: Parallel,
+    link: Option<cascade_arch::Link>,
 ) -> Result<InferReport> {
     let w = Workload::load(workload)?;
     let progress = crate::progress::Progress::new("infer", run.generate).unit("steps");
     let mut on_step = |_done: u64, _total: u64| {
         let _s = progress.step();
     };
-    let r = run_static(&w, arch, run, &mut on_step).map_err(|e| anyhow!("{}: {e}", w.name))?;
+    let r = run_static_on(&w, arch, run, par, link, &mut on_step)
+        .map_err(|e| anyhow!("{}: {e}", w.name))?;
     progress.finish();
     Ok(r)
 }
@@ -29,9 +32,21 @@ pub fn render(r: &InferReport) -> String {
         "{} on {}: batch {}, prompt {} tokens, {} generated per sequence\n",
         r.workload, r.arch, r.run.batch, r.run.prompt, r.run.generate
     );
+    let p = &r.parallel;
+    if p.devices > 1 {
+        s += &format!(
+            "  {} devices over {}: tensor-parallel {}, pipeline {}, data-parallel {}, expert-parallel {}\n",
+            p.devices,
+            r.link.as_deref().unwrap_or("no link"),
+            p.tp,
+            p.pp,
+            p.dp(),
+            p.ep
+        );
+    }
     let f = &r.footprint;
     s += &format!(
-        "  memory on {}: weights {:.2} GB + KV cache {:.2} GB ({} tokens) + activations {:.2} GB = {:.2} GB{}\n",
+        "  memory on {} (each device): weights {:.2} GB + KV cache {:.2} GB ({} tokens) + activations {:.2} GB = {:.2} GB{}\n",
         f.level,
         gb(f.weights),
         gb(f.kv_cache),

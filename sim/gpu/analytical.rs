@@ -54,6 +54,8 @@ pub enum Bound {
     Memory,
     /// Neither: launch overhead, pipeline fill and memory latency dominate.
     Latency,
+    /// A collective between devices (`cascade infer`): the link's bandwidth and latency.
+    Link,
 }
 
 impl Bound {
@@ -64,6 +66,7 @@ impl Bound {
             Bound::Compute => "compute",
             Bound::Memory => "memory",
             Bound::Latency => "latency",
+            Bound::Link => "link",
         }
     }
 

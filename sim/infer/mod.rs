@@ -13,10 +13,13 @@
 //! What is not here yet (issue 12): spatial accelerators through the mapper, continuous
 //! batching, multi-device parallelism and memory tiers other than the device's own.
 
+pub mod collective;
+pub mod parallel;
 pub mod step;
 
 use crate::workload::{Ffn, Phase, Workload};
-use cascade_arch::Architecture;
+use cascade_arch::{Architecture, Link};
+pub use parallel::Parallel;
 use serde::Serialize;
 pub use step::{GpuStepper, Step, StepOp, StepShape};
 
@@ -45,7 +48,8 @@ pub struct Footprint {
 }
 
 impl Footprint {
-    /// The footprint of `run` of workload `w` at precision bytes `b` on `arch`'s root level.
+    /// The footprint of `run` of workload `w` at precision bytes `b` on one device of `arch`'s
+    /// root level, the model spread as `par` says (one device: [`Parallel::ONE`]).
     ///
     /// Weights per layer: the QKV and output projections, the FFN (SwiGLU three matrices,
     /// GELU/ReLU two; MoE every expert's three and the router) and two norms' scales; plus the
@@ -54,9 +58,14 @@ impl Footprint {
     /// (the last generated token is never fed back). Activations: the largest prefill live set,
     /// the residual stream and its normed copy (`2·T·D`) plus the FFN's gate, up and SiLU
     /// outputs (`3·T·F`, routed tokens for MoE) or the projected Q, K, V and their rotated
-    /// copies, whichever is larger, plus one row of logits per sequence.
-    pub fn of(w: &Workload, run: &StaticRun, arch: &Architecture) -> Footprint {
-        let m = &w.model;
+    /// copies, whichever is larger, plus one row of logits per sequence. Spread over devices:
+    /// heads, KV heads, FFN columns and vocabulary rows divided by `tp` (whole experts divided
+    /// by `ep` instead), ⌈layers / pp⌉ layers (the embedding on the first stage and the LM head
+    /// on the last: one of them per device when `pp > 1`), the sequences divided by the
+    /// data-parallel replicas.
+    pub fn of(w: &Workload, run: &StaticRun, arch: &Architecture, par: &Parallel) -> Footprint {
+        let s = par.shard(w);
+        let m = &s.model;
         let b = w.run.precision.bytes() as f64;
         let f = |x: u64| x as f64;
         let (d, hd) = (f(m.d_model), f(m.head_dim));
@@ -66,20 +75,21 @@ impl Footprint {
             Ffn::Gelu | Ffn::Relu => 2.0,
         };
         let ffn = match &m.moe {
-            Some(moe) => f(moe.experts) * mats * d * f(m.ffn_dim) + d * f(moe.experts),
+            Some(moe) => f(moe.experts / par.ep) * mats * d * f(m.ffn_dim) + d * f(moe.experts),
             None => mats * d * f(m.ffn_dim),
         };
         let vocab = f(m.vocab.unwrap_or(0));
-        let weights = (f(m.layers) * (attn + ffn + 2.0 * d) + 2.0 * vocab * d + d) * b;
-        let kv_tokens = run
-            .batch
-            .saturating_mul(run.prompt.saturating_add(run.generate.saturating_sub(1)));
+        let tables = if par.pp > 1 { 1.0 } else { 2.0 };
+        let weights = (f(m.layers) * (attn + ffn + 2.0 * d) + tables * vocab * d + d) * b;
+        let batch = run.batch.div_ceil(par.dp());
+        let kv_tokens =
+            batch.saturating_mul(run.prompt.saturating_add(run.generate.saturating_sub(1)));
         let kv_cache = 2.0 * f(m.layers) * f(m.kv_heads) * hd * b * f(kv_tokens);
-        let t = f(run.batch) * f(run.prompt);
+        let t = f(batch) * f(run.prompt);
         let routed = m.moe.as_ref().map_or(1.0, |moe| f(moe.top_k));
         let ffn_live = 3.0 * t * routed * f(m.ffn_dim);
         let qkv_live = 2.0 * t * f(m.heads + 2 * m.kv_heads) * hd;
-        let activations = (2.0 * t * d + ffn_live.max(qkv_live) + f(run.batch) * vocab) * b;
+        let activations = (2.0 * t * d + ffn_live.max(qkv_live) + f(batch) * vocab) * b;
         let root = arch.root();
         Footprint {
             weights,
@@ -107,11 +117,11 @@ impl Footprint {
         let what = if self.weights > cap {
             format!("the weights alone ({}) exceed it", gb(self.weights))
         } else {
+            let per_seq = (run.prompt + run.generate.saturating_sub(1)).max(1);
             format!(
-                "the KV cache of {} tokens (batch {} × {} tokens) needs {} and {} is left after the weights ({}) and activations ({})",
+                "the KV cache of {} tokens ({} sequences × {per_seq} tokens) needs {} and {} is left after the weights ({}) and activations ({})",
                 self.kv_tokens,
-                run.batch,
-                run.prompt + run.generate.saturating_sub(1),
+                self.kv_tokens / per_seq,
                 gb(self.kv_cache),
                 gb((cap - self.weights - self.activations).max(0.0)),
                 gb(self.weights),
@@ -161,6 +171,10 @@ pub struct InferReport {
     pub workload: String,
     pub arch: String,
     pub run: StaticRun,
+    /// How the model is spread over devices, and the link between them.
+    pub parallel: Parallel,
+    pub link: Option<String>,
+    /// The memory one device holds.
     pub footprint: Footprint,
     /// The prefill step, with its ops.
     pub prefill: Step,
@@ -182,12 +196,24 @@ pub struct InferReport {
     pub hbm_bytes: f64,
 }
 
-/// Runs `run` of `w` on `arch` as one static batch. `on_step(done, total)` is called after each
-/// step (progress display is the caller's).
+/// Runs `run` of `w` on one device of `arch` as one static batch. `on_step(done, total)` is
+/// called after each step (progress display is the caller's).
 pub fn run_static(
     w: &Workload,
     arch: &Architecture,
     run: StaticRun,
+    on_step: &mut dyn FnMut(u64, u64),
+) -> Result<InferReport, String> {
+    run_static_on(w, arch, run, Parallel::ONE, None, on_step)
+}
+
+/// [`run_static`] with the model spread over devices as `par` says, joined by `link`.
+pub fn run_static_on(
+    w: &Workload,
+    arch: &Architecture,
+    run: StaticRun,
+    par: Parallel,
+    link: Option<Link>,
     on_step: &mut dyn FnMut(u64, u64),
 ) -> Result<InferReport, String> {
     for (name, v) in [
@@ -199,8 +225,9 @@ pub fn run_static(
             return Err(format!("{name} 0: must be ≥ 1"));
         }
     }
-    let mut stepper = GpuStepper::new(w, arch)?;
-    let footprint = Footprint::of(w, &run, arch);
+    let link_name = link.as_ref().map(|l| l.name.clone());
+    let mut stepper = GpuStepper::with_parallel(w, arch, par, link)?;
+    let footprint = Footprint::of(w, &run, arch, &par);
     footprint.check(&arch.name, &run)?;
     let prefill = stepper.step(StepShape {
         phase: Phase::Prefill,
@@ -235,6 +262,8 @@ pub fn run_static(
         workload: w.name.clone(),
         arch: arch.name.clone(),
         run,
+        parallel: par,
+        link: link_name,
         footprint,
         ttft_s: prefill.seconds,
         tbt: Latencies::of(&decode_s),

@@ -10,12 +10,14 @@
 //! residual adds, and per step the embedding gather and,
 //! for the last token of each sequence, the final norm and the LM head.
 
+use super::collective::{self, Algorithm, Collective};
+use super::parallel::Parallel;
 use crate::gpu::contract;
 use crate::gpu::lower::{lower, LowerOptions, LoweredOp};
 use crate::gpu::{Bound, Dtype, GpuEstimate, GpuOp, GpuParams};
 use crate::workload::{Instance, Phase, Point, Precision, Workload, WorkloadKind};
-use cascade_arch::{Architecture, GpuSpec};
-use cascade_einsum::{bind, check_source, library, Cascade};
+use cascade_arch::{Architecture, GpuSpec, Link};
+use cascade_einsum::{bind, check_source, library, Cascade, Routing};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 
@@ -62,8 +64,10 @@ pub struct Step {
     /// The step's time: the GPU's ops back to back, or later where an eager step's host issues
     /// kernels more slowly than the GPU runs them.
     pub seconds: f64,
-    /// The ops' seconds summed (the GPU alone).
+    /// The ops' seconds summed (one device's ops, collectives included).
     pub gpu_s: f64,
+    /// The collectives' share of `gpu_s`.
+    pub comm_s: f64,
     pub hbm_bytes: f64,
     pub energy_j: f64,
     pub ops: Vec<StepOp>,
@@ -86,15 +90,20 @@ impl Step {
     }
 }
 
-/// A lowering's identity: the cascade, its extents and the phase.
-type LoweringKey = (String, Vec<(String, u64)>, Phase);
+/// A lowering's identity: the cascade, its extents, the phase and the routing.
+type LoweringKey = (String, Vec<(String, u64)>, Phase, Option<Vec<u64>>);
 
-/// Builds steps on one GPU, caching what repeats between steps: checked cascades, lowerings
-/// (by cascade and extents) and estimates (by spec).
+/// Builds steps on one GPU or a group of them, caching what repeats between steps: checked
+/// cascades, lowerings (by cascade and extents) and estimates (by spec).
 pub struct GpuStepper<'a> {
-    workload: &'a Workload,
+    /// What one device of the slowest stage runs ([`Parallel::shard`]).
+    workload: Workload,
+    /// The model as written.
+    full: &'a Workload,
     arch: &'a Architecture,
     gpu: &'a GpuSpec,
+    par: Parallel,
+    link: Option<Link>,
     /// The GPU's parameters for ops inside a step: eager (prefill) and CUDA-graph (decode).
     hw_eager: GpuParams,
     hw_graph: GpuParams,
@@ -105,8 +114,19 @@ pub struct GpuStepper<'a> {
 }
 
 impl<'a> GpuStepper<'a> {
-    /// A stepper for an LLM workload on a GPU architecture.
+    /// A stepper for an LLM workload on one GPU.
     pub fn new(workload: &'a Workload, arch: &'a Architecture) -> Result<Self, String> {
+        GpuStepper::with_parallel(workload, arch, Parallel::ONE, None)
+    }
+
+    /// A stepper for an LLM workload spread over `par.devices` GPUs joined by `link`
+    /// (needed when more than one device communicates).
+    pub fn with_parallel(
+        workload: &'a Workload,
+        arch: &'a Architecture,
+        par: Parallel,
+        link: Option<Link>,
+    ) -> Result<Self, String> {
         let gpu = arch.gpu.as_ref().ok_or_else(|| {
             format!(
                 "architecture `{}` has no [gpu] section: `cascade infer` runs GPU architectures (h100, h200); spatial accelerators are not composed into model steps yet",
@@ -119,6 +139,15 @@ impl<'a> GpuStepper<'a> {
                 workload.name
             ));
         }
+        par.check(workload)?;
+        if par.devices > 1 && link.is_none() {
+            return Err(format!(
+                "--devices {}: no link joins the devices: architecture `{}` names no `interconnect`; give --link (presets: {})",
+                par.devices,
+                arch.name,
+                cascade_arch::link::names()
+            ));
+        }
         let dtype = match workload.run.precision {
             Precision::Bf16 => Dtype::Bf16,
             Precision::Fp16 => Dtype::Fp16,
@@ -127,9 +156,12 @@ impl<'a> GpuStepper<'a> {
         };
         let hw = crate::gpu::search::params(gpu);
         Ok(GpuStepper {
-            workload,
+            workload: par.shard(workload),
+            full: workload,
             arch,
             gpu,
+            par,
+            link,
             hw_eager: hw.in_step(false),
             hw_graph: hw.in_step(true),
             dtype,
@@ -156,6 +188,7 @@ impl<'a> GpuStepper<'a> {
             inst.cascade.clone(),
             inst.extents.iter().map(|(k, v)| (k.clone(), *v)).collect(),
             phase,
+            inst.routing.as_ref().map(|r| r.tokens_per_expert.clone()),
         );
         if let Some(ops) = self.lowered.get(&key) {
             return Ok(ops.clone());
@@ -219,6 +252,42 @@ impl<'a> GpuStepper<'a> {
         Ok(())
     }
 
+    /// A collective of `bytes` over `devices` devices, as one op of the step (one NCCL kernel).
+    fn push_comm(
+        &self,
+        ops: &mut Vec<StepOp>,
+        role: &str,
+        c: Collective,
+        bytes: u64,
+        devices: u64,
+        times: u64,
+    ) {
+        let Some(link) = &self.link else { return };
+        if devices <= 1 {
+            return;
+        }
+        let cost = collective::cost(c, bytes as f64, devices, link, Algorithm::Auto);
+        ops.push(StepOp {
+            role: role.to_string(),
+            pattern: "collective",
+            spec: format!(
+                "{} bytes={bytes} devices={devices} link={} algorithm={}",
+                c.name(),
+                link.name,
+                match cost.algorithm {
+                    Algorithm::Tree => "tree",
+                    _ => "ring",
+                }
+            ),
+            times,
+            seconds: cost.seconds,
+            bound: Bound::Link,
+            hbm_bytes: 0.0,
+            energy_j: 0.0,
+            kernels: vec![cost.seconds],
+        });
+    }
+
     /// One layer of `step` on its own (the ops the step runs once per layer): the GPU's time
     /// in a decode step (a CUDA graph), the eager pipeline of one layer in a prefill step.
     pub fn layer_seconds(&self, step: &Step) -> f64 {
@@ -232,64 +301,207 @@ impl<'a> GpuStepper<'a> {
                 ..o.clone()
             })
             .collect();
+        self.ops_seconds(&ops, 1, step.shape.phase)
+    }
+
+    /// The time of `ops` (per-layer ops run `layers` times) on one device: back to back in a
+    /// CUDA graph, the eager pipeline otherwise.
+    fn ops_seconds(&self, ops: &[StepOp], layers: u64, phase: Phase) -> f64 {
         let dispatch = self.gpu.eager_dispatch.map_or(0.0, |d| d.seconds());
-        if step.shape.phase == Phase::Decode || dispatch == 0.0 {
-            ops.iter().map(|o| o.seconds).sum()
+        if phase == Phase::Decode || dispatch == 0.0 {
+            ops.iter().map(|o| o.seconds * o.times as f64).sum()
         } else {
-            eager_pipeline(&ops, 1, dispatch)
+            eager_pipeline(ops, layers, dispatch)
         }
     }
 
-    /// The ops of one step and their totals.
+    /// The parallelism the stepper runs.
+    pub fn parallel(&self) -> Parallel {
+        self.par
+    }
+
+    /// The ops of one step and their totals. `shape.batch` counts every sequence of the step
+    /// (all replicas); the ops listed are one device's, of the slowest stage, for one
+    /// micro-batch.
     pub fn step(&mut self, shape: StepShape) -> Result<Step, String> {
-        let w = self.workload;
-        let layers = w.model.layers;
+        let par = self.par;
+        let (tp, pp, dp) = (par.tp, par.pp, par.dp());
+        let layers = self.workload.model.layers;
+        // Sequences per replica, then per micro-batch (GPipe: as many micro-batches as stages,
+        // when there are sequences enough).
+        let replica = shape.batch.div_ceil(dp);
+        let micro = if pp > 1 { pp.min(replica) } else { 1 };
+        let mb = replica.div_ceil(micro);
+        let local = StepShape { batch: mb, ..shape };
         let pt = Point {
             phase: shape.phase,
-            batch: shape.batch,
+            batch: mb,
             seq_len: match shape.phase {
                 Phase::Prefill => shape.new_tokens,
                 Phase::Decode => shape.context,
             },
         };
         let graph = shape.phase == Phase::Decode;
+        let d = self.workload.model.d_model;
+        let b = self.dtype.bytes() as u64;
+        let tokens = mb.saturating_mul(shape.new_tokens);
+        let act = tokens.saturating_mul(d).saturating_mul(b);
         let mut ops = Vec::new();
-        for l in glue(w, shape, self.dtype, Scope::StepStart)? {
+        let w = self.workload.clone();
+        for l in glue(&w, local, self.dtype, Scope::StepStart)? {
             self.push(&mut ops, l.0, &l.1, 1, graph)?;
         }
-        for inst in w.layer(&pt) {
+        // The vocabulary-parallel embedding's partial rows.
+        self.push_comm(&mut ops, "tp_comm", Collective::AllReduce, act, tp, 1);
+        let layer_start = ops.len();
+        for mut inst in w.layer(&pt) {
+            if inst.role == "moe" && par.ep > 1 {
+                self.expert_parallel(&mut inst, tokens.saturating_mul(dp))?;
+            }
             for l in self.lower_instance(&inst, shape.phase)? {
                 self.push(&mut ops, &inst.role, &l, layers, graph)?;
             }
             if inst.role == "qkv_proj" {
-                for l in glue(w, shape, self.dtype, Scope::AfterQkv)? {
+                for l in glue(&w, local, self.dtype, Scope::AfterQkv)? {
                     self.push(&mut ops, l.0, &l.1, layers, graph)?;
+                }
+            }
+            if inst.role == "o_proj" {
+                self.push_comm(&mut ops, "tp_comm", Collective::AllReduce, act, tp, layers);
+            }
+            if inst.role == "ffn" || (inst.role == "moe" && par.ep == 1) {
+                self.push_comm(&mut ops, "tp_comm", Collective::AllReduce, act, tp, layers);
+            }
+            if inst.role == "moe" && par.ep > 1 {
+                if dp == 1 {
+                    // Every device saw every token: the experts' partial outputs summed.
+                    self.push_comm(
+                        &mut ops,
+                        "ep_comm",
+                        Collective::AllReduce,
+                        act,
+                        par.ep,
+                        layers,
+                    );
+                } else {
+                    // Dispatch and combine: each device sends its share of the tokens' k copies.
+                    let k = self.full.model.moe.as_ref().map_or(1, |m| m.top_k);
+                    let share = act.div_ceil(tp).saturating_mul(k);
+                    for _ in 0..2 {
+                        self.push_comm(
+                            &mut ops,
+                            "ep_comm",
+                            Collective::AllToAll,
+                            share,
+                            par.ep,
+                            layers,
+                        );
+                    }
+                    self.push_comm(&mut ops, "ep_comm", Collective::AllGather, act, tp, layers);
                 }
             }
             if inst.role == "o_proj" || inst.role == "ffn" || inst.role == "moe" {
-                for l in glue(w, shape, self.dtype, Scope::Residual)? {
+                for l in glue(&w, local, self.dtype, Scope::Residual)? {
                     self.push(&mut ops, l.0, &l.1, layers, graph)?;
                 }
             }
         }
-        for l in glue(w, shape, self.dtype, Scope::StepEnd)? {
+        let first_end = ops.len();
+        for l in glue(&w, local, self.dtype, Scope::StepEnd)? {
             self.push(&mut ops, l.0, &l.1, 1, graph)?;
+        }
+        if let Some(vocab) = w.model.vocab {
+            // The vocabulary-parallel LM head's logits gathered.
+            let logits = mb
+                .saturating_mul(vocab)
+                .saturating_mul(tp)
+                .saturating_mul(b);
+            self.push_comm(&mut ops, "tp_comm", Collective::AllGather, logits, tp, 1);
+        }
+        let mut send_s = 0.0;
+        if pp > 1 {
+            self.push_comm(&mut ops, "pp_comm", Collective::SendRecv, act, 2, 1);
+            send_s = ops.last().map_or(0.0, |o| o.seconds);
         }
         let sum = |f: fn(&StepOp) -> f64| ops.iter().map(|o| f(o) * o.times as f64).sum::<f64>();
         let gpu_s = sum(|o| o.seconds);
-        let dispatch = self.gpu.eager_dispatch.map_or(0.0, |d| d.seconds());
+        let comm_s: f64 = ops
+            .iter()
+            .filter(|o| o.pattern == "collective")
+            .map(|o| o.seconds * o.times as f64)
+            .sum();
+        let seconds = if pp == 1 {
+            self.ops_seconds(&ops, layers, shape.phase)
+        } else {
+            // Stage times of one micro-batch: the first stage has the embedding, the last the
+            // LM head; GPipe's schedule over `micro` micro-batches.
+            let per_layer = ops[layer_start..first_end].to_vec();
+            let start = ops[..layer_start].to_vec();
+            let end: Vec<StepOp> = ops[first_end..]
+                .iter()
+                .filter(|o| o.role != "pp_comm")
+                .cloned()
+                .collect();
+            let with = |extra: &[StepOp], before: bool| -> Vec<StepOp> {
+                let mut v = Vec::new();
+                if before {
+                    v.extend_from_slice(extra);
+                }
+                v.extend(per_layer.iter().cloned());
+                if !before {
+                    v.extend_from_slice(extra);
+                }
+                v
+            };
+            let first = self.ops_seconds(&with(&start, true), layers, shape.phase);
+            let mid = self.ops_seconds(&per_layer, layers, shape.phase);
+            let last = self.ops_seconds(&with(&end, false), layers, shape.phase);
+            let slowest = first.max(mid).max(last);
+            first
+                + mid * (pp - 2) as f64
+                + last
+                + slowest * (micro - 1) as f64
+                + send_s * (pp - 1) as f64
+        };
+        // Every device's work: the stage's ops on each of its devices, for each micro-batch.
+        let all = (micro * par.stage_devices() * pp) as f64;
         Ok(Step {
             shape,
-            seconds: if graph || dispatch == 0.0 {
-                gpu_s
-            } else {
-                eager_pipeline(&ops, layers, dispatch)
-            },
+            seconds,
             gpu_s,
-            hbm_bytes: sum(|o| o.hbm_bytes),
-            energy_j: sum(|o| o.energy_j),
+            comm_s,
+            hbm_bytes: sum(|o| o.hbm_bytes) * all,
+            energy_j: sum(|o| o.energy_j) * all,
             ops,
         })
+    }
+
+    /// The MoE instance of one device under expert parallelism: its `experts / ep` experts
+    /// (those of the busiest device under the routing) over every token of the stage.
+    fn expert_parallel(&self, inst: &mut Instance, stage_tokens: u64) -> Result<(), String> {
+        let moe = self
+            .full
+            .model
+            .moe
+            .as_ref()
+            .ok_or("expert parallelism without an MoE layer")?;
+        let ep = self.par.ep;
+        let per = moe.experts / ep;
+        let all = Routing::zipf("X", moe.experts, stage_tokens, moe.top_k, moe.skew);
+        let busiest = all
+            .tokens_per_expert
+            .chunks(per as usize)
+            .max_by_key(|c| c.iter().sum::<u64>())
+            .map(|c| c.to_vec())
+            .unwrap_or_default();
+        inst.extents.insert("X".into(), per);
+        inst.extents.insert("T".into(), stage_tokens);
+        inst.routing = Some(Routing {
+            expert_rank: "X".into(),
+            tokens: stage_tokens,
+            tokens_per_expert: busiest,
+        });
+        Ok(())
     }
 }
 
