@@ -9,7 +9,7 @@ Reproduce from a fresh machine (CPU only; LLMCompass's mapper takes seconds to a
     python3 -m venv /work/peers/venv-llmcompass
     /work/peers/venv-llmcompass/bin/pip install numpy==1.26.4 pandas==2.2.3 scalesim==2.0.2
     nice -n 10 /work/peers/venv-llmcompass/bin/python scripts/peers/run_llmcompass.py \
-        [--llmcompass /work/peers/llmcompass] [--budget-min 40]
+        [--llmcompass /work/peers/llmcompass] [--budget-min 40] [--set dev|heldout1]
 
 PyTorch is not installed: LLMCompass imports torch at module level but uses it only in its
 `run_on_gpu` methods (and as a `@torch.compile` decorator on those GPU helpers), so a stub module
@@ -22,6 +22,10 @@ Writes reports/infer/peers/llmcompass.csv (case,seconds,notes), llmcompass_detai
 (per-operator latency and simulation wall time) and llmcompass_h200.json (the hardware file).
 Cases run in the order layer_decode, layer_prefill, moe, model; once --budget-min of
 simulation has passed, the remaining cases are written with empty seconds and the reason.
+
+`--set heldout1` runs the held-out shapes (those of scripts/gpu/measure_llama.py --set heldout1)
+with the same hardware file and per-case methodology, and writes llmcompass_heldout1.csv and
+llmcompass_heldout1_detail.json instead; it leaves the dev files and llmcompass_h200.json alone.
 """
 import argparse
 import copy
@@ -161,7 +165,23 @@ def model_graph(layer_ops, T_head):
     return ops
 
 
-def cases():
+def layer_prefill_flops(B, L):
+    """Expected cost used to order the held-out prefill cases: GEMM + (non-causal) attention FLOPs."""
+    w = D * (HQ + 2 * HKV) * DH + HQ * DH * D + D * 2 * FFN + FFN * D
+    return 2 * B * L * w + 4 * B * L * L * HQ * DH
+
+
+def cases(which="dev"):
+    if which == "heldout1":
+        for B, L in ((2, 2048), (2, 8192), (16, 2048), (16, 8192), (64, 2048), (64, 8192),
+                     (256, 1024)):
+            yield f"layer_decode_b{B}_l{L}", llama_layer_decode(B, L)
+        pre = [(1, 1024), (1, 3072), (1, 6144), (3, 1024), (3, 3072), (3, 6144), (8, 256)]
+        for B, L in sorted(pre, key=lambda x: layer_prefill_flops(*x)):
+            yield f"layer_prefill_b{B}_l{L}", llama_layer_prefill(B, L)
+        yield "model_prefill_b2_l1024", model_graph(llama_layer_prefill(2, 1024), 2 * 1024)
+        yield "model_decode_b32_l4096", model_graph(llama_layer_decode(32, 4096), 32)
+        return
     for B in (1, 8, 32, 128):
         for L in (1024, 4096, 16384):
             yield f"layer_decode_b{B}_l{L}", llama_layer_decode(B, L)
@@ -249,7 +269,12 @@ def main():
     ap.add_argument("--budget-min", type=float, default=40.0)
     ap.add_argument("--cache", default="/work/peers/llmcompass_opcache.json",
                     help="per-operator result cache (outside the repo); delete for a cold run")
+    ap.add_argument("--set", dest="which", choices=("dev", "heldout1"), default="dev",
+                    help="case list; heldout1 writes llmcompass_heldout1{.csv,_detail.json}")
     args = ap.parse_args()
+    suffix = "" if args.which == "dev" else f"_{args.which}"
+    csv_path = os.path.join(OUT, f"llmcompass{suffix}.csv")
+    detail_path = os.path.join(OUT, f"llmcompass{suffix}_detail.json")
 
     install_torch_stub()
     lc = os.path.abspath(args.llmcompass)
@@ -261,8 +286,14 @@ def main():
 
     spec = h200_template(read_architecture_template(os.path.join(lc, "configs", "GA100.json")))
     os.makedirs(OUT, exist_ok=True)
-    with open(os.path.join(OUT, "llmcompass_h200.json"), "w") as f:
-        json.dump(spec, f, indent=1)
+    hw_path = os.path.join(OUT, "llmcompass_h200.json")
+    if args.which == "dev":
+        with open(hw_path, "w") as f:
+            json.dump(spec, f, indent=1)
+    elif os.path.exists(hw_path):
+        with open(hw_path) as f:
+            if json.load(f) != json.loads(json.dumps(spec)):
+                print(f"WARNING: hardware differs from {hw_path} (not rewritten)", flush=True)
     system = template_to_system(spec)
     dev = system.device
     cm = dev.compute_module
@@ -276,7 +307,7 @@ def main():
     sim = Sim(dev, data_type_dict["fp16"], args.cache)
     t_start = time.perf_counter()
     rows, detail = [], {}
-    for name, ops in cases():
+    for name, ops in cases(args.which):
         used = (time.perf_counter() - t_start) / 60
         if used > args.budget_min:
             reason = (f"skipped: LLMCompass simulation budget of {args.budget_min:.0f} min spent "
@@ -299,7 +330,7 @@ def main():
                        "overhead_s": o, "sim_wall_s": w, "cached": cached})
         wall = time.perf_counter() - t0
         note = note_for(name) + f"; without LLMCompass's per-kernel overheads {total_no_ov:.6g} s"
-        if name == "model_prefill_b1_l2048":
+        if name.startswith("model_prefill"):
             lm = next(x for x in od if x["op"] == "lm_head")
             note += f"; LM head {lm['s'] + lm['overhead_s']:.6g} s of it"
         rows.append((name, f"{total:.6e}", note))
@@ -308,13 +339,13 @@ def main():
         print(f"{name:28s} {total*1e6:12.2f} us (no overheads {total_no_ov*1e6:10.2f} us) "
               f"wall {wall:7.1f} s (cold {cold_wall:7.1f} s)", flush=True)
         # write as we go so an interrupted run keeps what it has
-        with open(os.path.join(OUT, "llmcompass.csv"), "w", newline="") as f:
+        with open(csv_path, "w", newline="") as f:
             w = csv.writer(f); w.writerow(["case", "seconds", "notes"]); w.writerows(rows)
-        with open(os.path.join(OUT, "llmcompass_detail.json"), "w") as f:
+        with open(detail_path, "w") as f:
             json.dump({"hardware": hw, "cases": detail}, f, indent=1)
-    with open(os.path.join(OUT, "llmcompass.csv"), "w", newline="") as f:
+    with open(csv_path, "w", newline="") as f:
         w = csv.writer(f); w.writerow(["case", "seconds", "notes"]); w.writerows(rows)
-    with open(os.path.join(OUT, "llmcompass_detail.json"), "w") as f:
+    with open(detail_path, "w") as f:
         json.dump({"hardware": hw, "cases": detail,
                    "total_wall_s": time.perf_counter() - t_start}, f, indent=1)
 
