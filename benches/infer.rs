@@ -1,9 +1,11 @@
 //! `cascade infer` speed (criterion): a whole 32-layer Llama-3-8B step on the H200 model, from a
 //! fresh stepper (every op lowered and estimated; the GPU calibration, once per process, is done
 //! before timing), and a decode step of a running generation (only its attention, over one more
-//! key, is new). The target: a 32-layer step in < 50 ms of wall time on 2 cores.
+//! key, is new). The target: a 32-layer step in < 50 ms of wall time on 2 cores. And a
+//! 1,000-request continuous-batching run (Poisson arrivals, 4 per second, 512-token prompts
+//! generating 128 tokens; target < 10 s on 2 cores), from a fresh server each time.
 
-use cascade::infer::{GpuStepper, StepShape};
+use cascade::infer::{poisson, serve, GpuStepper, Parallel, ServeConfig, StepShape};
 use cascade::workload::{Phase, Workload};
 use cascade_arch::Architecture;
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -44,6 +46,22 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             ctx += 1;
             black_box(st.step(shape(Phase::Decode, 8, 1, ctx)).unwrap().seconds)
+        })
+    });
+    let reqs = poisson(1000, 4.0, 512, 128, 0).unwrap();
+    grp.bench_function("llama3_8b_serve_1000_requests_rate4", |b| {
+        b.iter(|| {
+            let r = serve(
+                &w,
+                &a,
+                Parallel::ONE,
+                None,
+                &reqs,
+                &ServeConfig::default(),
+                &mut |_, _| {},
+            )
+            .unwrap();
+            black_box(r.makespan_s)
         })
     });
     grp.finish();

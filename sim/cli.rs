@@ -219,6 +219,31 @@ pub enum Command {
         /// infiniband_ndr) or a TOML file; default the architecture's `interconnect`.
         #[arg(long)]
         link: Option<String>,
+        /// Serve requests arriving as a Poisson process of this many per second (with
+        /// --requests, each of --prompt tokens generating --generate) instead of one batch.
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Requests of a --rate run.
+        #[arg(long, default_value_t = 1000)]
+        requests: u64,
+        /// Serve the requests of a trace TOML ([[request]] arrival_s, prompt, generate).
+        #[arg(long, conflicts_with = "rate")]
+        trace: Option<String>,
+        /// Seed of the Poisson arrivals.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Serving: chunked prefill (decode tokens first, prompt chunks fill the token budget).
+        #[arg(long)]
+        chunked_prefill: bool,
+        /// Serving: most tokens a step computes (vLLM max_num_batched_tokens).
+        #[arg(long, default_value_t = 8192)]
+        token_budget: u64,
+        /// Serving: most requests running at once (vLLM max_num_seqs).
+        #[arg(long, default_value_t = 256)]
+        max_seqs: u64,
+        /// Serving: price every token count exactly instead of interpolating on a grid.
+        #[arg(long)]
+        exact: bool,
         #[arg(long)]
         json: bool,
     },
@@ -568,6 +593,14 @@ pub fn run(cli: Cli) -> Result<()> {
             pp,
             ep,
             link,
+            rate,
+            requests,
+            trace,
+            seed,
+            chunked_prefill,
+            token_budget,
+            max_seqs,
+            exact,
             json,
         }) => {
             let a = load_arch(&arch)?;
@@ -575,6 +608,38 @@ pub fn run(cli: Cli) -> Result<()> {
                 Some(l) => Some(cascade_arch::Link::load(&l)?),
                 None => None,
             };
+            let par = crate::infer::Parallel {
+                devices,
+                tp,
+                pp,
+                ep,
+            };
+            if rate.is_some() || trace.is_some() {
+                let reqs = match (&trace, rate) {
+                    (Some(path), _) => {
+                        let text = std::fs::read_to_string(path)
+                            .map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+                        crate::infer::parse_trace(&text, path).map_err(anyhow::Error::msg)?
+                    }
+                    (None, Some(r)) => crate::infer::poisson(requests, r, prompt, generate, seed)
+                        .map_err(anyhow::Error::msg)?,
+                    (None, None) => unreachable!("checked above"),
+                };
+                let cfg = crate::infer::ServeConfig {
+                    max_seqs,
+                    token_budget,
+                    chunked: chunked_prefill,
+                    exact,
+                    ..Default::default()
+                };
+                let r = crate::commands::infer::serve(&workload, &a, par, link, &reqs, &cfg)?;
+                if json {
+                    outln!("{}", serde_json::to_string_pretty(&r)?);
+                } else {
+                    write_out(&crate::commands::infer::render_serve(&r))?;
+                }
+                return Ok(());
+            }
             let r = crate::commands::infer::infer(
                 &workload,
                 &a,
@@ -583,12 +648,7 @@ pub fn run(cli: Cli) -> Result<()> {
                     prompt,
                     generate,
                 },
-                crate::infer::Parallel {
-                    devices,
-                    tp,
-                    pp,
-                    ep,
-                },
+                par,
                 link,
             )?;
             if json {

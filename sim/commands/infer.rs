@@ -1,7 +1,9 @@
 //! `cascade infer`: a static batch's prefill and decode steps (see [`crate::infer`]), printed as
 //! a summary with the ops of the prefill step and of the last decode step, or as JSON.
 
-use crate::infer::{run_static_on, InferReport, Parallel, StaticRun, Step};
+use crate::infer::{
+    run_static_on, InferReport, Parallel, Request, ServeConfig, ServeReport, StaticRun, Step,
+};
 use crate::workload::Workload;
 use anyhow::{anyhow, Result};
 
@@ -94,5 +96,82 @@ fn step_table(title: &str, st: &Step) -> String {
             o.spec
         );
     }
+    s
+}
+
+/// Serves `reqs`, showing progress by finished requests.
+pub fn serve(
+    workload: &str,
+    arch: &cascade_arch::Architecture,
+    par: Parallel,
+    link: Option<cascade_arch::Link>,
+    reqs: &[Request],
+    cfg: &ServeConfig,
+) -> Result<ServeReport> {
+    let w = Workload::load(workload)?;
+    let progress = crate::progress::Progress::new("serve", reqs.len() as u64).unit("requests");
+    let mut seen = 0;
+    let mut on_done = |done: u64, _total: u64| {
+        while seen < done {
+            let _s = progress.step();
+            seen += 1;
+        }
+    };
+    let r = crate::infer::serve(&w, arch, par, link, reqs, cfg, &mut on_done)
+        .map_err(|e| anyhow!("{}: {e}", w.name))?;
+    progress.finish();
+    Ok(r)
+}
+
+/// The text form of a serving run.
+pub fn render_serve(r: &ServeReport) -> String {
+    let mut s = format!(
+        "{} on {}: {} requests served{}\n",
+        r.workload,
+        r.arch,
+        r.requests,
+        if r.config.chunked {
+            format!(
+                ", chunked prefill ({} tokens a step)",
+                r.config.token_budget
+            )
+        } else {
+            String::new()
+        }
+    );
+    let p = &r.parallel;
+    if p.devices > 1 {
+        s += &format!(
+            "  {} devices over {}: tensor-parallel {}, expert-parallel {}\n",
+            p.devices,
+            r.link.as_deref().unwrap_or("no link"),
+            p.tp,
+            p.ep
+        );
+    }
+    let lat = |name: &str, l: &crate::infer::Latencies| {
+        format!(
+            "  {name:<20} mean {:.4e} s, median {:.4e} s, p99 {:.4e} s (max {:.4e})\n",
+            l.mean_s, l.median_s, l.p99_s, l.max_s
+        )
+    };
+    s += &lat("time to first token", &r.ttft);
+    if let Some(t) = &r.tbt {
+        s += &lat("time between tokens", t);
+    }
+    s += &lat("request latency", &r.e2e);
+    s += &format!(
+        "  {} tokens in {:.4e} s: {:.1} tokens/s, {:.3} requests/s; {:.4e} J per token (HBM accesses only)\n",
+        r.output_tokens, r.makespan_s, r.tokens_per_s, r.requests_per_s, r.energy_per_token_j
+    );
+    s += &format!(
+        "  steps: {} prefill, {} decode, {} mixed; {} preemptions; KV cache peak {} of {} tokens\n",
+        r.prefill_steps,
+        r.decode_steps,
+        r.mixed_steps,
+        r.preemptions,
+        r.peak_kv_tokens,
+        r.kv_capacity_tokens
+    );
     s
 }

@@ -10,18 +10,25 @@
 //! - [`run_static`]: one static batch — every prompt prefilled in one step, then one decode
 //!   step per generated token (the first token comes from the prefill step).
 //!
-//! What is not here yet (issue 12): spatial accelerators through the mapper, continuous
-//! batching, multi-device parallelism and memory tiers other than the device's own.
+//! - [`parallel`] and [`collective`]: the model spread over devices and the collectives that
+//!   costs, over a link.
+//! - [`serve`]: requests arriving over time, scheduled as vLLM schedules them (continuous
+//!   batching, admission by free KV blocks, preemption, optional chunked prefill).
+//!
+//! What is not here yet (issue 12): spatial accelerators through the mapper and memory tiers
+//! other than the device's own.
 
 pub mod collective;
 pub mod parallel;
+pub mod serve;
 pub mod step;
 
 use crate::workload::{Ffn, Phase, Workload};
 use cascade_arch::{Architecture, Link};
 pub use parallel::Parallel;
 use serde::Serialize;
-pub use step::{GpuStepper, Step, StepOp, StepShape};
+pub use serve::{parse_trace, poisson, serve, Request, ServeConfig, ServeReport};
+pub use step::{GpuStepper, Parts, Step, StepOp, StepShape};
 
 /// A static-batch run: `batch` sequences of `prompt` tokens each generate `generate` tokens.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -141,6 +148,7 @@ impl Footprint {
 /// Order statistics of the decode steps' times.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Latencies {
+    pub mean_s: f64,
     pub median_s: f64,
     pub p99_s: f64,
     pub min_s: f64,
@@ -148,7 +156,8 @@ pub struct Latencies {
 }
 
 impl Latencies {
-    /// Nearest-rank percentiles (`p99` is the value at rank ⌈0.99·n⌉). `None` when empty.
+    /// The mean and nearest-rank percentiles (`p99` is the value at rank ⌈0.99·n⌉). `None` when
+    /// empty.
     pub fn of(times: &[f64]) -> Option<Latencies> {
         if times.is_empty() {
             return None;
@@ -157,6 +166,7 @@ impl Latencies {
         v.sort_by(f64::total_cmp);
         let rank = |p: f64| v[((p * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
         Some(Latencies {
+            mean_s: v.iter().sum::<f64>() / v.len() as f64,
             median_s: rank(0.5),
             p99_s: rank(0.99),
             min_s: v[0],

@@ -57,6 +57,43 @@ pub struct StepOp {
     pub kernels: Vec<f64>,
 }
 
+/// Time, energy and HBM bytes of part of a step.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Parts {
+    pub seconds: f64,
+    pub energy_j: f64,
+    pub hbm_bytes: f64,
+}
+
+impl Parts {
+    pub fn plus(self, o: Parts) -> Parts {
+        Parts {
+            seconds: self.seconds + o.seconds,
+            energy_j: self.energy_j + o.energy_j,
+            hbm_bytes: self.hbm_bytes + o.hbm_bytes,
+        }
+    }
+
+    /// `self + f·(o − self)`.
+    pub fn lerp(self, o: Parts, f: f64) -> Parts {
+        let l = |a: f64, b: f64| a + f * (b - a);
+        Parts {
+            seconds: l(self.seconds, o.seconds),
+            energy_j: l(self.energy_j, o.energy_j),
+            hbm_bytes: l(self.hbm_bytes, o.hbm_bytes),
+        }
+    }
+
+    /// `self − o`, each field at least 0 (the work of a causal attention's last rows).
+    pub fn minus(self, o: Parts) -> Parts {
+        Parts {
+            seconds: (self.seconds - o.seconds).max(0.0),
+            energy_j: (self.energy_j - o.energy_j).max(0.0),
+            hbm_bytes: (self.hbm_bytes - o.hbm_bytes).max(0.0),
+        }
+    }
+}
+
 /// One step: its ops and their totals.
 #[derive(Clone, Debug, Serialize)]
 pub struct Step {
@@ -473,6 +510,74 @@ impl<'a> GpuStepper<'a> {
             hbm_bytes: sum(|o| o.hbm_bytes) * all,
             energy_j: sum(|o| o.energy_j) * all,
             ops,
+        })
+    }
+
+    /// A step split three ways for serving ([`crate::infer::serve`]): everything but attention
+    /// and the LM head (`dense`), attention, and the final norm with the LM head (`head`), each
+    /// timed as the step times its ops (a CUDA graph in decode, the eager pipeline in prefill)
+    /// and with the energy and HBM bytes of every device. Pipeline parallelism is not split.
+    pub fn parts(&mut self, shape: StepShape) -> Result<[Parts; 3], String> {
+        if self.par.pp > 1 {
+            return Err(
+                "pipeline parallelism is not modelled for serving (--pp with a trace or --rate)"
+                    .into(),
+            );
+        }
+        let st = self.step(shape)?;
+        let layers = self.workload.model.layers;
+        let all = self.par.stage_devices() as f64;
+        let which = |o: &StepOp| match o.role.as_str() {
+            "attention" => 1,
+            "final_norm" | "lm_head" => 2,
+            _ => 0,
+        };
+        let mut out = [Parts::default(); 3];
+        for (i, part) in out.iter_mut().enumerate() {
+            let ops: Vec<StepOp> = st.ops.iter().filter(|o| which(o) == i).cloned().collect();
+            *part = Parts {
+                seconds: self.ops_seconds(&ops, layers, shape.phase),
+                energy_j: ops.iter().map(|o| o.energy_j * o.times as f64).sum::<f64>() * all,
+                hbm_bytes: ops
+                    .iter()
+                    .map(|o| o.hbm_bytes * o.times as f64)
+                    .sum::<f64>()
+                    * all,
+            };
+        }
+        Ok(out)
+    }
+
+    /// Attention alone, every layer of one device: `batch` sequences of `new` queries (causal
+    /// over `new` keys in prefill; one query against `context` keys in decode).
+    pub fn attention_parts(&mut self, shape: StepShape) -> Result<Parts, String> {
+        let pt = Point {
+            phase: shape.phase,
+            batch: shape.batch,
+            seq_len: match shape.phase {
+                Phase::Prefill => shape.new_tokens,
+                Phase::Decode => shape.context,
+            },
+        };
+        let graph = shape.phase == Phase::Decode;
+        let layers = self.workload.model.layers;
+        let mut ops = Vec::new();
+        for inst in self.workload.layer(&pt) {
+            if inst.role == "attention" {
+                for l in self.lower_instance(&inst, shape.phase)? {
+                    self.push(&mut ops, &inst.role, &l, layers, graph)?;
+                }
+            }
+        }
+        let all = self.par.stage_devices() as f64;
+        Ok(Parts {
+            seconds: ops.iter().map(|o| o.seconds * o.times as f64).sum(),
+            energy_j: ops.iter().map(|o| o.energy_j * o.times as f64).sum::<f64>() * all,
+            hbm_bytes: ops
+                .iter()
+                .map(|o| o.hbm_bytes * o.times as f64)
+                .sum::<f64>()
+                * all,
         })
     }
 
