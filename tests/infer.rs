@@ -211,7 +211,7 @@ struct Set {
 /// The held-out set first: it is the accuracy figure. `heldout1` was measured once, after the
 /// model was frozen at commit 8905b807 (its shapes are disjoint from the development set's);
 /// the development set is what the model was developed against.
-const SETS: [Set; 2] = [
+const SETS: [Set; 3] = [
     Set {
         name: "heldout1",
         measured: "reports/infer/h200/llama_heldout1.csv",
@@ -221,6 +221,12 @@ const SETS: [Set; 2] = [
     Set {
         name: "dev",
         measured: "reports/infer/h200/llama.csv",
+        genz: "reports/infer/peers/genz.csv",
+        llmcompass: "reports/infer/peers/llmcompass.csv",
+    },
+    Set {
+        name: "moe1",
+        measured: "reports/infer/h200/moe.csv",
         genz: "reports/infer/peers/genz.csv",
         llmcompass: "reports/infer/peers/llmcompass.csv",
     },
@@ -235,7 +241,9 @@ struct Case {
 
 fn cases(measured: &str) -> Vec<Case> {
     let (w, a) = (llama(), h200());
+    let mixtral = Workload::load("mixtral_8x7b").unwrap();
     let mut st = GpuStepper::new(&w, &a).unwrap();
+    let mut moe = GpuStepper::new(&mixtral, &a).unwrap();
     let text = std::fs::read_to_string(measured).unwrap();
     let mut out = Vec::new();
     for line in text.lines().skip(1) {
@@ -257,14 +265,24 @@ fn cases(measured: &str) -> Vec<Case> {
         } else {
             (Phase::Decode, 1)
         };
-        let s = st
-            .step(StepShape {
-                phase,
-                batch: b,
-                new_tokens: new,
-                context: n,
-            })
-            .unwrap();
+        let shape = StepShape {
+            phase,
+            batch: b,
+            new_tokens: new,
+            context: n,
+        };
+        if name.starts_with("moe") {
+            // The MoE block of one Mixtral layer: the ops of its `moe` role.
+            let s = moe.step(shape).unwrap();
+            out.push(Case {
+                model: moe.role_seconds(&s, "moe"),
+                name,
+                category: cat,
+                measured,
+            });
+            continue;
+        }
+        let s = st.step(shape).unwrap();
         let model = if name.starts_with("layer") {
             st.layer_seconds(&s)
         } else {
@@ -386,6 +404,14 @@ fn render(all: &[(&Set, Vec<Case>)]) -> String {
             "dev" => "## Development set `dev`\n\n\
                       The cases the model was developed against (the rotary kernels' pricing and \
                       the eager host pacing were found on them): its errors flatter the model.\n\n"
+                .to_string(),
+            "moe1" => "## Mixtral-8x7B MoE block `moe1` — held out\n\n\
+                       One layer's MoE block (router, softmax, top-2, experts, combine; routing \
+                       balanced, as the workload's `skew = 0`) measured once \
+                       (`scripts/gpu/measure_moe.py`) against the model frozen at commit \
+                       6f20e9a0, which had never been compared with an MoE measurement. The \
+                       measured block is plain PyTorch (index gathers, `index_add_`); the model \
+                       prices vLLM's fused-MoE kernels around the same expert GEMMs.\n\n"
                 .to_string(),
             other => format!("## Set `{other}`\n\n"),
         };

@@ -341,6 +341,21 @@ impl<'a> GpuStepper<'a> {
         self.ops_seconds(&ops, 1, step.shape.phase)
     }
 
+    /// The ops of one role in one layer of `step` (e.g. `moe`) on their own, timed as the step
+    /// times them (a CUDA graph in decode, the eager pipeline in prefill).
+    pub fn role_seconds(&self, step: &Step, role: &str) -> f64 {
+        let ops: Vec<StepOp> = step
+            .ops
+            .iter()
+            .filter(|o| o.role == role)
+            .map(|o| StepOp {
+                times: 1,
+                ..o.clone()
+            })
+            .collect();
+        self.ops_seconds(&ops, 1, step.shape.phase)
+    }
+
     /// The time of `ops` (per-layer ops run `layers` times) on one device: back to back in a
     /// CUDA graph, the eager pipeline otherwise.
     fn ops_seconds(&self, ops: &[StepOp], layers: u64, phase: Phase) -> f64 {
