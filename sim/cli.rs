@@ -219,6 +219,22 @@ pub enum Command {
         /// infiniband_ndr) or a TOML file; default the architecture's `interconnect`.
         #[arg(long)]
         link: Option<String>,
+        /// Where the weights live: device (default), host (DRAM over --host-link) or ssd
+        /// (--ssd, through the host).
+        #[arg(long, default_value = "device")]
+        weights_on: String,
+        /// Where the KV cache lives: device (default) or host.
+        #[arg(long, default_value = "device")]
+        kv_on: String,
+        /// The device-host link (a preset of arch/links or a TOML file).
+        #[arg(long, default_value = "pcie5_x16")]
+        host_link: String,
+        /// Host DRAM the run may use (e.g. "512 GiB"); needed when anything is on the host.
+        #[arg(long)]
+        host_memory: Option<String>,
+        /// The SSD of --weights-on ssd: a flash preset (ssd980pro, …) or a drive TOML.
+        #[arg(long)]
+        ssd: Option<String>,
         /// Serve requests arriving as a Poisson process of this many per second (with
         /// --requests, each of --prompt tokens generating --generate) instead of one batch.
         #[arg(long)]
@@ -601,9 +617,21 @@ pub fn run(cli: Cli) -> Result<()> {
             token_budget,
             max_seqs,
             exact,
+            weights_on,
+            kv_on,
+            host_link,
+            host_memory,
+            ssd,
             json,
         }) => {
             let a = load_arch(&arch)?;
+            let tiers = crate::commands::infer::tiers(
+                &weights_on,
+                &kv_on,
+                &host_link,
+                host_memory.as_deref(),
+                ssd.as_deref(),
+            )?;
             let link = match link.or_else(|| a.interconnect.clone()) {
                 Some(l) => Some(cascade_arch::Link::load(&l)?),
                 None => None,
@@ -615,6 +643,9 @@ pub fn run(cli: Cli) -> Result<()> {
                 ep,
             };
             if rate.is_some() || trace.is_some() {
+                if tiers.is_some() {
+                    anyhow::bail!("--weights-on/--kv-on: offloading is not modelled for serving (--rate, --trace)");
+                }
                 let reqs = match (&trace, rate) {
                     (Some(path), _) => {
                         let text = std::fs::read_to_string(path)
@@ -650,6 +681,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 },
                 par,
                 link,
+                tiers,
             )?;
             if json {
                 outln!("{}", serde_json::to_string_pretty(&r)?);

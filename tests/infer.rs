@@ -702,7 +702,16 @@ fn a_tensor_parallel_run_reports_its_devices() {
         prompt: 512,
         generate: 4,
     };
-    let r = run_static_on(&w, &a, run, par(2, 2, 1, 1), Some(nvlink()), &mut |_, _| {}).unwrap();
+    let r = run_static_on(
+        &w,
+        &a,
+        run,
+        par(2, 2, 1, 1),
+        Some(nvlink()),
+        None,
+        &mut |_, _| {},
+    )
+    .unwrap();
     assert_eq!(r.link.as_deref(), Some("nvlink4"));
     assert!(r.prefill.comm_s > 0.0);
     // The KV cache per device halves with the KV heads.
@@ -711,4 +720,126 @@ fn a_tensor_parallel_run_reports_its_devices() {
     // Collective costs are the module's (a spot check of the exported cost function).
     let c = cost(Collective::AllGather, 1e6, 4, &nvlink(), Algorithm::Auto);
     assert!((c.seconds - (3.0 * 0.8e-6 + 0.75e6 / 450e9)).abs() < 1e-15);
+}
+
+// ---- Memory tiers -----------------------------------------------------------------------------
+
+use cascade::infer::{Tier, Tiers};
+
+fn host_tiers(weights: Tier, kv: Tier, host_gb: f64) -> Tiers {
+    Tiers {
+        weights,
+        kv,
+        host_link: Link::preset("pcie5_x16").unwrap(),
+        host_capacity: Some(host_gb * 1e9),
+        ssd: None,
+    }
+}
+
+#[test]
+fn offloaded_weights_stream_over_the_host_link_layer_by_layer() {
+    let (w, a) = (llama(), h200());
+    let mut st = GpuStepper::new(&w, &a).unwrap();
+    st.set_tiers(host_tiers(Tier::Host, Tier::Device, 100.0))
+        .unwrap();
+    let shape = StepShape {
+        phase: Phase::Decode,
+        batch: 4,
+        new_tokens: 1,
+        context: 1024,
+    };
+    let s = st.step(shape).unwrap();
+    let on_device = step(&w, &a, Phase::Decode, 4, 1, 1024);
+    let fp = Footprint::of(
+        &w,
+        &StaticRun {
+            batch: 1,
+            prompt: 1,
+            generate: 1,
+        },
+        &a,
+        &Parallel::ONE,
+    );
+    // Hand-computed: each of the 32 layers waits for its 218 MB at 55 GB/s (+1 µs), far longer
+    // than it computes; then the LM head's and embedding's tables come over the link.
+    let xfer = |b: f64| b / 55e9 + 1e-6;
+    let layer = GpuStepper::new(&w, &a).unwrap().layer_seconds(&on_device);
+    let rest = on_device.seconds - 32.0 * layer;
+    let want = 32.0 * xfer(fp.layer_weights) + xfer(fp.table_weights) + rest;
+    assert!(
+        (s.seconds / want - 1.0).abs() < 1e-9,
+        "{} {want}",
+        s.seconds
+    );
+    assert!((s.host_link_bytes - fp.weights).abs() < 1.0);
+    assert_eq!(s.ssd_bytes, 0.0);
+    // The KV cache on the host: attention's keys and values come over the link each layer.
+    let mut kv = GpuStepper::new(&w, &a).unwrap();
+    kv.set_tiers(host_tiers(Tier::Device, Tier::Host, 100.0))
+        .unwrap();
+    let s = kv.step(shape).unwrap();
+    let per_layer = 4.0 * 1024.0 * 2.0 * 8.0 * 128.0 * 2.0;
+    assert!((s.host_link_bytes - 32.0 * per_layer).abs() < 1.0);
+    assert!(s.seconds > on_device.seconds);
+}
+
+#[test]
+fn placements_are_checked_against_each_tier() {
+    let (w, a) = (llama(), h200());
+    let run = StaticRun {
+        batch: 1,
+        prompt: 512,
+        generate: 2,
+    };
+    let go = |t: Tiers| run_static_on(&w, &a, run, Parallel::ONE, None, Some(t), &mut |_, _| {});
+    // 16 GB of weights do not fit in 10 GB of host memory.
+    let e = go(host_tiers(Tier::Host, Tier::Device, 10.0)).unwrap_err();
+    assert!(
+        e.contains("does not fit: what is placed on the host (--host-memory) needs 16.06 GB"),
+        "{e}"
+    );
+    let r = go(host_tiers(Tier::Host, Tier::Device, 20.0)).unwrap();
+    // The device keeps two layers and the tables.
+    let f = &r.footprint;
+    assert!((f.device_weights - (2.0 * f.layer_weights + f.table_weights)).abs() < 1.0);
+    assert!(f.host > 16e9 && f.device_weights < 4e9);
+    let mut t = host_tiers(Tier::Host, Tier::Device, 20.0);
+    t.host_capacity = None;
+    assert!(go(t).unwrap_err().contains("needs --host-memory"));
+    let e = go(host_tiers(Tier::Device, Tier::Ssd, 20.0)).unwrap_err();
+    assert!(e.contains("--kv-on ssd"), "{e}");
+    let e = go(host_tiers(Tier::Ssd, Tier::Device, 20.0)).unwrap_err();
+    assert!(e.contains("needs a drive"), "{e}");
+}
+
+#[test]
+fn an_ssd_tier_reads_at_the_flash_model_s_rate() {
+    let spec = cascade::flash::preset("ssd980pro").unwrap();
+    let rate = cascade::infer::tiers::ssd_read_rate(&spec).unwrap();
+    // A PCIe 4.0 ×4 drive: below its host link (about 7.9 GB/s raw), above 3 GB/s.
+    assert!(rate > 3e9 && rate < 7.9e9, "{rate}");
+    let (w, a) = (llama(), h200());
+    let mut t = host_tiers(Tier::Ssd, Tier::Device, 1.0);
+    t.ssd = Some(cascade::infer::tiers::SsdTier {
+        drive: spec.name.clone(),
+        capacity: spec.logical_bytes() as f64,
+        read_bytes_per_s: rate,
+    });
+    let mut st = GpuStepper::new(&w, &a).unwrap();
+    st.set_tiers(t).unwrap();
+    let s = st
+        .step(StepShape {
+            phase: Phase::Decode,
+            batch: 1,
+            new_tokens: 1,
+            context: 100,
+        })
+        .unwrap();
+    // The drive, slower than the 55 GB/s host link, sets the pace: about 16 GB at its rate.
+    assert!(
+        (s.seconds / (16.06e9 / rate) - 1.0).abs() < 0.05,
+        "{}",
+        s.seconds
+    );
+    assert!((s.ssd_bytes - s.host_link_bytes).abs() < 1.0);
 }

@@ -14,13 +14,14 @@ pub fn infer(
     run: StaticRun,
     par: Parallel,
     link: Option<cascade_arch::Link>,
+    tiers: Option<crate::infer::Tiers>,
 ) -> Result<InferReport> {
     let w = Workload::load(workload)?;
     let progress = crate::progress::Progress::new("infer", run.generate).unit("steps");
     let mut on_step = |_done: u64, _total: u64| {
         let _s = progress.step();
     };
-    let r = run_static_on(&w, arch, run, par, link, &mut on_step)
+    let r = run_static_on(&w, arch, run, par, link, tiers, &mut on_step)
         .map_err(|e| anyhow!("{}: {e}", w.name))?;
     progress.finish();
     Ok(r)
@@ -50,13 +51,33 @@ pub fn render(r: &InferReport) -> String {
     s += &format!(
         "  memory on {} (each device): weights {:.2} GB + KV cache {:.2} GB ({} tokens) + activations {:.2} GB = {:.2} GB{}\n",
         f.level,
-        gb(f.weights),
-        gb(f.kv_cache),
+        gb(f.device_weights),
+        gb(f.device_kv),
         f.kv_tokens,
         gb(f.activations),
         gb(f.total()),
         f.capacity.map_or(String::new(), |c| format!(" of {:.2} GB", gb(c)))
     );
+    if let Some(t) = &r.tiers {
+        s += &format!(
+            "  weights on {}, KV cache on {}: host link {} ({:.1} GB/s){}; host {:.2} GB, SSD {:.2} GB\n",
+            t.weights.name(),
+            t.kv.name(),
+            t.host_link.name,
+            t.host_link.bandwidth.bytes_per_s() / 1e9,
+            t.ssd.as_ref().map_or(String::new(), |d| format!(
+                ", SSD {} ({:.2} GB/s sequential reads, flash model)",
+                d.drive,
+                d.read_bytes_per_s / 1e9
+            )),
+            f.host / 1e9,
+            f.ssd / 1e9
+        );
+        s += &format!(
+            "  over the host link {:.3e} B, from the SSD {:.3e} B\n",
+            r.host_link_bytes, r.ssd_bytes
+        );
+    }
     s += &format!(
         "  time to first token  {:.4e} s ({}-bound)\n",
         r.ttft_s,
@@ -174,4 +195,63 @@ pub fn render_serve(r: &ServeReport) -> String {
         r.kv_capacity_tokens
     );
     s
+}
+
+/// The placement of `--weights-on`/`--kv-on` (`None`: everything on the device), with the host
+/// link, the host's memory and the SSD (its read rate from the flash model).
+pub fn tiers(
+    weights_on: &str,
+    kv_on: &str,
+    host_link: &str,
+    host_memory: Option<&str>,
+    ssd: Option<&str>,
+) -> Result<Option<crate::infer::Tiers>> {
+    use crate::infer::{tiers::SsdTier, Tier, Tiers};
+    let weights = Tier::parse(weights_on, "weights").map_err(anyhow::Error::msg)?;
+    let kv = Tier::parse(kv_on, "kv").map_err(anyhow::Error::msg)?;
+    if weights == Tier::Device && kv == Tier::Device {
+        if host_memory.is_some() || ssd.is_some() {
+            anyhow::bail!("--host-memory and --ssd describe offloading tiers: give --weights-on or --kv-on too");
+        }
+        return Ok(None);
+    }
+    let link = cascade_arch::Link::load(host_link)?;
+    let host_capacity = match host_memory {
+        Some(m) => Some(
+            m.parse::<cascade_arch::Bytes>()
+                .map_err(|e| anyhow!("--host-memory {m}: {e}"))?
+                .bytes(),
+        ),
+        None => None,
+    };
+    let ssd = match (weights, ssd) {
+        (Tier::Ssd, Some(d)) => {
+            let spec = if crate::flash::PRESETS.iter().any(|(n, _)| *n == d) {
+                crate::flash::preset(d).map_err(anyhow::Error::msg)?
+            } else {
+                let text = std::fs::read_to_string(d).map_err(|e| anyhow!("--ssd {d}: {e}"))?;
+                crate::flash::FlashSpec::from_toml(&text, d).map_err(anyhow::Error::msg)?
+            };
+            let rate = crate::infer::tiers::ssd_read_rate(&spec).map_err(anyhow::Error::msg)?;
+            Some(SsdTier {
+                drive: spec.name.clone(),
+                capacity: spec.logical_bytes() as f64,
+                read_bytes_per_s: rate,
+            })
+        }
+        (Tier::Ssd, None) => anyhow::bail!(
+            "--weights-on ssd needs --ssd (a flash preset such as ssd980pro, or a drive TOML)"
+        ),
+        (_, Some(_)) => anyhow::bail!("--ssd names the drive of --weights-on ssd"),
+        _ => None,
+    };
+    let t = Tiers {
+        weights,
+        kv,
+        host_link: link,
+        host_capacity,
+        ssd,
+    };
+    t.check().map_err(anyhow::Error::msg)?;
+    Ok(Some(t))
 }

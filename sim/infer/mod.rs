@@ -22,6 +22,7 @@ pub mod collective;
 pub mod parallel;
 pub mod serve;
 pub mod step;
+pub mod tiers;
 
 use crate::workload::{Ffn, Phase, Workload};
 use cascade_arch::{Architecture, Link};
@@ -29,6 +30,7 @@ pub use parallel::Parallel;
 use serde::Serialize;
 pub use serve::{parse_trace, poisson, serve, Request, ServeConfig, ServeReport};
 pub use step::{GpuStepper, Parts, Step, StepOp, StepShape};
+pub use tiers::{Tier, Tiers};
 
 /// A static-batch run: `batch` sequences of `prompt` tokens each generate `generate` tokens.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -52,6 +54,19 @@ pub struct Footprint {
     /// The device level that holds them and its capacity (`None`: the architecture gives none).
     pub level: String,
     pub capacity: Option<f64>,
+    /// Layers on the device and one layer's weights; the embedding, LM head and final norm.
+    pub layers: u64,
+    pub layer_weights: f64,
+    pub table_weights: f64,
+    /// What the device holds of the weights and the KV cache under the placement
+    /// ([`Footprint::place`]; all of them unless offloaded).
+    pub device_weights: f64,
+    pub device_kv: f64,
+    /// Bytes on the host and on the SSD, and their capacities.
+    pub host: f64,
+    pub host_capacity: Option<f64>,
+    pub ssd: f64,
+    pub ssd_capacity: Option<f64>,
 }
 
 impl Footprint {
@@ -87,7 +102,9 @@ impl Footprint {
         };
         let vocab = f(m.vocab.unwrap_or(0));
         let tables = if par.pp > 1 { 1.0 } else { 2.0 };
-        let weights = (f(m.layers) * (attn + ffn + 2.0 * d) + tables * vocab * d + d) * b;
+        let layer_weights = (attn + ffn + 2.0 * d) * b;
+        let table_weights = (tables * vocab * d + d) * b;
+        let weights = f(m.layers) * layer_weights + table_weights;
         let batch = run.batch.div_ceil(par.dp());
         let kv_tokens =
             batch.saturating_mul(run.prompt.saturating_add(run.generate.saturating_sub(1)));
@@ -105,33 +122,79 @@ impl Footprint {
             activations,
             level: root.name.clone(),
             capacity: root.capacity.map(|c| c.bytes()),
+            layers: m.layers,
+            layer_weights,
+            table_weights,
+            device_weights: weights,
+            device_kv: kv_cache,
+            host: 0.0,
+            host_capacity: None,
+            ssd: 0.0,
+            ssd_capacity: None,
         }
     }
 
+    /// Places the weights and the KV cache as `t` says: what is offloaded leaves the device,
+    /// which keeps two layers' worth of it (the layer in use and the one arriving) and, for
+    /// offloaded weights, the LM head's and embedding's tables while they are used.
+    pub fn place(&mut self, t: &Tiers) {
+        let layers = self.layers.max(1) as f64;
+        let mut put = |tier: Tier, bytes: f64| match tier {
+            Tier::Device => {}
+            Tier::Host => self.host += bytes,
+            Tier::Ssd => self.ssd += bytes,
+        };
+        put(t.weights, self.weights);
+        put(t.kv, self.kv_cache);
+        if t.weights != Tier::Device {
+            self.device_weights = 2.0 * self.layer_weights + self.table_weights;
+        }
+        if t.kv != Tier::Device {
+            self.device_kv = 2.0 * self.kv_cache / layers;
+        }
+        self.host_capacity = t.host_capacity;
+        self.ssd_capacity = t.ssd.as_ref().map(|s| s.capacity);
+    }
+
+    /// What the device holds.
     pub fn total(&self) -> f64 {
-        self.weights + self.kv_cache + self.activations
+        self.device_weights + self.device_kv + self.activations
     }
 
     /// `Err` naming what does not fit, where, and by how much.
     pub fn check(&self, arch: &str, run: &StaticRun) -> Result<(), String> {
+        let gb = |x: f64| format!("{:.2} GB", x / 1e9);
+        for (tier, bytes, cap) in [
+            ("the host (--host-memory)", self.host, self.host_capacity),
+            ("the SSD (--ssd)", self.ssd, self.ssd_capacity),
+        ] {
+            if let Some(cap) = cap {
+                if bytes > cap {
+                    return Err(format!(
+                        "does not fit: what is placed on {tier} needs {} and it holds {}",
+                        gb(bytes),
+                        gb(cap)
+                    ));
+                }
+            }
+        }
         let Some(cap) = self.capacity else {
             return Ok(());
         };
         if self.total() <= cap {
             return Ok(());
         }
-        let gb = |x: f64| format!("{:.2} GB", x / 1e9);
-        let what = if self.weights > cap {
-            format!("the weights alone ({}) exceed it", gb(self.weights))
+        let what = if self.device_weights > cap {
+            format!("the weights alone ({}) exceed it", gb(self.device_weights))
         } else {
             let per_seq = (run.prompt + run.generate.saturating_sub(1)).max(1);
             format!(
                 "the KV cache of {} tokens ({} sequences × {per_seq} tokens) needs {} and {} is left after the weights ({}) and activations ({})",
                 self.kv_tokens,
                 self.kv_tokens / per_seq,
-                gb(self.kv_cache),
-                gb((cap - self.weights - self.activations).max(0.0)),
-                gb(self.weights),
+                gb(self.device_kv),
+                gb((cap - self.device_weights - self.activations).max(0.0)),
+                gb(self.device_weights),
                 gb(self.activations)
             )
         };
@@ -204,6 +267,11 @@ pub struct InferReport {
     pub energy_per_token_j: f64,
     /// HBM bytes of the run.
     pub hbm_bytes: f64,
+    /// Bytes over the host link and from the SSD (offloaded weights and KV cache).
+    pub host_link_bytes: f64,
+    pub ssd_bytes: f64,
+    /// The placement (`None`: everything on the device).
+    pub tiers: Option<Tiers>,
 }
 
 /// Runs `run` of `w` on one device of `arch` as one static batch. `on_step(done, total)` is
@@ -214,7 +282,7 @@ pub fn run_static(
     run: StaticRun,
     on_step: &mut dyn FnMut(u64, u64),
 ) -> Result<InferReport, String> {
-    run_static_on(w, arch, run, Parallel::ONE, None, on_step)
+    run_static_on(w, arch, run, Parallel::ONE, None, None, on_step)
 }
 
 /// [`run_static`] with the model spread over devices as `par` says, joined by `link`.
@@ -224,6 +292,7 @@ pub fn run_static_on(
     run: StaticRun,
     par: Parallel,
     link: Option<Link>,
+    tiers: Option<Tiers>,
     on_step: &mut dyn FnMut(u64, u64),
 ) -> Result<InferReport, String> {
     for (name, v) in [
@@ -237,7 +306,11 @@ pub fn run_static_on(
     }
     let link_name = link.as_ref().map(|l| l.name.clone());
     let mut stepper = GpuStepper::with_parallel(w, arch, par, link)?;
-    let footprint = Footprint::of(w, &run, arch, &par);
+    let mut footprint = Footprint::of(w, &run, arch, &par);
+    if let Some(t) = &tiers {
+        stepper.set_tiers(t.clone())?;
+        footprint.place(t);
+    }
     footprint.check(&arch.name, &run)?;
     let prefill = stepper.step(StepShape {
         phase: Phase::Prefill,
@@ -250,6 +323,7 @@ pub fn run_static_on(
     let mut decode_s = Vec::new();
     let mut energy = prefill.energy_j;
     let mut hbm = prefill.hbm_bytes;
+    let (mut host_link_bytes, mut ssd_bytes) = (prefill.host_link_bytes, prefill.ssd_bytes);
     let mut last = None;
     for i in 1..run.generate {
         let s = stepper.step(StepShape {
@@ -261,6 +335,8 @@ pub fn run_static_on(
         decode_s.push(s.seconds);
         energy += s.energy_j;
         hbm += s.hbm_bytes;
+        host_link_bytes += s.host_link_bytes;
+        ssd_bytes += s.ssd_bytes;
         on_step(i + 1, total_steps);
         if i + 1 == run.generate {
             last = Some(s);
@@ -284,5 +360,8 @@ pub fn run_static_on(
         tokens_per_s: tokens / total_s,
         energy_per_token_j: energy / tokens,
         hbm_bytes: hbm,
+        host_link_bytes,
+        ssd_bytes,
+        tiers,
     })
 }

@@ -12,6 +12,7 @@
 
 use super::collective::{self, Algorithm, Collective};
 use super::parallel::Parallel;
+use super::tiers::{Tier, Tiers};
 use crate::gpu::contract;
 use crate::gpu::lower::{lower, LowerOptions, LoweredOp};
 use crate::gpu::{Bound, Dtype, GpuEstimate, GpuOp, GpuParams};
@@ -105,14 +106,24 @@ pub struct Step {
     pub gpu_s: f64,
     /// The collectives' share of `gpu_s`.
     pub comm_s: f64,
+    /// Bytes brought to the devices over the host link, and read from the SSD, for offloaded
+    /// weights and KV cache ([`super::tiers`]).
+    pub host_link_bytes: f64,
+    pub ssd_bytes: f64,
+    /// Of `seconds`, the time spent waiting for offloaded weights or KV cache.
+    pub offload_wait_s: f64,
     pub hbm_bytes: f64,
     pub energy_j: f64,
     pub ops: Vec<StepOp>,
 }
 
 impl Step {
-    /// The bound of the ops that take most of the step together.
+    /// The bound of the ops that take most of the step together, or `link` when the step
+    /// waits for offloaded weights or KV cache more than half of its time.
     pub fn bound(&self) -> Bound {
+        if self.offload_wait_s > 0.5 * self.seconds {
+            return Bound::Link;
+        }
         let mut by: BTreeMap<&'static str, (f64, Bound)> = BTreeMap::new();
         for o in &self.ops {
             let e = by.entry(o.bound.name()).or_insert((0.0, o.bound));
@@ -141,6 +152,9 @@ pub struct GpuStepper<'a> {
     gpu: &'a GpuSpec,
     par: Parallel,
     link: Option<Link>,
+    /// Where the weights and the KV cache live, with one layer's weight bytes, the tables'
+    /// (embedding, LM head) and one token's KV bytes per layer, per device.
+    tiers: Option<(Tiers, f64, f64, f64)>,
     /// The GPU's parameters for ops inside a step: eager (prefill) and CUDA-graph (decode).
     hw_eager: GpuParams,
     hw_graph: GpuParams,
@@ -199,6 +213,7 @@ impl<'a> GpuStepper<'a> {
             gpu,
             par,
             link,
+            tiers: None,
             hw_eager: hw.in_step(false),
             hw_graph: hw.in_step(true),
             dtype,
@@ -367,6 +382,29 @@ impl<'a> GpuStepper<'a> {
         }
     }
 
+    /// Places the weights and the KV cache as `t` says ([`super::tiers`]): steps then wait for
+    /// what a layer needs from the host or the SSD when it takes longer than the layer before.
+    pub fn set_tiers(&mut self, t: Tiers) -> Result<(), String> {
+        t.check()?;
+        if t.offloads() && self.par.pp > 1 {
+            return Err("offloading with pipeline stages (--pp) is not modelled".into());
+        }
+        let fp = super::Footprint::of(
+            self.full,
+            &super::StaticRun {
+                batch: 1,
+                prompt: 1,
+                generate: 1,
+            },
+            self.arch,
+            &self.par,
+        );
+        let m = &self.workload.model;
+        let kv_token = 2.0 * (m.kv_heads * m.head_dim) as f64 * self.dtype.bytes();
+        self.tiers = Some((t, fp.layer_weights, fp.table_weights, kv_token));
+        Ok(())
+    }
+
     /// The parallelism the stepper runs.
     pub fn parallel(&self) -> Parallel {
         self.par
@@ -515,6 +553,57 @@ impl<'a> GpuStepper<'a> {
                 + slowest * (micro - 1) as f64
                 + send_s * (pp - 1) as f64
         };
+        // Offloaded weights and KV cache: each layer waits for its share from the host or the
+        // SSD when that takes longer than the layer before it (FlexGen's overlap).
+        let (mut seconds, mut host_link_bytes, mut ssd_bytes) = (seconds, 0.0, 0.0);
+        let before = seconds;
+        if let Some((t, layer_w, tables_w, kv_token)) = self.tiers.clone() {
+            if t.offloads() {
+                let host_bw = t.host_link.bandwidth.bytes_per_s();
+                let lat = t.host_link.latency.seconds();
+                let w = if t.weights == Tier::Device {
+                    0.0
+                } else {
+                    layer_w
+                };
+                let kv = if t.kv == Tier::Device {
+                    0.0
+                } else {
+                    (mb * shape.context) as f64 * kv_token
+                };
+                let xfer = |w: f64, kv: f64| -> f64 {
+                    let link = (w + kv) / host_bw;
+                    let ssd = if t.weights == Tier::Ssd {
+                        w / t.path(Tier::Ssd).0
+                    } else {
+                        0.0
+                    };
+                    if w + kv > 0.0 {
+                        link.max(ssd) + lat
+                    } else {
+                        0.0
+                    }
+                };
+                let per_layer = ops[layer_start..first_end]
+                    .iter()
+                    .map(|o| StepOp {
+                        times: 1,
+                        ..o.clone()
+                    })
+                    .collect::<Vec<_>>();
+                let layer_s = self.ops_seconds(&per_layer, 1, shape.phase);
+                let tables = if t.weights == Tier::Device {
+                    0.0
+                } else {
+                    tables_w
+                };
+                seconds += layers as f64 * (xfer(w, kv) - layer_s).max(0.0) + xfer(tables, 0.0);
+                host_link_bytes = layers as f64 * (w + kv) + tables;
+                if t.weights == Tier::Ssd {
+                    ssd_bytes = layers as f64 * w + tables;
+                }
+            }
+        }
         // Every device's work: the stage's ops on each of its devices, for each micro-batch.
         let all = (micro * par.stage_devices() * pp) as f64;
         Ok(Step {
@@ -522,6 +611,9 @@ impl<'a> GpuStepper<'a> {
             seconds,
             gpu_s,
             comm_s,
+            host_link_bytes: host_link_bytes * all,
+            ssd_bytes: ssd_bytes * all,
+            offload_wait_s: seconds - before,
             hbm_bytes: sum(|o| o.hbm_bytes) * all,
             energy_j: sum(|o| o.energy_j) * all,
             ops,
