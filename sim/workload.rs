@@ -112,6 +112,20 @@ pub struct Moe {
     /// Zipf exponent of tokens per expert (0 = balanced).
     #[serde(default)]
     pub skew: f64,
+    /// Measured tokens per expert (any scale: router counts from a trace, say), one per
+    /// expert: the routing follows them instead of `skew`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counts: Option<Vec<f64>>,
+}
+
+impl Moe {
+    /// The routing of `tokens` tokens: proportional to `counts` when given, else Zipf.
+    pub fn routing(&self, tokens: u64) -> Routing {
+        match &self.counts {
+            Some(c) => Routing::weighted("X", tokens, self.top_k, c),
+            None => Routing::zipf("X", self.experts, tokens, self.top_k, self.skew),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -588,7 +602,7 @@ impl Workload {
                     ("X", moe.experts),
                     ("F", m.ffn_dim),
                 ]),
-                routing: Some(Routing::zipf("X", moe.experts, tokens, moe.top_k, moe.skew)),
+                routing: Some(moe.routing(tokens)),
                 count: 1,
             }),
             None => v.push(Instance {
@@ -926,6 +940,33 @@ impl Checker<'_> {
                     "model.moe.skew",
                     format!("must be a finite number ≥ 0, got {}", moe.skew),
                 );
+            }
+            if let Some(c) = &moe.counts {
+                if c.len() as u64 != moe.experts {
+                    return self.bad(
+                        "model.moe.counts",
+                        format!(
+                            "{} counts for {} experts: give one per expert",
+                            c.len(),
+                            moe.experts
+                        ),
+                    );
+                }
+                if c.iter().any(|x| !x.is_finite() || *x < 0.0) {
+                    return self.bad("model.moe.counts", "counts must be finite numbers ≥ 0");
+                }
+                if (c.iter().filter(|x| **x > 0.0).count() as u64) < moe.top_k {
+                    return self.bad(
+                        "model.moe.counts",
+                        format!(
+                            "fewer than top_k = {} experts have a count above 0",
+                            moe.top_k
+                        ),
+                    );
+                }
+                if moe.skew != 0.0 {
+                    return self.bad("model.moe.counts", "give counts or skew, not both");
+                }
             }
         }
         if run.phases.is_empty() {

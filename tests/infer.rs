@@ -843,3 +843,42 @@ fn an_ssd_tier_reads_at_the_flash_model_s_rate() {
     );
     assert!((s.ssd_bytes - s.host_link_bytes).abs() < 1.0);
 }
+
+#[test]
+fn measured_expert_counts_route_the_moe_layer() {
+    let a = h200();
+    let text = std::fs::read_to_string("workloads/mixtral_8x7b.toml")
+        .unwrap()
+        .replace("skew = 0.0", "counts = [40, 20, 10, 10, 8, 6, 4, 2]");
+    let path = std::env::temp_dir().join("cascade_mixtral_counts.toml");
+    std::fs::write(&path, &text).unwrap();
+    let w = Workload::load(path.to_str().unwrap()).unwrap();
+    // 100 tokens × top-2 = 200 pairs in proportion to the counts; the hottest expert gets its
+    // 40% (80 tokens) and is its own bmm.
+    let s = step(&w, &a, Phase::Decode, 100, 1, 1024);
+    let experts: Vec<&str> = s
+        .ops
+        .iter()
+        .filter(|o| o.role == "moe" && o.spec.starts_with("gemm m=80 n=14336"))
+        .map(|o| o.spec.as_str())
+        .collect();
+    assert_eq!(experts.len(), 2, "{:#?}", s.ops);
+    // Under expert parallelism over 4 devices the busiest device holds experts 0 and 1.
+    let p = pstep(&w, &a, par(4, 1, 1, 4), Phase::Decode, 100, 1024);
+    assert!(p
+        .ops
+        .iter()
+        .any(|o| o.spec.starts_with("gemm m=80 n=14336")));
+    for (bad, want) in [
+        ("counts = [1, 2]", "2 counts for 8 experts"),
+        ("counts = [1, 0, 0, 0, 0, 0, 0, 0]", "fewer than top_k = 2"),
+        ("counts = [1, 1, 1, 1, 1, 1, 1, -1]", "finite numbers ≥ 0"),
+    ] {
+        let t = text.replace("counts = [40, 20, 10, 10, 8, 6, 4, 2]", bad);
+        std::fs::write(&path, &t).unwrap();
+        let e = Workload::load(path.to_str().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("model.moe.counts") && e.contains(want), "{e}");
+    }
+}

@@ -271,3 +271,89 @@ fn the_pricing_grid_stays_within_three_percent_of_exact_pricing() {
         );
     }
 }
+
+// ---- The command line -------------------------------------------------------------------------
+
+mod common;
+
+#[test]
+fn infer_flags_run_and_bad_ones_are_refused_without_a_panic() {
+    use common::{cascade, stderr, stdout};
+    let o = cascade(&[
+        "infer",
+        "--rate",
+        "8",
+        "--requests",
+        "40",
+        "--prompt",
+        "300",
+        "--generate",
+        "20",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("40 requests served"), "{out}");
+    assert!(out.contains("time to first token"), "{out}");
+    let o = cascade(&[
+        "infer",
+        "--generate",
+        "2",
+        "--devices",
+        "2",
+        "--tp",
+        "2",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["parallel"]["tp"], 2);
+    assert_eq!(v["link"], "nvlink4");
+    let trace = common::tmp_in(
+        "serve",
+        "bad.toml",
+        "[[request]]\narrival_s = 0.0\nprompt = 10\ngenerat = 2\n",
+    );
+    for (args, want) in [
+        (
+            vec!["infer", "--weights-on", "gpu"],
+            "--weights-on gpu: expected device, host or ssd",
+        ),
+        (
+            vec!["infer", "--devices", "3", "--tp", "3"],
+            "--tp 3: model.heads = 32",
+        ),
+        (vec!["infer", "--rate", "0"], "--rate 0"),
+        (vec!["infer", "--trace", trace.as_str()], "bad.toml:4:1:"),
+        (vec!["infer", "--trace", "no/such.toml"], "no/such.toml"),
+        (
+            vec!["infer", "--ssd", "ssd980pro"],
+            "give --weights-on or --kv-on too",
+        ),
+        (
+            vec!["infer", "--devices", "2", "--link", "nvlink9"],
+            "nvlink9",
+        ),
+        (
+            vec!["infer", "--weights-on", "host", "--host-memory", "lots"],
+            "--host-memory lots",
+        ),
+        (
+            vec![
+                "infer",
+                "--rate",
+                "1",
+                "--weights-on",
+                "host",
+                "--host-memory",
+                "1 TiB",
+            ],
+            "not modelled for serving",
+        ),
+    ] {
+        let o = cascade(&args);
+        let e = stderr(&o);
+        assert!(!o.status.success(), "{args:?} succeeded");
+        assert!(e.contains(want), "{args:?}: {e}");
+        assert!(!e.contains("panicked"), "{args:?}: {e}");
+    }
+}

@@ -31,11 +31,23 @@ impl Routing {
     /// k distinct experts); rounding by largest remainder, ties to lower index,
     /// so the result is deterministic and sums exactly to `tokens × k`.
     pub fn zipf(expert_rank: &str, experts: u64, tokens: u64, k: u64, skew: f64) -> Routing {
-        let total = tokens * k.min(experts);
         let w: Vec<f64> = (1..=experts).map(|r| 1.0 / (r as f64).powf(skew)).collect();
+        Routing::weighted(expert_rank, tokens, k, &w)
+    }
+
+    /// Spread `tokens × k` assignments over `weights.len()` experts in proportion to `weights`
+    /// (e.g. measured router counts), with the same cap, water-filling and rounding as
+    /// [`Routing::zipf`]. Weights must be finite and ≥ 0 with a positive sum.
+    pub fn weighted(expert_rank: &str, tokens: u64, k: u64, weights: &[f64]) -> Routing {
+        let experts = weights.len() as u64;
+        let total = tokens * k.min(experts);
+        let w: Vec<f64> = weights.to_vec();
         let mut remaining = total;
         let mut counts = vec![0u64; experts as usize];
-        let mut open: Vec<usize> = (0..experts as usize).collect();
+        // Experts of weight 0 get no token.
+        let mut open: Vec<usize> = (0..experts as usize)
+            .filter(|&i| w[i].is_finite() && w[i] > 0.0)
+            .collect();
         // Water-filling: cap at `tokens`, redistribute the excess among the rest.
         while remaining > 0 && !open.is_empty() {
             let wsum: f64 = open.iter().map(|&i| w[i]).sum();

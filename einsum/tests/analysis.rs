@@ -339,3 +339,20 @@ proptest! {
         prop_assert_eq!(affine_distinct(&terms), seen.len() as u64, "{:?}", terms);
     }
 }
+
+#[test]
+fn weighted_routing_follows_measured_counts() {
+    // 50 tokens × top-2 = 100 pairs over weights 5:3:2:0 → 50, 30, 20, 0; none above 50.
+    let r = Routing::weighted("X", 50, 2, &[5.0, 3.0, 2.0, 0.0]);
+    assert_eq!(r.tokens_per_expert, [50, 30, 20, 0]);
+    // A hot expert is capped at the token count and its excess goes to the others.
+    let r = Routing::weighted("X", 10, 2, &[100.0, 1.0, 1.0]);
+    assert_eq!(r.tokens_per_expert.iter().sum::<u64>(), 20);
+    assert_eq!(r.tokens_per_expert[0], 10);
+    // Zipf is the weighted routing with weights 1/r^s.
+    let w: Vec<f64> = (1..=8).map(|i| 1.0 / f64::from(i).powf(1.2)).collect();
+    assert_eq!(
+        Routing::weighted("X", 64, 2, &w),
+        Routing::zipf("X", 8, 64, 2, 1.2)
+    );
+}

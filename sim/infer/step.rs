@@ -699,7 +699,7 @@ impl<'a> GpuStepper<'a> {
             .ok_or("expert parallelism without an MoE layer")?;
         let ep = self.par.ep;
         let per = moe.experts / ep;
-        let all = Routing::zipf("X", moe.experts, stage_tokens, moe.top_k, moe.skew);
+        let all = moe.routing(stage_tokens);
         let busiest = all
             .tokens_per_expert
             .chunks(per as usize)
