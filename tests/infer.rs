@@ -882,3 +882,55 @@ fn measured_expert_counts_route_the_moe_layer() {
         assert!(e.contains("model.moe.counts") && e.contains(want), "{e}");
     }
 }
+
+#[test]
+fn a_spatial_accelerator_runs_its_steps_through_the_mapper() {
+    let w = llama();
+    let vpu = Architecture::load("arch/presets/fusemax_vpu.toml").unwrap();
+    let run = StaticRun {
+        batch: 2,
+        prompt: 128,
+        generate: 3,
+    };
+    let r = run_static(&w, &vpu, run, &mut |_, _| {}).unwrap();
+    // The layer's cascades, 32 times, and the LM head: no GPU glue kernels.
+    let roles: Vec<&str> = r.prefill.ops.iter().map(|o| o.role.as_str()).collect();
+    assert_eq!(
+        roles,
+        [
+            "attn_norm",
+            "qkv_proj",
+            "attention",
+            "o_proj",
+            "ffn_norm",
+            "ffn",
+            "lm_head"
+        ]
+    );
+    assert!(r.prefill.ops.iter().all(|o| o.pattern == "mapped"));
+    let sum: f64 = r
+        .prefill
+        .ops
+        .iter()
+        .map(|o| o.seconds * o.times as f64)
+        .sum();
+    assert!((r.prefill.seconds - sum).abs() < 1e-12 * sum);
+    assert_eq!(r.decode_s.len(), 2);
+    assert!(r.decode_s[1] >= r.decode_s[0]);
+    // FuseMax's arrays have no rsqrt: the norms cannot run there, and infer says which.
+    let fm = Architecture::load("arch/presets/fusemax.toml").unwrap();
+    let e = run_static(&w, &fm, run, &mut |_, _| {}).unwrap_err();
+    assert!(e.contains("attn_norm") && e.contains("rsqrt"), "{e}");
+    // Spreading or offloading is for GPUs.
+    let e = run_static_on(
+        &w,
+        &vpu,
+        run,
+        par(2, 2, 1, 1),
+        Some(nvlink()),
+        None,
+        &mut |_, _| {},
+    )
+    .unwrap_err();
+    assert!(e.contains("spatial accelerator"), "{e}");
+}

@@ -14,13 +14,13 @@
 //!   costs, over a link.
 //! - [`serve`]: requests arriving over time, scheduled as vLLM schedules them (continuous
 //!   batching, admission by free KV blocks, preemption, optional chunked prefill).
-//!
-//! What is not here yet (issue 12): spatial accelerators through the mapper and memory tiers
-//! other than the device's own.
+//! - [`spatial`]: steps on a spatial accelerator, each cascade through the mapper.
+//! - [`tiers`]: weights and KV cache on the device, the host or an SSD.
 
 pub mod collective;
 pub mod parallel;
 pub mod serve;
+pub mod spatial;
 pub mod step;
 pub mod tiers;
 
@@ -274,6 +274,21 @@ pub struct InferReport {
     pub tiers: Option<Tiers>,
 }
 
+/// The step builder of an architecture: the GPU model's ops, or the mapper's cascades.
+enum Stepper<'a> {
+    Gpu(Box<GpuStepper<'a>>),
+    Spatial(Box<spatial::SpatialStepper<'a>>),
+}
+
+impl Stepper<'_> {
+    fn step(&mut self, shape: StepShape) -> Result<Step, String> {
+        match self {
+            Stepper::Gpu(s) => s.step(shape),
+            Stepper::Spatial(s) => s.step(shape),
+        }
+    }
+}
+
 /// Runs `run` of `w` on one device of `arch` as one static batch. `on_step(done, total)` is
 /// called after each step (progress display is the caller's).
 pub fn run_static(
@@ -305,12 +320,23 @@ pub fn run_static_on(
         }
     }
     let link_name = link.as_ref().map(|l| l.name.clone());
-    let mut stepper = GpuStepper::with_parallel(w, arch, par, link)?;
     let mut footprint = Footprint::of(w, &run, arch, &par);
-    if let Some(t) = &tiers {
-        stepper.set_tiers(t.clone())?;
-        footprint.place(t);
-    }
+    let mut stepper = if arch.gpu.is_some() {
+        let mut st = GpuStepper::with_parallel(w, arch, par, link)?;
+        if let Some(t) = &tiers {
+            st.set_tiers(t.clone())?;
+            footprint.place(t);
+        }
+        Stepper::Gpu(Box::new(st))
+    } else {
+        if par != Parallel::ONE || tiers.is_some() {
+            return Err(format!(
+                "`{}` is a spatial accelerator: its steps run on one device with everything in its memory (no --devices, --weights-on or --kv-on)",
+                arch.name
+            ));
+        }
+        Stepper::Spatial(Box::new(spatial::SpatialStepper::new(w, arch)?))
+    };
     footprint.check(&arch.name, &run)?;
     let prefill = stepper.step(StepShape {
         phase: Phase::Prefill,

@@ -206,7 +206,7 @@ const PER_OCTAVE: u32 = 8;
 
 /// The grid points around `x`: every count up to 16, then `PER_OCTAVE` an octave
 /// (`16·2^(i/PER_OCTAVE)`, rounded).
-fn bracket(x: u64) -> (u64, u64) {
+pub(crate) fn bracket(x: u64) -> (u64, u64) {
     if x <= 16 {
         return (x, x);
     }

@@ -180,7 +180,7 @@ impl<'a> GpuStepper<'a> {
     ) -> Result<Self, String> {
         let gpu = arch.gpu.as_ref().ok_or_else(|| {
             format!(
-                "architecture `{}` has no [gpu] section: `cascade infer` runs GPU architectures (h100, h200); spatial accelerators are not composed into model steps yet",
+                "architecture `{}` has no [gpu] section: the GPU stepper runs GPU architectures (h100, h200); `cascade infer` maps a spatial accelerator's steps instead (spatial::SpatialStepper)",
                 arch.name
             )
         })?;
