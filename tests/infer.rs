@@ -598,6 +598,15 @@ fn pipeline_stages_run_their_layers_in_turn() {
         "{} {want}",
         s.seconds
     );
+    // The same work as one device: energy and HBM bytes over both stages equal its.
+    let one = step(&w, &a, Phase::Decode, 1, 1, 4096);
+    assert!(
+        (s.energy_j / one.energy_j - 1.0).abs() < 1e-9,
+        "{} {}",
+        s.energy_j,
+        one.energy_j
+    );
+    assert!((s.hbm_bytes / one.hbm_bytes - 1.0).abs() < 1e-9);
     // Four sequences over two stages: two micro-batches, the second one stage behind.
     let s4 = pstep(&w, &a, par(2, 1, 2, 1), Phase::Decode, 4, 4096);
     assert_eq!(s4.shape.batch, 4);

@@ -605,7 +605,16 @@ impl<'a> GpuStepper<'a> {
             }
         }
         // Every device's work: the stage's ops on each of its devices, for each micro-batch.
-        let all = (micro * par.stage_devices() * pp) as f64;
+        // The layers' ops run on every stage; the per-step ops (embedding, LM head) once.
+        let stage = (micro * par.stage_devices()) as f64;
+        let every = |f: fn(&StepOp) -> f64| {
+            let layer: f64 = ops[layer_start..first_end]
+                .iter()
+                .map(|o| f(o) * o.times as f64)
+                .sum();
+            (layer * pp as f64 + sum(f) - layer) * stage
+        };
+        let all = stage * pp as f64;
         Ok(Step {
             shape,
             seconds,
@@ -614,8 +623,8 @@ impl<'a> GpuStepper<'a> {
             host_link_bytes: host_link_bytes * all,
             ssd_bytes: ssd_bytes * all,
             offload_wait_s: seconds - before,
-            hbm_bytes: sum(|o| o.hbm_bytes) * all,
-            energy_j: sum(|o| o.energy_j) * all,
+            hbm_bytes: every(|o| o.hbm_bytes),
+            energy_j: every(|o| o.energy_j),
             ops,
         })
     }
