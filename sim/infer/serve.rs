@@ -450,6 +450,13 @@ pub fn serve(
                 }
             }
         }
+        // Running requests come first: the blocks their next tokens need are not given to
+        // new ones (vLLM schedules running requests before admitting waiting ones).
+        let reserved: u64 = running
+            .iter()
+            .filter(|s| s.done == s.prefill)
+            .map(|s| blocks_for(s.cached + 1).saturating_sub(s.blocks))
+            .sum();
         if tokens < budget || !cfg.chunked {
             while let Some(s) = waiting.front() {
                 let seqs = running.len() + admitted.len();
@@ -466,7 +473,7 @@ pub fn serve(
                     break;
                 }
                 let need = blocks_for(s.prefill);
-                if need > free {
+                if need + reserved > free {
                     break;
                 }
                 let mut s = waiting.pop_front().expect("front exists");
