@@ -7,7 +7,6 @@
 //! the others do (NVSwitch, a non-blocking InfiniBand fat tree, a PCIe switch with a full x16
 //! uplink per device).
 
-use crate::locate::line_col;
 use crate::spec::ArchError;
 use crate::units::{Bandwidth, Duration};
 use serde::{Deserialize, Serialize};
@@ -46,24 +45,8 @@ pub fn names() -> String {
 impl Link {
     /// Parses a link's TOML; errors carry `file:line:col`.
     pub fn from_toml_str(text: &str, file: &str) -> Result<Link, ArchError> {
-        let link: Link = toml::from_str(text).map_err(|e| {
-            let (line, col, snippet) = match e.span() {
-                Some(span) => line_col(text, span.start),
-                None => (0, 0, String::new()),
-            };
-            let field = e
-                .span()
-                .and_then(|span| crate::locate::path_at(text, span.start))
-                .map(|p| format!("{p}: "))
-                .unwrap_or_default();
-            ArchError::Parse {
-                file: file.to_string(),
-                line,
-                col,
-                message: format!("{field}{}", e.message().trim()),
-                snippet,
-            }
-        })?;
+        let link: Link =
+            toml::from_str(text).map_err(|e| crate::spec::parse_error(&e, text, file))?;
         if link.name.trim().is_empty() {
             return Err(ArchError::Invalid {
                 file: Some(file.to_string()),

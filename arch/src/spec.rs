@@ -456,25 +456,8 @@ impl Architecture {
     /// Parses TOML text and validates it. `file_name` is used in error messages only; semantic
     /// errors are located at the field they name.
     pub fn from_toml_str(text: &str, file_name: &str) -> Result<Self, ArchError> {
-        let arch: Architecture = toml::from_str(text).map_err(|e| {
-            let (line, col, snippet) = match e.span() {
-                Some(span) => line_col(text, span.start),
-                None => (0, 0, String::new()),
-            };
-            // A bad value (a unit out of range, a wrong type) names its field too.
-            let field = e
-                .span()
-                .and_then(|span| crate::locate::path_at(text, span.start))
-                .map(|p| format!("{p}: "))
-                .unwrap_or_default();
-            ArchError::Parse {
-                file: file_name.to_string(),
-                line,
-                col,
-                message: format!("{field}{}", e.message().trim()),
-                snippet,
-            }
-        })?;
+        let arch: Architecture =
+            toml::from_str(text).map_err(|e| parse_error(&e, text, file_name))?;
         arch.check()
             .map_err(|(locator, e)| locate_error(e, &locator, text, file_name))?;
         let mut arch = arch;
@@ -1013,6 +996,27 @@ fn check_fanout(f: &[u32]) -> Result<(), String> {
         return Err("every fanout dimension must be ≥ 1".into());
     }
     Ok(())
+}
+
+/// A TOML error of `text` (read from `file`) as a located [`ArchError::Parse`]; a bad value (a
+/// unit out of range, a wrong type) names its field too.
+pub(crate) fn parse_error(e: &toml::de::Error, text: &str, file: &str) -> ArchError {
+    let (line, col, snippet) = match e.span() {
+        Some(span) => line_col(text, span.start),
+        None => (0, 0, String::new()),
+    };
+    let field = e
+        .span()
+        .and_then(|span| crate::locate::path_at(text, span.start))
+        .map(|p| format!("{p}: "))
+        .unwrap_or_default();
+    ArchError::Parse {
+        file: file.to_string(),
+        line,
+        col,
+        message: format!("{field}{}", e.message().trim()),
+        snippet,
+    }
 }
 
 /// Turns a semantic error into a located parse error when its field is found in `text`.

@@ -56,6 +56,10 @@ import sys
 import torch
 import torch.nn.functional as F
 
+# The timing protocol is measure_llama.py's (the same functions, one copy).
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from measure_llama import kernels_of, time_eager, time_graph  # noqa: E402
+
 DEV = "cuda"
 D, X, TOPK, FF = 4096, 8, 2, 14336
 
@@ -156,62 +160,6 @@ def check(m, t=8):
         a = F.silu(h @ m.wg[e].float()) * (h @ m.wu[e].float())
         ref.index_add_(0, tt, (a @ m.wd[e].float()) * w[tt, torch.tensor(slots, device=DEV)][:, None])
     return ((out - ref).norm() / ref.norm()).item()
-
-
-def time_eager(fn, reps, warm=3):
-    for _ in range(warm):
-        fn()
-    torch.cuda.synchronize()
-    ts = []
-    for _ in range(reps):
-        a = torch.cuda.Event(enable_timing=True)
-        e = torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        e.record()
-        torch.cuda.synchronize()
-        ts.append(a.elapsed_time(e) * 1e-3)
-    return ts
-
-
-def time_graph(fn, reps):
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(s):
-        for _ in range(3):
-            fn()
-    torch.cuda.current_stream().wait_stream(s)
-    torch.cuda.synchronize()
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        fn()
-    for _ in range(3):
-        g.replay()
-    torch.cuda.synchronize()
-    ts = []
-    for _ in range(reps):
-        a = torch.cuda.Event(enable_timing=True)
-        e = torch.cuda.Event(enable_timing=True)
-        a.record()
-        g.replay()
-        e.record()
-        torch.cuda.synchronize()
-        ts.append(a.elapsed_time(e) * 1e-3)
-    del g
-    return ts
-
-
-def kernels_of(fn):
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        fn()
-        torch.cuda.synchronize()
-    return [
-        (ev.name, ev.device_time * 1e-6)
-        for ev in prof.events()
-        if ev.device_type == torch.autograd.DeviceType.CUDA
-    ]
 
 
 def driver_version():

@@ -32,6 +32,23 @@ pub use serve::{parse_trace, poisson, serve, Request, ServeConfig, ServeReport};
 pub use step::{GpuStepper, Parts, Step, StepOp, StepShape};
 pub use tiers::{Tier, Tiers};
 
+/// A built-in cascade, checked once and kept in `cache`.
+fn builtin_cascade(
+    cache: &mut std::collections::HashMap<String, cascade_einsum::Cascade>,
+    name: &str,
+) -> Result<cascade_einsum::Cascade, String> {
+    if let Some(c) = cache.get(name) {
+        return Ok(c.clone());
+    }
+    let src = cascade_einsum::library::source(name)
+        .ok_or_else(|| format!("no built-in cascade `{name}`"))?;
+    let c = cascade_einsum::check_source(name, src)
+        .map_err(|e| format!("built-in cascade `{name}`: {e}"))?
+        .cascade;
+    cache.insert(name.to_string(), c.clone());
+    Ok(c)
+}
+
 /// A static-batch run: `batch` sequences of `prompt` tokens each generate `generate` tokens.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct StaticRun {

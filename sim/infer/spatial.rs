@@ -15,7 +15,7 @@ use crate::gpu::Bound;
 use crate::models::spatial::fusion::{map_cascade, Fusion};
 use crate::workload::{Instance, Phase, Point, Workload, WorkloadKind};
 use cascade_arch::Architecture;
-use cascade_einsum::{bind, check_source, library, Cascade};
+use cascade_einsum::{bind, Cascade};
 use cascade_mappings::{ArchP, Problem, Search};
 use std::collections::{BTreeMap, HashMap};
 
@@ -72,15 +72,7 @@ impl<'a> SpatialStepper<'a> {
     }
 
     fn cascade(&mut self, name: &str) -> Result<Cascade, String> {
-        if let Some(c) = self.cascades.get(name) {
-            return Ok(c.clone());
-        }
-        let src = library::source(name).ok_or_else(|| format!("no built-in cascade `{name}`"))?;
-        let c = check_source(name, src)
-            .map_err(|e| format!("built-in cascade `{name}`: {e}"))?
-            .cascade;
-        self.cascades.insert(name.to_string(), c.clone());
-        Ok(c)
+        super::builtin_cascade(&mut self.cascades, name)
     }
 
     /// The mapped cost of `inst`, once per cascade and extents.

@@ -18,7 +18,7 @@ use crate::gpu::lower::{lower, LowerOptions, LoweredOp};
 use crate::gpu::{Bound, Dtype, GpuEstimate, GpuOp, GpuParams};
 use crate::workload::{Instance, Phase, Point, Precision, Workload, WorkloadKind};
 use cascade_arch::{Architecture, GpuSpec, Link};
-use cascade_einsum::{bind, check_source, library, Cascade, Routing};
+use cascade_einsum::{bind, Cascade, Routing};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 
@@ -224,15 +224,7 @@ impl<'a> GpuStepper<'a> {
     }
 
     fn cascade(&mut self, name: &str) -> Result<Cascade, String> {
-        if let Some(c) = self.cascades.get(name) {
-            return Ok(c.clone());
-        }
-        let src = library::source(name).ok_or_else(|| format!("no built-in cascade `{name}`"))?;
-        let c = check_source(name, src)
-            .map_err(|e| format!("built-in cascade `{name}`: {e}"))?
-            .cascade;
-        self.cascades.insert(name.to_string(), c.clone());
-        Ok(c)
+        super::builtin_cascade(&mut self.cascades, name)
     }
 
     fn lower_instance(&mut self, inst: &Instance, phase: Phase) -> Result<Vec<LoweredOp>, String> {
