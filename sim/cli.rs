@@ -59,6 +59,25 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run a design-space study (README, "Sweeps"): `sweep STUDY.toml [--shard i/n]`, or merge
+    /// shards: `sweep merge FILE... --study STUDY.toml`.
+    Sweep {
+        /// The study TOML; or `merge` followed by results files.
+        #[arg(required = true)]
+        args: Vec<String>,
+        /// Output directory (default target/sweeps/<study name>).
+        #[arg(long)]
+        out: Option<String>,
+        /// Only the points whose index is i modulo n ("i/n"), into results.shard-i-of-n.jsonl.
+        #[arg(long)]
+        shard: Option<String>,
+        /// `merge`: the study the files belong to (every point must be in one of them).
+        #[arg(long)]
+        study: Option<String>,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Reproduce a paper's results by search (`fusemax`): writes reports/<paper>/.
     Reproduce {
         /// Which paper: `fusemax`.
@@ -598,6 +617,19 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Some(Command::Sweep {
+            args,
+            out,
+            shard,
+            study,
+            json,
+        }) => crate::commands::sweep::command(
+            &args,
+            out.as_deref(),
+            shard.as_deref(),
+            study.as_deref(),
+            json,
+        ),
         Some(Command::Infer {
             workload,
             arch,

@@ -8,3 +8,4 @@ pub mod gpu_map;
 pub mod infer;
 pub mod map;
 pub mod regress;
+pub mod sweep;
