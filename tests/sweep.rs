@@ -211,7 +211,15 @@ fn a_real_kill_minus_nine_loses_nothing() {
     got.sort_by_key(|r| r.point);
     all.sort_by_key(|r| r.point);
     assert_eq!(got, all);
-    assert!(Path::new(&out.join("results.csv")).exists());
+    for f in [
+        "results.csv",
+        "summary.md",
+        "summary.json",
+        "pareto.png",
+        "pareto.svg",
+    ] {
+        assert!(Path::new(&out.join(f)).exists(), "{f}");
+    }
     let _ = std::fs::remove_dir_all(&d);
 }
 

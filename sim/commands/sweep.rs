@@ -716,7 +716,46 @@ fn write_outputs(dir: &Path, name: &str, rows: &[Row]) -> Result<Summary> {
     let s = summarize(name, rows);
     std::fs::write(dir.join("summary.md"), render_summary(&s, rows))?;
     std::fs::write(dir.join("summary.json"), serde_json::to_string_pretty(&s)?)?;
+    plot_front(dir, &s, rows)?;
     Ok(s)
+}
+
+/// `pareto.png` and `pareto.svg`: every mapped point's latency and energy, the front drawn over
+/// them. Nothing is drawn when no point mapped.
+fn plot_front(dir: &Path, s: &Summary, rows: &[Row]) -> Result<()> {
+    use crate::plot::{render, Chart, ChartKind, Series};
+    let ok: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.errors.is_empty() && r.latency_s > 0.0 && r.energy_j > 0.0)
+        .collect();
+    if ok.is_empty() {
+        return Ok(());
+    }
+    let pt = |r: &Row| (r.latency_s * 1e3, r.energy_j);
+    let front: Vec<(f64, f64)> = s
+        .pareto_latency_energy
+        .iter()
+        .filter_map(|p| ok.iter().find(|r| r.point == *p).map(|r| pt(r)))
+        .collect();
+    let chart = Chart {
+        title: format!(
+            "Study {}: latency and energy of {} points",
+            s.study,
+            ok.len()
+        ),
+        x_label: "latency (ms)".into(),
+        y_label: "energy (J)".into(),
+        log_x: true,
+        log_y: true,
+        series: vec![
+            Series::new("points", ok.iter().map(|r| pt(r)).collect()),
+            Series::new("Pareto front", front),
+        ],
+        kind: ChartKind::Scatter,
+        ..Chart::default()
+    };
+    render(&chart, &dir.join("pareto.png"), &dir.join("pareto.svg"))?;
+    Ok(())
 }
 
 /// `cascade sweep`.
