@@ -39,6 +39,7 @@
 use crate::commands::map::{instances, map_instances, Target};
 use crate::models::spatial::fusion::Fusion;
 use anyhow::{anyhow, bail, Result};
+use cascade_arch::locate::line_col;
 use cascade_arch::Architecture;
 use cascade_mappings::{Objective, Search};
 use rand::{Rng, SeedableRng};
@@ -126,14 +127,10 @@ pub struct Study {
 
 /// 1-based line and column of the first occurrence of `needle` in `text` (for errors).
 fn locate(text: &str, needle: &str) -> (usize, usize) {
-    match text.find(needle) {
-        Some(off) => {
-            let line = text[..off].matches('\n').count() + 1;
-            let col = off - text[..off].rfind('\n').map_or(0, |i| i + 1) + 1;
-            (line, col)
-        }
-        None => (0, 0),
-    }
+    text.find(needle).map_or((0, 0), |off| {
+        let (line, col, _) = line_col(text, off);
+        (line, col)
+    })
 }
 
 /// Sets `path` (dotted; an array of tables is entered by its elements' `name`) in `root` to
@@ -222,8 +219,7 @@ impl Study {
     pub fn parse(text: &str, file: &str) -> Result<Study> {
         let f: StudyFile = toml::from_str(text).map_err(|e| {
             let at = e.span().map_or(String::new(), |s| {
-                let line = text[..s.start].matches('\n').count() + 1;
-                let col = s.start - text[..s.start].rfind('\n').map_or(0, |i| i + 1) + 1;
+                let (line, col, _) = line_col(text, s.start);
                 format!("{line}:{col}: ")
             });
             anyhow!("{file}:{at}{}", e.message().trim())

@@ -57,8 +57,7 @@ struct TraceFile {
 pub fn parse_trace(text: &str, file: &str) -> Result<Vec<Request>, String> {
     let t: TraceFile = toml::from_str(text).map_err(|e| {
         let at = e.span().map_or(String::new(), |s| {
-            let line = text[..s.start].matches('\n').count() + 1;
-            let col = s.start - text[..s.start].rfind('\n').map_or(0, |i| i + 1) + 1;
+            let (line, col, _) = cascade_arch::locate::line_col(text, s.start);
             format!("{line}:{col}: ")
         });
         format!("{file}:{at}{}", e.message().trim())
