@@ -292,6 +292,12 @@ fn run_case(v: &ArchValues, inst: &(&str, Vec<(&str, u64)>), c: &Choices) -> Che
                 return Checked { refused: true };
             }
         };
+        // The packed count of the space equals the byte-vector count to the bit.
+        assert_eq!(
+            space.size(&p).to_bits(),
+            space.size_by_vectors(&p).to_bits(),
+            "space size"
+        );
         let digits: Vec<u16> = c.digits.iter().skip(gi * 7).copied().collect();
         let Some(mut g) = plan_from(&p, &a, &space, &digits) else {
             why_refused("no plan at this point");

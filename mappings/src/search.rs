@@ -896,7 +896,8 @@ fn local_search(
             evaluations,
             valid: valid.load(Ordering::Relaxed),
             stop,
-            space_size: space.size(p),
+            // Set by `search_group`, which has already sized the space (the count is costly).
+            space_size: 0.0,
         }),
         None => Err(SearchError::NoValidMapping {
             group: group_name(p, &space.einsums),
