@@ -74,6 +74,11 @@ pub enum Command {
         /// `merge`: the study the files belong to (every point must be in one of them).
         #[arg(long)]
         study: Option<String>,
+        /// The Pareto front's 2 or 3 columns, comma-separated (default: the study's
+        /// [analysis] front, else latency_s,energy_j): latency_s, energy_j, edp_js,
+        /// off_chip_bytes, traffic.<level>.
+        #[arg(long)]
+        front: Option<String>,
         /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
@@ -94,6 +99,10 @@ pub enum Command {
         /// Print the headline figures and every point as JSON (still writes the reports).
         #[arg(long)]
         json: bool,
+        /// The study to run (default: studies/fusemax.toml as shipped, compiled in); its
+        /// designs must include fusemax, flat and unfused.
+        #[arg(long)]
+        study: Option<String>,
     },
     /// Map the cascades of a workload's layer, or one cascade, onto an architecture: search
     /// fusion, bindings, tiling, loop order, unrolling, bypass and spills; print the reports.
@@ -420,12 +429,18 @@ pub fn run(cli: Cli) -> Result<()> {
             out,
             seq,
             json,
+            study,
         }) => {
             if paper != "fusemax" {
                 bail!("unknown paper `{paper}` (known: fusemax)");
             }
             let t = std::time::Instant::now();
-            let rows = crate::reproduce::run(if seq.is_empty() { None } else { Some(&seq) })?;
+            let st = crate::reproduce::fusemax_study(study.as_deref())?;
+            let rows = crate::reproduce::run_study(
+                &st,
+                if seq.is_empty() { None } else { Some(&seq) },
+                "reproduce fusemax",
+            )?;
             let s = crate::reproduce::summarize(&rows);
             let dir = out.map_or_else(
                 || crate::reproduce::default_out(&paper, &seq),
@@ -622,12 +637,14 @@ pub fn run(cli: Cli) -> Result<()> {
             out,
             shard,
             study,
+            front,
             json,
         }) => crate::commands::sweep::command(
             &args,
             out.as_deref(),
             shard.as_deref(),
             study.as_deref(),
+            front.as_deref(),
             json,
         ),
         Some(Command::Infer {
@@ -1047,20 +1064,38 @@ pub fn run(cli: Cli) -> Result<()> {
                 Some(regress::load_baseline(Path::new(&baseline))?)
             };
             let rows = crate::reproduce::run_labelled(None, "regress")?;
-            let cur = regress::tracked(&crate::reproduce::summarize(&rows));
+            let cur = regress::figures_of(&rows);
+            let rows_file = "reports/fusemax/results.csv";
             let Some(b) = b else {
-                let b = regress::Baseline {
-                    note: "Modeled FuseMax reproduction figures (cascade reproduce fusemax); regenerate with `cascade regress --update` when a model change is intended.".into(),
-                    figures: cur.iter().map(|(k, v)| (k.clone(), regress::BaselineFigure { value: (v * 1e6).round() / 1e6, tolerance: 0.01 })).collect(),
-                };
+                let b = regress::baseline_of(&cur, rows_file);
                 std::fs::write(&baseline, toml::to_string_pretty(&b)?)
                     .with_context(|| format!("{baseline}: cannot write"))?;
-                outln!("wrote {baseline}");
+                std::fs::write(rows_file, crate::reproduce::rows_csv(&rows))
+                    .with_context(|| format!("{rows_file}: cannot write"))?;
+                outln!("wrote {baseline} and {rows_file}");
                 return Ok(());
             };
-            let (text, ok) = regress::regress(&cur, &b);
+            let mut regs = Vec::new();
+            let mut text = String::new();
+            for (name, base) in &b.reproductions {
+                // FuseMax is the one reproduction so far (regress::REPRODUCTIONS).
+                let reference = std::fs::read_to_string(&base.rows)
+                    .ok()
+                    .map(|t| crate::reproduce::parse_rows_csv(&t, &base.rows))
+                    .transpose()?;
+                let r = regress::regression(
+                    name,
+                    &rows,
+                    base,
+                    reference.as_deref(),
+                    &crate::reproduce::FUSEMAX_DESIGNS,
+                );
+                text += &regress::render(&r, reference.is_some());
+                regs.push(r);
+            }
+            let ok = regs.iter().all(|r| r.pass);
             if json {
-                let v = regress::regress_json(&baseline, &cur, &b);
+                let v = regress::regress_json(&baseline, &regs);
                 outln!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 out!("{text}");
@@ -1241,6 +1276,7 @@ fn default_job() -> Result<()> {
             out: None,
             seq: vec![],
             json: false,
+            study: None,
         }),
     })
 }

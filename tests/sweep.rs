@@ -1,7 +1,9 @@
 //! `cascade sweep` (issue 13, first part): override parsing and refusal, designs, a killed run
 //! resumed with no loss or duplicate, shards merged equal to the serial run, the Pareto front.
 
-use cascade::commands::sweep::{merge, pareto, read_rows, run, set_path, Design, Row, Study};
+use cascade::commands::sweep::{
+    merge, pareto_over, read_rows, run, set_path, Row, Sampling, Study,
+};
 use std::path::{Path, PathBuf};
 
 mod common;
@@ -71,8 +73,8 @@ fn overrides_name_what_they_change_or_are_refused_where_written() {
     assert!(e.starts_with("s.toml:12:1:") && e.contains("budgte"), "{e}");
     let e = err(&STUDY.replace("roles = [\"attention\"]", "roles = [\"attn\"]"));
     assert!(e.contains("`attn` is not a role"), "{e}");
-    let e = err(&STUDY.replace("[workload]", "[design]\nkind = \"sobol\"\n[workload]"));
-    assert!(e.contains("design.kind: `sobol`"), "{e}");
+    let e = err(&STUDY.replace("[workload]", "[sampling]\nkind = \"sobol\"\n[workload]"));
+    assert!(e.contains("sampling.kind: `sobol`"), "{e}");
     // set_path directly: a value is not a table.
     let mut v: toml::Value = toml::from_str("a = 1").unwrap();
     assert!(set_path(&mut v, "a.b", toml::Value::Integer(2))
@@ -81,18 +83,18 @@ fn overrides_name_what_they_change_or_are_refused_where_written() {
 }
 
 #[test]
-fn designs_choose_their_points() {
+fn samplings_choose_their_points() {
     let grid = study(STUDY);
-    assert_eq!(grid.design, Design::Grid);
+    assert_eq!(grid.sampling, Sampling::Grid);
     assert_eq!(
-        grid.points(),
+        grid.samples(),
         vec![vec![0, 0], vec![0, 1], vec![1, 0], vec![1, 1]]
     );
     let lhs = study(&STUDY.replace(
         "[workload]",
-        "[design]\nkind = \"lhs\"\nsamples = 10\nseed = 3\n[workload]",
+        "[sampling]\nkind = \"lhs\"\nsamples = 10\nseed = 3\n[workload]",
     ));
-    let p = lhs.points();
+    let p = lhs.samples();
     assert_eq!(p.len(), 10);
     // Ten strata over two values: each value exactly five times on each axis.
     for axis in 0..2 {
@@ -101,12 +103,94 @@ fn designs_choose_their_points() {
     let random = |seed| {
         study(&STUDY.replace(
             "[workload]",
-            &format!("[design]\nkind = \"random\"\nsamples = 20\nseed = {seed}\n[workload]"),
+            &format!("[sampling]\nkind = \"random\"\nsamples = 20\nseed = {seed}\n[workload]"),
         ))
-        .points()
+        .samples()
     };
     assert_eq!(random(1), random(1));
     assert_ne!(random(1), random(2));
+}
+
+/// Two designs (FuseMax as it is; FLAT with the 3-pass cascade, fused, its softmax pinned to
+/// the 1D array by inline constraints), two workloads, two lengths, one linked axis.
+const DESIGNS: &str = r#"name = "d"
+arch = "fusemax"
+[axes]
+"levels.rf2d.fanout,levels.rf1d.fanout" = [[[64, 64], [64]], [[128, 128], [128]]]
+[workload]
+name = ["bert_base", "t5_small"]
+seq = [512, 1024]
+roles = ["attention"]
+[search]
+budget = 200
+[[designs]]
+name = "fusemax"
+[[designs]]
+name = "flat"
+arch = "flat"
+attention = "3-pass"
+fusion = "all"
+[[designs.constraints.bind]]
+einsum = "SN"
+unit = "pe1d"
+"#;
+
+#[test]
+fn designs_cases_and_linked_axes_make_the_points() {
+    let s = study(DESIGNS);
+    assert_eq!(s.designs.len(), 2);
+    assert_eq!(s.cases.len(), 4);
+    let p = s.points();
+    // designs × cases × samples, the design outermost.
+    assert_eq!(p.len(), 2 * 4 * 2);
+    assert_eq!(
+        (p[0].design, p[0].case, p[0].choice.clone()),
+        (0, 0, vec![0])
+    );
+    assert_eq!(
+        (p[1].design, p[1].case, p[1].choice.clone()),
+        (0, 0, vec![1])
+    );
+    assert_eq!((p[2].design, p[2].case), (0, 1));
+    assert_eq!((p[8].design, p[8].case), (1, 0));
+    // FLAT maps the 3-pass cascade, not the workload's 1-pass one.
+    let insts = s.instances(&s.designs[1], &s.cases[0]).unwrap();
+    assert_eq!(insts[0].source, "attention_3pass");
+    let insts = s.instances(&s.designs[0], &s.cases[0]).unwrap();
+    assert_eq!(insts[0].source, "attention_1pass");
+    // A point of each: the linked axis set both arrays; FLAT's row says what it is.
+    let r = s.evaluate(9, &p[9]).unwrap();
+    assert_eq!(r.design, "flat");
+    assert_eq!(r.workload, "bert_base");
+    assert_eq!(r.seq, Some(512));
+    assert_eq!(
+        r.params["levels.rf2d.fanout,levels.rf1d.fanout"],
+        "[[128, 128], [128]]"
+    );
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert!(r.utilization["pe2d"] > 0.0 && r.utilization["pe2d"] <= 1.0);
+    assert!(r.evaluations > 0);
+    // Refusals, each where it is written.
+    let e = err(&DESIGNS.replace("[[[64, 64], [64]], ", "[[[64, 64]], "));
+    assert!(
+        e.starts_with("s.toml:4:1:")
+            && e.contains("a linked axis of 2 paths takes lists of 2 values"),
+        "{e}"
+    );
+    let e = err(&DESIGNS.replace("fusion = \"all\"", "fusion = \"most\""));
+    assert!(
+        e.contains("designs[1] (flat).fusion: `most`: expected search, all, none"),
+        "{e}"
+    );
+    let e = err(&DESIGNS.replace("unit = \"pe1d\"", "unit = \"pe3d\""));
+    assert!(
+        e.contains("designs[1] (flat).constraints") && e.contains("pe3d"),
+        "{e}"
+    );
+    let e = err(&DESIGNS.replace("attention = \"3-pass\"", "attention = \"4-pass\""));
+    assert!(e.contains("(flat).attention: `4-pass`"), "{e}");
+    let e = err(&DESIGNS.replace("name = \"flat\"", "name = \"fusemax\""));
+    assert!(e.contains("`fusemax` names two designs"), "{e}");
 }
 
 #[test]
@@ -224,28 +308,71 @@ fn a_real_kill_minus_nine_loses_nothing() {
 }
 
 #[test]
-fn the_pareto_front_of_a_hand_made_set() {
-    let row = |point, latency_s, energy_j| Row {
+fn the_pareto_front_of_a_hand_made_set_over_two_and_three_columns() {
+    let row = |point, latency_s, energy_j, off_chip_bytes| Row {
         point,
         params: Default::default(),
         latency_s,
         energy_j,
         edp_js: latency_s * energy_j,
-        off_chip_bytes: 0.0,
-        traffic_bytes: Default::default(),
-        mapping_hash: String::new(),
-        errors: Vec::new(),
+        off_chip_bytes,
+        traffic_bytes: [("dram".to_string(), off_chip_bytes)].into_iter().collect(),
+        ..Row::default()
     };
-    // (1,5) (2,3) (3,4) (4,1) (2,6) (5,1): the front is 0, 1, 3; 2 is beaten by 1, 4 by 1, 5 by 3.
+    // (1,5) (2,3) (3,4) (4,1) (2,6) (5,1) (2,3): the front is 0, 1, 3; 2 is beaten by 1, 4 by
+    // 1, 5 by 3, and 6 equals 1 (the first of equal points is kept).
     let rows = vec![
-        row(0, 1.0, 5.0),
-        row(1, 2.0, 3.0),
-        row(2, 3.0, 4.0),
-        row(3, 4.0, 1.0),
-        row(4, 2.0, 6.0),
-        row(5, 5.0, 1.0),
+        row(0, 1.0, 5.0, 9.0),
+        row(1, 2.0, 3.0, 9.0),
+        row(2, 3.0, 4.0, 1.0),
+        row(3, 4.0, 1.0, 9.0),
+        row(4, 2.0, 6.0, 9.0),
+        row(5, 5.0, 1.0, 9.0),
+        row(6, 2.0, 3.0, 9.0),
     ];
-    assert_eq!(pareto(&rows, |r| r.latency_s, |r| r.energy_j), [0, 1, 3]);
+    let cols = |c: &[&str]| c.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        pareto_over(&rows, &cols(&["latency_s", "energy_j"])),
+        [0, 1, 3]
+    );
+    // A third column: point 2 moves the least off chip, so it joins the front; the rest stay.
+    assert_eq!(
+        pareto_over(&rows, &cols(&["latency_s", "energy_j", "off_chip_bytes"])),
+        [0, 1, 2, 3]
+    );
+    // Per-level traffic is a column too, ordered by the first column given.
+    assert_eq!(
+        pareto_over(&rows, &cols(&["traffic.dram", "latency_s"])),
+        [2, 0]
+    );
+}
+
+#[test]
+fn front_columns_are_checked_where_written() {
+    let e = err(&format!(
+        "{STUDY}[analysis]\nfront = [\"latency_s\", \"watts\"]\n"
+    ));
+    assert!(e.starts_with("s.toml:13:1: analysis.front:"), "{e}");
+    assert!(
+        e.contains("`watts` is not a column (columns: latency_s, energy_j, edp_js, off_chip_bytes, traffic.dram"),
+        "{e}"
+    );
+    let e = err(&format!("{STUDY}[analysis]\nfront = [\"latency_s\"]\n"));
+    assert!(e.contains("give 2 or 3 columns, got 1"), "{e}");
+    let s = study(&format!(
+        "{STUDY}[analysis]\nfront = [\"latency_s\", \"energy_j\", \"traffic.global_buffer\"]\n"
+    ));
+    assert_eq!(s.front.len(), 3);
+    let d = dir("front");
+    let st = d.join("s.toml");
+    std::fs::write(&st, STUDY).unwrap();
+    let o = cascade(&["sweep", st.to_str().unwrap(), "--front", "latency_s,joules"]);
+    assert!(
+        stderr(&o).contains("--front latency_s,joules: `joules` is not a column"),
+        "{}",
+        stderr(&o)
+    );
+    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[test]

@@ -273,12 +273,25 @@ pub fn lower(inst: &Instance, arch: &cascade_arch::Architecture) -> Result<(Prob
     Ok((p, a))
 }
 
-/// Map every instance (each searched with the same settings).
+/// Map every instance (each searched with the same settings), with a progress report on
+/// stderr.
 pub fn map_instances(
     insts: &[Instance],
     arch: &cascade_arch::Architecture,
     fusion: &Fusion,
     search: &Search,
+) -> Result<Vec<MappedInstance>> {
+    map_instances_with(insts, arch, fusion, search, true)
+}
+
+/// [`map_instances`], with the progress report only where `show_progress` (a sweep reports
+/// its points instead).
+pub fn map_instances_with(
+    insts: &[Instance],
+    arch: &cascade_arch::Architecture,
+    fusion: &Fusion,
+    search: &Search,
+    show_progress: bool,
 ) -> Result<Vec<MappedInstance>> {
     let lowered: Vec<Result<(Problem, ArchP), String>> = insts
         .iter()
@@ -301,7 +314,11 @@ pub fn map_instances(
         }
     }
     let mut out = Vec::new();
-    let progress = crate::progress::Progress::new("map", insts.len() as u64).unit("cascades");
+    let progress = if show_progress {
+        crate::progress::Progress::new("map", insts.len() as u64).unit("cascades")
+    } else {
+        crate::progress::Progress::hidden(insts.len() as u64)
+    };
     for (inst, low) in insts.iter().zip(lowered) {
         let _step = progress.step();
         let result = low.and_then(|(p, a)| {
