@@ -1,111 +1,54 @@
-//! `cascade reproduce fusemax`: FuseMax (MICRO'24) attention results by search — FuseMax,
-//! FLAT and an unfused baseline, each mapped by the mapper on its architecture, for the
-//! four FuseMax models × six sequence lengths (batch 64).
+//! `cascade reproduce fusemax`: FuseMax (MICRO'24) attention results by search — the study
+//! `studies/fusemax.toml` (FuseMax, FLAT and an unfused baseline, each a design with its
+//! architecture, dataflow constraints and fusion policy; the four FuseMax models × six
+//! sequence lengths, batch 64), mapped point by point by the sweep machinery, then FuseMax's
+//! figures computed from its rows. The designs are data: `--study` runs an edited copy.
 
-use crate::models::spatial::fusion::{map_cascade, Fusion, Mapped};
+use crate::commands::sweep::{self, Study};
+use crate::models::spatial::fusion::{map_cascade, Mapped};
 use crate::plot::{render, seq_ticks, Chart, ChartKind, Reference, Series};
 use crate::progress::Progress;
 use crate::workload::{Workload, FUSEMAX_MODELS};
 use anyhow::{anyhow, bail, Context, Result};
-use cascade_einsum::{bind, library};
-use cascade_mappings::constraints::{BypassC, SpatialC, TemporalC};
+use cascade_mappings::constraints::Names;
 use cascade_mappings::model::{LoopP, SHARED, TEMPORAL};
-use cascade_mappings::{ArchP, BindPin, Constraints, Problem, Search};
-use rayon::prelude::*;
+use cascade_mappings::{ArchP, Problem, Search};
 use serde::Serialize;
-use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::Path;
 
-/// A design: an architecture, a cascade, a fusion policy and dataflow constraints.
-pub struct Design {
-    pub name: &'static str,
-    pub arch: &'static str,
-    pub cascade: &'static str,
-    pub fusion: Fusion,
-    pub constraints: Constraints,
-}
+/// The FuseMax study as shipped (`studies/fusemax.toml`, compiled in).
+pub const FUSEMAX_STUDY: &str = include_str!("../studies/fusemax.toml");
 
-/// The arrays' dataflow as the FuseMax artifact models both FuseMax and FLAT: every operand and
-/// result of an op passes through its PE's register file, which holds one element of each (no
-/// tile stays in it across loops), and each dimension of an array unrolls one rank (operands
-/// broadcast along rows and columns).
-fn artifact_dataflow() -> Constraints {
-    let mut c = Constraints::default();
-    for level in ["rf2d", "rf1d"] {
-        c.temporal.push(TemporalC {
-            level: level.into(),
-            factors: [("*".to_string(), 1)].into_iter().collect(),
-            ..Default::default()
-        });
-        c.spatial.push(SpatialC {
-            level: Some(level.into()),
-            max_ranks: Some(1),
-            ..Default::default()
-        });
-        c.bypass.push(BypassC {
-            level: level.into(),
-            keep: vec!["*".into()],
-            ..Default::default()
-        });
+/// The designs FuseMax's figures compare; a study for `reproduce fusemax` must name them.
+pub const FUSEMAX_DESIGNS: [&str; 3] = ["fusemax", "flat", "unfused"];
+
+/// The FuseMax study: the file `path`, or the shipped one. Its designs must include
+/// [`FUSEMAX_DESIGNS`] and its workload points must carry sequence lengths.
+pub fn fusemax_study(path: Option<&str>) -> Result<Study> {
+    let (st, file) = match path {
+        Some(p) => (Study::load(p)?, p.to_string()),
+        None => (
+            Study::parse(FUSEMAX_STUDY, "studies/fusemax.toml (built in)")?,
+            "studies/fusemax.toml (built in)".to_string(),
+        ),
+    };
+    for d in FUSEMAX_DESIGNS {
+        if !st.designs.iter().any(|x| x.name == d) {
+            bail!(
+                "{file}: FuseMax's figures compare designs named {}; `{d}` is not one of the study's ({})",
+                FUSEMAX_DESIGNS.join(", "),
+                st.designs.iter().map(|x| x.name.as_str()).collect::<Vec<_>>().join(", ")
+            );
+        }
     }
-    c
-}
-
-/// The artifact's dataflow plus Einsum bindings.
-fn pins(v: &[(&str, &str)]) -> Constraints {
-    Constraints {
-        bind: v
-            .iter()
-            .map(|(e, u)| BindPin {
-                einsum: e.to_string(),
-                unit: u.to_string(),
-            })
-            .collect(),
-        ..artifact_dataflow()
+    if let Some(c) = st.cases.iter().find(|c| c.seq.is_none()) {
+        bail!(
+            "{file}: workload.seq: FuseMax's figures are per sequence length; give lengths for {}",
+            c.workload
+        );
     }
-}
-
-/// The three designs of FuseMax §VI. FuseMax's binding and tiling are searched; FLAT's
-/// dataflow is its definition (QK and AV on the 2D array, the 3-pass softmax on the 1D
-/// array, all fused per row block); the unfused baseline runs QK, softmax and AV as three
-/// operators with DRAM round trips between them.
-pub fn designs() -> Vec<Design> {
-    let flat_binding = [
-        ("QK", "pe2d"),
-        ("AV", "pe2d"),
-        ("GM", "pe1d"),
-        ("SN", "pe1d"),
-        ("SD", "pe1d"),
-        ("A", "pe1d"),
-    ];
-    vec![
-        Design {
-            name: "fusemax",
-            arch: "fusemax",
-            cascade: "attention_1pass",
-            fusion: Fusion::Search,
-            constraints: artifact_dataflow(),
-        },
-        Design {
-            name: "flat",
-            arch: "flat",
-            cascade: "attention_3pass",
-            fusion: Fusion::All,
-            constraints: pins(&flat_binding),
-        },
-        Design {
-            name: "unfused",
-            arch: "flat",
-            cascade: "attention_3pass",
-            fusion: Fusion::Groups(vec![
-                vec!["QK".into()],
-                vec!["GM".into(), "SN".into(), "SD".into(), "A".into()],
-                vec!["AV".into()],
-            ]),
-            constraints: pins(&flat_binding),
-        },
-    ]
+    Ok(st)
 }
 
 /// FuseMax's published Mapping 1 (paper §V) for the 1-pass cascade: shared loops
@@ -200,105 +143,112 @@ pub struct Row {
     pub evaluations: u64,
 }
 
-/// The search settings of the reproduction (seeded: byte-identical reruns).
-pub fn search_settings() -> Search {
-    Search::default()
-        .budget(12_000)
-        .restarts(6)
-        .patience(4)
-        .seed(1)
-}
-
-/// Map every (model, seq, design) point (all six sequence lengths, or `seq_lens`), with a
-/// progress report labelled `reproduce fusemax` on stderr.
+/// Map every (model, seq, design) point of the shipped study (all its sequence lengths, or
+/// `seq_lens`), with a progress report labelled `reproduce fusemax` on stderr.
 pub fn run(seq_lens: Option<&[u64]>) -> Result<Vec<Row>> {
-    run_labelled(seq_lens, "reproduce fusemax")
+    run_study(&fusemax_study(None)?, seq_lens, "reproduce fusemax")
 }
 
 /// [`run`] with the progress report labelled `label` (e.g. `regress`).
 pub fn run_labelled(seq_lens: Option<&[u64]>, label: &str) -> Result<Vec<Row>> {
+    run_study(&fusemax_study(None)?, seq_lens, label)
+}
+
+/// Maps the points of `study` (its cases restricted to `seq_lens` when given) in parallel and
+/// returns FuseMax's rows, by model, sequence length and design.
+pub fn run_study(study: &Study, seq_lens: Option<&[u64]>, label: &str) -> Result<Vec<Row>> {
+    let mut st = study.clone();
     if let Some(v) = seq_lens {
         for (k, s) in v.iter().enumerate() {
             if v[..k].contains(s) {
                 bail!("--seq {s} is given twice");
             }
         }
-    }
-    let mut jobs = Vec::new();
-    for m in FUSEMAX_MODELS {
-        let w = Workload::load(m)?;
-        for &seq in seq_lens.unwrap_or(&w.run.seq_len) {
-            check_seq(&w, seq)?;
-            for d in 0..designs().len() {
-                jobs.push((w.clone(), seq, d));
+        let mut names: Vec<String> = Vec::new();
+        for c in &st.cases {
+            if !names.contains(&c.workload) {
+                names.push(c.workload.clone());
             }
         }
+        for n in &names {
+            let w = Workload::load(n)?;
+            for &seq in v {
+                check_seq(&w, seq)?;
+            }
+        }
+        st.cases = names
+            .iter()
+            .flat_map(|n| {
+                v.iter().map(|&seq| sweep::Case {
+                    workload: n.clone(),
+                    seq: Some(seq),
+                })
+            })
+            .collect();
     }
-    let designs = designs();
-    let progress = Progress::new(label, jobs.len() as u64).unit("points");
-    let rows: Vec<Result<Row>> = jobs
-        .par_iter()
-        .map(|(w, seq, d)| {
-            let _step = progress.step();
-            let d = &designs[*d];
-            let (_, _, mapped) = map_point(w, *seq, d)?;
-            let r = &mapped.report;
-            let util = |u: &str| r.utilization.get(u).copied().unwrap_or(0.0);
-            let mem_bound = r
-                .groups
-                .iter()
-                .filter(|g| g.bound != "compute")
-                .map(|g| g.cycles)
-                .sum::<f64>();
-            Ok(Row {
-                model: w.name.clone(),
-                seq_len: *seq,
-                design: d.name.to_string(),
+    let points = st.points();
+    let progress = Progress::new(label, points.len() as u64).unit("points");
+    let rows = sweep::evaluate_all(&st, &points, &|| {
+        let _step = progress.step();
+    })?;
+    progress.finish();
+    // Rows by case (model, then length), then design: the order of the reports.
+    let mut keyed: Vec<((usize, usize), Row)> = Vec::new();
+    for (r, pt) in rows.into_iter().zip(&points) {
+        if let Some(e) = r.errors.first() {
+            bail!("{} {} {}: {e}", r.workload, r.design, r.seq.unwrap_or(0));
+        }
+        let util = |u: &str| r.utilization.get(u).copied().unwrap_or(0.0);
+        keyed.push((
+            (pt.case, pt.design),
+            Row {
+                model: r.workload.clone(),
+                seq_len: r.seq.unwrap_or(0),
+                design: r.design.clone(),
                 latency_s: r.latency_s,
-                energy_j: r.energy_pj * 1e-12,
+                energy_j: r.energy_j,
                 dram_bytes: r.off_chip_bytes,
                 util_2d: util("pe2d"),
                 util_1d: util("pe1d"),
-                bound: if mem_bound * 2.0 > r.latency_cycles {
-                    "memory"
-                } else {
-                    "compute"
-                }
-                .into(),
-                evaluations: mapped.evaluations,
-            })
-        })
-        .collect();
-    progress.finish();
-    rows.into_iter().collect()
+                bound: r.bound.clone(),
+                evaluations: r.evaluations,
+            },
+        ));
+    }
+    keyed.sort_by_key(|(k, _)| *k);
+    Ok(keyed.into_iter().map(|(_, r)| r).collect())
 }
 
-/// Maps one (model, sequence length, design) point of the study: its problem, architecture and
-/// the mapper's result (seeded: the same every run).
-pub fn map_point(w: &Workload, seq: u64, d: &Design) -> Result<(Problem, ArchP, Mapped)> {
-    let c = library::load(d.cascade)
-        .map_err(|e| anyhow!("{e}"))?
-        .cascade;
-    let m = &w.model;
-    let ext: BTreeMap<String, u64> = [
-        ("B", w.run.batch),
-        ("H", m.heads),
-        ("E", m.head_dim),
-        ("F", m.head_dim),
-        ("M", seq),
-        ("P", seq),
-        ("M0", w.run.partition.min(seq)),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), *v))
-    .collect();
-    let sh = bind(&c, &ext).map_err(|e| anyhow!("{e}"))?;
-    let p = Problem::new(&c, &sh, w.run.precision.bytes(), None)?;
-    let arch = cascade_arch::preset(d.arch)?;
-    let a = ArchP::new(&arch, &p).map_err(|e| anyhow!(e))?;
-    let s = search_settings().constraints(d.constraints.clone());
-    let mapped = map_cascade(&p, &a, &d.fusion, &s)
-        .map_err(|e| anyhow!("{} {} {seq}: {e}", w.name, d.name))?;
+/// Maps one (model, sequence length, design) point of `study` as the study maps it: its
+/// problem, architecture and the mapper's result (seeded: the same every run). For tests
+/// that replay the mappings (the cycle engine).
+pub fn map_point(
+    study: &Study,
+    model: &str,
+    seq: u64,
+    design: &str,
+) -> Result<(Problem, ArchP, Mapped)> {
+    let d = study
+        .designs
+        .iter()
+        .find(|d| d.name == design)
+        .ok_or_else(|| anyhow!("the study has no design `{design}`"))?;
+    let case = sweep::Case {
+        workload: model.to_string(),
+        seq: Some(seq),
+    };
+    let insts = study.instances(d, &case)?;
+    let inst = insts
+        .iter()
+        .find(|i| i.role == "attention")
+        .ok_or_else(|| anyhow!("{model}: no attention cascade"))?;
+    let (p, a) = crate::commands::map::lower(inst, &d.arch)?;
+    let s = Search {
+        constraints: d.constraints.for_cascade(&Names::of(&p)),
+        ..study.search.clone()
+    };
+    let mapped =
+        map_cascade(&p, &a, &d.fusion, &s).map_err(|e| anyhow!("{model} {design} {seq}: {e}"))?;
     Ok((p, a, mapped))
 }
 
@@ -643,9 +593,8 @@ fn table(rows: &[Row]) -> String {
     o
 }
 
-/// Write CSV, Markdown and plots under `dir`.
-pub fn write_reports(rows: &[Row], s: &Summary, dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+/// The rows as `results.csv` holds them (7 significant digits; utilizations to 4 decimals).
+pub fn rows_csv(rows: &[Row]) -> String {
     let mut csv = String::from(
         "model,seq_len,design,latency_s,energy_j,dram_bytes,util_2d,util_1d,bound,evaluations\n",
     );
@@ -666,6 +615,62 @@ pub fn write_reports(rows: &[Row], s: &Summary, dir: &Path) -> Result<()> {
         )
         .unwrap();
     }
+    csv
+}
+
+/// Rows read back from [`rows_csv`]'s form; errors name the file and line.
+pub fn parse_rows_csv(text: &str, file: &str) -> Result<Vec<Row>> {
+    let mut lines = text.lines().enumerate();
+    let head = lines.next().map(|(_, l)| l).unwrap_or("");
+    let want =
+        "model,seq_len,design,latency_s,energy_j,dram_bytes,util_2d,util_1d,bound,evaluations";
+    if head != want {
+        bail!("{file}:1: expected the header `{want}`");
+    }
+    let mut rows = Vec::new();
+    for (i, l) in lines {
+        let f: Vec<&str> = l.split(',').collect();
+        let at = || format!("{file}:{}", i + 1);
+        if f.len() != 10 {
+            bail!("{}: expected 10 fields, got {}", at(), f.len());
+        }
+        let num = |k: usize| -> Result<f64> {
+            f[k].parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| {
+                    anyhow!(
+                        "{}: field {}: `{}` is not a finite number",
+                        at(),
+                        k + 1,
+                        f[k]
+                    )
+                })
+        };
+        rows.push(Row {
+            model: f[0].to_string(),
+            seq_len: f[1]
+                .parse()
+                .map_err(|_| anyhow!("{}: seq_len `{}`", at(), f[1]))?,
+            design: f[2].to_string(),
+            latency_s: num(3)?,
+            energy_j: num(4)?,
+            dram_bytes: num(5)?,
+            util_2d: num(6)?,
+            util_1d: num(7)?,
+            bound: f[8].to_string(),
+            evaluations: f[9]
+                .parse()
+                .map_err(|_| anyhow!("{}: evaluations `{}`", at(), f[9]))?,
+        });
+    }
+    Ok(rows)
+}
+
+/// Write CSV, Markdown and plots under `dir`.
+pub fn write_reports(rows: &[Row], s: &Summary, dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+    let csv = rows_csv(rows);
     let write = |name: &str, text: String| {
         let f = dir.join(name);
         std::fs::write(&f, text).with_context(|| format!("{}: cannot write", f.display()))

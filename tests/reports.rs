@@ -224,47 +224,68 @@ fn regress_refuses(name: &str, text: &str, want: &[&str]) {
 
 #[test]
 fn bad_baselines_are_refused_before_any_search() {
-    let tol = "[figures.flat_util_2d_mean]\nvalue = 0.150542\ntolerance = 0.01";
-    assert!(BASELINE.contains(tol));
-    let with = |to: &str| BASELINE.replace(tol, to);
+    let h = "[reproductions.fusemax.figures.flat_util_2d_mean]";
+    let tol = format!("{h}\nvalue = 0.150542\ntolerance = 0.005");
+    assert!(BASELINE.contains(&tol));
+    let with = |to: &str| BASELINE.replace(&tol, to);
+    let f = "reproductions.fusemax.figures.flat_util_2d_mean";
     regress_refuses(
         "nan_tolerance",
-        &with("[figures.flat_util_2d_mean]\nvalue = 0.150542\ntolerance = nan"),
+        &with(&format!("{h}\nvalue = 0.150542\ntolerance = nan")),
         &[
             "nan_tolerance.toml:",
-            ": figures.flat_util_2d_mean.tolerance: must be a finite number ≥ 0",
+            &format!(": {f}.tolerance: must be a finite number ≥ 0"),
             "got NaN",
         ],
     );
     regress_refuses(
         "negative_tolerance",
-        &with("[figures.flat_util_2d_mean]\nvalue = 0.150542\ntolerance = -0.01"),
-        &["negative_tolerance.toml:13:13: figures.flat_util_2d_mean.tolerance: must be a finite number ≥ 0"],
+        &with(&format!("{h}\nvalue = 0.150542\ntolerance = -0.01")),
+        &[&format!(
+            "negative_tolerance.toml:16:13: {f}.tolerance: must be a finite number ≥ 0"
+        )],
     );
     regress_refuses(
         "inf_value",
-        &with("[figures.flat_util_2d_mean]\nvalue = inf\ntolerance = 0.01"),
-        &["inf_value.toml:12:9: figures.flat_util_2d_mean.value: must be a finite number, got inf"],
+        &with(&format!("{h}\nvalue = inf\ntolerance = 0.01")),
+        &[&format!(
+            "inf_value.toml:15:9: {f}.value: must be a finite number, got inf"
+        )],
     );
     regress_refuses(
         "missing",
         &with(""),
-        &["missing.toml:", ": figures: missing flat_util_2d_mean"],
+        &[
+            "missing.toml:",
+            ": reproductions.fusemax.figures: missing flat_util_2d_mean",
+        ],
     );
     regress_refuses(
         "unknown",
-        &with("[figures.flat_util_2d_meen]\nvalue = 0.150542\ntolerance = 0.01"),
-        &["unknown.toml:11:10: figures.flat_util_2d_meen: unknown figure (tracked: "],
+        &with("[reproductions.fusemax.figures.flat_util_2d_meen]\nvalue = 0.150542\ntolerance = 0.01"),
+        &["unknown.toml:14:32: reproductions.fusemax.figures.flat_util_2d_meen: unknown figure (tracked: "],
     );
     regress_refuses(
         "unknown_field",
-        &with("[figures.flat_util_2d_mean]\nvalue = 0.150542\ntol = 0.01"),
-        &["unknown_field.toml:13:1:", "unknown field `tol`"],
+        &with(&format!("{h}\nvalue = 0.150542\ntol = 0.01")),
+        &["unknown_field.toml:16:1:", "unknown field `tol`"],
     );
     regress_refuses(
         "syntax",
-        &with("[figures.flat_util_2d_mean]\nvalue = = 1"),
-        &["syntax.toml:12:"],
+        &with(&format!("{h}\nvalue = = 1")),
+        &["syntax.toml:15:"],
+    );
+    // A table after the last: its header is the line after the baseline's end.
+    let line = BASELINE.lines().count() + 1;
+    regress_refuses(
+        "unknown_reproduction",
+        &format!("{BASELINE}[reproductions.flashattention]\nrows = \"x.csv\"\nfigures = {{}}\n"),
+        &[&format!("unknown_reproduction.toml:{line}:16: reproductions.flashattention: unknown reproduction (covered: fusemax)")],
+    );
+    regress_refuses(
+        "missing_reproduction",
+        "note = \"n\"\nreproductions = {}\n",
+        &["missing_reproduction.toml:2:17: reproductions: missing fusemax"],
     );
     regress_refuses("absent", "", &["absent.toml:", "missing field"]);
 }
@@ -278,7 +299,12 @@ fn regress_json_compares_every_figure_of_the_committed_baseline() {
     no_nulls(&v, "$");
     assert_eq!(v["pass"], true);
     assert_eq!(v["baseline"], "reports/baseline.toml");
-    let figures = v["figures"].as_array().unwrap();
+    let repro = v["reproductions"].as_array().unwrap();
+    assert_eq!(repro.len(), 1);
+    assert_eq!(repro[0]["reproduction"], "fusemax");
+    // The committed rows are this run's: nothing moved.
+    assert_eq!(repro[0]["moved"].as_array().unwrap().len(), 0);
+    let figures = repro[0]["figures"].as_array().unwrap();
     assert_eq!(figures.len(), 8);
     for f in figures {
         assert!(f["value"].as_f64().unwrap() > 0.0, "{f}");

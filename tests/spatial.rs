@@ -58,10 +58,10 @@ fn mapping_1_gives_the_artifact_figures_and_search_is_at_least_as_good() {
     let u2 = r.utilization["pe2d"];
     assert!((u2 - 0.890).abs() < 0.001, "{u2}");
     // The search, with the artifact's dataflow constraints, is at least as fast.
-    let d = cascade::reproduce::designs();
-    let fm = d.iter().find(|d| d.name == "fusemax").unwrap();
+    let st = cascade::reproduce::fusemax_study(None).unwrap();
+    let fm = st.designs.iter().find(|d| d.name == "fusemax").unwrap();
     let all: Vec<usize> = (0..p.einsums.len()).collect();
-    let s = cascade::reproduce::search_settings().constraints(fm.constraints.clone());
+    let s = st.search.clone().constraints(fm.constraints.clone());
     let found = search_group(&p, &a, &all, &Analytical::default(), &s).unwrap();
     assert!(
         found.score.cycles <= ev.cycles,

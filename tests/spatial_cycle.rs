@@ -8,7 +8,7 @@ mod common;
 
 use cascade::dram::DramSpec;
 use cascade::models::spatial::cycle::{simulate_group, CycleOptions, DramTiming, GroupCycles};
-use cascade::reproduce::{designs, map_point};
+use cascade::reproduce::{fusemax_study, map_point};
 use cascade::workload::{Workload, FUSEMAX_MODELS};
 use common::{cascade, stderr, stdout};
 
@@ -39,11 +39,12 @@ type Point = (String, u64, String, Vec<(GroupCycles, GroupCycles)>);
 
 fn fusemax_points(seqs: Option<&[u64]>, memory: &DramSpec) -> Vec<Point> {
     let mut out = Vec::new();
+    let study = fusemax_study(None).unwrap();
     for m in FUSEMAX_MODELS {
         let w = Workload::load(m).unwrap();
         for &seq in seqs.unwrap_or(&w.run.seq_len) {
-            for d in designs() {
-                let (p, a, mapped) = map_point(&w, seq, &d).unwrap();
+            for d in &study.designs {
+                let (p, a, mapped) = map_point(&study, m, seq, &d.name).unwrap();
                 let groups = mapped
                     .groups
                     .iter()
