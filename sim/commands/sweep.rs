@@ -1192,9 +1192,10 @@ fn render_summary(s: &Summary, rows: &[Row]) -> String {
     );
     let heads: Vec<String> = s.front_columns.iter().map(|c| heading(c)).collect();
     t += &format!(
-        "## Pareto front over {} ({} points)\n\n| point | design | workload | parameters | {} |\n|---:|---|---|---|{}\n",
+        "## Pareto front over {} ({} point{})\n\n| point | design | workload | parameters | {} |\n|---:|---|---|---|{}\n",
         s.front_columns.join(" × "),
         s.front.len(),
+        if s.front.len() == 1 { "" } else { "s" },
         heads.join(" | "),
         "---:|".repeat(heads.len())
     );
