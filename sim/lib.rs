@@ -10,6 +10,7 @@ pub mod flash;
 pub mod gpu;
 pub mod infer;
 pub mod models;
+pub mod pim;
 pub mod plot;
 pub mod progress;
 pub mod reproduce;

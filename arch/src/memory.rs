@@ -9,6 +9,10 @@ use serde::Deserialize;
 /// The DRAM presets: (name, TOML text).
 pub const PRESETS: &[(&str, &str)] = &[
     ("hbm3_h100", include_str!("../memory/hbm3_h100.toml")),
+    (
+        "hbm3_logic_pim",
+        include_str!("../memory/hbm3_logic_pim.toml"),
+    ),
     ("hbm3e_h200", include_str!("../memory/hbm3e_h200.toml")),
     ("ddr5_4800", include_str!("../memory/ddr5_4800.toml")),
     ("lpddr5_6400", include_str!("../memory/lpddr5_6400.toml")),

@@ -283,6 +283,10 @@ pub const PRESETS: &[(&str, &str)] = &[
         include_str!("../../arch/memory/hbm3_h100.toml"),
     ),
     (
+        "hbm3_logic_pim",
+        include_str!("../../arch/memory/hbm3_logic_pim.toml"),
+    ),
+    (
         "hbm3e_h200",
         include_str!("../../arch/memory/hbm3e_h200.toml"),
     ),
