@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// One cascade instance to map: its checked cascade, extents, element size and routing.
+#[derive(Clone)]
 pub struct Instance {
     pub role: String,
     /// The built-in name or the file it came from (what a saved mapping names).

@@ -212,6 +212,23 @@ pub struct Study {
     pub search: Search,
     /// The columns of the Pareto front (2 or 3; all minimised).
     pub front: Vec<String>,
+    /// The instances of each (design, case) once built: every point of the pair maps them.
+    cache: InstanceCache,
+}
+
+/// (design name, workload, length).
+type CaseKey = (String, String, Option<u64>);
+
+/// Instances by [`CaseKey`], shared by a study's clones and threads.
+#[derive(Clone, Default)]
+struct InstanceCache(
+    std::sync::Arc<std::sync::Mutex<BTreeMap<CaseKey, Vec<crate::commands::map::Instance>>>>,
+);
+
+impl std::fmt::Debug for InstanceCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InstanceCache")
+    }
 }
 
 /// 1-based line and column of the first occurrence of `needle` in `text` (for errors).
@@ -531,6 +548,7 @@ impl Study {
             roles: f.workload.roles,
             search,
             front,
+            cache: InstanceCache::default(),
         };
         // Every workload point resolves, and every design's constraints apply, before any
         // mapping.
@@ -553,8 +571,24 @@ impl Study {
         Study::parse_in(&text, path, Path::new(path).parent())
     }
 
-    /// The cascades one design maps for one case.
+    /// The cascades one design maps for one case (built once per design and case; the
+    /// study's workload phase, batch and roles are fixed at parse).
     pub fn instances(
+        &self,
+        d: &StudyDesign,
+        case: &Case,
+    ) -> Result<Vec<crate::commands::map::Instance>> {
+        let key = (d.name.clone(), case.workload.clone(), case.seq);
+        let cache = || self.cache.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(v) = cache().get(&key) {
+            return Ok(v.clone());
+        }
+        let v = self.build_instances(d, case)?;
+        cache().insert(key, v.clone());
+        Ok(v)
+    }
+
+    fn build_instances(
         &self,
         d: &StudyDesign,
         case: &Case,
