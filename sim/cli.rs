@@ -288,6 +288,16 @@ pub enum Command {
         /// Serving: price every token count exactly instead of interpolating on a grid.
         #[arg(long)]
         exact: bool,
+        /// PIM units beside the xPU, replacing the architecture's `[pim]`: a PIM preset
+        /// (logic_pim, bankgroup_pim, bank_pim), or `none` for the xPU alone.
+        #[arg(long)]
+        pim: Option<String>,
+        /// Price every GPU op at its roofline (max of FLOPs over the dense peak and bytes over
+        /// the HBM pin rate, no launches) and PIM paths at their peak: the assumptions of
+        /// Duplex's simulator and other analytical LLM simulators, for cross-checks. Not a
+        /// prediction of a GPU.
+        #[arg(long)]
+        roofline: bool,
         #[arg(long)]
         json: bool,
     },
@@ -671,9 +681,12 @@ pub fn run(cli: Cli) -> Result<()> {
             host_link,
             host_memory,
             ssd,
+            pim,
+            roofline,
             json,
         }) => {
-            let a = load_arch(&arch)?;
+            let mut a = load_arch(&arch)?;
+            crate::commands::infer::set_pim(&mut a, pim.as_deref())?;
             let tiers = crate::commands::infer::tiers(
                 &weights_on,
                 &kv_on,
@@ -731,6 +744,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 par,
                 link,
                 tiers,
+                roofline,
             )?;
             if json {
                 outln!("{}", serde_json::to_string_pretty(&r)?);

@@ -361,6 +361,9 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../workloads/mixtral_8x7b.toml"),
     ),
     ("opt_13b", include_str!("../workloads/opt_13b.toml")),
+    ("opt_66b", include_str!("../workloads/opt_66b.toml")),
+    ("llama3_70b", include_str!("../workloads/llama3_70b.toml")),
+    ("grok1", include_str!("../workloads/grok1.toml")),
     ("resnet18", include_str!("../workloads/resnet18.toml")),
     (
         "wav2vec2_encoder",

@@ -15,7 +15,7 @@ pub mod units;
 pub use link::Link;
 pub use spec::{
     ArchError, Architecture, ComputeUnit, GpuSpec, LevelEnergy, MeasuredCeilings, OpCost,
-    Precision, StorageKind, StorageLevel, MAX_INSTANCES, MAX_WORD_BITS, ROLES,
+    PimSpec, Precision, StorageKind, StorageLevel, MAX_INSTANCES, MAX_WORD_BITS, PIM_PRESETS, ROLES,
 };
 pub use units::{Bandwidth, Bytes, Duration, Energy, Frequency, UnitError};
 
@@ -51,6 +51,26 @@ const PRESETS: &[(&str, &str, &str)] = &[
         "presets/fusemax_vpu.toml",
         include_str!("../presets/fusemax_vpu.toml"),
     ),
+    (
+        "duplex",
+        "presets/duplex.toml",
+        include_str!("../presets/duplex.toml"),
+    ),
+    (
+        "logic_pim",
+        "presets/logic_pim.toml",
+        include_str!("../presets/logic_pim.toml"),
+    ),
+    (
+        "bankgroup_pim",
+        "presets/bankgroup_pim.toml",
+        include_str!("../presets/bankgroup_pim.toml"),
+    ),
+    (
+        "bank_pim",
+        "presets/bank_pim.toml",
+        include_str!("../presets/bank_pim.toml"),
+    ),
 ];
 
 /// Names of the embedded presets.
@@ -66,7 +86,8 @@ pub fn preset_source(name: &str) -> Option<&'static str> {
         .map(|(_, _, text)| *text)
 }
 
-/// Loads and validates an embedded preset (`fusemax`, `flat`, `flat_edge`, `h100`, `h200`, `fusemax_vpu`).
+/// Loads and validates an embedded preset (`fusemax`, `flat`, `flat_edge`, `h100`, `h200`, `fusemax_vpu`, `duplex`, `logic_pim`,
+/// `bankgroup_pim`, `bank_pim`).
 pub fn preset(name: &str) -> Result<Architecture, ArchError> {
     let (_, file, text) =
         PRESETS

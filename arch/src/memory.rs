@@ -13,6 +13,14 @@ pub const PRESETS: &[(&str, &str)] = &[
         "hbm3_logic_pim",
         include_str!("../memory/hbm3_logic_pim.toml"),
     ),
+    (
+        "hbm3_bankgroup_pim",
+        include_str!("../memory/hbm3_bankgroup_pim.toml"),
+    ),
+    (
+        "hbm3_bank_pim",
+        include_str!("../memory/hbm3_bank_pim.toml"),
+    ),
     ("hbm3e_h200", include_str!("../memory/hbm3e_h200.toml")),
     ("ddr5_4800", include_str!("../memory/ddr5_4800.toml")),
     ("lpddr5_6400", include_str!("../memory/lpddr5_6400.toml")),

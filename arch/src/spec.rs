@@ -441,7 +441,34 @@ pub struct Architecture {
     /// device runs alone unless a link is given on the command line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interconnect: Option<String>,
+    /// Processing in memory beside the xPU (Duplex): the PIM units on the device's memory and how
+    /// the work is shared between them and the xPU. Needs a `[gpu]` section (the xPU).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pim: Option<PimSpec>,
 }
+
+/// The PIM side of a device (Duplex, MICRO'24): processing units on (or in) the device's memory
+/// stacks, themselves an architecture (levels and compute units, read by the spatial mapper)
+/// whose root level names the DRAM path they read (`arch/memory/`), co-processing with the
+/// xPU described by `[gpu]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PimSpec {
+    /// The PIM units: a PIM preset (`logic_pim`, `bankgroup_pim`, `bank_pim`).
+    pub arch: String,
+    /// Run the xPU and the PIM units at the same time where Duplex does (the experts of an MoE
+    /// layer split between them; decode attention on PIM beside prefill attention on the xPU),
+    /// sharing the memory's bandwidth; `false`: each op on whichever is faster, one at a time.
+    #[serde(default = "default_true")]
+    pub coprocess: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// The PIM presets a `[pim]` section may name.
+pub const PIM_PRESETS: [&str; 3] = ["logic_pim", "bankgroup_pim", "bank_pim"];
 
 /// The tensor roles a level's `holds` may name.
 pub const ROLES: [&str; 3] = ["inputs", "intermediates", "outputs"];
@@ -811,6 +838,26 @@ impl Architecture {
                 format!("levels[{i}] ({})", self.levels[i].name),
                 "feeds no compute unit: no unit hangs under it or under a level below it".into(),
             );
+        }
+        if let Some(pim) = &self.pim {
+            if self.gpu.is_none() {
+                return fail(
+                    "pim".into(),
+                    "pim".into(),
+                    "needs a [gpu] section: the PIM units co-process with a GPU-like xPU".into(),
+                );
+            }
+            if !PIM_PRESETS.contains(&pim.arch.as_str()) {
+                return fail(
+                    "pim.arch".into(),
+                    "pim.arch".into(),
+                    format!(
+                        "no PIM preset `{}` (presets: {})",
+                        pim.arch,
+                        PIM_PRESETS.join(", ")
+                    ),
+                );
+            }
         }
         if let Some(gpu) = &self.gpu {
             for (field, v) in [

@@ -7,7 +7,37 @@ use crate::infer::{
 use crate::workload::Workload;
 use anyhow::{anyhow, Result};
 
-/// Runs the model and returns its report; shows progress on runs of many steps.
+/// `--pim`: the PIM units `name` beside the xPU (a preset of [`cascade_arch::PIM_PRESETS`]),
+/// or `none` to drop the architecture's.
+pub fn set_pim(a: &mut cascade_arch::Architecture, name: Option<&str>) -> Result<()> {
+    let Some(name) = name else { return Ok(()) };
+    if name == "none" {
+        a.pim = None;
+        return Ok(());
+    }
+    if !cascade_arch::PIM_PRESETS.contains(&name) {
+        anyhow::bail!(
+            "--pim {name}: no PIM preset of that name (presets: {}, or none)",
+            cascade_arch::PIM_PRESETS.join(", ")
+        );
+    }
+    if a.gpu.is_none() {
+        anyhow::bail!(
+            "--pim {name}: `{}` has no [gpu] section; PIM units co-process with a GPU-like xPU",
+            a.name
+        );
+    }
+    let coprocess = a.pim.as_ref().is_none_or(|p| p.coprocess);
+    a.pim = Some(cascade_arch::PimSpec {
+        arch: name.to_string(),
+        coprocess,
+    });
+    Ok(())
+}
+
+/// Runs the model and returns its report; shows progress on runs of many steps. With
+/// `roofline`, every xPU op is priced at its roofline and PIM paths at their peak (Duplex's
+/// simulator's assumptions, for cross-checks against such simulators).
 pub fn infer(
     workload: &str,
     arch: &cascade_arch::Architecture,
@@ -15,14 +45,26 @@ pub fn infer(
     par: Parallel,
     link: Option<cascade_arch::Link>,
     tiers: Option<crate::infer::Tiers>,
+    roofline: bool,
 ) -> Result<InferReport> {
     let w = Workload::load(workload)?;
     let progress = crate::progress::Progress::new("infer", run.generate).unit("steps");
     let mut on_step = |_done: u64, _total: u64| {
         let _s = progress.step();
     };
-    let r = run_static_on(&w, arch, run, par, link, tiers, &mut on_step)
-        .map_err(|e| anyhow!("{}: {e}", w.name))?;
+    let r = if roofline {
+        if tiers.is_some() || arch.gpu.is_none() {
+            anyhow::bail!("--roofline prices a GPU's (and its PIM units') ops; not with offloading or a spatial accelerator");
+        }
+        let opts = crate::infer::duplex::DuplexOptions {
+            pim: arch.pim.is_none().then(|| "none".to_string()),
+            roofline: true,
+        };
+        crate::infer::run_static_duplex(&w, arch, run, par, link, &opts, &mut on_step)
+    } else {
+        run_static_on(&w, arch, run, par, link, tiers, &mut on_step)
+    }
+    .map_err(|e| anyhow!("{}: {e}", w.name))?;
     progress.finish();
     Ok(r)
 }
@@ -89,10 +131,22 @@ pub fn render(r: &InferReport) -> String {
             t.median_s, t.p99_s, t.min_s, t.max_s
         );
     }
+    let counted = r.energy_counts;
     s += &format!(
-        "  total {:.4e} s, {:.1} tokens/s, {:.4e} J per token (HBM accesses only), HBM {:.3e} B\n",
+        "  total {:.4e} s, {:.1} tokens/s, {:.4e} J per token ({counted}), HBM {:.3e} B\n",
         r.total_s, r.tokens_per_s, r.energy_per_token_j, r.hbm_bytes
     );
+    if let Some(p) = &r.pim {
+        let tokens = (r.run.batch * r.run.generate) as f64;
+        s += &format!(
+            "  PIM units {p}: energy per token {}\n",
+            r.energy_by_unit_j
+                .iter()
+                .map(|(u, e)| format!("{u} {:.4e} J", e / tokens))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     s += &step_table("prefill step", &r.prefill);
     if let Some(d) = &r.last_decode {
         s += &step_table(&format!("last decode step ({} keys)", d.shape.context), d);

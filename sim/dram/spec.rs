@@ -287,6 +287,14 @@ pub const PRESETS: &[(&str, &str)] = &[
         include_str!("../../arch/memory/hbm3_logic_pim.toml"),
     ),
     (
+        "hbm3_bankgroup_pim",
+        include_str!("../../arch/memory/hbm3_bankgroup_pim.toml"),
+    ),
+    (
+        "hbm3_bank_pim",
+        include_str!("../../arch/memory/hbm3_bank_pim.toml"),
+    ),
+    (
         "hbm3e_h200",
         include_str!("../../arch/memory/hbm3e_h200.toml"),
     ),
@@ -351,7 +359,7 @@ impl DramSpec {
                 Ok(())
             }
         };
-        int("organization.channels", o.channels, 1, 4096)?;
+        int("organization.channels", o.channels, 1, 16384)?;
         int("organization.pseudo_channels", o.pseudo_channels, 1, 16)?;
         int("organization.ranks", o.ranks, 1, 16)?;
         int("organization.bank_groups", o.bank_groups, 1, 64)?;

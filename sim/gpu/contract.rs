@@ -14,9 +14,10 @@
 //! - off-chip bytes: the modelled HBM bytes (device memory, whether or not the architecture
 //!   names an off-chip level to put them at);
 //! - energy: those accesses priced with that level's per-access read and update energies
-//!   (the arch TOML's, per `width_bits` access). The GPU model gives no on-chip access or
-//!   per-op counts, so on-chip levels and compute units are not priced (the h100 and h200
-//!   presets give them 0 pJ: no cited figure);
+//!   (the arch TOML's, per `width_bits` access), and the ops' FLOPs as MACs (two FLOPs each)
+//!   at the `mac` energy of their unit class (`tensor` or `cuda_core`). The GPU model gives no
+//!   on-chip access counts, so on-chip levels are not priced (the h100 and h200 presets give
+//!   them, and their MACs, 0 pJ: no cited figure; `duplex` gives MACs Duplex's 0.23 pJ/FLOP);
 //! - utilisation: `tensor` — the tensor-core FLOPs of the matrix products and attentions
 //!   over the dense peak of their dtype (`gpu.tensor_flops_per_clk_per_sm`), and `cuda_core`
 //!   — the FLOPs of fp32 products and of the row and elementwise kernels over the FP32 FMA
@@ -120,6 +121,33 @@ pub fn report(
                     pj,
                 });
             }
+        }
+    }
+    // The ops' arithmetic: each FLOP pair a `mac` of its unit class at that unit's energy
+    // (0 pJ on the h100 and h200 presets: no cited figure).
+    let mac_pj = |unit: &str| {
+        arch.compute
+            .iter()
+            .find(|u| u.name == unit)
+            .and_then(|u| u.op("mac"))
+            .map_or(0.0, |c| c.energy.pj())
+    };
+    let mut compute_pj = BTreeMap::<&str, f64>::new();
+    for (l, e) in ops {
+        let unit = if on_tensor_cores(&l.op) {
+            "tensor"
+        } else {
+            "cuda_core"
+        };
+        *compute_pj.entry(unit).or_default() += e.flops / 2.0 * mac_pj(unit);
+    }
+    for (unit, pj) in compute_pj {
+        if pj != 0.0 {
+            energy.push(EnergyEntry {
+                component: unit.into(),
+                action: "mac".into(),
+                pj,
+            });
         }
     }
     // Busy time of each unit class at its peak.

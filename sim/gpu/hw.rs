@@ -191,6 +191,9 @@ pub struct GpuParams {
     pub l2_dirty_at_op_start: f64,
     /// A `wgmma` kernel's start beyond `launch_s` (`gpu.wgmma_kernel_start`), seconds.
     pub wgmma_start_s: f64,
+    /// Price every op at its roofline instead ([`super::search::roofline`]): the assumption
+    /// set of Duplex's simulator, for cross-checks against it; false for predictions.
+    pub roofline: bool,
     spec: GpuSpec,
 }
 
@@ -279,6 +282,7 @@ impl GpuParams {
                 .map_or(spec.launch_overhead.seconds(), |d| d.seconds()),
             l2_dirty_at_op_start: spec.l2_dirty_at_op_start.map_or(0.0, |b| b.bytes()),
             wgmma_start_s: spec.wgmma_kernel_start.map_or(0.0, |d| d.seconds()),
+            roofline: false,
             spec: spec.clone(),
         }
     }

@@ -819,6 +819,27 @@ impl<'a> Lowerer<'a> {
                     .into(),
             );
         }
+        let act = match &e.expr {
+            Expr::Unary(u @ (UnOp::Relu | UnOp::Gelu), x, _) if matches!(**x, Expr::Access(_)) => {
+                Some(*u)
+            }
+            _ => None,
+        };
+        if let Some(u) = act {
+            if e.mask.is_some() || !same(0) {
+                return Err(format!(
+                    "a masked or broadcast {}: no GPU op",
+                    u.name()
+                ));
+            }
+            let (last, rest) = out.split_last().ok_or("a scalar output")?;
+            let (rows, cols) = (self.prod(rest)?, self.ext(last)?);
+            let name = if u == UnOp::Relu { "relu" } else { "gelu" };
+            return Ok(vec![(
+                name,
+                format!("{name} rows={rows} cols={cols} dtype={dt}"),
+            )]);
+        }
         if add {
             if e.mask.is_some() {
                 return Err("a masked (where) add: no GPU op".into());
@@ -853,7 +874,7 @@ impl<'a> Lowerer<'a> {
         let mut what: Vec<&str> = un.iter().map(|u| u.name()).collect();
         what.extend(bin.iter().map(|b| b.symbol()));
         Err(format!(
-            "an elementwise {}: no GPU op (the grammar's elementwise ops are add, silu(a)·b, and the rows of softmax, rmsnorm and layernorm)",
+            "an elementwise {}: no GPU op (the grammar's elementwise ops are add, relu, gelu, silu(a)·b, and the rows of softmax, rmsnorm and layernorm)",
             if what.is_empty() {
                 "copy".to_string()
             } else {

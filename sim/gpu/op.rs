@@ -234,6 +234,10 @@ impl Impl {
 pub enum RowOp {
     /// `a + b` (`vectorized_elementwise_kernel` with `CUDAFunctor_add`).
     Add,
+    /// `relu(a)` (`vectorized_elementwise_kernel`, `clamp_min`): OPT's FFN activation.
+    Relu,
+    /// `gelu(a)`, the erf form (`GeluCUDAKernelImpl`): GPT-style FFN activation.
+    Gelu,
     /// `silu(a) * b`: a SiLU kernel, then a multiply kernel (eager PyTorch does not fuse them).
     SiluMul,
     /// `F.layer_norm` over the last dimension (`vectorized_layer_norm_kernel`).
@@ -314,6 +318,10 @@ impl RowOp {
             }
         }
         const ADD: &[RowKernel] = &[k("add", 2.0, 1.0, 0.0)];
+        // ReLU: a compare-select and the conversions (2); GELU `x·½(1 + erf(x/√2))`: multiply,
+        // add, multiply, multiply and the conversions (6) and erf (1 MUFU-class op).
+        const RELU: &[RowKernel] = &[k("relu", 1.0, 2.0, 0.0)];
+        const GELU: &[RowKernel] = &[k("gelu", 1.0, 6.0, 1.0)];
         const SILU_MUL: &[RowKernel] = &[k("silu", 1.0, 3.0, 2.0), k("mul", 2.0, 1.0, 0.0)];
         const LAYER_NORM: &[RowKernel] = &[k("layernorm", 1.0, 8.0, 0.0)];
         const RMS_NORM: &[RowKernel] = &[k("rmsnorm", 1.0, 5.0, 0.0)];
@@ -331,6 +339,8 @@ impl RowOp {
         let per_row = |elems: f64| elems / cols.max(1) as f64;
         match self {
             RowOp::Add => ADD.to_vec(),
+            RowOp::Relu => RELU.to_vec(),
+            RowOp::Gelu => GELU.to_vec(),
             RowOp::SiluMul => SILU_MUL.to_vec(),
             RowOp::LayerNorm => LAYER_NORM.to_vec(),
             RowOp::RmsNorm => RMS_NORM.to_vec(),
@@ -362,6 +372,8 @@ impl RowOp {
     pub fn flops_per_elem(self) -> f64 {
         match self {
             RowOp::Add => 1.0,
+            RowOp::Relu => 1.0,
+            RowOp::Gelu => 5.0,
             RowOp::SiluMul => 4.0,
             RowOp::LayerNorm => 8.0,
             RowOp::RmsNorm => 5.0,
@@ -376,6 +388,8 @@ impl RowOp {
     pub fn name(self) -> &'static str {
         match self {
             RowOp::Add => "add",
+            RowOp::Relu => "relu",
+            RowOp::Gelu => "gelu",
             RowOp::SiluMul => "silu_mul",
             RowOp::LayerNorm => "layernorm",
             RowOp::RmsNorm => "rmsnorm",
@@ -717,7 +731,7 @@ impl GpuOp {
             "copy" => &["bytes"],
             "softmax" => &["rows", "cols", "dtype", "impl"],
             "add" => &["elems", "dtype", "impl"],
-            "silu_mul" | "layernorm" | "rmsnorm" | "rope" | "strided_copy" => {
+            "silu_mul" | "layernorm" | "rmsnorm" | "rope" | "strided_copy" | "relu" | "gelu" => {
                 &["rows", "cols", "dtype", "impl"]
             }
             "topk" | "moe_combine" => &["rows", "cols", "k", "dtype", "impl"],
@@ -826,9 +840,11 @@ impl GpuOp {
                 dtype: f.dtype()?,
                 imp,
             },
-            "silu_mul" | "layernorm" | "rmsnorm" | "rope" | "strided_copy" => GpuOp::Rowwise {
+            "silu_mul" | "layernorm" | "rmsnorm" | "rope" | "strided_copy" | "relu" | "gelu" => GpuOp::Rowwise {
                 kind: match op {
                     "silu_mul" => RowOp::SiluMul,
+                    "relu" => RowOp::Relu,
+                    "gelu" => RowOp::Gelu,
                     "layernorm" => RowOp::LayerNorm,
                     "rope" => RowOp::Rope,
                     "strided_copy" => RowOp::StridedCopy,
@@ -1105,6 +1121,8 @@ impl GpuOp {
                 let e = f(rows) * f(cols);
                 let weights = match kind {
                     RowOp::Add
+                    | RowOp::Relu
+                    | RowOp::Gelu
                     | RowOp::SiluMul
                     | RowOp::Rope
                     | RowOp::StridedCopy

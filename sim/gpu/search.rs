@@ -343,7 +343,43 @@ pub fn try_estimate_with(op: &GpuOp, hw: &GpuParams) -> Result<GpuEstimate, GpuE
     if let Some((_, more)) = &rest[&best.2.mapping.split_k] {
         plans.extend(more.iter().cloned());
     }
-    Ok(estimate_plans(op, &plans, &hw))
+    let est = estimate_plans(op, &plans, &hw);
+    Ok(if hw.roofline { roofline(est, op, &hw) } else { est })
+}
+
+/// `est` at its roofline: `max(FLOPs / peak, minimum bytes / pin bandwidth)` — the dense
+/// tensor peak of the op's dtype at the sustained clock for tensor-core ops, the FP32 FMA peak
+/// for the rest, and the spec's HBM pin rate (`gpu.hbm_bandwidth`); the op moves only its
+/// minimum bytes. Its kernels keep their shares of the time. This is how Duplex's simulator
+/// prices every op (src/hardware/linear_impl.cpp: 100% of the peaks, no launch).
+pub fn roofline(mut est: GpuEstimate, op: &GpuOp, hw: &GpuParams) -> GpuEstimate {
+    let spec = hw.spec();
+    let per_clk = hw
+        .tensor_flops_per_clk(op.dtype())
+        .or_else(|| spec.tensor_flops_per_clk_per_sm.get("fp32_fma").copied())
+        .unwrap_or(0.0);
+    let peak = per_clk * f64::from(hw.sms) * hw.clock_hz;
+    let bw = spec.hbm_bandwidth.bytes_per_s();
+    let compute = if peak > 0.0 { est.flops / peak } else { 0.0 };
+    let memory = est.min_bytes / bw;
+    let seconds = compute.max(memory);
+    let before: f64 = est.kernels.iter().map(|k| k.seconds).sum();
+    let n = est.kernels.len() as f64;
+    for k in &mut est.kernels {
+        k.seconds = if before > 0.0 {
+            k.seconds / before * seconds
+        } else {
+            seconds / n
+        };
+    }
+    est.seconds = seconds;
+    est.hbm_bytes = est.min_bytes;
+    est.bound = if compute >= memory {
+        super::Bound::Compute
+    } else {
+        super::Bound::Memory
+    };
+    est
 }
 
 /// Derived parameters whose achievable rates reproduce measured ceilings through the model:

@@ -18,6 +18,7 @@
 //! - [`tiers`]: weights and KV cache on the device, the host or an SSD.
 
 pub mod collective;
+pub mod duplex;
 pub mod parallel;
 pub mod serve;
 pub mod spatial;
@@ -28,6 +29,7 @@ use crate::workload::{Ffn, Phase, Workload};
 use cascade_arch::{Architecture, Link};
 pub use parallel::Parallel;
 use serde::Serialize;
+use std::collections::BTreeMap;
 pub use serve::{parse_trace, poisson, serve, Request, ServeConfig, ServeReport};
 pub use step::{GpuStepper, Parts, Step, StepOp, StepShape};
 pub use tiers::{Tier, Tiers};
@@ -282,6 +284,16 @@ pub struct InferReport {
     pub tokens_per_s: f64,
     /// Energy of the run per generated token (the contract's: HBM accesses on the GPU presets).
     pub energy_per_token_j: f64,
+    /// On a device with PIM units: the run's energy by unit (`xpu`, `pim`), joules; empty
+    /// otherwise.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub energy_by_unit_j: BTreeMap<String, f64>,
+    /// What the energy counts: `HBM accesses only`, or `memory accesses and MACs` when the
+    /// architecture prices its MACs (or has PIM units).
+    pub energy_counts: &'static str,
+    /// The PIM units beside the xPU (`None`: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pim: Option<String>,
     /// HBM bytes of the run.
     pub hbm_bytes: f64,
     /// Bytes over the host link and from the SSD (offloaded weights and KV cache).
@@ -295,6 +307,7 @@ pub struct InferReport {
 enum Stepper<'a> {
     Gpu(Box<GpuStepper<'a>>),
     Spatial(Box<spatial::SpatialStepper<'a>>),
+    Duplex(Box<duplex::DuplexStepper<'a>>),
 }
 
 impl Stepper<'_> {
@@ -302,6 +315,7 @@ impl Stepper<'_> {
         match self {
             Stepper::Gpu(s) => s.step(shape),
             Stepper::Spatial(s) => s.step(shape),
+            Stepper::Duplex(s) => s.step(shape),
         }
     }
 }
@@ -327,18 +341,24 @@ pub fn run_static_on(
     tiers: Option<Tiers>,
     on_step: &mut dyn FnMut(u64, u64),
 ) -> Result<InferReport, String> {
-    for (name, v) in [
-        ("--batch", run.batch),
-        ("--prompt", run.prompt),
-        ("--generate", run.generate),
-    ] {
-        if v == 0 {
-            return Err(format!("{name} 0: must be ≥ 1"));
-        }
-    }
+    check_run(&run)?;
     let link_name = link.as_ref().map(|l| l.name.clone());
     let mut footprint = Footprint::of(w, &run, arch, &par);
-    let mut stepper = if arch.gpu.is_some() {
+    let mut stepper = if arch.pim.is_some() {
+        if tiers.is_some() {
+            return Err(format!(
+                "`{}` has PIM units: offloading (--weights-on, --kv-on) is not modelled with them",
+                arch.name
+            ));
+        }
+        Stepper::Duplex(Box::new(duplex::DuplexStepper::new(
+            w,
+            arch,
+            par,
+            link,
+            &duplex::DuplexOptions::default(),
+        )?))
+    } else if arch.gpu.is_some() {
         let mut st = GpuStepper::with_parallel(w, arch, par, link)?;
         if let Some(t) = &tiers {
             st.set_tiers(t.clone())?;
@@ -354,6 +374,63 @@ pub fn run_static_on(
         }
         Stepper::Spatial(Box::new(spatial::SpatialStepper::new(w, arch)?))
     };
+    run_steps(&mut stepper, w, arch, run, par, link_name, footprint, tiers, on_step)
+}
+
+/// [`run_static_on`] on a device with PIM units, built as `opts` says: other units, none
+/// (`pim = "none"`: the xPU alone), or the roofline assumptions of Duplex's simulator.
+pub fn run_static_duplex(
+    w: &Workload,
+    arch: &Architecture,
+    run: StaticRun,
+    par: Parallel,
+    link: Option<Link>,
+    opts: &duplex::DuplexOptions,
+    on_step: &mut dyn FnMut(u64, u64),
+) -> Result<InferReport, String> {
+    check_run(&run)?;
+    let link_name = link.as_ref().map(|l| l.name.clone());
+    let footprint = Footprint::of(w, &run, arch, &par);
+    let mut stepper = if opts.pim.as_deref() == Some("none") {
+        let mut st = GpuStepper::with_parallel(w, arch, par, link)?;
+        if opts.roofline {
+            st.set_roofline();
+        }
+        Stepper::Gpu(Box::new(st))
+    } else {
+        Stepper::Duplex(Box::new(duplex::DuplexStepper::new(
+            w, arch, par, link, opts,
+        )?))
+    };
+    run_steps(&mut stepper, w, arch, run, par, link_name, footprint, None, on_step)
+}
+
+fn check_run(run: &StaticRun) -> Result<(), String> {
+    for (name, v) in [
+        ("--batch", run.batch),
+        ("--prompt", run.prompt),
+        ("--generate", run.generate),
+    ] {
+        if v == 0 {
+            return Err(format!("{name} 0: must be ≥ 1"));
+        }
+    }
+    Ok(())
+}
+
+/// The prefill step, then a decode step per generated token.
+#[allow(clippy::too_many_arguments)]
+fn run_steps(
+    stepper: &mut Stepper,
+    w: &Workload,
+    arch: &Architecture,
+    run: StaticRun,
+    par: Parallel,
+    link_name: Option<String>,
+    footprint: Footprint,
+    tiers: Option<Tiers>,
+    on_step: &mut dyn FnMut(u64, u64),
+) -> Result<InferReport, String> {
     footprint.check(&arch.name, &run)?;
     let prefill = stepper.step(StepShape {
         phase: Phase::Prefill,
@@ -365,6 +442,13 @@ pub fn run_static_on(
     on_step(1, total_steps);
     let mut decode_s = Vec::new();
     let mut energy = prefill.energy_j;
+    let mut by_unit: BTreeMap<String, f64> = BTreeMap::new();
+    let mut count = |s: &Step| {
+        for (u, p) in &s.by_unit {
+            *by_unit.entry(u.to_string()).or_default() += p.energy_j;
+        }
+    };
+    count(&prefill);
     let mut hbm = prefill.hbm_bytes;
     let (mut host_link_bytes, mut ssd_bytes) = (prefill.host_link_bytes, prefill.ssd_bytes);
     let mut last = None;
@@ -376,6 +460,7 @@ pub fn run_static_on(
             context: run.prompt + i,
         })?;
         decode_s.push(s.seconds);
+        count(&s);
         energy += s.energy_j;
         hbm += s.hbm_bytes;
         host_link_bytes += s.host_link_bytes;
@@ -402,6 +487,21 @@ pub fn run_static_on(
         total_s,
         tokens_per_s: tokens / total_s,
         energy_per_token_j: energy / tokens,
+        energy_by_unit_j: by_unit,
+        energy_counts: if arch.pim.is_some()
+            || arch
+                .compute
+                .iter()
+                .any(|u| u.op("mac").is_some_and(|c| c.energy.pj() > 0.0))
+        {
+            "memory accesses and MACs"
+        } else {
+            "HBM accesses only"
+        },
+        pim: match stepper {
+            Stepper::Duplex(d) => Some(d.pim().0.to_string()),
+            _ => None,
+        },
         hbm_bytes: hbm,
         host_link_bytes,
         ssd_bytes,

@@ -21,11 +21,11 @@ use std::collections::{BTreeMap, HashMap};
 
 /// One mapped cascade: seconds, joules, off-chip bytes and the bound the mapper reports.
 #[derive(Clone, Copy, Debug)]
-struct Cost {
-    seconds: f64,
-    energy_j: f64,
-    off_chip: f64,
-    bound: Bound,
+pub(crate) struct Cost {
+    pub seconds: f64,
+    pub energy_j: f64,
+    pub off_chip: f64,
+    pub bound: Bound,
 }
 
 impl Cost {
@@ -85,29 +85,8 @@ impl<'a> SpatialStepper<'a> {
             return Ok(*c);
         }
         let c = self.cascade(&inst.cascade)?;
-        let sh = bind(&c, &inst.extents).map_err(|e| format!("{}: {e}", inst.role))?;
         let bytes = self.workload.run.precision.bytes();
-        let p = Problem::new(&c, &sh, bytes, inst.routing.clone())
-            .map_err(|e| format!("{}: {e}", inst.role))?;
-        let a = ArchP::new(self.arch, &p).map_err(|e| format!("{}: {e}", inst.role))?;
-        let m = map_cascade(&p, &a, &Fusion::Search, &self.search).map_err(|e| {
-            format!(
-                "{} ({}) on {}: {e}",
-                inst.role, inst.cascade, self.arch.name
-            )
-        })?;
-        let r = &m.report;
-        let cost = Cost {
-            seconds: r.latency_s,
-            energy_j: r.energy_pj * 1e-12,
-            off_chip: r.off_chip_bytes,
-            // `compute`, or the storage level whose ports bound the latency.
-            bound: match r.bound.as_str() {
-                "compute" => Bound::Compute,
-                "latency" => Bound::Latency,
-                _ => Bound::Memory,
-            },
-        };
+        let cost = map_instance(self.arch, &self.search, bytes, &c, inst)?;
         self.mapped.insert(key, cost);
         Ok(cost)
     }
@@ -172,6 +151,9 @@ impl<'a> SpatialStepper<'a> {
                 bound: c.bound,
                 hbm_bytes: c.off_chip,
                 energy_j: c.energy_j,
+                unit: "xpu",
+                flops: 0.0,
+                min_bytes: 0.0,
                 kernels: vec![c.seconds],
             });
         };
@@ -206,7 +188,38 @@ impl<'a> SpatialStepper<'a> {
             offload_wait_s: 0.0,
             hbm_bytes: sum(|o| o.hbm_bytes),
             energy_j: sum(|o| o.energy_j),
+            by_unit: BTreeMap::new(),
+            layer_ops: (0, 0),
             ops,
         })
     }
+}
+
+/// `inst` (of cascade `c`, `bytes` per element) mapped onto `arch` by the mapper (every fusion
+/// tried, `search`'s budget): its latency, energy, off-chip bytes and bound.
+pub(crate) fn map_instance(
+    arch: &Architecture,
+    search: &Search,
+    bytes: u64,
+    c: &Cascade,
+    inst: &Instance,
+) -> Result<Cost, String> {
+    let sh = bind(c, &inst.extents).map_err(|e| format!("{}: {e}", inst.role))?;
+    let p = Problem::new(c, &sh, bytes, inst.routing.clone())
+        .map_err(|e| format!("{}: {e}", inst.role))?;
+    let a = ArchP::new(arch, &p).map_err(|e| format!("{}: {e}", inst.role))?;
+    let m = map_cascade(&p, &a, &Fusion::Search, search)
+        .map_err(|e| format!("{} ({}) on {}: {e}", inst.role, inst.cascade, arch.name))?;
+    let r = &m.report;
+    Ok(Cost {
+        seconds: r.latency_s,
+        energy_j: r.energy_pj * 1e-12,
+        off_chip: r.off_chip_bytes,
+        // `compute`, or the storage level whose ports bound the latency.
+        bound: match r.bound.as_str() {
+            "compute" => Bound::Compute,
+            "latency" => Bound::Latency,
+            _ => Bound::Memory,
+        },
+    })
 }

@@ -53,6 +53,15 @@ pub struct StepOp {
     pub hbm_bytes: f64,
     /// Energy of one run (the contract's: HBM accesses only on the GPU presets), joules.
     pub energy_j: f64,
+    /// Where it runs: `xpu` (the GPU), `pim` (a PIM system's units, [`super::duplex`]) or
+    /// `xpu+pim` (split between them, running at once).
+    pub unit: &'static str,
+    /// Arithmetic of one run (FLOPs) and the fewest bytes it must move: its operational
+    /// intensity is their ratio (0 for collectives).
+    #[serde(skip)]
+    pub flops: f64,
+    #[serde(skip)]
+    pub min_bytes: f64,
     /// Seconds of each of its kernels, in launch order.
     #[serde(skip)]
     pub kernels: Vec<f64>,
@@ -114,6 +123,13 @@ pub struct Step {
     pub offload_wait_s: f64,
     pub hbm_bytes: f64,
     pub energy_j: f64,
+    /// On a device with PIM units ([`super::duplex`]): each unit's (`xpu`, `pim`) busy
+    /// seconds on one device, and energy and bytes on every device. Empty otherwise.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_unit: BTreeMap<&'static str, Parts>,
+    /// Where the per-layer ops are in `ops` (start, end).
+    #[serde(skip)]
+    pub layer_ops: (usize, usize),
     pub ops: Vec<StepOp>,
 }
 
@@ -291,6 +307,9 @@ impl<'a> GpuStepper<'a> {
             bound: est.bound,
             hbm_bytes: est.hbm_bytes,
             energy_j,
+            unit: "xpu",
+            flops: est.flops,
+            min_bytes: est.min_bytes,
             kernels: est.kernels.iter().map(|k| k.seconds).collect(),
         });
         Ok(())
@@ -328,6 +347,9 @@ impl<'a> GpuStepper<'a> {
             bound: Bound::Link,
             hbm_bytes: 0.0,
             energy_j: 0.0,
+            unit: "xpu",
+            flops: 0.0,
+            min_bytes: 0.0,
             kernels: vec![cost.seconds],
         });
     }
@@ -365,7 +387,7 @@ impl<'a> GpuStepper<'a> {
 
     /// The time of `ops` (per-layer ops run `layers` times) on one device: back to back in a
     /// CUDA graph, the eager pipeline otherwise.
-    fn ops_seconds(&self, ops: &[StepOp], layers: u64, phase: Phase) -> f64 {
+    pub(crate) fn ops_seconds(&self, ops: &[StepOp], layers: u64, phase: Phase) -> f64 {
         let dispatch = self.gpu.eager_dispatch.map_or(0.0, |d| d.seconds());
         if phase == Phase::Decode || dispatch == 0.0 {
             ops.iter().map(|o| o.seconds * o.times as f64).sum()
@@ -402,6 +424,63 @@ impl<'a> GpuStepper<'a> {
         self.par
     }
 
+    /// What one device runs ([`Parallel::shard`]).
+    pub(crate) fn shard(&self) -> &Workload {
+        &self.workload
+    }
+
+    /// Prices every op at its roofline from now on, as Duplex's simulator does (and most
+    /// analytical LLM simulators): `max(FLOPs / peak, bytes / pin bandwidth)` at the spec's
+    /// dense tensor peak and HBM pin rate, no kernel launch or start, no latency. Not a
+    /// prediction of a GPU: it is the assumption set a cross-check against such a simulator
+    /// needs (sim/commands/duplex.rs).
+    pub fn set_roofline(&mut self) {
+        for hw in [&mut self.hw_eager, &mut self.hw_graph] {
+            hw.roofline = true;
+        }
+        self.estimates.clear();
+    }
+
+    /// The layer's instances one device runs in `shape` (the MoE's under expert parallelism
+    /// its own experts), at the micro-batch a step runs.
+    pub(crate) fn layer_instances(&self, shape: StepShape) -> Result<Vec<Instance>, String> {
+        let par = self.par;
+        let (pp, dp) = (par.pp, par.dp());
+        let replica = shape.batch.div_ceil(dp);
+        let micro = if pp > 1 { pp.min(replica) } else { 1 };
+        let mb = replica.div_ceil(micro);
+        let pt = Point {
+            phase: shape.phase,
+            batch: mb,
+            seq_len: match shape.phase {
+                Phase::Prefill => shape.new_tokens,
+                Phase::Decode => shape.context,
+            },
+        };
+        let tokens = mb.saturating_mul(shape.new_tokens);
+        let mut v = self.workload.layer(&pt);
+        if par.ep > 1 {
+            for inst in v.iter_mut().filter(|i| i.role == "moe") {
+                self.expert_parallel(inst, tokens.saturating_mul(dp))?;
+            }
+        }
+        Ok(v)
+    }
+
+    /// The GPU ops of one instance in a step of `phase`, each run `times` a step.
+    pub(crate) fn instance_ops(
+        &mut self,
+        inst: &Instance,
+        phase: Phase,
+        times: u64,
+    ) -> Result<Vec<StepOp>, String> {
+        let mut ops = Vec::new();
+        for l in self.lower_instance(inst, phase)? {
+            self.push(&mut ops, &inst.role, &l, times, phase == Phase::Decode)?;
+        }
+        Ok(ops)
+    }
+
     /// The ops of one step and their totals. `shape.batch` counts every sequence of the step
     /// (all replicas); the ops listed are one device's, of the slowest stage, for one
     /// micro-batch.
@@ -415,14 +494,6 @@ impl<'a> GpuStepper<'a> {
         let micro = if pp > 1 { pp.min(replica) } else { 1 };
         let mb = replica.div_ceil(micro);
         let local = StepShape { batch: mb, ..shape };
-        let pt = Point {
-            phase: shape.phase,
-            batch: mb,
-            seq_len: match shape.phase {
-                Phase::Prefill => shape.new_tokens,
-                Phase::Decode => shape.context,
-            },
-        };
         let graph = shape.phase == Phase::Decode;
         let d = self.workload.model.d_model;
         let b = self.dtype.bytes() as u64;
@@ -436,10 +507,7 @@ impl<'a> GpuStepper<'a> {
         // The vocabulary-parallel embedding's partial rows.
         self.push_comm(&mut ops, "tp_comm", Collective::AllReduce, act, tp, 1);
         let layer_start = ops.len();
-        for mut inst in w.layer(&pt) {
-            if inst.role == "moe" && par.ep > 1 {
-                self.expert_parallel(&mut inst, tokens.saturating_mul(dp))?;
-            }
+        for inst in self.layer_instances(shape)? {
             for l in self.lower_instance(&inst, shape.phase)? {
                 self.push(&mut ops, &inst.role, &l, layers, graph)?;
             }
@@ -500,10 +568,8 @@ impl<'a> GpuStepper<'a> {
                 .saturating_mul(b);
             self.push_comm(&mut ops, "tp_comm", Collective::AllGather, logits, tp, 1);
         }
-        let mut send_s = 0.0;
         if pp > 1 {
             self.push_comm(&mut ops, "pp_comm", Collective::SendRecv, act, 2, 1);
-            send_s = ops.last().map_or(0.0, |o| o.seconds);
         }
         let sum = |f: fn(&StepOp) -> f64| ops.iter().map(|o| f(o) * o.times as f64).sum::<f64>();
         let gpu_s = sum(|o| o.seconds);
@@ -512,39 +578,7 @@ impl<'a> GpuStepper<'a> {
             .filter(|o| o.pattern == "collective")
             .map(|o| o.seconds * o.times as f64)
             .sum();
-        let seconds = if pp == 1 {
-            self.ops_seconds(&ops, layers, shape.phase)
-        } else {
-            // Stage times of one micro-batch: the first stage has the embedding, the last the
-            // LM head; GPipe's schedule over `micro` micro-batches.
-            let per_layer = ops[layer_start..first_end].to_vec();
-            let start = ops[..layer_start].to_vec();
-            let end: Vec<StepOp> = ops[first_end..]
-                .iter()
-                .filter(|o| o.role != "pp_comm")
-                .cloned()
-                .collect();
-            let with = |extra: &[StepOp], before: bool| -> Vec<StepOp> {
-                let mut v = Vec::new();
-                if before {
-                    v.extend_from_slice(extra);
-                }
-                v.extend(per_layer.iter().cloned());
-                if !before {
-                    v.extend_from_slice(extra);
-                }
-                v
-            };
-            let first = self.ops_seconds(&with(&start, true), layers, shape.phase);
-            let mid = self.ops_seconds(&per_layer, layers, shape.phase);
-            let last = self.ops_seconds(&with(&end, false), layers, shape.phase);
-            let slowest = first.max(mid).max(last);
-            first
-                + mid * (pp - 2) as f64
-                + last
-                + slowest * (micro - 1) as f64
-                + send_s * (pp - 1) as f64
-        };
+        let seconds = self.stage_seconds(&ops, (layer_start, first_end), shape);
         // Offloaded weights and KV cache: each layer waits for its share from the host or the
         // SSD when that takes longer than the layer before it (FlexGen's overlap).
         let (mut seconds, mut host_link_bytes, mut ssd_bytes) = (seconds, 0.0, 0.0);
@@ -596,16 +630,8 @@ impl<'a> GpuStepper<'a> {
                 }
             }
         }
-        // Every device's work: the stage's ops on each of its devices, for each micro-batch.
-        // The layers' ops run on every stage; the per-step ops (embedding, LM head) once.
-        let stage = (micro * par.stage_devices()) as f64;
-        let every = |f: fn(&StepOp) -> f64| {
-            let layer: f64 = ops[layer_start..first_end]
-                .iter()
-                .map(|o| f(o) * o.times as f64)
-                .sum();
-            (layer * pp as f64 + sum(f) - layer) * stage
-        };
+        let every = |f: fn(&StepOp) -> f64| self.every_device(&ops, (layer_start, first_end), shape, f);
+        let stage = self.micro(shape) as f64 * par.stage_devices() as f64;
         let all = stage * pp as f64;
         Ok(Step {
             shape,
@@ -617,8 +643,88 @@ impl<'a> GpuStepper<'a> {
             offload_wait_s: seconds - before,
             hbm_bytes: every(|o| o.hbm_bytes),
             energy_j: every(|o| o.energy_j),
+            by_unit: BTreeMap::new(),
+            layer_ops: (layer_start, first_end),
             ops,
         })
+    }
+
+    /// Micro-batches of a step (GPipe: as many as stages, when there are sequences enough).
+    fn micro(&self, shape: StepShape) -> u64 {
+        let replica = shape.batch.div_ceil(self.par.dp());
+        if self.par.pp > 1 {
+            self.par.pp.min(replica)
+        } else {
+            1
+        }
+    }
+
+    /// The time of a step's `ops` (one device of the slowest stage; the per-layer ops at
+    /// `layer_ops`): back to back (or the eager pipeline) with one stage, GPipe's schedule over
+    /// the micro-batches with several (the first stage has the embedding, the last the LM head).
+    pub(crate) fn stage_seconds(
+        &self,
+        ops: &[StepOp],
+        layer_ops: (usize, usize),
+        shape: StepShape,
+    ) -> f64 {
+        let (pp, layers) = (self.par.pp, self.workload.model.layers);
+        if pp == 1 {
+            return self.ops_seconds(ops, layers, shape.phase);
+        }
+        let (layer_start, first_end) = layer_ops;
+        let micro = self.micro(shape);
+        let send_s = ops
+            .iter()
+            .filter(|o| o.role == "pp_comm")
+            .map(|o| o.seconds)
+            .sum::<f64>();
+        let per_layer = ops[layer_start..first_end].to_vec();
+        let start = ops[..layer_start].to_vec();
+        let end: Vec<StepOp> = ops[first_end..]
+            .iter()
+            .filter(|o| o.role != "pp_comm")
+            .cloned()
+            .collect();
+        let with = |extra: &[StepOp], before: bool| -> Vec<StepOp> {
+            let mut v = Vec::new();
+            if before {
+                v.extend_from_slice(extra);
+            }
+            v.extend(per_layer.iter().cloned());
+            if !before {
+                v.extend_from_slice(extra);
+            }
+            v
+        };
+        let first = self.ops_seconds(&with(&start, true), layers, shape.phase);
+        let mid = self.ops_seconds(&per_layer, layers, shape.phase);
+        let last = self.ops_seconds(&with(&end, false), layers, shape.phase);
+        let slowest = first.max(mid).max(last);
+        first
+            + mid * (pp - 2) as f64
+            + last
+            + slowest * (micro - 1) as f64
+            + send_s * (pp - 1) as f64
+    }
+
+    /// `f` summed over every device's work in a step: the stage's ops on each of its devices,
+    /// for each micro-batch; the layers' ops run on every stage, the per-step ops (embedding,
+    /// LM head) once.
+    pub(crate) fn every_device(
+        &self,
+        ops: &[StepOp],
+        layer_ops: (usize, usize),
+        shape: StepShape,
+        f: fn(&StepOp) -> f64,
+    ) -> f64 {
+        let stage = (self.micro(shape) * self.par.stage_devices()) as f64;
+        let sum: f64 = ops.iter().map(|o| f(o) * o.times as f64).sum();
+        let layer: f64 = ops[layer_ops.0..layer_ops.1]
+            .iter()
+            .map(|o| f(o) * o.times as f64)
+            .sum();
+        (layer * self.par.pp as f64 + sum - layer) * stage
     }
 
     /// A step split three ways for serving ([`crate::infer::serve`]): everything but attention
