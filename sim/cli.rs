@@ -83,9 +83,10 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Reproduce a paper's results by search (`fusemax`): writes reports/<paper>/.
+    /// Reproduce a paper's results (`fusemax` by search; `duplex`: Duplex's serving results
+    /// and the cross-check against its simulator): writes reports/<paper>/.
     Reproduce {
-        /// Which paper: `fusemax`.
+        /// Which paper: `fusemax` or `duplex`.
         paper: String,
         /// Output directory (default: reports/<paper> for the full run; for a `--seq` subset
         /// target/reproduce/<paper>-seq-…, so that a subset never overwrites the committed
@@ -211,6 +212,9 @@ pub enum Command {
         /// Print the comparison as JSON: each figure, baseline, value, tolerance, drift, pass.
         #[arg(long, conflicts_with = "update")]
         json: bool,
+        /// Only these reproductions (comma-separated: fusemax, duplex); default every one.
+        #[arg(long, value_delimiter = ',', conflicts_with = "update")]
+        only: Vec<String>,
     },
     /// Run a model's inference on a GPU: a static batch's prefill step, then one decode step
     /// per generated token with the KV cache growing; time to first token, time between tokens,
@@ -441,8 +445,36 @@ pub fn run(cli: Cli) -> Result<()> {
             json,
             study,
         }) => {
+            if paper == "duplex" {
+                if !seq.is_empty() || study.is_some() {
+                    bail!("reproduce duplex: --seq and --study are FuseMax's options");
+                }
+                let t = std::time::Instant::now();
+                let d = crate::reproduce_duplex::run_all()?;
+                let dir = out.map_or_else(
+                    || std::path::PathBuf::from("reports/duplex"),
+                    std::path::PathBuf::from,
+                );
+                crate::reproduce_duplex::write_reports(
+                    &d.rows, &d.serving, &d.cross, &d.summary, &dir,
+                )?;
+                if json {
+                    outln!("{}", serde_json::to_string_pretty(&d.summary)?);
+                } else {
+                    outln!(
+                        "reproduce duplex: {} static runs, {} served, {} cross-checked in {:.1} s; reports in {}",
+                        d.rows.len(),
+                        d.serving.len(),
+                        d.cross.len(),
+                        t.elapsed().as_secs_f64(),
+                        dir.display()
+                    );
+                    outln!("{}", crate::reproduce_duplex::headline(&d.summary));
+                }
+                return Ok(());
+            }
             if paper != "fusemax" {
-                bail!("unknown paper `{paper}` (known: fusemax)");
+                bail!("unknown paper `{paper}` (known: fusemax, duplex)");
             }
             let t = std::time::Instant::now();
             let st = crate::reproduce::fusemax_study(study.as_deref())?;
@@ -1069,42 +1101,94 @@ pub fn run(cli: Cli) -> Result<()> {
             baseline,
             update,
             json,
+            only,
         }) => {
             use crate::commands::regress;
-            // The baseline is checked before the (minutes-long) reproduction runs.
+            for o in &only {
+                if !regress::REPRODUCTIONS.contains(&o.as_str()) {
+                    bail!(
+                        "--only {o}: no such reproduction (covered: {})",
+                        regress::REPRODUCTIONS.join(", ")
+                    );
+                }
+            }
+            let wanted = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
+            // The baseline is checked before the (minutes-long) reproductions run.
             let b = if update {
                 None
             } else {
                 Some(regress::load_baseline(Path::new(&baseline))?)
             };
-            let rows = crate::reproduce::run_labelled(None, "regress")?;
-            let cur = regress::figures_of(&rows);
-            let rows_file = "reports/fusemax/results.csv";
+            let fusemax_rows_file = "reports/fusemax/results.csv";
+            let duplex_rows_file = "reports/duplex/results.csv";
+            let fusemax = if wanted("fusemax") {
+                Some(crate::reproduce::run_labelled(None, "regress")?)
+            } else {
+                None
+            };
+            let duplex = if wanted("duplex") {
+                eprintln!("regress: duplex (static grid, serving, cross-check)…");
+                Some(crate::reproduce_duplex::run_all()?)
+            } else {
+                None
+            };
             let Some(b) = b else {
-                let b = regress::baseline_of(&cur, rows_file);
-                std::fs::write(&baseline, toml::to_string_pretty(&b)?)
+                let (Some(rows), Some(d)) = (&fusemax, &duplex) else {
+                    bail!("--update writes every reproduction");
+                };
+                let nb = regress::baseline_of(&[
+                    ("fusemax", regress::figures_of(rows), fusemax_rows_file),
+                    (
+                        "duplex",
+                        regress::duplex_figures(&d.summary),
+                        duplex_rows_file,
+                    ),
+                ]);
+                std::fs::write(&baseline, toml::to_string_pretty(&nb)?)
                     .with_context(|| format!("{baseline}: cannot write"))?;
-                std::fs::write(rows_file, crate::reproduce::rows_csv(&rows))
-                    .with_context(|| format!("{rows_file}: cannot write"))?;
-                outln!("wrote {baseline} and {rows_file}");
+                std::fs::write(fusemax_rows_file, crate::reproduce::rows_csv(rows))
+                    .with_context(|| format!("{fusemax_rows_file}: cannot write"))?;
+                std::fs::write(
+                    duplex_rows_file,
+                    crate::reproduce_duplex::static_csv(&d.rows),
+                )
+                .with_context(|| format!("{duplex_rows_file}: cannot write"))?;
+                outln!("wrote {baseline}, {fusemax_rows_file} and {duplex_rows_file}");
                 return Ok(());
             };
             let mut regs = Vec::new();
             let mut text = String::new();
             for (name, base) in &b.reproductions {
-                // FuseMax is the one reproduction so far (regress::REPRODUCTIONS).
-                let reference = std::fs::read_to_string(&base.rows)
-                    .ok()
-                    .map(|t| crate::reproduce::parse_rows_csv(&t, &base.rows))
-                    .transpose()?;
-                let r = regress::regression(
-                    name,
-                    &rows,
-                    base,
-                    reference.as_deref(),
-                    &crate::reproduce::FUSEMAX_DESIGNS,
-                );
-                text += &regress::render(&r, reference.is_some());
+                let text_rows = std::fs::read_to_string(&base.rows).ok();
+                let (r, found) = match name.as_str() {
+                    "fusemax" => {
+                        let Some(rows) = &fusemax else { continue };
+                        let reference = text_rows
+                            .map(|t| crate::reproduce::parse_rows_csv(&t, &base.rows))
+                            .transpose()?;
+                        (
+                            regress::regression(
+                                name,
+                                rows,
+                                base,
+                                reference.as_deref(),
+                                &crate::reproduce::FUSEMAX_DESIGNS,
+                            ),
+                            reference.is_some(),
+                        )
+                    }
+                    _ => {
+                        let Some(d) = &duplex else { continue };
+                        let reference = text_rows
+                            .map(|t| crate::reproduce_duplex::parse_static_csv(&t, &base.rows))
+                            .transpose()?;
+                        (
+                            regress::regression_duplex(d, base, reference.as_deref()),
+                            reference.is_some(),
+                        )
+                    }
+                };
+                text += &regress::render(&r, found);
                 regs.push(r);
             }
             let ok = regs.iter().all(|r| r.pass);

@@ -14,5 +14,6 @@ pub mod pim;
 pub mod plot;
 pub mod progress;
 pub mod reproduce;
+pub mod reproduce_duplex;
 pub mod validate;
 pub mod workload;

@@ -68,8 +68,7 @@ pub fn path(memory: &str) -> Result<PimPath, String> {
         return Ok(p.clone());
     }
     let spec = DramSpec::preset(memory).map_err(|e| format!("PIM path `{memory}`: {e}"))?;
-    let (bandwidth, pj_per_bit) =
-        stream(&spec).map_err(|e| format!("PIM path `{memory}`: {e}"))?;
+    let (bandwidth, pj_per_bit) = stream(&spec).map_err(|e| format!("PIM path `{memory}`: {e}"))?;
     let p = PimPath {
         memory: memory.to_string(),
         bandwidth,

@@ -154,23 +154,29 @@ fn the_gpu_map_is_deterministic() {
 /// leaves it out.
 #[test]
 fn a_cascade_without_a_gpu_op_says_why_it_is_not_lowered() {
+    // An elementwise exp after a product: the product lowers, the exp is named with why not.
+    let f = tmp_in(
+        "gpu_map",
+        "expy.ein",
+        "input X[T,F], W[F,D]\nH[t,d] = X[t,f] * W[f,d]\noutput A[t,d] = exp(H[t,d])\n",
+    );
     let o = cascade(&[
         "map",
         "--cascade",
-        "ffn_gelu",
+        &f,
         "--set",
         "T=16",
         "--set",
-        "D=768",
+        "F=768",
         "--set",
-        "F=3072",
+        "D=3072",
         "--arch",
         "h200",
     ]);
     assert!(!o.status.success());
     let (out, err) = (stdout(&o), stderr(&o));
     assert!(
-        out.contains("not lowered: A: `A[t,f] = gelu(H[t,f])`: an elementwise gelu: no GPU op"),
+        out.contains("not lowered: A: `A[t,d] = exp(H[t,d])`: an elementwise exp: no GPU op"),
         "{out}"
     );
     assert!(
@@ -375,6 +381,8 @@ fn every_builtin_cascade_lowers_or_says_why_for_each_einsum() {
             "attention_1pass",
             "attention_2pass",
             "attention_3pass",
+            "ffn_gelu",
+            "ffn_relu",
             "ffn_swiglu",
             "gemm",
             "gqa_decode",

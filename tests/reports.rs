@@ -229,6 +229,8 @@ fn bad_baselines_are_refused_before_any_search() {
     assert!(BASELINE.contains(&tol));
     let with = |to: &str| BASELINE.replace(&tol, to);
     let f = "reproductions.fusemax.figures.flat_util_2d_mean";
+    // The figure's header line; its value and tolerance follow.
+    let hl = BASELINE.lines().position(|x| x == h).unwrap() + 1;
     regress_refuses(
         "nan_tolerance",
         &with(&format!("{h}\nvalue = 0.150542\ntolerance = nan")),
@@ -242,14 +244,16 @@ fn bad_baselines_are_refused_before_any_search() {
         "negative_tolerance",
         &with(&format!("{h}\nvalue = 0.150542\ntolerance = -0.01")),
         &[&format!(
-            "negative_tolerance.toml:16:13: {f}.tolerance: must be a finite number ≥ 0"
+            "negative_tolerance.toml:{}:13: {f}.tolerance: must be a finite number ≥ 0",
+            hl + 2
         )],
     );
     regress_refuses(
         "inf_value",
         &with(&format!("{h}\nvalue = inf\ntolerance = 0.01")),
         &[&format!(
-            "inf_value.toml:15:9: {f}.value: must be a finite number, got inf"
+            "inf_value.toml:{}:9: {f}.value: must be a finite number, got inf",
+            hl + 1
         )],
     );
     regress_refuses(
@@ -263,36 +267,60 @@ fn bad_baselines_are_refused_before_any_search() {
     regress_refuses(
         "unknown",
         &with("[reproductions.fusemax.figures.flat_util_2d_meen]\nvalue = 0.150542\ntolerance = 0.01"),
-        &["unknown.toml:14:32: reproductions.fusemax.figures.flat_util_2d_meen: unknown figure (tracked: "],
+        &[&format!("unknown.toml:{hl}:32: reproductions.fusemax.figures.flat_util_2d_meen: unknown figure (tracked: ")],
     );
     regress_refuses(
         "unknown_field",
         &with(&format!("{h}\nvalue = 0.150542\ntol = 0.01")),
-        &["unknown_field.toml:16:1:", "unknown field `tol`"],
+        &[
+            &format!("unknown_field.toml:{}:1:", hl + 2),
+            "unknown field `tol`",
+        ],
     );
     regress_refuses(
         "syntax",
         &with(&format!("{h}\nvalue = = 1")),
-        &["syntax.toml:15:"],
+        &[&format!("syntax.toml:{}:", hl + 1)],
     );
     // A table after the last: its header is the line after the baseline's end.
     let line = BASELINE.lines().count() + 1;
     regress_refuses(
         "unknown_reproduction",
         &format!("{BASELINE}[reproductions.flashattention]\nrows = \"x.csv\"\nfigures = {{}}\n"),
-        &[&format!("unknown_reproduction.toml:{line}:16: reproductions.flashattention: unknown reproduction (covered: fusemax)")],
+        &[&format!("unknown_reproduction.toml:{line}:16: reproductions.flashattention: unknown reproduction (covered: fusemax, duplex)")],
     );
     regress_refuses(
         "missing_reproduction",
         "note = \"n\"\nreproductions = {}\n",
-        &["missing_reproduction.toml:2:17: reproductions: missing fusemax"],
+        &["missing_reproduction.toml:2:17: reproductions: missing fusemax, duplex"],
     );
     regress_refuses("absent", "", &["absent.toml:", "missing field"]);
+    let o = cascade_in(&repo(), &["regress", "--only", "flash"], "lines");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        err(&o).contains("--only flash: no such reproduction (covered: fusemax, duplex)"),
+        "{}",
+        err(&o)
+    );
+    // Duplex's figures are its own.
+    let dh = "[reproductions.duplex.figures.speedup_max]";
+    assert!(BASELINE.contains(dh));
+    let dl = BASELINE.lines().position(|x| x == dh).unwrap() + 1;
+    regress_refuses(
+        "unknown_duplex",
+        &BASELINE.replace(dh, "[reproductions.duplex.figures.speedup_maxx]"),
+        &[&format!("unknown_duplex.toml:{dl}:31: reproductions.duplex.figures.speedup_maxx: unknown figure (tracked: speedup_mean, speedup_max")],
+    );
 }
 
 #[test]
 fn regress_json_compares_every_figure_of_the_committed_baseline() {
-    let o = cascade_in(&repo(), &["regress", "--json"], "lines");
+    // FuseMax only (`--only`): Duplex's reproduction takes minutes; CI runs it in `.ci/run`.
+    let o = cascade_in(
+        &repo(),
+        &["regress", "--json", "--only", "fusemax"],
+        "lines",
+    );
     assert!(o.status.success(), "{}{}", out(&o), err(&o));
     // stdout is the JSON document only; the progress is on stderr.
     let v: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();

@@ -14,8 +14,8 @@ pub mod units;
 
 pub use link::Link;
 pub use spec::{
-    ArchError, Architecture, ComputeUnit, GpuSpec, LevelEnergy, MeasuredCeilings, OpCost,
-    PimSpec, Precision, StorageKind, StorageLevel, MAX_INSTANCES, MAX_WORD_BITS, PIM_PRESETS, ROLES,
+    ArchError, Architecture, ComputeUnit, GpuSpec, LevelEnergy, MeasuredCeilings, OpCost, PimSpec,
+    Precision, StorageKind, StorageLevel, MAX_INSTANCES, MAX_WORD_BITS, PIM_PRESETS, ROLES,
 };
 pub use units::{Bandwidth, Bytes, Duration, Energy, Frequency, UnitError};
 

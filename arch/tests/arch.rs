@@ -113,7 +113,11 @@ fn all_presets_load_and_validate() {
             "flat_edge",
             "h100",
             "h200",
-            "fusemax_vpu"
+            "fusemax_vpu",
+            "duplex",
+            "logic_pim",
+            "bankgroup_pim",
+            "bank_pim"
         ]
     );
     for name in preset_names() {
@@ -125,7 +129,7 @@ fn all_presets_load_and_validate() {
     let e = preset("tpu").unwrap_err().to_string();
     assert_eq!(
         e,
-        "unknown preset \"tpu\"; known presets: fusemax, flat, flat_edge, h100, h200, fusemax_vpu"
+        "unknown preset \"tpu\"; known presets: fusemax, flat, flat_edge, h100, h200, fusemax_vpu, duplex, logic_pim, bankgroup_pim, bank_pim"
     );
 }
 

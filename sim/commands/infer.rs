@@ -236,8 +236,13 @@ pub fn render_serve(r: &ServeReport) -> String {
     }
     s += &lat("request latency", &r.e2e);
     s += &format!(
-        "  {} tokens in {:.4e} s: {:.1} tokens/s, {:.3} requests/s; {:.4e} J per token (HBM accesses only)\n",
-        r.output_tokens, r.makespan_s, r.tokens_per_s, r.requests_per_s, r.energy_per_token_j
+        "  {} tokens in {:.4e} s: {:.1} tokens/s, {:.3} requests/s; {:.4e} J per token ({})\n",
+        r.output_tokens,
+        r.makespan_s,
+        r.tokens_per_s,
+        r.requests_per_s,
+        r.energy_per_token_j,
+        r.energy_counts
     );
     s += &format!(
         "  steps: {} prefill, {} decode, {} mixed; {} preemptions; KV cache peak {} of {} tokens\n",

@@ -3,8 +3,10 @@
 //! which design's rows moved it. The baseline is validated before any search runs.
 //!
 //! Reproductions covered: FuseMax (`cascade reproduce fusemax`, the study
-//! `studies/fusemax.toml`). Each later reproduction adds its name to [`REPRODUCTIONS`], its
-//! figures and its rows, and a `[reproductions.<name>]` table to the baseline.
+//! `studies/fusemax.toml`; what moved is named by design) and Duplex (`cascade reproduce
+//! duplex`; what moved is named by system, from its static rows). Each later reproduction adds
+//! its name to [`REPRODUCTIONS`], its figures ([`tracked_of`]) and its rows, and a
+//! `[reproductions.<name>]` table to the baseline.
 
 use crate::reproduce::Row;
 use anyhow::{anyhow, Result};
@@ -15,7 +17,7 @@ use std::path::Path;
 use toml::Spanned;
 
 /// The reproductions `regress` covers; the baseline must have each, and no other.
-pub const REPRODUCTIONS: [&str; 1] = ["fusemax"];
+pub const REPRODUCTIONS: [&str; 2] = ["fusemax", "duplex"];
 
 /// The baseline file: per reproduction, modeled figures with tolerances (relative) and the rows
 /// they came from.
@@ -57,8 +59,102 @@ pub const TRACKED: [(&str, f64); 8] = [
     ("flat_util_2d_mean", 0.005),
 ];
 
-fn tracked_names() -> Vec<&'static str> {
-    TRACKED.iter().map(|t| t.0).collect()
+/// The figures `regress` tracks of Duplex (the keys of [`crate::reproduce_duplex::Summary`]),
+/// 1% each: every one is a mean or extreme over runs of a deterministic model.
+pub const DUPLEX_TRACKED: [(&str, f64); 8] = [
+    ("speedup_mean", 0.01),
+    ("speedup_max", 0.01),
+    ("energy_reduction_mean", 0.01),
+    ("tbt_reduction_mean", 0.01),
+    ("serving_tbt_reduction_mean", 0.01),
+    ("over_bank_pim_max", 0.01),
+    ("over_bankgroup_pim_max", 0.01),
+    ("crosscheck_max_abs_error", 0.01),
+];
+
+/// The tracked figures of reproduction `name` (empty for an unknown one).
+pub fn tracked_of(name: &str) -> &'static [(&'static str, f64)] {
+    match name {
+        "fusemax" => &TRACKED,
+        "duplex" => &DUPLEX_TRACKED,
+        _ => &[],
+    }
+}
+
+fn tracked_names(name: &str) -> Vec<&'static str> {
+    tracked_of(name).iter().map(|t| t.0).collect()
+}
+
+/// Duplex's tracked figures of a summary.
+pub fn duplex_figures(s: &crate::reproduce_duplex::Summary) -> BTreeMap<String, f64> {
+    let get = |k: &str| match k {
+        "speedup_mean" => Some(s.speedup_mean),
+        "speedup_max" => Some(s.speedup_max),
+        "energy_reduction_mean" => Some(s.energy_reduction_mean),
+        "tbt_reduction_mean" => Some(s.tbt_reduction_mean),
+        "serving_tbt_reduction_mean" => s.serving_tbt_reduction_mean,
+        "over_bank_pim_max" => Some(s.over_bank_pim_max),
+        "over_bankgroup_pim_max" => Some(s.over_bankgroup_pim_max),
+        "crosscheck_max_abs_error" => s.crosscheck_max_abs_error,
+        _ => None,
+    };
+    DUPLEX_TRACKED
+        .iter()
+        .filter_map(|(k, _)| Some((k.to_string(), get(k)?)))
+        .collect()
+}
+
+/// Per system, how many static runs moved (time per token or energy per token beyond
+/// `resolution`, relative) against the baseline's rows, and the one that moved most.
+pub fn duplex_point_moves(
+    current: &[crate::reproduce_duplex::StaticRow],
+    reference: &[crate::reproduce_duplex::StaticRow],
+    resolution: f64,
+) -> Vec<PointMove> {
+    let mut out = Vec::new();
+    for (sys, _) in crate::reproduce_duplex::SYSTEMS {
+        let mut moved = 0;
+        let mut most: Option<(f64, &crate::reproduce_duplex::StaticRow, f64, f64)> = None;
+        for r in current.iter().filter(|r| r.system == sys) {
+            let Some(b) = reference.iter().find(|b| {
+                b.system == r.system
+                    && b.model == r.model
+                    && b.batch == r.batch
+                    && b.input == r.input
+                    && b.output == r.output
+            }) else {
+                continue;
+            };
+            let (Some(t), Some(tb), Some(e), Some(eb)) = (
+                r.tokens_per_s,
+                b.tokens_per_s,
+                r.energy_per_token_j,
+                b.energy_per_token_j,
+            ) else {
+                continue;
+            };
+            let dl = tb / t - 1.0;
+            let de = e / eb - 1.0;
+            let m = dl.abs().max(de.abs());
+            if m > resolution {
+                moved += 1;
+                if most.is_none_or(|x| m > x.0) {
+                    most = Some((m, r, dl, de));
+                }
+            }
+        }
+        if let Some((_, r, dl, de)) = most {
+            out.push(PointMove {
+                design: sys.to_string(),
+                points_moved: moved,
+                model: format!("{} batch {} out {}", r.model, r.batch, r.output),
+                seq_len: r.input,
+                latency: dl,
+                energy: de,
+            });
+        }
+    }
+    out
 }
 
 /// The modeled figures `regress` tracks, from a reproduction summary (those it gives).
@@ -85,32 +181,37 @@ pub fn figures_of(rows: &[Row]) -> BTreeMap<String, f64> {
     tracked(&crate::reproduce::summarize(rows))
 }
 
-/// A new baseline from current figures (rounded to 6 decimals) and the rows file.
-pub fn baseline_of(current: &BTreeMap<String, f64>, rows: &str) -> Baseline {
-    let figures = TRACKED
+/// A new baseline from each reproduction's current figures (rounded to 6 decimals) and rows
+/// file: `(name, figures, rows file)`.
+pub fn baseline_of(current: &[(&str, BTreeMap<String, f64>, &str)]) -> Baseline {
+    let reproductions = current
         .iter()
-        .filter_map(|(k, tol)| {
-            let v = current.get(*k)?;
-            Some((
-                k.to_string(),
-                BaselineFigure {
-                    value: (v * 1e6).round() / 1e6,
-                    tolerance: *tol,
+        .map(|(name, cur, rows)| {
+            let figures = tracked_of(name)
+                .iter()
+                .filter_map(|(k, tol)| {
+                    let v = cur.get(*k)?;
+                    Some((
+                        k.to_string(),
+                        BaselineFigure {
+                            value: (v * 1e6).round() / 1e6,
+                            tolerance: *tol,
+                        },
+                    ))
+                })
+                .collect();
+            (
+                name.to_string(),
+                ReproductionBaseline {
+                    rows: rows.to_string(),
+                    figures,
                 },
-            ))
+            )
         })
         .collect();
     Baseline {
         note: "Modeled figures of every reproduction (cascade reproduce <paper>), each with its tolerance, and the rows they came from; regenerate with `cascade regress --update` when a model change is intended.".into(),
-        reproductions: [(
-            "fusemax".to_string(),
-            ReproductionBaseline {
-                rows: rows.to_string(),
-                figures,
-            },
-        )]
-        .into_iter()
-        .collect(),
+        reproductions,
     }
 }
 
@@ -314,6 +415,25 @@ pub fn regression(
     }
 }
 
+/// Duplex's comparison: its figures against the baseline, and per system the static runs
+/// that moved against the baseline's rows (`None`: unreadable, nothing named).
+pub fn regression_duplex(
+    d: &crate::reproduce_duplex::Reproduction,
+    base: &ReproductionBaseline,
+    reference: Option<&[crate::reproduce_duplex::StaticRow]>,
+) -> Regression {
+    let figures = compare(&duplex_figures(&d.summary), base);
+    let points = reference.map_or_else(Vec::new, |r| duplex_point_moves(&d.rows, r, 5e-4));
+    Regression {
+        reproduction: "duplex".into(),
+        rows: base.rows.clone(),
+        pass: figures.iter().all(|c| c.pass),
+        figures,
+        moved: Vec::new(),
+        points,
+    }
+}
+
 /// The text report of one reproduction's regression.
 pub fn render(r: &Regression, reference_found: bool) -> String {
     let mut s = format!(
@@ -343,8 +463,21 @@ pub fn render(r: &Regression, reference_found: bool) -> String {
             "what moved: {} cannot be read, so no design is named\n",
             r.rows
         ));
-    } else if r.moved.is_empty() {
+    } else if r.moved.is_empty() && r.points.is_empty() {
         s.push_str("what moved: no figure moved from the baseline's rows\n");
+    } else if r.moved.is_empty() {
+        s.push_str("what moved (runs against the baseline's rows, by system):\n");
+        for p in &r.points {
+            s.push_str(&format!(
+                "  system {}: {} runs moved; most {} in {}: time per token {:+.2}%, energy per token {:+.2}%\n",
+                p.design,
+                p.points_moved,
+                p.model,
+                p.seq_len,
+                p.latency * 100.0,
+                p.energy * 100.0
+            ));
+        }
     } else {
         s.push_str("what moved (each design's rows put back to the baseline's, one at a time):\n");
         for m in &r.moved {
@@ -470,11 +603,11 @@ pub fn parse_baseline(text: &str, file: &str) -> Result<Baseline> {
         for (k, f) in rf.figures.into_inner() {
             let name = k.get_ref();
             let p = format!("reproductions.{rname}.figures.{name}");
-            if !tracked_names().contains(&name.as_str()) {
+            if !tracked_names(&rname).contains(&name.as_str()) {
                 return Err(anyhow!(
                     "{}: {p}: unknown figure (tracked: {})",
                     at(k.span()),
-                    tracked_names().join(", ")
+                    tracked_names(&rname).join(", ")
                 ));
             }
             let f = f.into_inner();
@@ -500,7 +633,7 @@ pub fn parse_baseline(text: &str, file: &str) -> Result<Baseline> {
                 },
             );
         }
-        let missing: Vec<&str> = tracked_names()
+        let missing: Vec<&str> = tracked_names(&rname)
             .into_iter()
             .filter(|k| !out.contains_key(*k))
             .collect();
@@ -574,6 +707,10 @@ mod tests {
         let b = parse_baseline(GOOD, "b.toml").unwrap();
         assert_eq!(b.reproductions.len(), REPRODUCTIONS.len());
         assert_eq!(b.reproductions["fusemax"].figures.len(), TRACKED.len());
+        assert_eq!(
+            b.reproductions["duplex"].figures.len(),
+            DUPLEX_TRACKED.len()
+        );
         // Per-figure tolerances: the utilizations' are tighter than the speedups'.
         let f = &b.reproductions["fusemax"].figures;
         assert!(f["fusemax_util_2d_at_1k"].tolerance < f["speedup_vs_flat_mean"].tolerance);

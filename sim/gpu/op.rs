@@ -840,21 +840,23 @@ impl GpuOp {
                 dtype: f.dtype()?,
                 imp,
             },
-            "silu_mul" | "layernorm" | "rmsnorm" | "rope" | "strided_copy" | "relu" | "gelu" => GpuOp::Rowwise {
-                kind: match op {
-                    "silu_mul" => RowOp::SiluMul,
-                    "relu" => RowOp::Relu,
-                    "gelu" => RowOp::Gelu,
-                    "layernorm" => RowOp::LayerNorm,
-                    "rope" => RowOp::Rope,
-                    "strided_copy" => RowOp::StridedCopy,
-                    _ => RowOp::RmsNorm,
-                },
-                rows: f.int("rows")?,
-                cols: f.int("cols")?,
-                dtype: f.dtype()?,
-                imp,
-            },
+            "silu_mul" | "layernorm" | "rmsnorm" | "rope" | "strided_copy" | "relu" | "gelu" => {
+                GpuOp::Rowwise {
+                    kind: match op {
+                        "silu_mul" => RowOp::SiluMul,
+                        "relu" => RowOp::Relu,
+                        "gelu" => RowOp::Gelu,
+                        "layernorm" => RowOp::LayerNorm,
+                        "rope" => RowOp::Rope,
+                        "strided_copy" => RowOp::StridedCopy,
+                        _ => RowOp::RmsNorm,
+                    },
+                    rows: f.int("rows")?,
+                    cols: f.int("cols")?,
+                    dtype: f.dtype()?,
+                    imp,
+                }
+            }
             "topk" | "moe_combine" => {
                 let k = f.int("k")?;
                 let cols = f.int("cols")?;

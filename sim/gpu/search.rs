@@ -344,7 +344,11 @@ pub fn try_estimate_with(op: &GpuOp, hw: &GpuParams) -> Result<GpuEstimate, GpuE
         plans.extend(more.iter().cloned());
     }
     let est = estimate_plans(op, &plans, &hw);
-    Ok(if hw.roofline { roofline(est, op, &hw) } else { est })
+    Ok(if hw.roofline {
+        roofline(est, op, &hw)
+    } else {
+        est
+    })
 }
 
 /// `est` at its roofline: `max(FLOPs / peak, minimum bytes / pin bandwidth)` — the dense

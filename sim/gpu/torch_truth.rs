@@ -332,7 +332,7 @@ mod tests {
             "{e}"
         );
         assert!(model_op("rmsnorm rows=1 cols=8").is_ok());
-        assert!(model_op("gelu rows=1 cols=8").is_err());
+        assert!(model_op("erf rows=1 cols=8").is_err());
     }
 
     #[test]

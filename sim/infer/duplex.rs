@@ -107,6 +107,17 @@ pub fn concurrent_seconds(x_s: f64, x_bytes: f64, p_s: f64, p_bytes: f64, bw: f6
 
 type Key = (String, Vec<(String, u64)>, Option<Vec<u64>>);
 
+/// PIM mappings by units (name and root bandwidth), element bytes and instance, shared by every
+/// stepper of the process (a reproduction builds many over the same units; the mapper is
+/// deterministic, so a cached cost is the cost a fresh search gives).
+type GlobalKey = (String, u64, u64, Key);
+
+fn shared_mappings() -> &'static std::sync::Mutex<HashMap<GlobalKey, Cost>> {
+    static M: std::sync::OnceLock<std::sync::Mutex<HashMap<GlobalKey, Cost>>> =
+        std::sync::OnceLock::new();
+    M.get_or_init(|| std::sync::Mutex::new(HashMap::new()))
+}
+
 /// Builds steps on an xPU with PIM units, caching each PIM mapping by cascade and extents.
 pub struct DuplexStepper<'a> {
     xpu: GpuStepper<'a>,
@@ -195,7 +206,8 @@ impl<'a> DuplexStepper<'a> {
         self.xpu.parallel()
     }
 
-    /// `inst` mapped onto the PIM units, once per cascade, extents and routing.
+    /// `inst` mapped onto the PIM units, once per cascade, extents and routing (in this
+    /// stepper, and in the process: [`shared_mappings`]).
     fn map(&mut self, inst: &Instance) -> Result<Cost, String> {
         let key = (
             inst.cascade.clone(),
@@ -205,9 +217,29 @@ impl<'a> DuplexStepper<'a> {
         if let Some(c) = self.mapped.get(&key) {
             return Ok(*c);
         }
-        let c = super::builtin_cascade(&mut self.cascades, &inst.cascade)?;
         let bytes = self.xpu.shard().run.precision.bytes();
-        let cost = map_instance(&self.pim, &self.search, bytes, &c, inst)?;
+        let root = self.pim.levels[0]
+            .bandwidth
+            .map_or(0.0, |b| b.bytes_per_s())
+            .to_bits();
+        let global = (self.pim.name.clone(), root, bytes, key.clone());
+        let hit = shared_mappings()
+            .lock()
+            .map_err(|e| e.to_string())?
+            .get(&global)
+            .copied();
+        let cost = match hit {
+            Some(c) => c,
+            None => {
+                let c = super::builtin_cascade(&mut self.cascades, &inst.cascade)?;
+                let cost = map_instance(&self.pim, &self.search, bytes, &c, inst)?;
+                shared_mappings()
+                    .lock()
+                    .map_err(|e| e.to_string())?
+                    .insert(global, cost);
+                cost
+            }
+        };
         self.mapped.insert(key, cost);
         Ok(cost)
     }
@@ -238,21 +270,15 @@ impl<'a> DuplexStepper<'a> {
             return Ok(a);
         }
         let b = self.map(&ihi)?;
-        let f = (shape.context - lo) as f64 / (hi - lo) as f64;
-        let l = |x: f64, y: f64| x + f * (y - x);
-        Ok(Cost {
-            seconds: l(a.seconds, b.seconds),
-            energy_j: l(a.energy_j, b.energy_j),
-            off_chip: l(a.off_chip, b.off_chip),
-            bound: if f < 0.5 { a.bound } else { b.bound },
-        })
+        Ok(a.lerp(b, (shape.context - lo) as f64 / (hi - lo) as f64))
     }
 
     /// The MoE instance restricted to the experts `which` (indices into its routing).
     fn experts(inst: &Instance, which: &[usize]) -> Instance {
         let mut sub = inst.clone();
         if let Some(r) = &inst.routing {
-            sub.extents.insert(r.expert_rank.clone(), which.len() as u64);
+            sub.extents
+                .insert(r.expert_rank.clone(), which.len() as u64);
             sub.routing = Some(Routing {
                 expert_rank: r.expert_rank.clone(),
                 tokens: r.tokens,
@@ -487,7 +513,9 @@ impl<'a> DuplexStepper<'a> {
             hbm_bytes: self
                 .xpu
                 .every_device(&ops, layer_ops, shape, |o| o.hbm_bytes),
-            energy_j: self.xpu.every_device(&ops, layer_ops, shape, |o| o.energy_j),
+            energy_j: self
+                .xpu
+                .every_device(&ops, layer_ops, shape, |o| o.energy_j),
             by_unit,
             layer_ops,
             ops,
@@ -508,32 +536,17 @@ impl<'a> DuplexStepper<'a> {
     /// and the LM head, each with every device's energy and bytes.
     pub fn parts(&mut self, shape: StepShape) -> Result<[Parts; 3], String> {
         let st = self.step(shape)?;
-        let layers = self.xpu.shard().model.layers;
-        let all = self.xpu.parallel().stage_devices() as f64;
-        let which = |o: &StepOp| match o.role.as_str() {
-            "attention" => 1,
-            "final_norm" | "lm_head" => 2,
-            _ => 0,
-        };
-        let mut out = [Parts::default(); 3];
-        for (i, part) in out.iter_mut().enumerate() {
-            let ops: Vec<StepOp> = st.ops.iter().filter(|o| which(o) == i).cloned().collect();
-            *part = Parts {
-                seconds: self.xpu.ops_seconds(&ops, layers, shape.phase),
-                energy_j: ops.iter().map(|o| o.energy_j * o.times as f64).sum::<f64>() * all,
-                hbm_bytes: ops
-                    .iter()
-                    .map(|o| o.hbm_bytes * o.times as f64)
-                    .sum::<f64>()
-                    * all,
-            };
-        }
-        Ok(out)
+        Ok(self.xpu.split_parts(&st.ops, shape.phase))
     }
 
     /// Attention alone, every layer of one device, placed as a step places it: on the PIM
     /// units when it is below the xPU's ridge point and faster there.
     pub fn attention_parts(&mut self, shape: StepShape) -> Result<Parts, String> {
+        Ok(self.attention_placed(shape)?.0)
+    }
+
+    /// [`DuplexStepper::attention_parts`], and whether it runs on the PIM units.
+    pub fn attention_placed(&mut self, shape: StepShape) -> Result<(Parts, bool), String> {
         let gx = self.xpu.attention_parts(shape)?;
         let layers = self.xpu.shard().model.layers;
         let par = self.xpu.parallel();
@@ -544,24 +557,29 @@ impl<'a> DuplexStepper<'a> {
             .into_iter()
             .find(|i| i.role == "attention")
         else {
-            return Ok(gx);
+            return Ok((gx, false));
         };
         let mine = self.xpu.instance_ops(&inst, shape.phase, layers)?;
         let flops: f64 = mine.iter().map(|o| o.flops).sum();
         let min_bytes: f64 = mine.iter().map(|o| o.min_bytes).sum();
         if min_bytes <= 0.0 || flops / min_bytes > self.xpu_ridge {
-            return Ok(gx);
+            return Ok((gx, false));
         }
-        let p = self.map_at(&inst, shape, batch)?;
+        let Ok(p) = self.map_at(&inst, shape, batch) else {
+            return Ok((gx, false));
+        };
         let l = layers as f64;
         if p.seconds * l >= gx.seconds {
-            return Ok(gx);
+            return Ok((gx, false));
         }
         let all = par.stage_devices() as f64;
-        Ok(Parts {
-            seconds: p.seconds * l,
-            energy_j: p.energy_j * l * all,
-            hbm_bytes: p.off_chip * l * all,
-        })
+        Ok((
+            Parts {
+                seconds: p.seconds * l,
+                energy_j: p.energy_j * l * all,
+                hbm_bytes: p.off_chip * l * all,
+            },
+            true,
+        ))
     }
 }

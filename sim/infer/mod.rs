@@ -29,8 +29,8 @@ use crate::workload::{Ffn, Phase, Workload};
 use cascade_arch::{Architecture, Link};
 pub use parallel::Parallel;
 use serde::Serialize;
-use std::collections::BTreeMap;
 pub use serve::{parse_trace, poisson, serve, Request, ServeConfig, ServeReport};
+use std::collections::BTreeMap;
 pub use step::{GpuStepper, Parts, Step, StepOp, StepShape};
 pub use tiers::{Tier, Tiers};
 
@@ -303,6 +303,19 @@ pub struct InferReport {
     pub tiers: Option<Tiers>,
 }
 
+/// What a run's energy counts on `arch`: MACs too when it prices them (or has PIM units).
+pub(crate) fn energy_counts(arch: &Architecture) -> &'static str {
+    let macs = arch
+        .compute
+        .iter()
+        .any(|u| u.op("mac").is_some_and(|c| c.energy.pj() > 0.0));
+    if arch.pim.is_some() || macs {
+        "memory accesses and MACs"
+    } else {
+        "HBM accesses only"
+    }
+}
+
 /// The step builder of an architecture: the GPU model's ops, or the mapper's cascades.
 enum Stepper<'a> {
     Gpu(Box<GpuStepper<'a>>),
@@ -374,7 +387,17 @@ pub fn run_static_on(
         }
         Stepper::Spatial(Box::new(spatial::SpatialStepper::new(w, arch)?))
     };
-    run_steps(&mut stepper, w, arch, run, par, link_name, footprint, tiers, on_step)
+    run_steps(
+        &mut stepper,
+        w,
+        arch,
+        run,
+        par,
+        link_name,
+        footprint,
+        tiers,
+        on_step,
+    )
 }
 
 /// [`run_static_on`] on a device with PIM units, built as `opts` says: other units, none
@@ -402,7 +425,17 @@ pub fn run_static_duplex(
             w, arch, par, link, opts,
         )?))
     };
-    run_steps(&mut stepper, w, arch, run, par, link_name, footprint, None, on_step)
+    run_steps(
+        &mut stepper,
+        w,
+        arch,
+        run,
+        par,
+        link_name,
+        footprint,
+        None,
+        on_step,
+    )
 }
 
 fn check_run(run: &StaticRun) -> Result<(), String> {
@@ -488,16 +521,7 @@ fn run_steps(
         tokens_per_s: tokens / total_s,
         energy_per_token_j: energy / tokens,
         energy_by_unit_j: by_unit,
-        energy_counts: if arch.pim.is_some()
-            || arch
-                .compute
-                .iter()
-                .any(|u| u.op("mac").is_some_and(|c| c.energy.pj() > 0.0))
-        {
-            "memory accesses and MACs"
-        } else {
-            "HBM accesses only"
-        },
+        energy_counts: energy_counts(arch),
         pim: match stepper {
             Stepper::Duplex(d) => Some(d.pim().0.to_string()),
             _ => None,

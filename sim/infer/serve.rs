@@ -27,7 +27,12 @@
 //!   every length needs few fresh estimates. One step can be off by up to about 8% where a
 //!   GEMM's row tiles step between two grid points; over a trace the errors average out
 //!   (`tests/serve.rs` bounds the served figures against exact pricing).
+//! - **PIM units** (an architecture with `[pim]`, [`super::duplex`]): each part is placed as a
+//!   Duplex step places it (the MoE experts split, decode attention on the units when faster);
+//!   in a mixed step with co-processing, the decode attention on the units and the prefill
+//!   chunks' attention on the xPU run at once, sharing the memory's bandwidth.
 
+use super::duplex::{DuplexOptions, DuplexStepper};
 use super::step::{GpuStepper, Parts, StepShape};
 use super::{Footprint, Latencies, Parallel, StaticRun};
 use crate::workload::{Phase, Workload};
@@ -180,6 +185,8 @@ pub struct ServeReport {
     pub kv_capacity_tokens: u64,
     pub peak_kv_tokens: u64,
     pub energy_per_token_j: f64,
+    /// What the energy counts (as [`super::InferReport::energy_counts`]).
+    pub energy_counts: &'static str,
     pub hbm_bytes: f64,
     /// Distinct step parts the GPU model estimated (the rest came from the cache).
     pub estimates: usize,
@@ -193,11 +200,39 @@ enum Key {
     Decode(u64, u64),
 }
 
+/// What prices a step's parts: the GPU's steps, or a device with PIM units beside its xPU.
+enum Source<'a> {
+    Gpu(Box<GpuStepper<'a>>),
+    Duplex(Box<DuplexStepper<'a>>),
+}
+
+impl Source<'_> {
+    fn parts(&mut self, shape: StepShape) -> Result<[Parts; 3], String> {
+        match self {
+            Source::Gpu(s) => s.parts(shape),
+            Source::Duplex(s) => s.parts(shape),
+        }
+    }
+
+    /// Attention's part, and whether it runs on the PIM units.
+    fn attention_parts(&mut self, shape: StepShape) -> Result<(Parts, bool), String> {
+        match self {
+            Source::Gpu(s) => Ok((s.attention_parts(shape)?, false)),
+            Source::Duplex(s) => s.attention_placed(shape),
+        }
+    }
+}
+
 /// Prices step parts, caching each and interpolating on a grid unless exact.
 struct Pricer<'a> {
-    st: GpuStepper<'a>,
+    st: Source<'a>,
     exact: bool,
     cache: HashMap<Key, Parts>,
+    /// Decode attention parts that run on PIM units.
+    on_pim: std::collections::HashSet<Key>,
+    /// With PIM units that co-process: the bandwidth the xPU and the units share (bytes/s) and
+    /// the devices a part's bytes are summed over.
+    coprocess: Option<(f64, f64)>,
 }
 
 /// Grid points per octave of token or sequence counts above 16.
@@ -243,8 +278,14 @@ impl<'a> Pricer<'a> {
                 self.st.parts(shape)?[0]
             }
             Key::Head(eager, s) => self.st.parts(sh(ph(eager), s, 1, 1))?[2],
-            Key::Prefill(n) => self.st.attention_parts(sh(Phase::Prefill, 1, n, n))?,
-            Key::Decode(b, l) => self.st.attention_parts(sh(Phase::Decode, b, 1, l))?,
+            Key::Prefill(n) => self.st.attention_parts(sh(Phase::Prefill, 1, n, n))?.0,
+            Key::Decode(b, l) => {
+                let (p, pim) = self.st.attention_parts(sh(Phase::Decode, b, 1, l))?;
+                if pim {
+                    self.on_pim.insert(k);
+                }
+                p
+            }
         };
         self.cache.insert(k, p);
         Ok(p)
@@ -283,6 +324,28 @@ impl<'a> Pricer<'a> {
     /// with the key splits and waves of the decode kernel, which a grid would smooth over.
     fn decode(&mut self, b: u64, l: u64) -> Result<Parts, String> {
         self.exact_part(Key::Decode(b, l))
+    }
+
+    /// A mixed step's attention: the decode part and the prefill chunks' part. Back to back,
+    /// or — when the decode attention runs on co-processing PIM units (Duplex's attention
+    /// co-processing) — at once, sharing the memory's bandwidth
+    /// ([`super::duplex::concurrent_seconds`]).
+    fn attention(&self, decode: Option<(Parts, Key)>, prefill: Parts) -> Parts {
+        match (decode, self.coprocess) {
+            (Some((d, k)), Some((bw, devices))) if self.on_pim.contains(&k) => Parts {
+                seconds: super::duplex::concurrent_seconds(
+                    prefill.seconds,
+                    prefill.hbm_bytes / devices,
+                    d.seconds,
+                    d.hbm_bytes / devices,
+                    bw,
+                ),
+                energy_j: d.energy_j + prefill.energy_j,
+                hbm_bytes: d.hbm_bytes + prefill.hbm_bytes,
+            },
+            (Some((d, _)), _) => d.plus(prefill),
+            (None, _) => prefill,
+        }
     }
 }
 
@@ -328,7 +391,17 @@ pub fn serve(
         return Err("--max-seqs, --token-budget and the block size must be ≥ 1".into());
     }
     let link_name = link.as_ref().map(|l| l.name.clone());
-    let st = GpuStepper::with_parallel(w, arch, par, link)?;
+    let (st, coprocess) = if arch.pim.is_some() {
+        let d = DuplexStepper::new(w, arch, par, link, &DuplexOptions::default())?;
+        let co = arch.pim.as_ref().is_some_and(|p| p.coprocess);
+        let shared = (d.shared_bandwidth(), par.stage_devices() as f64);
+        (Source::Duplex(Box::new(d)), co.then_some(shared))
+    } else {
+        (
+            Source::Gpu(Box::new(GpuStepper::with_parallel(w, arch, par, link)?)),
+            None,
+        )
+    };
     let longest = reqs.iter().map(|r| r.prompt).max().unwrap_or(1);
     let budget = if cfg.chunked {
         cfg.token_budget
@@ -385,6 +458,8 @@ pub fn serve(
         st,
         exact: cfg.exact,
         cache: HashMap::new(),
+        on_pim: std::collections::HashSet::new(),
+        coprocess,
     };
     let n = reqs.len();
     let mut first = vec![f64::NAN; n];
@@ -571,18 +646,22 @@ pub fn serve(
         let all_tokens = b + chunks.iter().map(|c| c.1).sum::<u64>();
         let eager = !chunks.is_empty();
         let mut p = pr.dense(eager, all_tokens)?;
+        let mut decode = None;
         if b > 0 {
             let ctx: u64 = decoding.iter().map(|&i| running[i].cached + 1).sum();
-            p = p.plus(pr.decode(b, ctx.div_ceil(b))?);
+            let l = ctx.div_ceil(b);
+            decode = Some((pr.decode(b, l)?, Key::Decode(b, l)));
         }
         let mut completing = 0;
+        let mut prefill = Parts::default();
         for &(i, c) in &chunks {
             let s = &running[i];
-            p = p.plus(pr.prefill(c, s.done + c)?);
+            prefill = prefill.plus(pr.prefill(c, s.done + c)?);
             if s.done + c == s.prefill {
                 completing += 1;
             }
         }
+        p = p.plus(pr.attention(decode, prefill));
         if b + completing > 0 {
             p = p.plus(pr.head(eager, b + completing)?);
         }
@@ -663,6 +742,7 @@ pub fn serve(
         kv_capacity_tokens: total_blocks * cfg.block_tokens,
         peak_kv_tokens: peak,
         energy_per_token_j: energy / out_tokens.max(1) as f64,
+        energy_counts: super::energy_counts(arch),
         hbm_bytes: hbm,
         estimates: pr.cache.len(),
     })

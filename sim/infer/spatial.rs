@@ -29,7 +29,8 @@ pub(crate) struct Cost {
 }
 
 impl Cost {
-    fn lerp(self, o: Cost, f: f64) -> Cost {
+    /// `self + f·(o − self)`; the bound of the nearer end.
+    pub(crate) fn lerp(self, o: Cost, f: f64) -> Cost {
         let l = |a: f64, b: f64| a + f * (b - a);
         Cost {
             seconds: l(self.seconds, o.seconds),

@@ -630,7 +630,8 @@ impl<'a> GpuStepper<'a> {
                 }
             }
         }
-        let every = |f: fn(&StepOp) -> f64| self.every_device(&ops, (layer_start, first_end), shape, f);
+        let every =
+            |f: fn(&StepOp) -> f64| self.every_device(&ops, (layer_start, first_end), shape, f);
         let stage = self.micro(shape) as f64 * par.stage_devices() as f64;
         let all = stage * pp as f64;
         Ok(Step {
@@ -739,6 +740,12 @@ impl<'a> GpuStepper<'a> {
             );
         }
         let st = self.step(shape)?;
+        Ok(self.split_parts(&st.ops, shape.phase))
+    }
+
+    /// A step's ops split three ways ([`GpuStepper::parts`]): each part timed as the step
+    /// times its ops, with every device's energy and bytes.
+    pub(crate) fn split_parts(&self, ops: &[StepOp], phase: Phase) -> [Parts; 3] {
         let layers = self.workload.model.layers;
         let all = self.par.stage_devices() as f64;
         let which = |o: &StepOp| match o.role.as_str() {
@@ -748,9 +755,9 @@ impl<'a> GpuStepper<'a> {
         };
         let mut out = [Parts::default(); 3];
         for (i, part) in out.iter_mut().enumerate() {
-            let ops: Vec<StepOp> = st.ops.iter().filter(|o| which(o) == i).cloned().collect();
+            let ops: Vec<StepOp> = ops.iter().filter(|o| which(o) == i).cloned().collect();
             *part = Parts {
-                seconds: self.ops_seconds(&ops, layers, shape.phase),
+                seconds: self.ops_seconds(&ops, layers, phase),
                 energy_j: ops.iter().map(|o| o.energy_j * o.times as f64).sum::<f64>() * all,
                 hbm_bytes: ops
                     .iter()
@@ -759,7 +766,7 @@ impl<'a> GpuStepper<'a> {
                     * all,
             };
         }
-        Ok(out)
+        out
     }
 
     /// Attention alone, every layer of one device: `batch` sequences of `new` queries (causal
