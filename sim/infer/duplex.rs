@@ -374,8 +374,8 @@ impl<'a> DuplexStepper<'a> {
                 placements.push(placed);
                 continue;
             }
-            let pim_alone = match self.map_at(&inst, shape, batch) {
-                Ok(c) => Side::pim(c),
+            let pim_cost = match self.map_at(&inst, shape, batch) {
+                Ok(c) => c,
                 Err(e) => {
                     // The units cannot run it (an op they lack): it stays on the xPU.
                     placed.note = Some(e);
@@ -383,6 +383,7 @@ impl<'a> DuplexStepper<'a> {
                     continue;
                 }
             };
+            let pim_alone = Side::pim(pim_cost);
             placed.pim_s = Some(pim_alone.seconds);
             let co = inst.role == "moe"
                 && self.coprocess
@@ -407,7 +408,7 @@ impl<'a> DuplexStepper<'a> {
                     Side::default(),
                     pim_alone,
                     pim_alone.seconds,
-                    self.mapped_bound(&inst, shape, batch)?,
+                    pim_cost.bound,
                 )
             } else {
                 ("xpu", x, Side::default(), x.seconds, Bound::Memory)
@@ -415,11 +416,8 @@ impl<'a> DuplexStepper<'a> {
             placed.unit = unit;
             placed.seconds = seconds;
             placements.push(placed);
-            if unit == "xpu" && !co {
-                continue;
-            }
             if unit == "xpu" {
-                // The split kept every expert on the xPU: its own ops stay.
+                // Its own ops stay (the split, too, may keep every expert on the xPU).
                 continue;
             }
             // Replace the role's xPU ops by one op as placed.
@@ -457,23 +455,10 @@ impl<'a> DuplexStepper<'a> {
         }
         self.placements = placements;
         let layer_ops = (layer_start, layer_end);
-        // Every device's work per op run (the stage's devices and micro-batches; the layer ops
-        // on every stage), as the xPU's step counts it.
-        let scale = |o: &StepOp| -> f64 {
-            let one = [StepOp {
-                times: 1,
-                seconds: 1.0,
-                ..o.clone()
-            }];
-            let in_layer = ops[layer_start..layer_end]
-                .iter()
-                .any(|x| std::ptr::eq(x, o));
-            let r = if in_layer { (0, 1) } else { (0, 0) };
-            self.xpu.every_device(&one, r, shape, |x| x.seconds)
-        };
-        for o in &ops {
-            // Every device's runs of the op in the step.
-            let devices = scale(o) * o.times as f64;
+        for (i, o) in ops.iter().enumerate() {
+            // Every device's runs of the op in the step, as the xPU's step counts them.
+            let in_layer = (layer_start..layer_end).contains(&i);
+            let devices = self.xpu.device_runs(in_layer, shape) * o.times as f64;
             let add = |m: &mut BTreeMap<&'static str, Parts>, unit: &'static str, s: Side| {
                 let e = m.entry(unit).or_default();
                 e.seconds += s.seconds * o.times as f64;
@@ -520,16 +505,6 @@ impl<'a> DuplexStepper<'a> {
             layer_ops,
             ops,
         })
-    }
-
-    /// The bound the mapper reported for `inst` on the PIM units.
-    fn mapped_bound(
-        &mut self,
-        inst: &Instance,
-        shape: StepShape,
-        batch: u64,
-    ) -> Result<Bound, String> {
-        Ok(self.map_at(inst, shape, batch)?.bound)
     }
 
     /// A step split three ways for serving, as [`GpuStepper::parts`]: the dense ops, attention

@@ -445,10 +445,8 @@ impl<'a> GpuStepper<'a> {
     /// its own experts), at the micro-batch a step runs.
     pub(crate) fn layer_instances(&self, shape: StepShape) -> Result<Vec<Instance>, String> {
         let par = self.par;
-        let (pp, dp) = (par.pp, par.dp());
-        let replica = shape.batch.div_ceil(dp);
-        let micro = if pp > 1 { pp.min(replica) } else { 1 };
-        let mb = replica.div_ceil(micro);
+        let dp = par.dp();
+        let mb = shape.batch.div_ceil(dp).div_ceil(self.micro(shape));
         let pt = Point {
             phase: shape.phase,
             batch: mb,
@@ -490,9 +488,8 @@ impl<'a> GpuStepper<'a> {
         let layers = self.workload.model.layers;
         // Sequences per replica, then per micro-batch (GPipe: as many micro-batches as stages,
         // when there are sequences enough).
-        let replica = shape.batch.div_ceil(dp);
-        let micro = if pp > 1 { pp.min(replica) } else { 1 };
-        let mb = replica.div_ceil(micro);
+        let micro = self.micro(shape);
+        let mb = shape.batch.div_ceil(dp).div_ceil(micro);
         let local = StepShape { batch: mb, ..shape };
         let graph = shape.phase == Phase::Decode;
         let d = self.workload.model.d_model;
@@ -719,13 +716,24 @@ impl<'a> GpuStepper<'a> {
         shape: StepShape,
         f: fn(&StepOp) -> f64,
     ) -> f64 {
+        ops.iter()
+            .enumerate()
+            .map(|(i, o)| {
+                let in_layer = (layer_ops.0..layer_ops.1).contains(&i);
+                f(o) * o.times as f64 * self.device_runs(in_layer, shape)
+            })
+            .sum()
+    }
+
+    /// How many times every device of the system runs one run of an op of a step: the stage's
+    /// devices for each micro-batch, and for a per-layer op on every stage.
+    pub(crate) fn device_runs(&self, in_layer: bool, shape: StepShape) -> f64 {
         let stage = (self.micro(shape) * self.par.stage_devices()) as f64;
-        let sum: f64 = ops.iter().map(|o| f(o) * o.times as f64).sum();
-        let layer: f64 = ops[layer_ops.0..layer_ops.1]
-            .iter()
-            .map(|o| f(o) * o.times as f64)
-            .sum();
-        (layer * self.par.pp as f64 + sum - layer) * stage
+        if in_layer {
+            stage * self.par.pp as f64
+        } else {
+            stage
+        }
     }
 
     /// A step split three ways for serving ([`crate::infer::serve`]): everything but attention
