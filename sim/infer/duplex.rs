@@ -23,13 +23,12 @@
 //! spatial stepper does. The step is then timed as the xPU's (pipeline stages included);
 //! offloading is not modelled with PIM.
 
-use super::serve::bracket;
-use super::spatial::{map_instance, Cost};
+use super::spatial::{map_instance, on_context_grid, Cost};
 use super::step::{GpuStepper, Parts, Step, StepOp, StepShape};
 use super::Parallel;
 use crate::gpu::Bound;
 use crate::pim::PimPath;
-use crate::workload::{Instance, Phase, Point, Workload};
+use crate::workload::{Instance, Phase, Workload};
 use cascade_arch::{Architecture, Link};
 use cascade_einsum::{Cascade, Routing};
 use cascade_mappings::Search;
@@ -250,27 +249,8 @@ impl<'a> DuplexStepper<'a> {
         if shape.phase != Phase::Decode || inst.role != "attention" {
             return self.map(inst);
         }
-        let (lo, hi) = bracket(shape.context);
-        let at = |l: u64| -> Result<Instance, String> {
-            let pt = Point {
-                phase: Phase::Decode,
-                batch,
-                seq_len: l,
-            };
-            self.xpu
-                .shard()
-                .layer(&pt)
-                .into_iter()
-                .find(|i| i.role == inst.role)
-                .ok_or_else(|| format!("no {} at context {l}", inst.role))
-        };
-        let (ilo, ihi) = (at(lo)?, at(hi)?);
-        let a = self.map(&ilo)?;
-        if hi == lo {
-            return Ok(a);
-        }
-        let b = self.map(&ihi)?;
-        Ok(a.lerp(b, (shape.context - lo) as f64 / (hi - lo) as f64))
+        let w = self.xpu.shard().clone();
+        on_context_grid(&w, inst, batch, shape.context, |i| self.map(i))
     }
 
     /// The MoE instance restricted to the experts `which` (indices into its routing).

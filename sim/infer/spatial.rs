@@ -97,27 +97,8 @@ impl<'a> SpatialStepper<'a> {
         if phase != Phase::Decode || inst.role != "attention" {
             return self.map(inst);
         }
-        let (lo, hi) = super::serve::bracket(context);
-        // The same attention at another context: the workload's decode point at that length.
-        let at = |l: u64| -> Result<Instance, String> {
-            let pt = Point {
-                phase,
-                batch: self.shape_batch,
-                seq_len: l,
-            };
-            self.workload
-                .layer(&pt)
-                .into_iter()
-                .find(|i| i.role == inst.role)
-                .ok_or_else(|| format!("no {} at context {l}", inst.role))
-        };
-        let (ilo, ihi) = (at(lo)?, at(hi)?);
-        let a = self.map(&ilo)?;
-        if hi == lo {
-            return Ok(a);
-        }
-        let b = self.map(&ihi)?;
-        Ok(a.lerp(b, (context - lo) as f64 / (hi - lo) as f64))
+        let (w, batch) = (self.workload, self.shape_batch);
+        on_context_grid(w, inst, batch, context, |i| self.map(i))
     }
 
     /// The cascades of one step, each mapped.
@@ -223,4 +204,35 @@ pub(crate) fn map_instance(
             _ => Bound::Memory,
         },
     })
+}
+
+/// A decode step's `inst` (of `w` at `batch` sequences) at `context` keys, from `map` at the
+/// contexts of the grid around it ([`super::serve::bracket`]), interpolated linearly: the
+/// attention of each token's step without a search per token.
+pub(crate) fn on_context_grid(
+    w: &Workload,
+    inst: &Instance,
+    batch: u64,
+    context: u64,
+    mut map: impl FnMut(&Instance) -> Result<Cost, String>,
+) -> Result<Cost, String> {
+    let (lo, hi) = super::serve::bracket(context);
+    // The same instance at another context: the workload's decode point at that length.
+    let at = |l: u64| -> Result<Instance, String> {
+        let pt = Point {
+            phase: Phase::Decode,
+            batch,
+            seq_len: l,
+        };
+        w.layer(&pt)
+            .into_iter()
+            .find(|i| i.role == inst.role)
+            .ok_or_else(|| format!("no {} at context {l}", inst.role))
+    };
+    let a = map(&at(lo)?)?;
+    if hi == lo {
+        return Ok(a);
+    }
+    let b = map(&at(hi)?)?;
+    Ok(a.lerp(b, (context - lo) as f64 / (hi - lo) as f64))
 }
