@@ -413,14 +413,15 @@ impl Space {
     }
 
     /// The factor a slot takes with `rem` of the rank left and room `cap`: the largest divisor
-    /// of `rem` not above `want` and `cap`; over a fanout with `fill`, the largest divisor that
-    /// fits, or `cap` itself (an imperfect factor) when no divisor comes close to filling it.
+    /// of `rem` not above `want` and `cap`; over a fanout, a `want` past the room (the digit
+    /// past the divisors that fit, or none) fills it: the largest divisor that fits, or `cap`
+    /// itself (an imperfect factor, the remainder padded) when no divisor fills it.
     fn pick_factor(&self, rem: u64, cap: u64, spatial: bool, want: Option<u64>) -> u64 {
         match want {
-            Some(w) => self.best_divisor(rem, w.min(cap)),
-            None => {
+            Some(w) if !spatial || w <= cap => self.best_divisor(rem, w),
+            _ => {
                 let best = self.best_divisor(rem, cap);
-                if spatial && rem > cap && cap > 1 && best * 2 <= cap {
+                if spatial && rem > cap && cap > 1 && best < cap {
                     cap
                 } else {
                     best
@@ -438,7 +439,7 @@ impl Space {
         // (an imperfect factor: the remainder is rounded up and padded).
         if spatial && rem > cap && cap > 1 {
             let best = out.last().copied().unwrap_or(1);
-            if best * 2 <= cap {
+            if best < cap {
                 out.push(cap);
             }
         }
