@@ -32,8 +32,11 @@ pub struct PointReport {
 pub struct WorkloadReport {
     pub workload: String,
     pub kind: WorkloadKind,
-    /// How many times one layer repeats: the LLM's layers, 1 for a layer list.
+    /// How many times one layer (a block of `block` layers) repeats: the LLM's layers over
+    /// `block`, 1 for a layer list.
     pub layers: u64,
+    /// Transformer layers per repeat: 1, or 2 when dense and MoE layers alternate.
+    pub block: u64,
     pub precision_bytes: u64,
     pub points: Vec<PointReport>,
 }
@@ -71,7 +74,7 @@ pub fn analyze_workload(w: &Workload) -> Result<WorkloadReport> {
     for pt in w.points() {
         let mut layer = Vec::new();
         let mut layer_ops = OpCounts::new();
-        for inst in w.layer(&pt) {
+        for inst in crate::workload::merge_equal(w.layer(&pt)) {
             let r = analyze_instance(&inst, bytes)
                 .with_context(|| format!("{} ({})", inst.role, inst.cascade))?;
             for (k, v) in &r.analysis.total_ops {
@@ -95,6 +98,7 @@ pub fn analyze_workload(w: &Workload) -> Result<WorkloadReport> {
         workload: w.name.clone(),
         kind: w.kind(),
         layers: w.repeats(),
+        block: w.block(),
         precision_bytes: bytes,
         points,
     })
@@ -126,10 +130,20 @@ pub fn render_text(r: &WorkloadReport) -> String {
         )
         .unwrap();
     } else {
+        let blocks = if r.block > 1 {
+            format!(
+                "{} layers: {} blocks of {} (dense FFN, then MoE), counts per block",
+                r.layers * r.block,
+                r.layers,
+                r.block
+            )
+        } else {
+            format!("{} layers", r.layers)
+        };
         writeln!(
             s,
-            "workload {} — {} layers, {} B/element",
-            r.workload, r.layers, r.precision_bytes
+            "workload {} — {blocks}, {} B/element",
+            r.workload, r.precision_bytes
         )
         .unwrap();
     }

@@ -116,14 +116,50 @@ pub struct Moe {
     /// expert: the routing follows them instead of `skew`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counts: Option<Vec<f64>>,
+    /// Route each token to `top_k` experts drawn uniformly at random with this seed (one draw
+    /// per token count), as Duplex's simulator does, instead of the even split of `skew = 0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub random_seed: Option<u64>,
+    /// The MoE replaces the FFN in every `every`-th layer; the layers between keep the dense
+    /// FFN (`model.ffn`, `model.ffn_dim`): 1, every layer (Mixtral, Grok-1), or 2, dense and
+    /// MoE layers alternating (GLaM, Du et al. 2022 §3). `model.layers` must be a multiple.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub every: u64,
+    /// Each expert's FFN width, where it differs from the dense FFN's `model.ffn_dim`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ffn_dim: Option<u64>,
+}
+
+fn one() -> u64 {
+    1
+}
+
+fn is_one(v: &u64) -> bool {
+    *v == 1
 }
 
 impl Moe {
-    /// The routing of `tokens` tokens: proportional to `counts` when given, else Zipf.
+    /// Each expert's FFN width: its own, or the model's.
+    pub fn expert_ffn_dim(&self, model_ffn_dim: u64) -> u64 {
+        self.ffn_dim.unwrap_or(model_ffn_dim)
+    }
+
+    /// The built-in cascade of an MoE whose experts are `ffn` FFNs (ReLU experts have none).
+    pub fn cascade(ffn: Ffn) -> Option<&'static str> {
+        match ffn {
+            Ffn::Swiglu => Some("moe"),
+            Ffn::Gelu => Some("moe_gelu"),
+            Ffn::Relu => None,
+        }
+    }
+
+    /// The routing of `tokens` tokens: proportional to `counts` when given, a random draw with
+    /// `random_seed`, else Zipf.
     pub fn routing(&self, tokens: u64) -> Routing {
-        match &self.counts {
-            Some(c) => Routing::weighted("X", tokens, self.top_k, c),
-            None => Routing::zipf("X", self.experts, tokens, self.top_k, self.skew),
+        match (&self.counts, self.random_seed) {
+            (Some(c), _) => Routing::weighted("X", tokens, self.top_k, c),
+            (None, Some(seed)) => Routing::random("X", self.experts, tokens, self.top_k, seed),
+            (None, None) => Routing::zipf("X", self.experts, tokens, self.top_k, self.skew),
         }
     }
 }
@@ -364,6 +400,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("opt_66b", include_str!("../workloads/opt_66b.toml")),
     ("llama3_70b", include_str!("../workloads/llama3_70b.toml")),
     ("grok1", include_str!("../workloads/grok1.toml")),
+    ("glam", include_str!("../workloads/glam.toml")),
     ("resnet18", include_str!("../workloads/resnet18.toml")),
     (
         "wav2vec2_encoder",
@@ -443,12 +480,19 @@ impl Workload {
     }
 
     /// How many times [`Workload::layer`]'s instances repeat in the whole model: the
-    /// transformer's layer count, or 1 for a layer list (which lists every layer).
+    /// transformer's blocks (its layer count, or the layers over `model.moe.every` when dense
+    /// and MoE layers alternate), or 1 for a layer list (which lists every layer).
     pub fn repeats(&self) -> u64 {
         match self.kind() {
-            WorkloadKind::Llm => self.model.layers,
+            WorkloadKind::Llm => self.model.layers / self.block(),
             WorkloadKind::LayerList => 1,
         }
+    }
+
+    /// Transformer layers per repeat of [`Workload::layer`]: `model.moe.every` (1 without an
+    /// MoE, or with an MoE in every layer).
+    pub fn block(&self) -> u64 {
+        self.model.moe.as_ref().map_or(1, |m| m.every.max(1))
     }
 
     /// Every point of the run, in file order: (phase, seq_len) for an LLM; one per
@@ -479,8 +523,10 @@ impl Workload {
         v
     }
 
-    /// The cascade instances of one layer at a point (an LLM), or of every listed
-    /// layer with the point's batch (a layer list).
+    /// The cascade instances of one block of layers at a point, in the order they run (an
+    /// LLM: one layer, or `model.moe.every` layers when dense and MoE layers alternate, the MoE
+    /// last), or of every listed layer with the point's batch (a layer list).
+    /// [`Workload::repeats`] says how often it repeats.
     pub fn layer(&self, pt: &Point) -> Vec<Instance> {
         if self.kind() == WorkloadKind::LayerList {
             return self
@@ -595,34 +641,62 @@ impl Workload {
             routing: None,
             count: 1,
         });
-        match &m.moe {
-            Some(moe) => v.push(Instance {
-                role: "moe".into(),
-                cascade: "moe".into(),
-                extents: ext(&[
-                    ("T", tokens),
-                    ("D", m.d_model),
-                    ("X", moe.experts),
-                    ("F", m.ffn_dim),
-                ]),
-                routing: Some(moe.routing(tokens)),
-                count: 1,
-            }),
-            None => v.push(Instance {
-                role: "ffn".into(),
-                cascade: match m.ffn {
-                    Ffn::Gelu => "ffn_gelu",
-                    Ffn::Relu => "ffn_relu",
-                    Ffn::Swiglu => "ffn_swiglu",
-                }
-                .into(),
-                extents: ext(&[("T", tokens), ("D", m.d_model), ("F", m.ffn_dim)]),
-                routing: None,
-                count: 1,
-            }),
+        let dense = Instance {
+            role: "ffn".into(),
+            cascade: match m.ffn {
+                Ffn::Gelu => "ffn_gelu",
+                Ffn::Relu => "ffn_relu",
+                Ffn::Swiglu => "ffn_swiglu",
+            }
+            .into(),
+            extents: ext(&[("T", tokens), ("D", m.d_model), ("F", m.ffn_dim)]),
+            routing: None,
+            count: 1,
+        };
+        let Some(moe) = &m.moe else {
+            v.push(dense);
+            return v;
+        };
+        let head = v.clone();
+        // Dense layers first, the MoE layer last (GLaM's even layers are its MoE layers).
+        for _ in 1..self.block() {
+            v.push(dense.clone());
+            v.extend(head.iter().cloned());
         }
+        v.push(Instance {
+            role: "moe".into(),
+            // A checked workload's experts have a cascade (ReLU experts are refused).
+            cascade: Moe::cascade(m.ffn).unwrap_or("moe").into(),
+            extents: ext(&[
+                ("T", tokens),
+                ("D", m.d_model),
+                ("X", moe.experts),
+                ("F", moe.expert_ffn_dim(m.ffn_dim)),
+            ]),
+            routing: Some(moe.routing(tokens)),
+            count: 1,
+        });
         v
     }
+}
+
+/// `instances` with the equal ones (role, cascade, extents and routing) merged into one
+/// whose `count` is their sum, in the order each first occurs: what to map or analyse once,
+/// and how often it runs, of a block of several layers ([`Workload::layer`]).
+pub fn merge_equal(instances: Vec<Instance>) -> Vec<Instance> {
+    let mut out: Vec<Instance> = Vec::new();
+    for i in instances {
+        match out.iter_mut().find(|o| {
+            o.role == i.role
+                && o.cascade == i.cascade
+                && o.extents == i.extents
+                && o.routing == i.routing
+        }) {
+            Some(o) => o.count = o.count.saturating_add(i.count),
+            None => out.push(i),
+        }
+    }
+    out
 }
 
 /// One (phase, batch, sequence length) point of a run (`seq_len` 0 for a layer list).
@@ -668,7 +742,8 @@ fn provenance(role: &str, rank: &str, phase: Phase) -> &'static [&'static str] {
         ("attention", "M" | "P") => &["run.seq_len"],
         ("attention", "M0") => &["run.partition"],
         ("moe", "X") => &["model.moe.experts"],
-        ("moe" | "ffn", "F") => &["model.ffn_dim"],
+        ("moe", "F") => &["model.moe.ffn_dim", "model.ffn_dim"],
+        ("ffn", "F") => &["model.ffn_dim"],
         _ => &[],
     }
 }
@@ -938,10 +1013,34 @@ impl Checker<'_> {
                     ),
                 );
             }
+            if Moe::cascade(m.ffn).is_none() {
+                return self.bad(
+                    "model.ffn",
+                    "MoE experts are SwiGLU (cascade `moe`) or GELU (`moe_gelu`) FFNs, not ReLU",
+                );
+            }
+            if moe.every == 0 || !m.layers.is_multiple_of(moe.every) {
+                return self.bad(
+                    "model.moe.every",
+                    format!(
+                        "an MoE every {} layers: must be ≥ 1 and divide model.layers = {}",
+                        moe.every, m.layers
+                    ),
+                );
+            }
+            if moe.ffn_dim == Some(0) {
+                return self.bad("model.moe.ffn_dim", "must be ≥ 1");
+            }
             if !moe.skew.is_finite() || moe.skew < 0.0 {
                 return self.bad(
                     "model.moe.skew",
                     format!("must be a finite number ≥ 0, got {}", moe.skew),
+                );
+            }
+            if moe.random_seed.is_some() && (moe.skew != 0.0 || moe.counts.is_some()) {
+                return self.bad(
+                    "model.moe.random_seed",
+                    "a random routing, a skew or measured counts: give one",
                 );
             }
             if let Some(c) = &moe.counts {
@@ -1023,7 +1122,18 @@ impl Checker<'_> {
                                 .to_string()
                         },
                     );
-                    let (fields, ranks) = blame(c, &inst.role, pt.phase, &message);
+                    let (mut fields, ranks) = blame(c, &inst.role, pt.phase, &message);
+                    // The experts' width is theirs when given, the model's otherwise.
+                    let own = m.moe.as_ref().is_some_and(|x| x.ffn_dim.is_some());
+                    fields.retain(|f| {
+                        inst.role != "moe"
+                            || *f
+                                != if own {
+                                    "model.ffn_dim"
+                                } else {
+                                    "model.moe.ffn_dim"
+                                }
+                    });
                     let given: Vec<String> = ranks
                         .iter()
                         .filter_map(|r| Some(format!("{r} = {}", inst.extents.get(r)?)))

@@ -5,10 +5,12 @@
 use cascade::infer::duplex::{concurrent_seconds, DuplexOptions, DuplexStepper};
 use cascade::infer::{run_static_duplex, Parallel, StaticRun, StepShape};
 use cascade::pim;
-use cascade::reproduce_duplex::{golden_mean_latency, run_one, MODELS};
+use cascade::reproduce_duplex::{golden_mean_latency, run_one, MODELS, SIMULATOR_ROUTING_SEED};
 use cascade::workload::{Phase, Workload};
 use cascade_arch::Architecture;
 use std::path::Path;
+
+mod common;
 
 fn duplex() -> Architecture {
     cascade_arch::preset("duplex").unwrap()
@@ -195,10 +197,17 @@ fn the_cross_check_with_duplexs_simulator_holds_on_mixtral() {
             .find(|p| p.extension().is_some_and(|x| x == "csv"))
             .unwrap();
         let sim = golden_mean_latency(&std::fs::read_to_string(&csv).unwrap(), "g").unwrap();
-        let ours = run_one(&MODELS[0], system, run, true, true)
-            .unwrap()
-            .tbt_mean_s
-            .unwrap();
+        let ours = run_one(
+            &MODELS[0],
+            system,
+            run,
+            true,
+            true,
+            Some(SIMULATOR_ROUTING_SEED),
+        )
+        .unwrap()
+        .tbt_mean_s
+        .unwrap();
         let err = ours / sim - 1.0;
         assert!(err.abs() < 0.15, "{dir}: ours {ours} vs {sim}: {err}");
     }
@@ -287,4 +296,105 @@ fn bad_pim_sections_are_refused_at_their_field() {
     )
     .unwrap_err();
     assert!(e.contains("--batch 0"), "{e}");
+}
+
+/// GLaM on 8 devices (TP 8, EP 8): a decode step places the dense FFN and the MoE of each
+/// block, and the attention of both of its layers: the PIM time of a block's attention is
+/// twice one layer's (the same model with an MoE in every layer has one attention a block).
+/// The footprint counts 16 MoE and 16 dense layers; pipeline stages hold whole blocks.
+#[test]
+fn glam_places_both_layers_of_a_block() {
+    let w = Workload::load("glam").unwrap();
+    let a = duplex();
+    let par = Parallel {
+        devices: 8,
+        tp: 8,
+        pp: 1,
+        ep: 8,
+    };
+    let link = Some(cascade_arch::Link::load("nvlink4").unwrap());
+    let mut st = DuplexStepper::new(&w, &a, par, link.clone(), &DuplexOptions::default()).unwrap();
+    let s = st.step(shape(Phase::Decode, 64, 1, 2048)).unwrap();
+    let placed = |st: &DuplexStepper, role: &str| {
+        let v: Vec<_> = st.placements.iter().filter(|p| p.role == role).collect();
+        assert_eq!(v.len(), 1, "{role}: one placement a block: {v:?}");
+        v[0].clone()
+    };
+    // The dense FFN (64 tokens on 2048 columns: 60 FLOP/B) is tried on PIM, where it is
+    // compute-bound; the MoE's experts and the attention go to PIM.
+    assert!(placed(&st, "ffn").pim_s.is_some());
+    for role in ["moe", "attention"] {
+        let p = placed(&st, role);
+        assert_ne!(p.unit, "xpu", "{p:?}");
+    }
+    // One op a block for the attention placed on PIM, run every block.
+    let att: Vec<_> = s.ops.iter().filter(|o| o.role == "attention").collect();
+    assert_eq!(att.len(), 1, "{att:?}");
+    assert_eq!(att[0].times, 16);
+    let glam_att = placed(&st, "attention").pim_s.unwrap();
+    let mut every = w.clone();
+    every.model.moe.as_mut().unwrap().every = 1;
+    assert_eq!(every.repeats(), 32);
+    let mut one = DuplexStepper::new(&every, &a, par, link, &DuplexOptions::default()).unwrap();
+    one.step(shape(Phase::Decode, 64, 1, 2048)).unwrap();
+    let one_att = placed(&one, "attention").pim_s.unwrap();
+    assert!(
+        (glam_att / (2.0 * one_att) - 1.0).abs() < 1e-9,
+        "{glam_att} vs 2 × {one_att}"
+    );
+    // Weights: 143B parameters over 8 devices, in FP16.
+    let f = cascade::infer::Footprint::of(
+        &w,
+        &StaticRun {
+            batch: 1,
+            prompt: 1,
+            generate: 1,
+        },
+        &a,
+        &par,
+    );
+    let params = f.weights / 2.0 * 8.0;
+    assert!(params > 140e9 && params < 146e9, "{params}");
+    // Pipeline stages hold whole blocks: 16 blocks, at most 16 stages.
+    let pp = |pp: u64| Parallel {
+        devices: 8 * pp,
+        tp: 8,
+        pp,
+        ep: 8,
+    };
+    assert_eq!(pp(2).shard(&w).model.layers, 16);
+    let e = pp(32).check(&w).unwrap_err();
+    assert!(
+        e.contains("more stages than the model's 16 blocks of 2 layers"),
+        "{e}"
+    );
+}
+
+/// The mapper fills a fanout of 5 with an imperfect factor when no divisor fills it: Logic-PIM's
+/// 5 stacks all work on a power-of-two GEMM (they sat at 4 of 5 before: the "fill" digit took
+/// the largest divisor whenever the rank had divisors above the fanout).
+#[test]
+fn the_mapper_fills_five_stacks_with_an_imperfect_factor() {
+    let o = common::cascade(&[
+        "map",
+        "--cascade",
+        "gemm",
+        "--set",
+        "T=128",
+        "--set",
+        "K=4096",
+        "--set",
+        "N=14336",
+        "--arch",
+        "logic_pim",
+        "--budget",
+        "4000",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&common::stdout(&o)).unwrap();
+    let u = v["instances"][0]["result"]["Ok"]["report"]["utilization"]["pim"]
+        .as_f64()
+        .unwrap();
+    assert!(u > 0.95, "{u}");
 }

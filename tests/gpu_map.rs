@@ -388,6 +388,7 @@ fn every_builtin_cascade_lowers_or_says_why_for_each_einsum() {
             "gqa_decode",
             "layernorm",
             "moe",
+            "moe_gelu",
             "rmsnorm"
         ]
     );

@@ -540,3 +540,128 @@ fn workload_values_that_break_a_built_in_cascade_name_the_file_and_field() {
         assert_eq!(e.trim_end().lines().count(), 1, "one line: {e}");
     }
 }
+
+/// GLaM: dense and MoE layers alternate (`model.moe.every = 2`), its experts are two-matrix
+/// GELU FFNs (`moe_gelu`); a layer of the workload is a block of two layers, the MoE last, and
+/// `cascade analyze` counts each instance once per block.
+#[test]
+fn glam_alternates_dense_and_moe_layers_in_blocks_of_two() {
+    let w = Workload::load("glam").unwrap();
+    assert_eq!((w.block(), w.repeats(), w.model.layers), (2, 16, 32));
+    let pt = w.points()[2];
+    assert_eq!(pt.phase, Phase::Decode);
+    let layer = w.layer(&pt);
+    let roles: Vec<&str> = layer.iter().map(|i| i.role.as_str()).collect();
+    assert_eq!(
+        roles,
+        [
+            "attn_norm",
+            "qkv_proj",
+            "attention",
+            "o_proj",
+            "ffn_norm",
+            "ffn",
+            "attn_norm",
+            "qkv_proj",
+            "attention",
+            "o_proj",
+            "ffn_norm",
+            "moe"
+        ]
+    );
+    let ffn = layer.iter().find(|i| i.role == "ffn").unwrap();
+    let moe = layer.iter().find(|i| i.role == "moe").unwrap();
+    assert_eq!(
+        (ffn.cascade.as_str(), ffn.extents["F"]),
+        ("ffn_gelu", 16384)
+    );
+    assert_eq!((moe.cascade.as_str(), moe.extents["X"]), ("moe_gelu", 64));
+    // Equal instances merge with their counts summed, in first-seen order.
+    let merged = cascade::workload::merge_equal(layer.clone());
+    let counts: Vec<(&str, u64)> = merged.iter().map(|i| (i.role.as_str(), i.count)).collect();
+    assert_eq!(
+        counts,
+        [
+            ("attn_norm", 2),
+            ("qkv_proj", 2),
+            ("attention", 2),
+            ("o_proj", 2),
+            ("ffn_norm", 2),
+            ("ffn", 1),
+            ("moe", 1)
+        ]
+    );
+    // Model MACs: 16 blocks of (two layers' attention side, a dense FFN, the MoE's routed
+    // tokens through two experts each).
+    let v = json(&["analyze", "glam", "--json"]);
+    assert_eq!(
+        (v["layers"].as_u64(), v["block"].as_u64()),
+        (Some(16), Some(2))
+    );
+    let p = &v["points"][2];
+    let mac = |role: &str| -> u64 {
+        let i = p["layer"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["role"] == role)
+            .unwrap();
+        i["analysis"]["total_ops"]["mac"].as_u64().unwrap() * i["count"].as_u64().unwrap()
+    };
+    let (t, d, f) = (32u64, 4096u64, 16384u64);
+    assert_eq!(mac("ffn"), 2 * t * d * f);
+    // Each token's two experts (two matrices each), the router and the weighted combine.
+    assert_eq!(mac("moe"), 2 * (2 * t * d * f) + t * d * 64 + t * 2 * d);
+    assert_eq!(mac("qkv_proj"), 2 * t * d * 3 * d);
+    let sum: u64 = p["layer_ops"]["mac"].as_u64().unwrap();
+    assert_eq!(p["model_ops"]["mac"].as_u64().unwrap(), 16 * sum);
+    let text = stdout(&cascade(&["analyze", "glam"]));
+    assert!(
+        text.contains("workload glam — 32 layers: 16 blocks of 2 (dense FFN, then MoE)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn interleaved_moe_fields_are_checked() {
+    let cases: [(Edits, &str); 5] = [
+        (
+            &[("every = 2 ", "every = 3 ")],
+            "every.toml: model.moe.every: an MoE every 3 layers: must be ≥ 1 and divide model.layers = 32",
+        ),
+        (
+            &[("every = 2 ", "every = 0 ")],
+            "every.toml: model.moe.every: an MoE every 0 layers",
+        ),
+        (
+            &[("ffn = \"gelu\"", "ffn = \"relu\"")],
+            "every.toml: model.ffn: MoE experts are SwiGLU (cascade `moe`) or GELU (`moe_gelu`) FFNs, not ReLU",
+        ),
+        (
+            &[("every = 2 ", "every = 2\nffn_dim = 0 ")],
+            "every.toml: model.moe.ffn_dim: must be ≥ 1",
+        ),
+        (
+            &[("skew = 0.0 ", "skew = 1.0\nrandom_seed = 7 ")],
+            "every.toml: model.moe.random_seed: a random routing, a skew or measured counts: give one",
+        ),
+    ];
+    for (edits, want) in cases {
+        let mut text = std::fs::read_to_string("workloads/glam.toml").unwrap();
+        for (from, to) in edits {
+            assert!(text.contains(from), "{from}");
+            text = text.replacen(from, to, 1);
+        }
+        let (code, e) = analyze_file("every.toml", &text);
+        assert_eq!(code, Some(1), "{e}");
+        assert!(e.contains(want), "want `{want}` in: {e}");
+    }
+    // The experts' own width is read: a narrower expert shrinks the MoE, not the dense FFN.
+    let text = std::fs::read_to_string("workloads/glam.toml")
+        .unwrap()
+        .replacen("every = 2 ", "every = 2\nffn_dim = 8192 ", 1);
+    let w = Workload::from_toml_str(&text, "w.toml").unwrap();
+    let layer = w.layer(&w.points()[2]);
+    let f = |role: &str| layer.iter().find(|i| i.role == role).unwrap().extents["F"];
+    assert_eq!((f("ffn"), f("moe")), (16384, 8192));
+}

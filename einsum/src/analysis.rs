@@ -93,6 +93,37 @@ impl Routing {
             tokens_per_expert: counts,
         }
     }
+
+    /// Each of `tokens` tokens picks `k` distinct experts of `experts` uniformly at random (a
+    /// draw seeded by `seed` and the token count, so the same count always routes the same):
+    /// what Duplex's simulator does for "uniform routing" (LLMSimulator's `getRandomExpert`).
+    pub fn random(expert_rank: &str, experts: u64, tokens: u64, k: u64, seed: u64) -> Routing {
+        use rand::{Rng, SeedableRng};
+        let k = k.min(experts);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(
+            seed ^ tokens.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        );
+        let mut counts = vec![0u64; experts as usize];
+        let mut picked: Vec<usize> = Vec::with_capacity(k as usize);
+        for _ in 0..tokens {
+            picked.clear();
+            while (picked.len() as u64) < k {
+                let e = rng.random_range(0..experts as usize);
+                if !picked.contains(&e) {
+                    picked.push(e);
+                }
+            }
+            for &e in &picked {
+                counts[e] += 1;
+            }
+        }
+        Routing {
+            expert_rank: expert_rank.to_string(),
+            tokens,
+            tokens_per_expert: counts,
+        }
+    }
+
     pub fn active_experts(&self) -> u64 {
         self.tokens_per_expert.iter().filter(|&&t| t > 0).count() as u64
     }

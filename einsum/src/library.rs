@@ -25,6 +25,7 @@ pub const CASCADES: &[(&str, &str)] = &[
     ("rmsnorm", include_str!("../cascades/rmsnorm.ein")),
     ("layernorm", include_str!("../cascades/layernorm.ein")),
     ("moe", include_str!("../cascades/moe.ein")),
+    ("moe_gelu", include_str!("../cascades/moe_gelu.ein")),
     ("conv2d", include_str!("../cascades/conv2d.ein")),
     ("conv2d_s2", include_str!("../cascades/conv2d_s2.ein")),
     ("conv1d", include_str!("../cascades/conv1d.ein")),

@@ -79,6 +79,34 @@ fn rmsnorm_counts_each_map_operator_over_its_own_indices() {
     );
 }
 
+/// A random routing (each token's k distinct experts drawn uniformly, as Duplex's simulator
+/// routes) sums to tokens × k, never gives an expert more than every token, is the same for
+/// the same seed and count, and is uneven where the even split is not.
+#[test]
+fn random_routing_is_a_seeded_draw_of_k_distinct_experts_per_token() {
+    for (experts, tokens, k) in [(8u64, 32u64, 2u64), (64, 128, 2), (2, 5, 4), (8, 1, 2)] {
+        let r = Routing::random("X", experts, tokens, k, 777);
+        let what = format!("experts {experts} tokens {tokens} k {k}");
+        assert_eq!(r.tokens_per_expert.len() as u64, experts, "{what}");
+        assert_eq!(
+            r.tokens_per_expert.iter().sum::<u64>(),
+            tokens * k.min(experts),
+            "{what}"
+        );
+        assert!(r.max_tokens() <= tokens, "{what}: {r:?}");
+        assert_eq!(r, Routing::random("X", experts, tokens, k, 777), "{what}");
+    }
+    // 32 tokens × top-2 over 8 experts: 8 each on average, and this draw is uneven.
+    let r = Routing::random("X", 8, 32, 2, 777);
+    let min = *r.tokens_per_expert.iter().min().unwrap();
+    assert!(r.max_tokens() > min + 1, "{r:?}");
+    assert_ne!(r, Routing::random("X", 8, 32, 2, 778));
+    assert_ne!(
+        r.tokens_per_expert,
+        Routing::zipf("X", 8, 32, 2, 0.0).tokens_per_expert
+    );
+}
+
 #[test]
 fn zipf_routing_sums_to_tokens_times_k_and_respects_capacity() {
     for experts in [1u64, 2, 3, 8, 16] {

@@ -68,6 +68,58 @@ fn gelu_tanh(x: f64) -> f64 {
     0.5 * x * (1.0 + (c * (x + 0.044715 * x * x * x)).tanh())
 }
 
+/// An element reader of the inputs: `at(tensor, index)`.
+type At<'a> = &'a dyn Fn(&str, &[usize]) -> f64;
+
+/// Runs MoE cascade `name` at (T, D, X, F) on seeded inputs and checks it against plain loops:
+/// router softmax, top-2 (ties to the lower index), gates renormalised over the chosen two,
+/// each chosen expert's activation `act(at, t, x, f, D)` times its down matrix `down`, summed.
+fn moe_against_loops(
+    name: &str,
+    (t, d, x, f): (u64, u64, u64, u64),
+    seed: u64,
+    down: &str,
+    act: &dyn Fn(At, usize, usize, usize, usize) -> f64,
+) {
+    let c = load(name);
+    let s = bind(&c, &ext(&[("T", t), ("D", d), ("X", x), ("F", f)])).unwrap();
+    let inputs = random_inputs(&c, &s, seed);
+    let out = run(&c, &s, &inputs)["OUT"].clone();
+    let (t, d, x, f) = (t as usize, d as usize, x as usize, f as usize);
+    let at = |name: &str, ix: &[usize]| {
+        let a = &inputs[name];
+        a.data[idx(&a.shape, ix)]
+    };
+    let mut want = vec![0.0; t * d];
+    for ti in 0..t {
+        let logits: Vec<f64> = (0..x)
+            .map(|xi| {
+                (0..d)
+                    .map(|di| at("IN", &[ti, di]) * at("WR", &[di, xi]))
+                    .sum()
+            })
+            .collect();
+        let mx = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let ex: Vec<f64> = logits.iter().map(|l| (l - mx).exp()).collect();
+        let sum: f64 = ex.iter().sum();
+        let prob: Vec<f64> = ex.iter().map(|v| v / sum).collect();
+        let mut order: Vec<usize> = (0..x).collect();
+        order.sort_by(|&a, &b| prob[b].total_cmp(&prob[a]).then(a.cmp(&b)));
+        let chosen = &order[..2];
+        let gsum: f64 = chosen.iter().map(|&xi| prob[xi]).sum();
+        for &xi in chosen {
+            let gate = prob[xi] / gsum;
+            for fi in 0..f {
+                let a = act(&at, ti, xi, fi, d);
+                for di in 0..d {
+                    want[ti * d + di] += gate * a * at(down, &[xi, fi, di]);
+                }
+            }
+        }
+    }
+    assert_close(name, &out, &Tensor::new(vec![t, d], want));
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
@@ -170,41 +222,25 @@ proptest! {
         f in 1u64..=4,
         seed in any::<u64>(),
     ) {
-        let c = load("moe");
-        let s = bind(&c, &ext(&[("T", t), ("D", d), ("X", x), ("F", f)])).unwrap();
-        let inputs = random_inputs(&c, &s, seed);
-        let out = run(&c, &s, &inputs)["OUT"].clone();
-        let (t, d, x, f) = (t as usize, d as usize, x as usize, f as usize);
-        let at = |name: &str, ix: &[usize]| {
-            let a = &inputs[name];
-            a.data[idx(&a.shape, ix)]
-        };
-        let mut want = vec![0.0; t * d];
-        for ti in 0..t {
-            let logits: Vec<f64> = (0..x)
-                .map(|xi| (0..d).map(|di| at("IN", &[ti, di]) * at("WR", &[di, xi])).sum())
-                .collect();
-            let mx = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            let ex: Vec<f64> = logits.iter().map(|l| (l - mx).exp()).collect();
-            let sum: f64 = ex.iter().sum();
-            let prob: Vec<f64> = ex.iter().map(|v| v / sum).collect();
-            let mut order: Vec<usize> = (0..x).collect();
-            order.sort_by(|&a, &b| prob[b].total_cmp(&prob[a]).then(a.cmp(&b)));
-            let chosen = &order[..2];
-            let gsum: f64 = chosen.iter().map(|&xi| prob[xi]).sum();
-            for &xi in chosen {
-                let gate = prob[xi] / gsum;
-                for fi in 0..f {
-                    let hg: f64 = (0..d).map(|di| at("IN", &[ti, di]) * at("WG", &[xi, di, fi])).sum();
-                    let hu: f64 = (0..d).map(|di| at("IN", &[ti, di]) * at("WU", &[xi, di, fi])).sum();
-                    let a = silu(hg) * hu;
-                    for di in 0..d {
-                        want[ti * d + di] += gate * a * at("WD", &[xi, fi, di]);
-                    }
-                }
-            }
-        }
-        assert_close("moe", &out, &Tensor::new(vec![t, d], want));
+        moe_against_loops("moe", (t, d, x, f), seed, "WD", &|at, ti, xi, fi, d| {
+            let hg: f64 = (0..d).map(|di| at("IN", &[ti, di]) * at("WG", &[xi, di, fi])).sum();
+            let hu: f64 = (0..d).map(|di| at("IN", &[ti, di]) * at("WU", &[xi, di, fi])).sum();
+            silu(hg) * hu
+        });
+    }
+
+    /// GELU-expert MoE (GLaM) ≡ the same router and combine around two-matrix GELU experts.
+    #[test]
+    fn moe_gelu_matches_a_direct_implementation(
+        t in 1u64..=4,
+        d in 1u64..=4,
+        x in prop::sample::select(vec![2u64, 3, 4, 8]),
+        f in 1u64..=4,
+        seed in any::<u64>(),
+    ) {
+        moe_against_loops("moe_gelu", (t, d, x, f), seed, "W2", &|at, ti, xi, fi, d| {
+            gelu_tanh((0..d).map(|di| at("IN", &[ti, di]) * at("W1", &[xi, di, fi])).sum())
+        });
     }
 
     /// SwiGLU and GELU FFNs against direct loops.

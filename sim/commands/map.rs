@@ -194,7 +194,7 @@ pub fn instances(t: &Target) -> Result<(String, Vec<Instance>)> {
             }
             let dtype = t.dtype_bytes.unwrap_or(w.run.precision.bytes());
             let mut out = Vec::new();
-            for inst in w.layer(&pt) {
+            for inst in crate::workload::merge_equal(w.layer(&pt)) {
                 let cascade = load_cascade(&inst.cascade)?;
                 // The file's own points bind (checked at load); a point chosen here may not.
                 if let Err(e) = bind(&cascade, &inst.extents) {
@@ -227,8 +227,16 @@ pub fn instances(t: &Target) -> Result<(String, Vec<Instance>)> {
                 format!("the layers of {} (batch {})", w.name, pt.batch)
             } else {
                 format!(
-                    "one layer of {} ({:?}, batch {}, seq {})",
-                    w.name, pt.phase, pt.batch, pt.seq_len
+                    "one {} of {} ({:?}, batch {}, seq {})",
+                    if w.block() > 1 {
+                        format!("block of {} layers", w.block())
+                    } else {
+                        "layer".to_string()
+                    },
+                    w.name,
+                    pt.phase,
+                    pt.batch,
+                    pt.seq_len
                 )
             };
             Ok((label, out))

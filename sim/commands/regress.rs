@@ -61,7 +61,7 @@ pub const TRACKED: [(&str, f64); 8] = [
 
 /// The figures `regress` tracks of Duplex (the keys of [`crate::reproduce_duplex::Summary`]),
 /// 1% each: every one is a mean or extreme over runs of a deterministic model.
-pub const DUPLEX_TRACKED: [(&str, f64); 8] = [
+pub const DUPLEX_TRACKED: [(&str, f64); 10] = [
     ("speedup_mean", 0.01),
     ("speedup_max", 0.01),
     ("energy_reduction_mean", 0.01),
@@ -70,6 +70,8 @@ pub const DUPLEX_TRACKED: [(&str, f64); 8] = [
     ("over_bank_pim_max", 0.01),
     ("over_bankgroup_pim_max", 0.01),
     ("crosscheck_max_abs_error", 0.01),
+    ("energy_reduction_glam", 0.01),
+    ("slo_rate_ratio", 0.01),
 ];
 
 /// The tracked figures of reproduction `name` (empty for an unknown one).
@@ -96,6 +98,12 @@ pub fn duplex_figures(s: &crate::reproduce_duplex::Summary) -> BTreeMap<String, 
         "over_bank_pim_max" => Some(s.over_bank_pim_max),
         "over_bankgroup_pim_max" => Some(s.over_bankgroup_pim_max),
         "crosscheck_max_abs_error" => s.crosscheck_max_abs_error,
+        "energy_reduction_glam" => s
+            .energy_reduction_by_model
+            .iter()
+            .find(|m| m.0 == "glam")
+            .map(|m| m.1),
+        "slo_rate_ratio" => s.slo_rate_ratio,
         _ => None,
     };
     DUPLEX_TRACKED

@@ -825,12 +825,34 @@ impl<'a> Lowerer<'a> {
             }
             _ => None,
         };
+        // The rows of a row-wise op: the output's outer variables, or under a routing mask
+        // the routed (token, expert) pairs times the other outer variables.
+        let rows_of = |rest: &[String], last: &String| -> Result<u64, String> {
+            match &e.mask {
+                None => self.prod(rest),
+                Some(m) => {
+                    let (pairs, mask_vars) = self.routed_pairs(m)?;
+                    if mask_vars.contains(last) {
+                        return Err("the routing mask covers the innermost variable".into());
+                    }
+                    let other: Vec<String> = rest
+                        .iter()
+                        .filter(|v| !mask_vars.contains(v))
+                        .cloned()
+                        .collect();
+                    pairs
+                        .checked_mul(self.prod(&other)?)
+                        .ok_or_else(|| "a size overflows 64 bits".to_string())
+                }
+            }
+        };
         if let Some(u) = act {
-            if e.mask.is_some() || !same(0) {
-                return Err(format!("a masked or broadcast {}: no GPU op", u.name()));
+            if !same(0) {
+                return Err(format!("a broadcast {}: no GPU op", u.name()));
             }
             let (last, rest) = out.split_last().ok_or("a scalar output")?;
-            let (rows, cols) = (self.prod(rest)?, self.ext(last)?);
+            // Masked: over the routed rows only (an MoE's GELU experts).
+            let (rows, cols) = (rows_of(rest, last)?, self.ext(last)?);
             let name = if u == UnOp::Relu { "relu" } else { "gelu" };
             return Ok(vec![(
                 name,
@@ -846,21 +868,7 @@ impl<'a> Lowerer<'a> {
         }
         if silu_mul {
             let (last, rest) = out.split_last().ok_or("a scalar output")?;
-            let rows = match &e.mask {
-                None => self.prod(rest)?,
-                Some(m) => {
-                    let (pairs, mask_vars) = self.routed_pairs(m)?;
-                    if mask_vars.contains(last) {
-                        return Err("the routing mask covers the innermost variable".into());
-                    }
-                    let other: Vec<&String> =
-                        rest.iter().filter(|v| !mask_vars.contains(v)).collect();
-                    pairs
-                        .checked_mul(self.prod(&other)?)
-                        .ok_or("a size overflows 64 bits")?
-                }
-            };
-            let cols = self.ext(last)?;
+            let (rows, cols) = (rows_of(rest, last)?, self.ext(last)?);
             return Ok(vec![(
                 "silu_mul",
                 format!("silu_mul rows={rows} cols={cols} dtype={dt}"),
@@ -1333,20 +1341,26 @@ output P[r,c] = E[r,c] / S[r]
         vec![("T", t), ("D", 64), ("X", 4), ("F", 128)]
     }
 
-    #[test]
-    fn moe_lowers_router_softmax_top_k_experts_and_combine() {
-        let r = Routing::zipf("X", 4, 32, 2, 0.0);
+    /// MoE cascade `name` at 32 tokens over 4 experts lowered with routing `r`, and its ops as
+    /// (Einsums, spec) pairs.
+    fn routed(name: &str, r: &Routing) -> (Lowering, Vec<(String, String)>) {
         let o = LowerOptions {
-            routing: Some(&r),
+            routing: Some(r),
             causal: false,
             ..opts()
         };
-        let l = lib("moe", &moe_ext(32), &o);
-        let got: Vec<(String, String)> = l
+        let l = lib(name, &moe_ext(32), &o);
+        let got = l
             .ops
             .iter()
             .map(|o| (o.einsums.join(" "), o.spec.clone()))
             .collect();
+        (l, got)
+    }
+
+    #[test]
+    fn moe_lowers_router_softmax_top_k_experts_and_combine() {
+        let (l, got) = routed("moe", &Routing::zipf("X", 4, 32, 2, 0.0));
         // 32 tokens × top-2 over 4 experts: 16 tokens each.
         for want in [
             ("RL", "gemm m=32 n=4 k=64 dtype=bf16"),
@@ -1376,17 +1390,11 @@ output P[r,c] = E[r,c] / S[r]
         assert_eq!(l.into_ops().unwrap().len(), 8);
         // Skewed routing: one product per distinct token count, largest first.
         let r = Routing::zipf("X", 4, 32, 2, 1.0);
-        let o = LowerOptions {
-            routing: Some(&r),
-            causal: false,
-            ..opts()
-        };
-        let l = lib("moe", &moe_ext(32), &o);
-        let hg: Vec<&str> = l
-            .ops
+        let (_, got) = routed("moe", &r);
+        let hg: Vec<&str> = got
             .iter()
-            .filter(|o| o.einsums == ["HG"])
-            .map(|o| o.spec.as_str())
+            .filter(|o| o.0 == "HG")
+            .map(|o| o.1.as_str())
             .collect();
         let mut counts: Vec<u64> = r.tokens_per_expert.clone();
         counts.sort_unstable_by(|a, b| b.cmp(a));
@@ -1401,5 +1409,34 @@ output P[r,c] = E[r,c] / S[r]
         // Without a routing the masked Einsums say what they need.
         let e = lib("moe", &moe_ext(32), &opts()).into_ops().unwrap_err();
         assert!(e.contains("without a routing"), "{e}");
+    }
+
+    /// GLaM's two-matrix GELU experts: the GELU runs over the routed rows only, as SwiGLU's
+    /// gate does; a random routing's uneven experts get one product per distinct count.
+    #[test]
+    fn gelu_experts_lower_to_two_products_and_a_gelu_over_the_routed_rows() {
+        let (l, got) = routed("moe_gelu", &Routing::zipf("X", 4, 32, 2, 0.0));
+        for want in [
+            ("HH", "bmm batch=4 m=16 n=128 k=64 dtype=bf16"),
+            ("HA", "gelu rows=64 cols=128 dtype=bf16"),
+            ("HO", "bmm batch=4 m=16 n=64 k=128 dtype=bf16"),
+            ("OUT", "moe_combine rows=32 cols=64 k=2 dtype=bf16"),
+        ] {
+            assert!(
+                got.contains(&(want.0.to_string(), want.1.to_string())),
+                "{want:?} in {got:?}"
+            );
+        }
+        assert!(l.unlowered.is_empty(), "{:?}", l.unlowered);
+        assert_eq!(l.into_ops().unwrap().len(), 7);
+        let r = Routing::random("X", 4, 32, 2, 777);
+        assert_eq!(r.tokens_per_expert.iter().sum::<u64>(), 64);
+        let (_, got) = routed("moe_gelu", &r);
+        let gelu: Vec<&str> = got
+            .iter()
+            .filter(|o| o.0 == "HA")
+            .map(|o| o.1.as_str())
+            .collect();
+        assert_eq!(gelu, ["gelu rows=64 cols=128 dtype=bf16"]);
     }
 }

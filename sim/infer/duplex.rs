@@ -62,7 +62,8 @@ pub struct Placement {
     /// FLOPs per minimum byte of the role's ops.
     pub intensity: f64,
     /// The xPU's time alone, the PIM's alone (`None`: not tried, compute-bound on the xPU), and
-    /// the time as placed.
+    /// the time as placed: the role's every run in one block of layers (one layer, or a dense
+    /// and an MoE layer when they alternate).
     pub xpu_s: f64,
     pub pim_s: Option<f64>,
     pub seconds: f64,
@@ -95,6 +96,15 @@ impl Side {
             seconds: c.seconds,
             bytes: c.off_chip,
             energy_j: c.energy_j,
+        }
+    }
+
+    /// `n` runs of the side, one after another.
+    fn times(self, n: f64) -> Side {
+        Side {
+            seconds: self.seconds * n,
+            bytes: self.bytes * n,
+            energy_j: self.energy_j * n,
         }
     }
 }
@@ -312,7 +322,7 @@ impl<'a> DuplexStepper<'a> {
     /// One step: the xPU's, with each candidate role placed (see the module's notes).
     pub fn step(&mut self, shape: StepShape) -> Result<Step, String> {
         let base = self.xpu.step(shape)?;
-        let layers = self.xpu.shard().model.layers;
+        let layers = self.xpu.shard().repeats();
         let par = self.xpu.parallel();
         let batch = shape.batch.div_ceil(par.dp());
         let mut ops = base.ops.clone();
@@ -320,10 +330,18 @@ impl<'a> DuplexStepper<'a> {
         let mut placements = Vec::new();
         let mut by_unit: BTreeMap<&'static str, Parts> = BTreeMap::new();
         let mut split_parts: Vec<(String, Side, Side)> = Vec::new();
-        for inst in self.xpu.layer_instances(shape)? {
-            if !CANDIDATES.contains(&inst.role.as_str()) {
+        let block = self.xpu.layer_instances(shape)?;
+        let mut seen: Vec<String> = Vec::new();
+        for inst in &block {
+            if !CANDIDATES.contains(&inst.role.as_str()) || seen.contains(&inst.role) {
                 continue;
             }
+            seen.push(inst.role.clone());
+            // A block of several layers (dense and MoE layers alternating) runs the role's
+            // instance once per layer: its xPU ops below are all of them, its PIM cost is one
+            // instance's times `n`.
+            let n = block.iter().filter(|i| i.role == inst.role).count() as f64;
+            let inst = inst.clone();
             let mine: Vec<StepOp> = ops
                 .iter()
                 .filter(|o| o.role == inst.role && o.times == layers)
@@ -363,7 +381,7 @@ impl<'a> DuplexStepper<'a> {
                     continue;
                 }
             };
-            let pim_alone = Side::pim(pim_cost);
+            let pim_alone = Side::pim(pim_cost).times(n);
             placed.pim_s = Some(pim_alone.seconds);
             let co = inst.role == "moe"
                 && self.coprocess
@@ -503,7 +521,7 @@ impl<'a> DuplexStepper<'a> {
     /// [`DuplexStepper::attention_parts`], and whether it runs on the PIM units.
     pub fn attention_placed(&mut self, shape: StepShape) -> Result<(Parts, bool), String> {
         let gx = self.xpu.attention_parts(shape)?;
-        let layers = self.xpu.shard().model.layers;
+        let layers = self.xpu.shard().repeats();
         let par = self.xpu.parallel();
         let batch = shape.batch.div_ceil(par.dp());
         let Some(inst) = self
@@ -523,7 +541,8 @@ impl<'a> DuplexStepper<'a> {
         let Ok(p) = self.map_at(&inst, shape, batch) else {
             return Ok((gx, false));
         };
-        let l = layers as f64;
+        // Every layer's attention: the blocks times the layers of a block.
+        let l = (layers * self.xpu.shard().block()) as f64;
         if p.seconds * l >= gx.seconds {
             return Ok((gx, false));
         }

@@ -93,7 +93,8 @@ impl Footprint {
     /// root level, the model spread as `par` says (one device: [`Parallel::ONE`]).
     ///
     /// Weights per layer: the QKV and output projections, the FFN (SwiGLU three matrices,
-    /// GELU/ReLU two; MoE every expert's three and the router) and two norms' scales; plus the
+    /// GELU/ReLU two; MoE every expert's and the router, in every `model.moe.every`-th layer)
+    /// and two norms' scales; plus the
     /// embedding table, the LM head (untied) and the final norm. KV cache: `2 × layers ×
     /// kv_heads × head_dim` elements per token, for `batch × (prompt + generate − 1)` tokens
     /// (the last generated token is never fed back). Activations: the largest prefill live set,
@@ -115,22 +116,38 @@ impl Footprint {
             Ffn::Swiglu => 3.0,
             Ffn::Gelu | Ffn::Relu => 2.0,
         };
-        let ffn = match &m.moe {
-            Some(moe) => f(moe.experts / par.ep) * mats * d * f(m.ffn_dim) + d * f(moe.experts),
-            None => mats * d * f(m.ffn_dim),
-        };
+        let dense = mats * d * f(m.ffn_dim);
+        // A layer's weights with its FFN: the dense one, or the MoE's experts and router.
+        let layer = |ffn: f64| (attn + ffn + 2.0 * d) * b;
         let vocab = f(m.vocab.unwrap_or(0));
         let tables = if par.pp > 1 { 1.0 } else { 2.0 };
-        let layer_weights = (attn + ffn + 2.0 * d) * b;
         let table_weights = (tables * vocab * d + d) * b;
-        let weights = f(m.layers) * layer_weights + table_weights;
+        // `layer_weights` is the heaviest layer's (what a device keeps while streaming them).
+        let (layer_weights, layers_weights) = match &m.moe {
+            Some(moe) => {
+                let experts = f(moe.experts / par.ep) * mats * d * f(moe.expert_ffn_dim(m.ffn_dim))
+                    + d * f(moe.experts);
+                let moe_layers = m.layers / moe.every.max(1);
+                let dense_layers = m.layers - moe_layers;
+                (
+                    layer(experts).max(if dense_layers > 0 { layer(dense) } else { 0.0 }),
+                    f(moe_layers) * layer(experts) + f(dense_layers) * layer(dense),
+                )
+            }
+            None => (layer(dense), f(m.layers) * layer(dense)),
+        };
+        let weights = layers_weights + table_weights;
         let batch = run.batch.div_ceil(par.dp());
         let kv_tokens =
             batch.saturating_mul(run.prompt.saturating_add(run.generate.saturating_sub(1)));
         let kv_cache = 2.0 * f(m.layers) * f(m.kv_heads) * hd * b * f(kv_tokens);
         let t = f(batch) * f(run.prompt);
-        let routed = m.moe.as_ref().map_or(1.0, |moe| f(moe.top_k));
-        let ffn_live = 3.0 * t * routed * f(m.ffn_dim);
+        // The FFN's live set: the routed tokens' of the experts, or the dense FFN's.
+        let ffn_live = 3.0
+            * t
+            * m.moe.as_ref().map_or(f(m.ffn_dim), |moe| {
+                (f(moe.top_k) * f(moe.expert_ffn_dim(m.ffn_dim))).max(f(m.ffn_dim))
+            });
         let qkv_live = 2.0 * t * f(m.heads + 2 * m.kv_heads) * hd;
         let activations = (2.0 * t * d + ffn_live.max(qkv_live) + f(batch) * vocab) * b;
         let root = arch.root();

@@ -76,17 +76,38 @@ impl Parallel {
             }
         }
         let expert_parallel = self.ep > 1;
-        if !expert_parallel && !m.ffn_dim.is_multiple_of(self.tp) {
+        let block = w.block();
+        // The dense FFN is split over `tp` (every layer without an MoE, or the layers between
+        // MoE layers); the experts are too unless spread whole over `ep`.
+        if (!expert_parallel || block > 1 || m.moe.is_none()) && !m.ffn_dim.is_multiple_of(self.tp)
+        {
             return Err(format!(
                 "--tp {}: model.ffn_dim = {} is not a multiple of it",
                 self.tp, m.ffn_dim
             ));
         }
-        if self.pp > m.layers {
-            return Err(format!(
-                "--pp {}: more stages than the model's {} layers",
-                self.pp, m.layers
-            ));
+        if let Some(moe) = &m.moe {
+            let f = moe.expert_ffn_dim(m.ffn_dim);
+            if !expert_parallel && !f.is_multiple_of(self.tp) {
+                return Err(format!(
+                    "--tp {}: the experts' FFN width {f} (model.moe.ffn_dim) is not a multiple of it",
+                    self.tp
+                ));
+            }
+        }
+        if self.pp > w.repeats() {
+            return Err(if block > 1 {
+                format!(
+                    "--pp {}: more stages than the model's {} blocks of {block} layers (a dense and an MoE layer stay on one stage)",
+                    self.pp,
+                    w.repeats()
+                )
+            } else {
+                format!(
+                    "--pp {}: more stages than the model's {} layers",
+                    self.pp, m.layers
+                )
+            });
         }
         if expert_parallel {
             let Some(moe) = &m.moe else {
@@ -119,13 +140,20 @@ impl Parallel {
     /// (Expert parallelism changes the MoE instance of each step, not the model.)
     pub fn shard(&self, w: &Workload) -> Workload {
         let mut s = w.clone();
+        let (block, blocks) = (w.block(), w.repeats());
         let m = &mut s.model;
         m.heads /= self.tp;
         m.kv_heads /= self.tp;
-        if self.ep == 1 {
+        let ffn_dim = m.ffn_dim;
+        if let Some(moe) = &mut m.moe {
+            let f = moe.expert_ffn_dim(ffn_dim);
+            moe.ffn_dim = Some(if self.ep == 1 { f / self.tp } else { f });
+        }
+        if self.ep == 1 || block > 1 || m.moe.is_none() {
             m.ffn_dim /= self.tp;
         }
-        m.layers = m.layers.div_ceil(self.pp);
+        // Whole blocks per stage (a dense and an MoE layer stay together).
+        m.layers = blocks.div_ceil(self.pp) * block;
         m.vocab = m.vocab.map(|v| v.div_ceil(self.tp));
         s
     }

@@ -105,7 +105,7 @@ impl<'a> SpatialStepper<'a> {
     pub fn step(&mut self, shape: StepShape) -> Result<Step, String> {
         let w = self.workload;
         self.shape_batch = shape.batch;
-        let layers = w.model.layers;
+        let layers = w.repeats();
         let pt = Point {
             phase: shape.phase,
             batch: shape.batch,

@@ -357,7 +357,7 @@ impl<'a> GpuStepper<'a> {
     /// One layer of `step` on its own (the ops the step runs once per layer): the GPU's time
     /// in a decode step (a CUDA graph), the eager pipeline of one layer in a prefill step.
     pub fn layer_seconds(&self, step: &Step) -> f64 {
-        let layers = self.workload.model.layers;
+        let layers = self.workload.repeats();
         let ops: Vec<StepOp> = step
             .ops
             .iter()
@@ -485,7 +485,7 @@ impl<'a> GpuStepper<'a> {
     pub fn step(&mut self, shape: StepShape) -> Result<Step, String> {
         let par = self.par;
         let (tp, pp, dp) = (par.tp, par.pp, par.dp());
-        let layers = self.workload.model.layers;
+        let layers = self.workload.repeats();
         // Sequences per replica, then per micro-batch (GPipe: as many micro-batches as stages,
         // when there are sequences enough).
         let micro = self.micro(shape);
@@ -666,7 +666,7 @@ impl<'a> GpuStepper<'a> {
         layer_ops: (usize, usize),
         shape: StepShape,
     ) -> f64 {
-        let (pp, layers) = (self.par.pp, self.workload.model.layers);
+        let (pp, layers) = (self.par.pp, self.workload.repeats());
         if pp == 1 {
             return self.ops_seconds(ops, layers, shape.phase);
         }
@@ -754,7 +754,7 @@ impl<'a> GpuStepper<'a> {
     /// A step's ops split three ways ([`GpuStepper::parts`]): each part timed as the step
     /// times its ops, with every device's energy and bytes.
     pub(crate) fn split_parts(&self, ops: &[StepOp], phase: Phase) -> [Parts; 3] {
-        let layers = self.workload.model.layers;
+        let layers = self.workload.repeats();
         let all = self.par.stage_devices() as f64;
         let which = |o: &StepOp| match o.role.as_str() {
             "attention" => 1,
@@ -789,7 +789,7 @@ impl<'a> GpuStepper<'a> {
             },
         };
         let graph = shape.phase == Phase::Decode;
-        let layers = self.workload.model.layers;
+        let layers = self.workload.repeats();
         let mut ops = Vec::new();
         for inst in self.workload.layer(&pt) {
             if inst.role == "attention" {
