@@ -355,6 +355,24 @@ fn glam_places_both_layers_of_a_block() {
     );
     let params = f.weights / 2.0 * 8.0;
     assert!(params > 140e9 && params < 146e9, "{params}");
+    // A device computes its 8 experts' share of the routed pairs (an eighth of 2 per token),
+    // so its largest live FFN set is the dense layer's (F / 8 columns of every token), not
+    // every token's two whole experts: batch 128 at 1024/1024 fits in 80 GB.
+    let run = StaticRun {
+        batch: 128,
+        prompt: 1024,
+        generate: 1024,
+    };
+    let f = cascade::infer::Footprint::of(&w, &run, &a, &par);
+    let (t, d, ffn, vocab): (f64, f64, f64, f64) = (128.0 * 1024.0, 4096.0, 16384.0, 32000.0);
+    let qkv = 2.0 * t * (4.0 + 2.0 * 4.0) * 128.0;
+    let want = (2.0 * t * d + (3.0 * t * 2.0 * ffn / 8.0).max(qkv) + 128.0 * vocab) * 2.0;
+    assert!(
+        (f.activations / want - 1.0).abs() < 1e-12,
+        "{} vs {want}",
+        f.activations
+    );
+    assert!(f.weights + f.kv_cache + f.activations < 80e9, "{f:?}");
     // Pipeline stages hold whole blocks: 16 blocks, at most 16 stages.
     let pp = |pp: u64| Parallel {
         devices: 8 * pp,

@@ -99,7 +99,8 @@ impl Footprint {
     /// kv_heads × head_dim` elements per token, for `batch × (prompt + generate − 1)` tokens
     /// (the last generated token is never fed back). Activations: the largest prefill live set,
     /// the residual stream and its normed copy (`2·T·D`) plus the FFN's gate, up and SiLU
-    /// outputs (`3·T·F`, routed tokens for MoE) or the projected Q, K, V and their rotated
+    /// outputs (`3·T·F`; for MoE the device's routed pairs, an even share under expert
+    /// parallelism) or the projected Q, K, V and their rotated
     /// copies, whichever is larger, plus one row of logits per sequence. Spread over devices:
     /// heads, KV heads, FFN columns and vocabulary rows divided by `tp` (whole experts divided
     /// by `ep` instead), ⌈layers / pp⌉ layers (the embedding on the first stage and the LM head
@@ -142,12 +143,26 @@ impl Footprint {
             batch.saturating_mul(run.prompt.saturating_add(run.generate.saturating_sub(1)));
         let kv_cache = 2.0 * f(m.layers) * f(m.kv_heads) * hd * b * f(kv_tokens);
         let t = f(batch) * f(run.prompt);
-        // The FFN's live set: the routed tokens' of the experts, or the dense FFN's.
-        let ffn_live = 3.0
-            * t
-            * m.moe.as_ref().map_or(f(m.ffn_dim), |moe| {
-                (f(moe.top_k) * f(moe.expert_ffn_dim(m.ffn_dim))).max(f(m.ffn_dim))
-            });
+        // The FFN's live set: the dense FFN's (where the model has dense layers), or the
+        // experts' over the (token, expert) pairs the device computes: its tokens' k each, or,
+        // its experts spread over `ep` devices, an even share of every stage token's k.
+        let dense_live = 3.0 * t * f(m.ffn_dim);
+        let ffn_live = match &m.moe {
+            None => dense_live,
+            Some(moe) => {
+                let pairs = if par.ep > 1 {
+                    t * f(par.dp()) * f(moe.top_k) / f(par.ep)
+                } else {
+                    t * f(moe.top_k)
+                };
+                let experts = 3.0 * pairs * f(moe.expert_ffn_dim(m.ffn_dim));
+                if moe.every > 1 {
+                    experts.max(dense_live)
+                } else {
+                    experts
+                }
+            }
+        };
         let qkv_live = 2.0 * t * f(m.heads + 2 * m.kv_heads) * hd;
         let activations = (2.0 * t * d + ffn_live.max(qkv_live) + f(batch) * vocab) * b;
         let root = arch.root();
