@@ -77,7 +77,7 @@ pub const SYSTEMS: [(&str, &str); 4] = [
 
 /// Batches and (input, output) lengths of the static grid.
 pub const BATCHES: [u64; 3] = [32, 64, 128];
-pub const LENGTHS: [(u64, u64); 3] = [(256, 256), (1024, 1024), (2048, 2048)];
+pub const LENGTHS: [(u64, u64); 4] = [(256, 256), (1024, 1024), (2048, 2048), (4096, 4096)];
 
 /// One static run of one system.
 #[derive(Clone, Debug, Serialize, PartialEq)]
