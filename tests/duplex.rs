@@ -386,6 +386,22 @@ fn glam_places_both_layers_of_a_block() {
         e.contains("more stages than the model's 16 blocks of 2 layers"),
         "{e}"
     );
+    // Experts split over tensor-parallel ranks need a width they divide; the error names the
+    // field the width came from.
+    let mut narrow = w.clone();
+    narrow.model.moe.as_mut().unwrap().ffn_dim = Some(1004);
+    let tp8 = Parallel {
+        devices: 8,
+        tp: 8,
+        pp: 1,
+        ep: 1,
+    };
+    let e = tp8.check(&narrow).unwrap_err();
+    assert_eq!(
+        e,
+        "--tp 8: model.moe.ffn_dim = 1004 (the experts' FFN width) is not a multiple of it"
+    );
+    assert!(tp8.check(&w).is_ok());
 }
 
 /// The mapper fills a fanout of 5 with an imperfect factor when no divisor fills it: Logic-PIM's

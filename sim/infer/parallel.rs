@@ -77,10 +77,10 @@ impl Parallel {
         }
         let expert_parallel = self.ep > 1;
         let block = w.block();
-        // The dense FFN is split over `tp` (every layer without an MoE, or the layers between
-        // MoE layers); the experts are too unless spread whole over `ep`.
-        if (!expert_parallel || block > 1 || m.moe.is_none()) && !m.ffn_dim.is_multiple_of(self.tp)
-        {
+        // The dense FFN (every layer without an MoE, or the layers between MoE layers) is split
+        // over `tp`; the experts are too unless spread whole over `ep`.
+        let dense_layers = m.moe.is_none() || block > 1;
+        if dense_layers && !m.ffn_dim.is_multiple_of(self.tp) {
             return Err(format!(
                 "--tp {}: model.ffn_dim = {} is not a multiple of it",
                 self.tp, m.ffn_dim
@@ -89,8 +89,13 @@ impl Parallel {
         if let Some(moe) = &m.moe {
             let f = moe.expert_ffn_dim(m.ffn_dim);
             if !expert_parallel && !f.is_multiple_of(self.tp) {
+                let field = if moe.ffn_dim.is_some() {
+                    "model.moe.ffn_dim"
+                } else {
+                    "model.ffn_dim"
+                };
                 return Err(format!(
-                    "--tp {}: the experts' FFN width {f} (model.moe.ffn_dim) is not a multiple of it",
+                    "--tp {}: {field} = {f} (the experts' FFN width) is not a multiple of it",
                     self.tp
                 ));
             }
@@ -149,7 +154,7 @@ impl Parallel {
             let f = moe.expert_ffn_dim(ffn_dim);
             moe.ffn_dim = Some(if self.ep == 1 { f / self.tp } else { f });
         }
-        if self.ep == 1 || block > 1 || m.moe.is_none() {
+        if m.moe.is_none() || block > 1 {
             m.ffn_dim /= self.tp;
         }
         // Whole blocks per stage (a dense and an MoE layer stay together).
