@@ -531,8 +531,10 @@ fn kernel_estimate_with(
         let (mut first_h, mut first_l) = (0.0, 0.0);
         // Epilogue fills (fragment stores): HBM reads that hold their SM.
         let mut fill_w = 0.0;
+        let mut ctas_in_wave = 0.0;
         for j in j0..j1 {
             let ch = p.chunk_totals(j, sms);
+            ctas_in_wave += ch.ctas as f64;
             let k = ((ch.steps as f64 / ch.ctas as f64).round() as u64).max(1);
             let n = ch.ctas as f64;
             let resident = p.resident * n;
@@ -567,7 +569,10 @@ fn kernel_estimate_with(
             epi_last = e / bw_l;
             tail_last = (e + stores / kf) / bw_l;
         }
+        // A row kernel's round trips lengthen with the rows resident in this wave.
         let lat = p.step_latency_s
+            + p.row_chain
+                .map_or(0.0, |rc| rc.extra_s(hw, ctas_in_wave / sms as f64))
             + if miss {
                 hw.miss_latency_s
             } else {

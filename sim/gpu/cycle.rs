@@ -317,6 +317,9 @@ struct Sim<'a> {
     miss_lat: f64,
     /// Cycles each step adds to its load's round trip (`KernelPlan::step_latency_s`).
     step_lat: f64,
+    /// A row kernel's extra cycles per round trip by the chunks resident on the SM when the
+    /// load is issued (`KernelPlan::row_chain`); empty for other kernels.
+    row_lat: Vec<f64>,
     /// Cycles a fragment epilogue's stores hold the SM (`KernelPlan::epilogue_issue_s`).
     issue_cyc: f64,
     slots: Vec<Option<Run>>,
@@ -361,12 +364,20 @@ impl Sim<'_> {
     }
 
     fn issue_load(&mut self, slot: usize, now: f64) {
+        let resident = {
+            let first = (slot / self.per_server) * self.per_server;
+            self.slots[first..first + self.per_server]
+                .iter()
+                .filter(|r| r.is_some())
+                .count()
+        };
         let run = self.slots[slot].as_mut().expect("slot runs a chunk");
         let step = run.next_load;
         run.next_load += 1;
         let extra = if step == 0 { run.first_extra } else { 0.0 };
         let (hbm, l2) = (run.load_hbm + extra, run.load_l2 + extra);
         let lat = self.step_lat
+            + self.row_lat.get(resident).copied().unwrap_or(0.0)
             + if run.miss_latency {
                 self.miss_lat
             } else {
@@ -558,6 +569,11 @@ fn simulate_kernel(p: &KernelPlan, hw: &GpuParams, wb: DirtyWriteback) -> CycleK
         l2_lat: hw.l2_latency_s * clock,
         miss_lat: hw.miss_latency_s * clock,
         step_lat: p.step_latency_s * clock,
+        row_lat: p.row_chain.map_or_else(Vec::new, |rc| {
+            (0..=per_server)
+                .map(|r| rc.extra_s(hw, r as f64) * clock)
+                .collect()
+        }),
         issue_cyc: p.epilogue_issue_s * clock,
         slots: vec![None; (servers * per_server) as usize],
         next_chunk: 0,
@@ -729,19 +745,19 @@ mod tests {
     (
         "h200",
         "layernorm rows=16384 cols=4096",
-        0x3f1f43b720c1c98e,
+        0x3f1cfd1e3ac5b6e8,
         2125,
         &[
-            ("layernorm", 0x3f1eb4c601b03669, 0x4109ccd9b65df8dc, 16384, 2125, 0x41b10f2faa0abe69, 0x41b0020000000000),
+            ("layernorm", 0x3f1c6e2d1bb423c3, 0x4107dc625f5e98f3, 16384, 2125, 0x41b10f2faa0abe69, 0x41b0020000000000),
         ],
     ),
     (
         "h200",
         "rmsnorm rows=1 cols=4096",
-        0x3ee6813a6152c412,
+        0x3ee66c519104f73d,
         17,
         &[
-            ("rmsnorm", 0x3ee209b168c62ae7, 0x40c8e16d90276d0c, 1, 17, 0x40d401800ffe0040, 0x40d0020000000000),
+            ("rmsnorm", 0x3ee1f4c898785e12, 0x40c8bdcaa76d3e83, 1, 17, 0x40d401800ffe0040, 0x40d0020000000000),
         ],
     ),
     ];

@@ -17,6 +17,10 @@ pub const MAX_THREADS_PER_CTA: u32 = 1024;
 /// Shared memory the driver reserves per resident block (CUDA C Programming Guide, compute
 /// capability 8.x/9.0: 1 KB per block, counted against the SM's shared memory).
 pub const SMEM_RESERVED_PER_CTA: f64 = 1024.0;
+/// Combined L1 data cache and shared memory per SM (NVIDIA H100 Tensor Core GPU Architecture
+/// whitepaper: 256 KB; the H200 is the same GH100 SM): what a kernel's shared memory leaves of
+/// it is its L1. Not a [`GpuSpec`] field yet.
+pub const L1_SMEM_PER_SM: f64 = 256.0 * 1024.0;
 /// Special-function (MUFU: `ex2`, `rcp`) results per clock per SM (CUDA C Programming Guide
 /// arithmetic-instruction throughput table, compute capability 9.0: 16; the `h100` preset's
 /// `cuda_core.exp` op encodes the same: 128 lanes, 8 cycles each). Not a [`GpuSpec`] field yet.
@@ -27,6 +31,37 @@ pub const SHUFFLES_PER_CLK_PER_SM: f64 = 32.0;
 /// Register allocation granularity per thread (registers are allocated per warp in units of
 /// 256, i.e. 8 per thread; CUDA occupancy calculator, compute capability 9.0).
 pub const REG_ALLOC_PER_THREAD: u32 = 8;
+
+/// How much longer a dependent 1 KiB load's round trip takes when other CTAs keep theirs in
+/// flight: `(k, seconds)`, `k` chains per SM (one CTA of 128 threads each, every thread loading
+/// 8 bytes and storing them back, one block in flight at a time) against the round trip of a
+/// lone chain per SM. MEASURED on the H200 (`scripts/gpu/chase_load.cu`, `reports/crosscheck/
+/// h200/chase_load.csv`, 2026-12-03; a development microbenchmark of the memory system, in no
+/// score): 391.5 ns with one chain per SM, 495.7 with 4, 779.0 with 10, 1,156.8 with 16, while
+/// the chains move 0.69, 2.18, 3.47 and 3.74 TB/s (Little's law) of the DRAM model's 4.46 for
+/// a copy. Without the stores the round trip grows from 385.6 to 602.7 ns only: the store
+/// traffic sharing HBM (and the reads queueing behind it) is most of the growth. The values
+/// are the `write = 1` rows, minus the first.
+pub const LOADED_ROUND_TRIP: &[(f64, f64)] = &[
+    (1.0, 0.0),
+    (2.0, 39.3e-9),
+    (3.0, 72.4e-9),
+    (4.0, 104.2e-9),
+    (6.0, 176.3e-9),
+    (8.0, 276.9e-9),
+    (10.0, 387.5e-9),
+    (11.0, 443.1e-9),
+    (12.0, 519.5e-9),
+    (14.0, 645.1e-9),
+    (16.0, 765.3e-9),
+];
+/// The copy rate of the DRAM model on `hbm3e_h200` (bytes/s), under which
+/// [`LOADED_ROUND_TRIP`] was measured: another GPU's load is scaled to it.
+const LOADED_ROUND_TRIP_HBM_BW: f64 = 4_457_473_218_840.333;
+/// SMs of the GPU [`LOADED_ROUND_TRIP`] was measured on, and bytes each of its chains moves per
+/// round trip (1 KiB loaded, 1 KiB stored).
+const LOADED_ROUND_TRIP_SMS: f64 = 132.0;
+const LOADED_ROUND_TRIP_BYTES: f64 = 2048.0;
 
 /// Clocks that one `ldmatrix.x4` adds to a sub-partition's `mma.sync` stream when the loads
 /// for the next k-slice overlap the MMAs of the current one (FlashAttention-2's `flash::gemm`).
@@ -238,6 +273,32 @@ impl GpuParams {
             Some(r) => r.at(read_share),
             None => self.hbm_bw,
         }
+    }
+
+    /// What a dependent load's round trip adds when `chains` chains per SM each keep one load
+    /// of `bytes` (reads plus the stores that go with them) in flight ([`LOADED_ROUND_TRIP`]),
+    /// seconds. The chains are mapped onto the measured ones by the HBM load they offer: their
+    /// bytes, this GPU's SMs and its copy rate against the H200's. Linear between the measured
+    /// points, 0 below one chain, and beyond sixteen along the last segment.
+    pub fn loaded_round_trip_s(&self, chains: f64, bytes: f64) -> f64 {
+        let bw = self.hbm_bw_for(0.5);
+        if bw.is_nan() || bw <= 0.0 {
+            return 0.0;
+        }
+        let k = chains
+            * (bytes / LOADED_ROUND_TRIP_BYTES)
+            * (f64::from(self.sms) / LOADED_ROUND_TRIP_SMS)
+            * (LOADED_ROUND_TRIP_HBM_BW / bw);
+        let t = LOADED_ROUND_TRIP;
+        if k.is_nan() || k <= t[0].0 {
+            return 0.0;
+        }
+        let i = t
+            .windows(2)
+            .position(|w| k <= w[1].0)
+            .unwrap_or(t.len() - 2);
+        let ((k0, d0), (k1, d1)) = (t[i], t[i + 1]);
+        d0 + (d1 - d0) * (k - k0) / (k1 - k0)
     }
 
     /// Derives the quantities from a spec and ceilings measured on that GPU, taking the

@@ -150,39 +150,26 @@ pub fn fa2_num_splits(blocks: u64, sms: u64, key_blocks: u64, max_splits: u64) -
 ///   within −3..+7%), so it has no per-row extra; layer norm's 0.78 µs more is the work RMS
 ///   skips: a reciprocal and a dependent multiply-add chain in each of the seven Welford
 ///   combines (five shuffle levels, two shared-memory levels between barriers) and the mean
-///   store. It is a latency, overlapped across resident rows like the loads: at 10 rows per
-///   SM it sets the many-row cost, 0.28 µs per row and SM at 768 columns (dev
-///   `layernorm_32768x768`: 70.14 µs / 248 rows per SM; heldout3 `layernorm_49152x768` 0.28),
-///   i.e. 2.8 µs per row, about the lone row's chain, 2 × 0.94 + 0.78 + the store;
-/// - the registers the model takes, 48 per thread for both kinds (not the kernel's: see the
-///   compensating error below), inferred from timings: the time is flat up to about 1,300 rows and
-///   steps up after (4096 columns: layer norm 11.1 µs at 1,056 rows, 17.1 at 2,112, 32.6 at
-///   4,224), i.e. 10 CTAs of 128 threads per SM (132 × 10 = 1,320 rows per wave), the
-///   occupancy of 48 registers. RMS norm shows the same waves at 8192 columns: heldout3
-///   `rmsnorm_3072x8192` (23.3 rows per SM) and heldout1 `rmsnorm_4096x8192` (31) take 39.62
-///   and 52.77 µs, 13.2 µs for each of 3 and 4 waves of 10 rows (the lone row's 14.46 µs);
-///   12 CTAs (40 registers) would make them 2 and 3 waves of 19.8 and 17.6 µs. (Tried: 12
-///   CTAs for RMS norm put these cases 28% and 19% fast.) With many rows a row costs its
-///   iterations' chain alone (`rmsnorm_32768x768`, `_49152x768`, `_57344x768`: 1.55–1.59 µs
-///   per row at 10 rows per SM against 2 × 0.84 µs; 4,096 columns 6.4 µs against 8 × 0.84):
-///   the fixed part of the lone row (launch, first transfer, the stores' acknowledgement)
-///   overlaps the other resident rows, which the analytical model's middle waves take from
-///   the resident CTAs being staggered (`analytical::kernel_estimate_with`).
+///   store. It is a latency, overlapped across resident rows like the loads;
+/// - the registers, the kernel's own (Nsight Compute, `reports/crosscheck/h200/
+///   norm_occupancy_ncu.csv`): 27 per thread (RMS norm) and 32 (layer norm), so an SM holds
+///   16 rows of 128 threads (2,112 rows a wave), and the kernel's time has no step at 1,320
+///   rows (RMS, 4,096 columns: 9.89 and 10.02 µs at 1,320 and 1,408 rows);
+/// - the instructions per element of the first pass ([`TorchNorm::issue_per_elem`]), counted
+///   from the source.
 ///
-/// KNOWN COMPENSATING ERROR (development diagnostic `reports/crosscheck/h200/
-/// norm_occupancy_ncu.csv`, Nsight Compute, in no scored set): the kernel itself has 27 (RMS)
-/// and 32 (layer norm) registers per thread, so an SM holds 16 rows, not 10 (1.00 wave at
-/// 2,112 rows); its time is smooth across 1,320 rows (RMS 9.89 → 10.05 µs at 1,320 → 1,321
-/// rows at 4,096 columns). The 48 registers stand in for what the model lacks: a load's round
-/// trip that grows under load (the iteration latency above is a lone row's). With the measured
-/// 16 rows per SM every set got worse (dev 7.4% → 9.3%, heldout8 8.6% → 9.4%; the many-row
-/// cases 17–41% fast), so 48 stays until the loaded latency is modelled; its wave step at
-/// 1,320 rows is what puts `rmsnorm_1408x4096`/`layernorm_1408x4096` at +29%.
+/// With many resident rows each iteration lasts longer than a lone row's: the other rows'
+/// loads and stores lengthen the HBM round trip (measured, [`super::hw::LOADED_ROUND_TRIP`]),
+/// their arithmetic takes the issue slots, and with 8,192 columns the 16 rows overflow L1, so
+/// the second pass re-reads from L2 ([`super::plan::RowChain`]). Until the eleventh session the
+/// model took 48 registers (10 rows per SM) and lone-row round trips, two errors that
+/// compensated at many rows and put 1,408–1,536-row cases 23–31% slow (their own wave step).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TorchNorm {
     iteration_s: f64,
     row_s: f64,
     regs: u32,
+    issue: f64,
 }
 
 impl TorchNorm {
@@ -198,15 +185,26 @@ impl TorchNorm {
                 iteration_s: 0.944e-6,
                 // 1.79 − 1.01 µs: the lone-row intercepts (see above).
                 row_s: 0.78e-6,
-                regs: 48,
+                regs: 32,
+                issue: 6.0 + DIV_INSTRS,
             }),
             RowOp::RmsNorm => Some(TorchNorm {
                 iteration_s: 0.841e-6,
                 row_s: 0.0,
-                regs: 48,
+                regs: 27,
+                issue: 3.0,
             }),
             _ => None,
         }
+    }
+
+    /// Instructions per element of the first pass (ATen's `cuWelfordOnlineSum`), counted from
+    /// the source: RMS norm converts the element, counts it (`FADD`) and adds its square
+    /// (`FFMA`), 3; layer norm converts, takes `delta` (`FADD`), counts, takes `1.f / count`
+    /// (an IEEE reciprocal, [`DIV_INSTRS`]), updates the mean (`FFMA`), takes `val − mean`
+    /// (`FADD`) and updates `M2` (`FFMA`), 14.
+    pub fn issue_per_elem(self) -> f64 {
+        self.issue
     }
 
     /// One iteration of a lone row, seconds (its HBM load included).
@@ -219,8 +217,7 @@ impl TorchNorm {
         self.row_s
     }
 
-    /// Registers per thread the model takes (10 rows per SM; the kernel's own are fewer, see
-    /// the compensating error above).
+    /// Registers per thread: the kernel's, measured (16 rows per SM).
     pub fn regs_per_thread(self) -> u32 {
         self.regs
     }

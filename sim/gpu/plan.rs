@@ -349,6 +349,82 @@ pub struct KernelPlan {
     /// with the staggered overlap: `b32h16n512d64c`, `b64h16n256d64c`, `b48h16n384d64c`; −7,
     /// −3, −19% in lockstep).
     pub lockstep: bool,
+    /// A row kernel whose iterations' round trips depend on how many rows share the SM
+    /// ([`RowChain`]: torch's norms); `None` for the other kernels.
+    pub row_chain: Option<RowChain>,
+}
+
+/// The per-iteration latency of a row kernel that has one load in flight per row (torch's
+/// norms: the loop is not pipelined), as a function of the rows resident on an SM: what the
+/// other rows' traffic adds to the HBM round trip ([`GpuParams::loaded_round_trip_s`]), the
+/// other rows' arithmetic at the issue slots, and the second pass's re-reads from L2 once the
+/// resident rows no longer fit in L1. Added to [`KernelPlan::step_latency_s`] (the lone row's)
+/// per wave, with that wave's residents: a kernel's last, partial wave runs at a lighter load.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RowChain {
+    /// A lone iteration beyond the HBM miss latency (its arithmetic and the kernel's chain), s.
+    pub rest_s: f64,
+    /// The row's fixed latency beyond its iterations (layer norm's Welford combines), s.
+    pub fixed_s: f64,
+    /// Iterations per row.
+    pub steps: f64,
+    /// HBM bytes an iteration loads; it stores as many.
+    pub bytes: f64,
+    /// One iteration's instructions at the SM's issue rate, s.
+    pub issue_s: f64,
+    /// Bytes of one row.
+    pub row_bytes: f64,
+    /// The SM's L1 data capacity beside this kernel's shared memory, bytes.
+    pub l1_bytes: f64,
+}
+
+impl RowChain {
+    /// Seconds each iteration adds to the lone row's round trip with `residents` rows per SM
+    /// (the analytical model takes a wave's, the cycle-level one the SM's chunks when the load
+    /// issues).
+    ///
+    /// The loaded round trip: each row has a load in flight only while it waits for one, the
+    /// `steps · h` of its chain `steps · (h + c) + fixed` (`h` the loaded round trip, `c` the
+    /// rest of an iteration), so the loads in flight per SM are the `x` with
+    /// `x = r · steps·h(x) / (steps·(h(x) + c) + fixed)`. The right side falls as `x` grows and
+    /// the left rises: one root, found by bisection on `[0, r]`.
+    ///
+    /// The other rows' arithmetic: their loads queue at HBM together and return together, so
+    /// an iteration waits for the `r − 1` others' at the issue slots (`issue_s` each). An
+    /// assumption (the bursts are not measured), chosen over the steady interleaving, which
+    /// adds almost nothing at the issue load these kernels offer (a third of the slots), because
+    /// layer norm's gap to RMS norm grows under load: 1.6 µs a row alone at 4,096 columns,
+    /// 2.9 µs with 16 rows per SM (its 14 instructions per element against RMS norm's 3).
+    ///
+    /// L2 re-reads: the second pass re-reads the row it has just loaded; the `r` rows an SM
+    /// holds fit in L1 when `r · row_bytes ≤ l1_bytes`, else each iteration re-reads from L2
+    /// (one hit's round trip, `l2_latency_s`).
+    pub fn extra_s(&self, hw: &GpuParams, residents: f64) -> f64 {
+        let r = residents.max(0.0);
+        let others = (r - 1.0).max(0.0) * self.issue_s;
+        let reread = if r * self.row_bytes > self.l1_bytes {
+            hw.l2_latency_s
+        } else {
+            0.0
+        };
+        let c = self.rest_s + others + reread;
+        let miss = hw.miss_latency_s;
+        let loaded = |x: f64| hw.loaded_round_trip_s(x, 2.0 * self.bytes);
+        let in_flight = |x: f64| {
+            let h = miss + loaded(x);
+            r * self.steps * h / (self.steps * (h + c) + self.fixed_s)
+        };
+        let (mut lo, mut hi) = (0.0, r);
+        for _ in 0..60 {
+            let mid = 0.5 * (lo + hi);
+            if in_flight(mid) > mid {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        loaded(0.5 * (lo + hi)) + others + reread
+    }
 }
 
 /// Per-chunk totals (a chunk = up to one CTA per SM, consecutive in dispatch order).
@@ -803,6 +879,7 @@ fn gemm(
         vector,
         step_latency_s: 0.0,
         lockstep: false,
+        row_chain: None,
     })
 }
 
@@ -951,6 +1028,7 @@ fn streaming_with(
         vector,
         step_latency_s: 0.0,
         lockstep: false,
+        row_chain: None,
     })
 }
 
@@ -1029,6 +1107,7 @@ fn softmax_with(
         vector: 16,
         step_latency_s: 0.0,
         lockstep: false,
+        row_chain: None,
     })
 }
 
@@ -1109,6 +1188,7 @@ fn torch_softmax(cx: &Ctx, rows: u64, cols: u64, dtype: Dtype) -> Result<KernelP
         vector: 16,
         step_latency_s: (kind.reduction_cycles() / SOFTMAX_CLOCK_HZ + chain) / f(loads),
         lockstep: false,
+        row_chain: None,
     })
 }
 
@@ -1121,9 +1201,11 @@ fn torch_softmax(cx: &Ctx, rows: u64, cols: u64, dtype: Dtype) -> Result<KernelP
 /// kernel's measured per-iteration latency ([`TorchNorm::iteration_latency_s`]) plus an equal
 /// share of the row's fixed latency ([`TorchNorm::row_latency_s`]: layer norm's Welford
 /// combines), so a row's chain is its iterations plus that fixed part, overlapped across the
-/// resident rows like the loads. The mapping carries the structure (`cta_tile_m` = 1 row,
-/// `cta_tile_n` = elements per iteration, 1 stage, 4 warps); occupancy comes from the kernel's
-/// registers ([`TorchNorm::regs_per_thread`], per kind).
+/// resident rows like the loads; what the other resident rows add to each iteration is the
+/// plan's [`RowChain`], taken per wave. The mapping carries the structure (`cta_tile_m` = 1
+/// row, `cta_tile_n` = elements per iteration, 1 stage, 4 warps); occupancy comes from the
+/// kernel's registers ([`TorchNorm::regs_per_thread`], per kind). A step's arithmetic is its
+/// elements' instructions ([`TorchNorm::issue_per_elem`]) over the SM's FP32 lanes.
 fn torch_norm(
     cx: &Ctx,
     rows: u64,
@@ -1138,13 +1220,27 @@ fn torch_norm(
     let per_step = u64::from(map.cta_tile_n).max(1);
     let steps = ceil_div(cols, per_step);
     let f = |x: u64| x as f64;
-    // Registers: the kernel's own count (the occupancy the row sweep shows).
+    // Registers: the kernel's own count (Nsight Compute: 16 rows per SM).
     let acc = (f64::from(norm.regs_per_thread()) - BASE_REGS_PER_THREAD).max(0.0)
         * f64::from(map.threads());
     let (occupancy, regs) = cx.occupancy(0.0, acc)?;
     let e = dtype.bytes();
     let elems_per_step = f(cols) / f(steps);
     let miss = cx.hw.miss_latency_s;
+    // The SM's issue of one row's iteration: its elements' instructions over the FP32 lanes,
+    // at the clock the CUDA-core kernels hold.
+    let issue = elems_per_step * norm.issue_per_elem()
+        / (cx.hw.fp32_lanes_per_sm.max(1.0) * super::library::SOFTMAX_CLOCK_HZ);
+    let row_chain = RowChain {
+        rest_s: (norm.iteration_latency_s() - miss).max(0.0),
+        fixed_s: norm.row_latency_s(),
+        steps: f(steps),
+        bytes: elems_per_step * e,
+        issue_s: issue,
+        row_bytes: f(cols) * e,
+        l1_bytes: super::hw::L1_SMEM_PER_SM
+            - f64::from(occupancy) * super::hw::SMEM_RESERVED_PER_CTA,
+    };
     Ok(KernelPlan {
         name: cx.name.to_string(),
         mapping: map.clone(),
@@ -1157,7 +1253,7 @@ fn torch_norm(
         steps: Steps::Uniform(steps),
         occupancy,
         stages: 1,
-        step_s: cx.hw.fp32_ops_s(elems_per_step * kind.flops_per_elem()),
+        step_s: issue,
         flops_per_step: 0.0,
         useful_flops: f(rows) * f(cols) * kind.flops_per_elem(),
         resident: 0.0,
@@ -1177,6 +1273,7 @@ fn torch_norm(
         step_latency_s: (norm.iteration_latency_s() - miss).max(0.0)
             + norm.row_latency_s() / f(steps),
         lockstep: false,
+        row_chain: Some(row_chain),
     })
 }
 
@@ -1357,6 +1454,7 @@ fn flash(
         vector: 16,
         step_latency_s: 0.0,
         lockstep: imp == AttnImpl::Flash,
+        row_chain: None,
     })
 }
 
@@ -1491,6 +1589,7 @@ fn decode_split(
         vector: 16,
         step_latency_s: 0.0,
         lockstep,
+        row_chain: None,
     })
 }
 

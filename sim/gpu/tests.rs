@@ -458,3 +458,114 @@ fn fa2_uneven_causal_factor_reproduces_its_measurement() {
         / t("attention b=56 h=12 n=256 d=64 causal=0 impl=flash");
     assert!(nc < 1.1, "{nc}");
 }
+
+fn h200() -> GpuSpec {
+    cascade_arch::preset("h200").unwrap().gpu.unwrap()
+}
+
+/// The loaded round trip interpolates the chains measured by `scripts/gpu/chase_load.cu`:
+/// nothing with one chain per SM or fewer, the measured points exactly, linear between them,
+/// and a load offered in larger loads counts as proportionally more chains.
+#[test]
+fn the_loaded_round_trip_follows_the_measured_chains() {
+    let hw = GpuParams::new(&h200());
+    let at = |k: f64, bytes: f64| hw.loaded_round_trip_s(k, bytes);
+    assert_eq!(at(0.5, 2048.0), 0.0);
+    assert_eq!(at(1.0, 2048.0), 0.0);
+    assert!((at(10.0, 2048.0) - 387.5e-9).abs() < 1e-15);
+    assert!((at(7.0, 2048.0) - 0.5 * (176.3e-9 + 276.9e-9)).abs() < 1e-15);
+    assert!((at(5.0, 4096.0) - at(10.0, 2048.0)).abs() < 1e-15);
+    let mut last = 0.0;
+    for i in 0..=40 {
+        let v = at(f64::from(i) * 0.5, 2048.0);
+        assert!(v >= last, "{i}: {v} < {last}");
+        last = v;
+    }
+    // The H100's HBM is slower: the same chains load it more.
+    let h100 = GpuParams::new(&h100());
+    assert!(h100.loaded_round_trip_s(8.0, 2048.0) > at(8.0, 2048.0));
+}
+
+/// `hw::LOADED_ROUND_TRIP` is the recorded measurement: each `write = 1` row's round trip less
+/// the one-chain row's.
+#[test]
+fn the_loaded_round_trip_is_the_recorded_measurement() {
+    let text = std::fs::read_to_string("reports/crosscheck/h200/chase_load.csv").unwrap();
+    let mut lines = text.lines().filter(|l| !l.starts_with('#'));
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let (k, w, hop) = (col("ctas_per_sm"), col("write"), col("hop_ns_mean"));
+    let rows: Vec<(f64, f64)> = lines
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .filter(|f| f[w] == "1")
+        .map(|f| (f[k].parse().unwrap(), f[hop].parse().unwrap()))
+        .collect();
+    assert_eq!(rows.len(), hw::LOADED_ROUND_TRIP.len());
+    for ((k, ns), (tk, ts)) in rows.iter().zip(hw::LOADED_ROUND_TRIP) {
+        assert_eq!(k, tk);
+        assert!(
+            ((ns - rows[0].1) * 1e-9 - ts).abs() < 0.06e-9,
+            "{k}: {ns} ns"
+        );
+    }
+}
+
+/// Torch's norm kernels hold 16 rows per SM (Nsight Compute: 27 and 32 registers, 128
+/// threads), and their time has no step where a wave of 10 would end (1,320 rows): measured
+/// 9.89 and 10.02 µs at 1,320 and 1,408 rows (RMS norm, 4,096 columns, `norm_occupancy_ncu.csv`).
+/// Their round trips lengthen with the rows resident: many rows take longer per row than one
+/// wave, and a last partial wave runs at the lighter load.
+#[test]
+fn norms_hold_sixteen_rows_per_sm_and_their_round_trips_grow_with_them() {
+    let spec = h200();
+    let hw = GpuParams::new(&spec);
+    for kind in ["rmsnorm", "layernorm"] {
+        let e = |rows: u64| estimate(&op(&format!("{kind} rows={rows} cols=4096")), &spec);
+        let plans = plan::plan_op(
+            &op(&format!("{kind} rows=4096 cols=4096")),
+            &e(4096).mapping,
+            &hw,
+        )
+        .unwrap();
+        assert_eq!(plans[0].occupancy, 16, "{kind}");
+        let rc = plans[0].row_chain.expect("a norm carries its row chain");
+        assert_eq!(
+            rc.extra_s(&hw, 1.0),
+            0.0,
+            "{kind}: a lone row is the measured one"
+        );
+        assert!(rc.extra_s(&hw, 8.0) > 0.0 && rc.extra_s(&hw, 16.0) > rc.extra_s(&hw, 8.0));
+        let (a, b) = (e(1320).seconds, e(1408).seconds);
+        assert!(
+            b / a < 1.06,
+            "{kind}: {a:e} s at 1,320 rows, {b:e} at 1,408"
+        );
+        // A last wave of one row per SM adds less than a full one: it runs at the lone
+        // row's round trips.
+        let (one, two) = (e(132 * 16).seconds, e(2 * 132 * 16).seconds);
+        let sliver = e(132 * 16 + 132).seconds;
+        assert!(
+            sliver - one < 0.8 * (two - one),
+            "{kind}: {one:e}, {sliver:e}, {two:e} s"
+        );
+    }
+    // The second pass re-reads from L2 once the resident rows overflow L1: 16 rows of 8,192
+    // bf16 columns (256 KiB) do not fit beside 16 KiB of reserved shared memory; 16 of 4,096 do.
+    let chain = |cols: u64| {
+        let s = format!("rmsnorm rows=4096 cols={cols}");
+        let e = estimate(&op(&s), &spec);
+        plan::plan_op(&op(&s), &e.mapping, &hw).unwrap()[0]
+            .row_chain
+            .unwrap()
+    };
+    let (wide, narrow) = (chain(8192), chain(4096));
+    assert_eq!(wide.l1_bytes, 240.0 * 1024.0);
+    let fits = |rc: plan::RowChain| plan::RowChain {
+        l1_bytes: f64::INFINITY,
+        ..rc
+    };
+    let more = wide.extra_s(&hw, 16.0) - fits(wide).extra_s(&hw, 16.0);
+    assert!(more > 0.5 * hw.l2_latency_s, "{more:e}");
+    assert_eq!(wide.extra_s(&hw, 15.0), fits(wide).extra_s(&hw, 15.0));
+    assert_eq!(narrow.extra_s(&hw, 16.0), fits(narrow).extra_s(&hw, 16.0));
+}
