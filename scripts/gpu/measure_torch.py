@@ -561,6 +561,36 @@ HELDOUT8 = {
 }
 
 
+# The ninth held-out set: measured once after the norms took their loaded round trips
+# (sim/gpu/plan.rs RowChain), shapes in no earlier set.
+HELDOUT9 = {
+    "gemm_aligned": [(1984, 1984, 1984), (3968, 3968, 3968), (5248, 5248, 5248), (6784, 6784, 6784),
+                     (8064, 8064, 8064), (2688, 14336, 4096), (4096, 8448, 2048), (4352, 9216, 8192),
+                     (10752, 3072, 4096), (3200, 3200, 12288), (11776, 1792, 1024), (896, 4224, 4096),
+                     (544, 8192, 4096), (5888, 6144, 2560)],
+    "gemm_misaligned": [(1213, 1213, 1213), (2711, 2711, 2711), (3463, 4096, 4096), (4096, 3463, 4096),
+                        (4096, 4096, 3463), (2690, 2691, 2692), (5200, 5201, 1300), (3690, 3690, 3690),
+                        (4096, 6166, 4096), (2176, 2178, 6144), (1111, 4343, 2727)],
+    "gemm_skinny": [(1, 13312, 13312), (7, 12288, 4096), (18, 6144, 6144), (30, 28672, 4096),
+                    (120, 8192, 8192), (136, 4096, 4096), (1, 19456, 5120), (15, 4096, 11008),
+                    (36, 4096, 4096), (1, 30720, 4096)],
+    "gemm_dtype": [("fp16", [3968, 5248, 8064]), ("tf32", [3968, 5248]), ("fp32", [1984, 3968]),
+                   ("fp8", [3968, 5248, 8064, 13824])],
+    "bmm": [(76, 1024, 1024, 64), (13, 4096, 4096, 128), (176, 320, 320, 64), (1152, 32, 32, 64),
+            (2, 2304, 14336, 4096), (272, 128, 128, 128), (26, 1792, 1792, 128), (15, 1024, 8192, 128)],
+    "sdpa": [(7, 20, 1024, 128, False), (1, 60, 4096, 128, True), (4, 20, 3072, 128, True),
+             (26, 8, 2048, 64, False), (52, 12, 512, 64, False), (32, 16, 768, 64, True),
+             (34, 12, 384, 64, True), (5, 32, 1280, 128, True)],
+    "sdpa_default": [(3, 32, 2816, 128, True), (1, 48, 8192, 128, True), (40, 16, 512, 64, False),
+                     (2, 32, 7680, 128, False), (1, 28, 16384, 64, True), (12, 32, 704, 128, True)],
+    "decode": [(13, 32, 8, 4096), (60, 32, 8, 1024), (1, 64, 8, 57344), (128, 32, 8, 1536)],
+    "softmax": [(57344, 1024), (26624, 2048), (3840, 6144), (5120, 16384), (2304, 20480), (106496, 640)],
+    "norm": [(53248, 4096), (3328, 8192), (106496, 768), (1280, 4096), (26, 8192)],
+    "silu_mul": [(2816, 14336), (4864, 14336), (26, 14336), (3840, 28672)],
+    "add": [19 << 20, 19 << 23, 19 << 24, 15 << 26],
+    "copy": [15 << 20, 240 << 20, 1920 << 20, 3328 << 20],
+}
+
 def cases_heldout1():
     return held_out_cases(HELDOUT1)
 
@@ -591,6 +621,10 @@ def cases_heldout7():
 
 def cases_heldout8():
     return held_out_cases(HELDOUT8)
+
+
+def cases_heldout9():
+    return held_out_cases(HELDOUT9)
 
 
 def cases_skinnysweep():
@@ -770,7 +804,7 @@ def start_costs(flush, reps):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--set", default="dev", choices=["dev", "heldout1", "heldout2", "heldout3", "heldout4", "heldout5", "heldout6", "heldout7", "heldout8", "rowsweep", "skinnysweep"])
+    ap.add_argument("--set", default="dev", choices=["dev", "heldout1", "heldout2", "heldout3", "heldout4", "heldout5", "heldout6", "heldout7", "heldout8", "heldout9", "rowsweep", "skinnysweep"])
     ap.add_argument("--out", required=True)
     ap.add_argument("--reps", type=int, default=40)
     ap.add_argument("--only", default="")
@@ -817,6 +851,7 @@ def main():
         "heldout6": cases_heldout6,
         "heldout7": cases_heldout7,
         "heldout8": cases_heldout8,
+        "heldout9": cases_heldout9,
         "rowsweep": cases_rowsweep,
         "skinnysweep": cases_skinnysweep,
     }
