@@ -7,7 +7,11 @@ each after the 512 MiB overwrite), three ways: after 5 s idle; in the set's orde
 aligned, misaligned, skinny and fp16 GEMMs (each under the protocol, as the set ran them); after
 10 s idle again. nvidia-smi samples SM clock, power, temperature and the clock-event reasons
 every 100 ms throughout. Output: tf32_order.csv (median per case and when it ran),
-tf32_order_smi.csv (the samples)."""
+tf32_order_smi.csv (the samples).
+
+`--family bmm` asks the same of heldout9's batched GEMMs (`bmm_176x320x320x64` 23.6 us under the
+protocol against a 16.3 us cold, clean kernel): rested, in the set's order after all its GEMMs
+(the four dtypes included), rested again; bmm_order.csv, bmm_order_smi.csv."""
 import argparse
 import csv
 import os
@@ -25,19 +29,21 @@ FIELDS = "timestamp,clocks.sm,power.draw,temperature.gpu,clocks_event_reasons.ac
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
+    ap.add_argument("--family", choices=["tf32", "bmm"], default="tf32")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     flush = torch.empty(mt.FLUSH_BYTES // 4, device=mt.DEV, dtype=torch.float32)
     cases = [c for c in mt.held_out_cases(mt.HELDOUT9)
-             if c[1] in ("gemm_aligned", "gemm_misaligned", "gemm_skinny", "gemm_dtype")]
-    upto = max(i for i, c in enumerate(cases) if "tf32" in c[0])
-    order, tf32 = cases[: upto + 1], [c for c in cases if "tf32" in c[0]]
+             if c[1] in ("gemm_aligned", "gemm_misaligned", "gemm_skinny", "gemm_dtype", "bmm")]
+    mine = (lambda c: "tf32" in c[0]) if a.family == "tf32" else (lambda c: c[1] == "bmm")
+    upto = max(i for i, c in enumerate(cases) if mine(c))
+    order, targets = cases[: upto + 1], [c for c in cases if mine(c)]
     fields = FIELDS
     if subprocess.run(["nvidia-smi", f"--query-gpu={fields}", "--format=csv,noheader"],
                       capture_output=True).returncode != 0:
         fields = fields.rsplit(",", 1)[0]
     smi = subprocess.Popen(["nvidia-smi", f"--query-gpu={fields}", "--format=csv,noheader",
-                            "-lms", "100"], stdout=open(os.path.join(a.out, "tf32_order_smi.csv"), "w"))
+                            "-lms", "100"], stdout=open(os.path.join(a.out, f"{a.family}_order_smi.csv"), "w"))
     rows = []
     t_start = time.time()
 
@@ -53,16 +59,16 @@ def main():
         torch.cuda.empty_cache()
 
     time.sleep(5)
-    for c in tf32:
+    for c in targets:
         run("after_5s_idle", c)
     for c in order:
         run("in_set_order", c)
     time.sleep(10)
-    for c in tf32:
+    for c in targets:
         run("after_10s_idle", c)
     smi.terminate()
     smi.wait()
-    with open(os.path.join(a.out, "tf32_order.csv"), "w", newline="") as f:
+    with open(os.path.join(a.out, f"{a.family}_order.csv"), "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["when", "case", "median_s", "start_s", "end_s", "start_epoch", "end_epoch"])
         w.writerows(rows)
