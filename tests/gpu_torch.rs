@@ -12,8 +12,17 @@ const DIR: &str = "reports/crosscheck/h200";
 /// held-out sets of the model frozen at f038f14, each measured once: heldout9 with the cases back
 /// to back, heldout10 with 2 s idle before each; heldout10's is the accuracy figure).
 const SETS: [&str; 11] = [
-    "dev", "heldout1", "heldout2", "heldout3", "heldout4", "heldout5", "heldout6", "heldout7",
-    "heldout8", "heldout9", "heldout10",
+    "dev",
+    "heldout1",
+    "heldout2",
+    "heldout3",
+    "heldout4",
+    "heldout5",
+    "heldout6",
+    "heldout7",
+    "heldout8",
+    "heldout9",
+    "heldout10",
 ];
 
 fn device() -> String {
@@ -132,8 +141,16 @@ fn the_held_out_sets_are_separate_and_readme_gives_the_last_ones_figure() {
     ];
     let mut last = None;
     for set in [
-        "heldout1", "heldout2", "heldout3", "heldout4", "heldout5", "heldout6", "heldout7",
-        "heldout8", "heldout9", "heldout10",
+        "heldout1",
+        "heldout2",
+        "heldout3",
+        "heldout4",
+        "heldout5",
+        "heldout6",
+        "heldout7",
+        "heldout8",
+        "heldout9",
+        "heldout10",
     ] {
         let (_, rows) = report(set);
         let json = std::fs::read_to_string(format!("{DIR}/{set}_device.json")).unwrap();
