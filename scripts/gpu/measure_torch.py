@@ -592,9 +592,10 @@ HELDOUT9 = {
 }
 
 # The tenth held-out set: the model as frozen for heldout9 (no model change since), measured with
-# a rest before each case (`--rest-s`): after heldout9, its tf32 and small-k batched GEMMs ran
-# 5-27% slower behind the set's other GEMMs than rested (tf32_order.csv, bmm_order.csv), so a
-# case's truth depended on what the set ran before it. Shapes in no earlier set.
+# a rest before each case (`--rest-s`): after heldout9, its tf32 and small-k batched GEMMs ran up
+# to 28% (tf32, in one of two reruns) and 10% (bmm) slower behind the set's other GEMMs than rested
+# (tf32_order.csv, bmm_order.csv), so a case's truth could depend on what the set ran before it.
+# Shapes in no earlier set.
 HELDOUT10 = {
     "gemm_aligned": [(2112, 2112, 2112), (4224, 4224, 4224), (5504, 5504, 5504), (6912, 6912, 6912),
                      (8320, 8320, 8320), (2944, 14336, 4096), (4096, 8704, 2048), (4608, 9216, 8192),

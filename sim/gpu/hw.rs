@@ -279,7 +279,8 @@ impl GpuParams {
     /// of `bytes` (reads plus the stores that go with them) in flight ([`LOADED_ROUND_TRIP`]),
     /// seconds. The chains are mapped onto the measured ones by the HBM load they offer: their
     /// bytes, this GPU's SMs and its copy rate against the H200's. Linear between the measured
-    /// points, 0 below one chain, and beyond sixteen along the last segment.
+    /// points, 0 below one chain, and beyond sixteen along the last segment (an underestimate
+    /// near saturation, where the curve steepens: fp32 rows reach about 21 chains).
     pub fn loaded_round_trip_s(&self, chains: f64, bytes: f64) -> f64 {
         let bw = self.hbm_bw_for(0.5);
         if bw.is_nan() || bw <= 0.0 {

@@ -387,20 +387,24 @@ impl RowChain {
     /// `steps · h` of its chain `steps · (h + c) + fixed` (`h` the loaded round trip, `c` the
     /// rest of an iteration), so the loads in flight per SM are the `x` with
     /// `x = r · steps·h(x) / (steps·(h(x) + c) + fixed)`. The right side lies in `[0, r)`, so a
-    /// root lies in `[0, r]`; it grows with `x` (a longer round trip is a larger share of the
-    /// chain) but more slowly than `x` on the measured curve (slope at most about 0.2 with 16
-    /// rows), so the root is unique; bisection finds it.
+    /// root lies in `[0, r]`, and bisection finds one. The right side grows with `x` (a longer
+    /// round trip is a larger share of the chain): for bf16 rows on the H200 its slope stays
+    /// below about 0.4, so the root is unique; for fp32 rows on a slower HBM it can pass 1, and
+    /// then bisection returns one of several.
     ///
     /// The other rows' arithmetic: their loads queue at HBM together and return together, so
     /// an iteration waits for the `r − 1` others' at the issue slots (`issue_s` each). An
     /// assumption (the bursts are not measured), chosen over the steady interleaving, which
     /// adds almost nothing at the issue load these kernels offer (a third of the slots), because
-    /// layer norm's gap to RMS norm grows under load: 1.6 µs a row alone at 4,096 columns,
-    /// 2.9 µs with 16 rows per SM (its 14 instructions per element against RMS norm's 3).
+    /// layer norm's gap to RMS norm grows under load: about 2 µs a row alone at 4,096 columns
+    /// (`rowsweep.csv`), 2.9 µs with 16 rows per SM (its 14 instructions per element against
+    /// RMS norm's 3). Only the first pass's instructions are counted.
     ///
     /// L2 re-reads: the second pass re-reads the row it has just loaded; the `r` rows an SM
     /// holds fit in L1 when `r · row_bytes ≤ l1_bytes`, else each iteration re-reads from L2
-    /// (one hit's round trip, `l2_latency_s`).
+    /// (one hit's round trip, `l2_latency_s`). (`l1_bytes` leaves only the reserved 1 KB per
+    /// CTA to shared memory; Nsight Compute's limits point to a 32 KB carveout, 224 KiB of L1:
+    /// docs/gpu-h200-notes.md, a known inaccuracy left as frozen for heldout10.)
     pub fn extra_s(&self, hw: &GpuParams, residents: f64) -> f64 {
         let r = residents.max(0.0);
         let others = (r - 1.0).max(0.0) * self.issue_s;
