@@ -140,18 +140,7 @@ fn the_held_out_sets_are_separate_and_readme_gives_the_last_ones_figure() {
             .date,
     ];
     let mut last = None;
-    for set in [
-        "heldout1",
-        "heldout2",
-        "heldout3",
-        "heldout4",
-        "heldout5",
-        "heldout6",
-        "heldout7",
-        "heldout8",
-        "heldout9",
-        "heldout10",
-    ] {
+    for &set in &SETS[1..] {
         let (_, rows) = report(set);
         let json = std::fs::read_to_string(format!("{DIR}/{set}_device.json")).unwrap();
         let dev = Device::from_json(&json).unwrap();
